@@ -1,26 +1,22 @@
-"""Shared pytest fixtures: ``--device`` and ``--dtype`` select where tensors live."""
+"""Fixtures for the pytest-benchmark files: seeded RNGs and the device under test.
+
+Run with ``pytest benchmarks/ --benchmark-only``; set ``CURVEBENCH_BENCH_DEVICE=cuda``
+to benchmark on a GPU (default ``cpu``).
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--device", default="cpu", help="torch device for tensor tests (cpu, cuda, ...)")
-    parser.addoption("--dtype", default="float32", choices=["float32", "float64"], help="dtype for tensor tests")
-
-
 @pytest.fixture
-def device(request: pytest.FixtureRequest) -> torch.device:
-    return torch.device(request.config.getoption("--device"))
-
-
-@pytest.fixture
-def dtype(request: pytest.FixtureRequest) -> torch.dtype:
-    return getattr(torch, request.config.getoption("--dtype"))
+def device() -> torch.device:
+    return torch.device(os.environ.get("CURVEBENCH_BENCH_DEVICE", "cpu"))
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads() -> None:
+def _seed() -> None:
     torch.manual_seed(0)
