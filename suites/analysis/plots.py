@@ -1,0 +1,432 @@
+"""Figures in the article's style: heatmaps, series side by side, radial tuning curves.
+
+Every figure states the model, weights, layer and which statistics its sigma values
+come from, has labelled axes (orientation in degrees, curvature in 1/px), channel
+ids and a colour bar, and is written as a PNG.
+
+Convention:
+    - Heatmaps: x = orientation (degrees, 0..360, counter-clockwise as seen on screen,
+      0 = the curve opens toward +x), y = curvature (1/px), straight line at the top,
+      tightest curve at the bottom; colour = post-ReLU activation in sigma on a fixed
+      0..25 scale (the article's), values <= 0 (not firing) black, cells never
+      measured dark grey. Rows (channels) are ordered by preferred orientation.
+    - Radial plots: angle = orientation (0 = right, counter-clockwise), radius =
+      post-ReLU sigma at each unit's best curvature (values below 0 drawn at 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+
+from .grid import channel_dim, grid, layer_names, select, series_values  # noqa: E402
+from .sigma import to_sigma  # noqa: E402
+from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
+
+COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
+DEFAULT_VMAX = 25.0
+MAX_CHANNELS = 16
+MAX_SERIES = 8
+
+
+def article_cmap() -> matplotlib.colors.Colormap:
+    """Colour map of the heatmaps: turbo-like (blue - green - yellow - red), black below 0, grey for NaN."""
+    cmap = matplotlib.colormaps["turbo"].copy()
+    cmap.set_under("black")
+    cmap.set_bad((0.22, 0.22, 0.22))
+    return cmap
+
+
+def short_layer(layer: str) -> str:
+    """The article's short layer name: ``mixed3b`` -> ``3b``; other names unchanged."""
+    return layer[len("mixed"):] if layer.startswith("mixed") else layer
+
+
+def provenance(ds: xr.Dataset) -> str:
+    """``model, weights`` description from a results file's attributes."""
+    model = ds.attrs.get("model", "unknown model")
+    weights = ds.attrs.get("weights") or ds.attrs.get("weights_file") or ""
+    sha = str(ds.attrs.get("weights_sha256") or "")
+    if weights:
+        w = f"weights {Path(str(weights)).name}" + (f" ({sha[:8]})" if sha else "")
+    elif sha:
+        w = f"weights sha256 {sha[:8]}"
+    else:
+        w = "built-in weights" if model == "groundtruth" else "no weights file (random or built-in)"
+    return f"{model}, {w}"
+
+
+def _stem(ds: xr.Dataset) -> str:
+    for key in ("suite_name", "suite", "name"):
+        value = ds.attrs.get(key)
+        if isinstance(value, str) and value and "\n" not in value and len(value) < 60:
+            return value
+    return "results"
+
+
+def _display(values: np.ndarray) -> np.ma.MaskedArray:
+    """Sigma values as drawn: <= 0 pushed below the colour range (black), NaN masked (grey)."""
+    v = np.array(values, dtype=np.float64)
+    v[np.isfinite(v) & (v <= 0)] = -1.0
+    return np.ma.masked_invalid(v)
+
+
+@dataclass
+class Panel:
+    """One column of a heatmap figure: a sigma grid ``(channel, curvature, orientation)`` and its strip."""
+
+    title: str
+    sigma: xr.DataArray
+    strip: np.ndarray | None = None
+
+
+def order_channels(sigma: xr.DataArray, channels: Sequence[int]) -> list[int]:
+    """Channel ids sorted by preferred orientation (fitted peak at the best curvature of the sigma grid)."""
+    cdim = sigma.dims[0]
+    o = sigma.coords["orientation"].values
+    k = sigma.coords["curvature"].values
+    prefs = []
+    for c in channels:
+        h = np.nan_to_num(sigma.sel({cdim: c}).values, nan=-np.inf)
+        row = h[best_curvature_index(k, h)]
+        p = fitted_peak(o, np.clip(row, 0, None) if np.isfinite(row).any() else row)
+        prefs.append(p if math.isfinite(p) else 1e9)
+    return [c for _, c in sorted(zip(prefs, channels))]
+
+
+def pick_channels(sigma: xr.DataArray, channels: Sequence[int] | None, families: Sequence[int] | None) -> list[int]:
+    """Explicit channels, else the family's channels present, else all (at most the 16 strongest)."""
+    cdim = sigma.dims[0]
+    ids = [int(c) for c in sigma.coords[cdim].values]
+    if channels is not None:
+        bad = [c for c in channels if int(c) not in ids]
+        if bad:
+            raise ValueError(f"channels: {bad} not in the results (available: {ids[:20]}{'...' if len(ids) > 20 else ''})")
+        return [int(c) for c in channels]
+    if families:
+        present = [int(c) for c in families if int(c) in ids]
+        if present:
+            return present
+    if len(ids) <= MAX_CHANNELS:
+        return ids
+    peak = np.nanmax(sigma.values.reshape(len(ids), -1), axis=1)
+    best = np.argsort(-np.nan_to_num(peak, nan=-np.inf))[:MAX_CHANNELS]
+    return [ids[i] for i in sorted(best)]
+
+
+def heatmap_figure(
+    panels: Sequence[Panel],
+    channels: Sequence[int],
+    layer: str,
+    title: str,
+    out_path: str | Path,
+    *,
+    vmax: float = DEFAULT_VMAX,
+    colorbar_label: str = "post-ReLU activation (sigma)",
+) -> Path:
+    """Draw panels side by side (one column each), one row per channel, and save a PNG."""
+    n_rows, n_cols = len(channels), len(panels)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("heatmap figure: nothing to draw (no channels or no panels)")
+    panel_w = 10.0 if n_cols == 1 else max(3.2, 14.0 / n_cols)
+    gap_w, left, right = 0.25, 1.45, 1.15
+    row_h, gap_h = (0.62 if n_cols == 1 else 0.5), 0.07
+    strip_h = 0.0
+    for p in panels:
+        if p.strip is not None:
+            strip_h = max(strip_h, panel_w * p.strip.shape[0] / p.strip.shape[1])
+    top = 0.95 + (0.25 if n_cols > 1 else 0.0)
+    bottom = 0.7
+    fig_w = left + n_cols * panel_w + (n_cols - 1) * gap_w + right
+    fig_h = top + strip_h + (0.08 if strip_h else 0) + n_rows * (row_h + gap_h) + bottom
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=100, facecolor="white")
+    cmap, norm = article_cmap(), Normalize(vmin=0.0, vmax=vmax)
+    im = None
+    cdim = panels[0].sigma.dims[0]
+    short = short_layer(layer)
+    for j, p in enumerate(panels):
+        x0 = left + j * (panel_w + gap_w)
+        o = p.sigma.coords["orientation"].values
+        k = p.sigma.coords["curvature"].values
+        do = (o[-1] - o[0]) / max(o.size - 1, 1) if o.size > 1 else 1.0
+        xext = (o[0] - do / 2, o[-1] + do / 2)
+        y = fig_h - top
+        if p.strip is not None:
+            h = panel_w * p.strip.shape[0] / p.strip.shape[1]
+            ax = fig.add_axes([x0 / fig_w, (y - h) / fig_h, panel_w / fig_w, h / fig_h])
+            ax.imshow(p.strip, extent=(xext[0], xext[1], 0, 1), aspect="auto", interpolation="antialiased")
+            ax.set_axis_off()
+        if n_cols > 1:
+            fig.text((x0 + panel_w / 2) / fig_w, (y + 0.12) / fig_h, p.title, ha="center", va="bottom", fontsize=11)
+        y -= strip_h + (0.08 if strip_h else 0)
+        for i, c in enumerate(channels):
+            yy = y - (i + 1) * row_h - i * gap_h
+            ax = fig.add_axes([x0 / fig_w, yy / fig_h, panel_w / fig_w, row_h / fig_h])
+            data = p.sigma.sel({cdim: c}).values
+            im = ax.imshow(
+                _display(data), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest",
+                extent=(xext[0], xext[1], k.size - 0.5, -0.5),
+            )
+            ax.set_xlim(*xext)
+            ax.set_yticks([0, k.size - 1])
+            if j == 0:
+                ax.set_yticklabels([f"{k[0]:.3g}", f"{k[-1]:.3g}"], fontsize=7)
+                ax.annotate(
+                    f"{short}:{c}", xy=(0, 0.5), xycoords="axes fraction", xytext=(-30, 0),
+                    textcoords="offset points", ha="right", va="center", fontsize=10, fontweight="bold",
+                )
+            else:
+                ax.set_yticklabels([])
+            ticks = np.arange(0, 361, 45 if n_cols == 1 else 90)
+            ax.set_xticks(ticks[(ticks >= xext[0]) & (ticks <= xext[1])])
+            if i == n_rows - 1:
+                ax.set_xticklabels([f"{t:g}°" for t in ax.get_xticks()], fontsize=8)
+                ax.set_xlabel("orientation (degrees)", fontsize=9)
+            else:
+                ax.set_xticklabels([])
+            ax.tick_params(length=2)
+            for s in ax.spines.values():
+                s.set_visible(False)
+    y_mid = (fig_h - top - strip_h - n_rows * (row_h + gap_h) / 2) / fig_h
+    fig.text(0.12 / fig_w, y_mid, "curvature (1/px): straight line at top of each row, tightest at bottom",
+             rotation=90, ha="left", va="center", fontsize=8)
+    bar_h = min(4.0, n_rows * (row_h + gap_h))
+    cax = fig.add_axes([(fig_w - right + 0.3) / fig_w, (fig_h - top - strip_h - 0.08 - bar_h) / fig_h, 0.16 / fig_w, bar_h / fig_h])
+    cb = fig.colorbar(im, cax=cax, extend="both")
+    cb.set_label(colorbar_label, fontsize=9)
+    cb.ax.tick_params(labelsize=8)
+    fig.suptitle(title, x=left / fig_w, y=1 - 0.12 / fig_h, ha="left", va="top", fontsize=10)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100, facecolor="white")
+    plt.close(fig)
+    return out_path
+
+
+def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
+    return f"{provenance(ds)} - {layer} - {what}\nsigma from {statistics}"
+
+
+def _strip(ds: xr.Dataset, o: np.ndarray, k: np.ndarray, fixed: Mapping[str, float] | None = None) -> np.ndarray | None:
+    from .strip import stimulus_strip
+
+    return stimulus_strip(ds, o, k, fixed=fixed)
+
+
+def plot_heatmaps(
+    ds: xr.Dataset,
+    out_dir: str | Path,
+    stats: xr.Dataset | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    channels: Sequence[int] | None = None,
+    families: Mapping[str, Sequence[int]] | None = None,
+    vmax: float = DEFAULT_VMAX,
+    strip: bool = True,
+    name: str | None = None,
+) -> list[Path]:
+    """Orientation x curvature heatmaps of a results dataset, one PNG per layer.
+
+    If the run sweeps a further parameter with at most 8 values (e.g. ``rounding``),
+    a second PNG per layer shows one column per value, side by side (the article's
+    angles-to-curves figure). Parameters swept alongside with more values (e.g. a hue
+    tied to orientation) are averaged within each (orientation, curvature) cell.
+
+    Args:
+        ds: results dataset (or a file opened with ``suites.open_results``).
+        out_dir: folder for the PNGs (created).
+        stats: dataset statistics (``curvebench stats``); ``None`` = the sweep's own,
+            labelled as such in every title.
+        layers: layers to draw (default: every layer in the file).
+        channels: channel ids to draw (default: the layer's curve family if known,
+            else all channels, at most the 16 strongest).
+        families: layer -> channel ids of its family (default: from ``probes`` if the
+            model is known there).
+        vmax: top of the colour scale in sigma (the article uses 25).
+        strip: draw the stimulus strip on top (rendered with ``stimuli.render``).
+
+    Returns:
+        Paths of the PNGs written.
+    """
+    from .families import family_channels
+
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    stem = name or _stem(ds)
+    for layer in layers or layer_names(ds):
+        sig = to_sigma(ds, layer, stats)
+        label = sig.attrs["statistics"]
+        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
+        full = grid(ds, sig)
+        chans = order_channels(full, pick_channels(full, channels, fam))
+        o, k = full.coords["orientation"].values, full.coords["curvature"].values
+        extra = {n: v for n, v in series_values(ds).items() if 1 < v.size <= MAX_SERIES}
+        averaged = sorted(series_values(ds))
+        what = "orientation x curvature" + (f" (averaged over {', '.join(averaged)})" if averaged else "")
+        panel = Panel(layer, full, _strip(ds, o, k) if strip else None)
+        paths.append(heatmap_figure([panel], chans, layer, _title(ds, layer, what, label), out_dir / f"{stem}-{layer}-heatmaps.png", vmax=vmax))
+        for param, values in extra.items():
+            panels = []
+            for v in values:
+                sub = select(ds, **{param: v})
+                sub_sig = grid(sub, to_sigma(sub, layer, stats) if stats is not None else sig.isel(stimulus=_rows(ds, param, v)))
+                panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(sub, o, k, {param: v}) if strip else None))
+            paths.append(
+                heatmap_figure(
+                    panels, chans, layer, _title(ds, layer, f"series over {param}", label),
+                    out_dir / f"{stem}-{layer}-{param}-series.png", vmax=vmax,
+                )
+            )
+    return paths
+
+
+def _rows(ds: xr.Dataset, param: str, value: float) -> np.ndarray:
+    return np.flatnonzero(np.isclose(np.asarray(ds.coords[param].values, dtype=np.float64), value, atol=1e-6))
+
+
+def plot_side_by_side(
+    runs: Sequence[tuple[str, xr.Dataset]],
+    layer: str,
+    out_path: str | Path,
+    stats: xr.Dataset | None = None,
+    *,
+    channels: Sequence[int] | None = None,
+    families: Sequence[int] | None = None,
+    vmax: float = DEFAULT_VMAX,
+    strip: bool = True,
+) -> Path:
+    """Heatmaps of several runs (e.g. curves, fill, colour, angles) as columns of one figure."""
+    if not runs:
+        raise ValueError("side by side: no runs given")
+    panels, labels = [], set()
+    for title, ds in runs:
+        sig = to_sigma(ds, layer, stats)
+        labels.add(sig.attrs["statistics"])
+        g = grid(ds, sig)
+        panels.append(Panel(title, g, _strip(ds, g.coords["orientation"].values, g.coords["curvature"].values) if strip else None))
+    if families is None:
+        from .families import family_channels
+
+        families = family_channels(runs[0][1], layer)
+    chans = order_channels(panels[0].sigma, pick_channels(panels[0].sigma, channels, families))
+    title = _title(runs[0][1], layer, "runs side by side: " + ", ".join(t for t, _ in runs), "; ".join(sorted(labels)))
+    return heatmap_figure(panels, chans, layer, title, out_path, vmax=vmax)
+
+
+def tuning_curves(sig_grid: xr.DataArray, channels: Sequence[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Orientation axis and, per channel, the sigma tuning curve at its best curvature (clipped at 0)."""
+    cdim = sig_grid.dims[0]
+    o = sig_grid.coords["orientation"].values
+    k = sig_grid.coords["curvature"].values
+    curves = {}
+    for c in channels:
+        h = sig_grid.sel({cdim: c}).values
+        curves[int(c)] = np.clip(np.nan_to_num(h[best_curvature_index(k, np.nan_to_num(h, nan=-np.inf))], nan=0.0), 0, None)
+    return o, curves
+
+
+def _polar(ax: plt.Axes, o: np.ndarray, curves: Mapping[int, np.ndarray], short: str, normalise: bool) -> None:
+    ax.set_theta_zero_location("E")
+    ax.set_theta_direction(1)
+    theta = np.deg2rad(np.append(o, o[0] + 360.0))
+    prefs = {c: fitted_peak(o, v) for c, v in curves.items()}
+    cmap = matplotlib.colormaps["hsv"]
+    for c in sorted(curves, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9):
+        v = curves[c]
+        if normalise and v.max() > 0:
+            v = v / v.max()
+        colour = cmap((prefs[c] % 360) / 360.0) if math.isfinite(prefs[c]) else "grey"
+        ax.plot(theta, np.append(v, v[0]), color=colour, lw=1.6, label=f"{short}:{c}")
+        ax.fill(theta, np.append(v, v[0]), color=colour, alpha=0.08)
+    ax.set_xticks(np.deg2rad(np.arange(0, 360, 45)))
+    ax.set_xticklabels([f"{t}°" for t in range(0, 360, 45)], fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+
+
+def plot_radial(
+    ds: xr.Dataset,
+    out_dir: str | Path,
+    stats: xr.Dataset | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    channels: Sequence[int] | None = None,
+    families: Mapping[str, Sequence[int]] | None = None,
+    name: str | None = None,
+) -> list[Path]:
+    """Radial tuning curves (sigma vs orientation on a circle) of each layer's family, one PNG per layer."""
+    from .families import family_channels
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for layer in layers or layer_names(ds):
+        sig = to_sigma(ds, layer, stats)
+        g = grid(ds, sig)
+        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
+        chans = pick_channels(g, channels, fam)
+        o, curves = tuning_curves(g, chans)
+        fig = plt.figure(figsize=(8.5, 6.8), dpi=100)
+        ax = fig.add_axes([0.06, 0.08, 0.62, 0.74], projection="polar")
+        _polar(ax, o, curves, short_layer(layer), normalise=False)
+        ax.set_title("post-ReLU sigma at each unit's best curvature", fontsize=9, pad=18)
+        ax.legend(loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8, title="channel", frameon=False)
+        fig.suptitle(_title(ds, layer, "radial tuning curves", sig.attrs["statistics"]), fontsize=10, x=0.02, ha="left")
+        path = out_dir / f"{name or _stem(ds)}-{layer}-radial.png"
+        fig.savefig(path, facecolor="white")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_layer_comparison(
+    ds: xr.Dataset,
+    out_path: str | Path,
+    stats: xr.Dataset | None = None,
+    *,
+    layers: Sequence[str] = COMPARISON_LAYERS,
+    families: Mapping[str, Sequence[int]] | None = None,
+) -> Path:
+    """Radial tuning curves of conv2d2, mixed3a, mixed3b, mixed4a side by side (those in the file).
+
+    Each unit's curve is normalised to its own peak so that shapes (width, echoes)
+    compare across layers; the mean echo index of the layer's units is in the title.
+    """
+    from .families import family_channels
+
+    present = [layer for layer in layers if layer in layer_names(ds)]
+    if not present:
+        raise ValueError(f"layer comparison: none of the layers {list(layers)} is in the results (it has {layer_names(ds)})")
+    fig = plt.figure(figsize=(4.2 * len(present) + 0.4, 5.6), dpi=100)
+    label = ""
+    for i, layer in enumerate(present):
+        sig = to_sigma(ds, layer, stats)
+        label = sig.attrs["statistics"]
+        g = grid(ds, sig)
+        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
+        chans = pick_channels(g, None, fam)
+        o, curves = tuning_curves(g, chans)
+        echoes = [echo_index(o, v, fitted_peak(o, v)) for v in curves.values()]
+        ax = fig.add_subplot(1, len(present), i + 1, projection="polar")
+        _polar(ax, o, curves, short_layer(layer), normalise=True)
+        ax.set_title(f"{layer} ({len(chans)} units)\nmean echo index {np.nanmean(echoes):.2f}", fontsize=10, pad=14)
+        ax.set_yticklabels([])
+    fig.suptitle(
+        f"{provenance(ds)} - curve families by layer (each unit normalised to its peak)\nsigma from {label}",
+        fontsize=10, x=0.02, ha="left",
+    )
+    fig.subplots_adjust(top=0.74, bottom=0.04, left=0.04, right=0.98, wspace=0.35)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, facecolor="white")
+    plt.close(fig)
+    return out_path
