@@ -1,0 +1,245 @@
+"""``ProbeModel``: a network plus its input transform, tap names and receptive-field geometry.
+
+Everything that turns renderer images into activations goes through
+:meth:`ProbeModel.probe`: it checks the images, applies the model's own input
+transform, runs the network only as deep as the deepest requested tap (hooks live for
+one call), and reads either the probed unit or the full maps.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from probes.geometry import Geometry, InputPlan, ReceptiveField, plan_input, receptive_field
+from probes.taps import run_until
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """Affine map from renderer images in [0, 1] to what the network was trained on.
+
+    ``network_input = images01 * scale + shift``, per RGB channel when ``scale``/``shift``
+    are triples. ``description`` says it in words, e.g. ``"RGB * 255 - 117"``.
+    """
+
+    scale: float | tuple[float, float, float] = 1.0
+    shift: float | tuple[float, float, float] = 0.0
+    description: str = "identity: RGB in [0, 1]"
+
+    def __call__(self, images01: torch.Tensor) -> torch.Tensor:
+        scale = torch.as_tensor(self.scale, dtype=images01.dtype, device=images01.device)
+        shift = torch.as_tensor(self.shift, dtype=images01.dtype, device=images01.device)
+        if scale.ndim:
+            scale = scale.view(1, -1, 1, 1)
+        if shift.ndim:
+            shift = shift.view(1, -1, 1, 1)
+        return images01 * scale + shift
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "shift": self.shift, "description": self.description}
+
+
+def _as_layers(layers: str | Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(layers, str):
+        layers = [s for s in layers.split(",") if s]
+    layers = tuple(dict.fromkeys(layers))
+    if not layers:
+        raise ValueError(f"layers must name at least one layer; allowed: {', '.join(allowed)}")
+    for layer in layers:
+        if not isinstance(layer, str) or layer not in allowed:
+            raise ValueError(f"layers: unknown layer {layer!r}; allowed: {', '.join(allowed)}")
+    return layers
+
+
+def check_images(images: torch.Tensor, check_range: bool = True) -> None:
+    """Raise ``ValueError`` unless ``images`` is a float ``(B, 3, H, W)`` tensor in [0, 1]."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images must be a (B, 3, H, W) float tensor in [0, 1], got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W), got {list(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be a floating-point tensor in [0, 1], got dtype {images.dtype}")
+    if check_range and images.numel():
+        lo, hi = torch.aminmax(images.detach())
+        if not (lo >= -1e-6 and hi <= 1 + 1e-6):  # also catches NaN
+            flat = images.detach().reshape(images.shape[0], -1)
+            bad = ~((flat >= -1e-6) & (flat <= 1 + 1e-6))
+            index = int(bad.any(dim=1).nonzero()[0, 0])
+            raise ValueError(
+                f"images must lie in [0, 1] (renderer output; the model applies its own transform), "
+                f"got values in [{float(lo):.4g}, {float(hi):.4g}] (first bad image index {index})"
+            )
+
+
+class ProbeModel(nn.Module):
+    """A network with named taps, its input transform and its receptive-field geometry.
+
+    Attributes:
+        name: registry id (``"inceptionv1"``, ``"groundtruth"``, ...).
+        layers: tap names, shallow to deep.
+        net: the wrapped ``nn.Module``; ``taps[key]`` is the name of its submodule whose
+            output is tap ``key`` (``"<layer>"`` post-ReLU, ``"<layer>_pre_relu"``).
+        transform: :class:`InputTransform` applied inside :meth:`probe`.
+        geometry: :class:`~probes.geometry.Geometry` or None (then the probed unit is the
+            map's middle element and no receptive-field crop is available).
+        meta: provenance and channel metadata (see ``docs/probes.md``).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        layers: Sequence[str],
+        channels: dict[str, int],
+        transform: InputTransform,
+        geometry: Geometry | None = None,
+        taps: dict[str, str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net.eval()
+        self.name = name
+        self.layers = list(layers)
+        self._channels = dict(channels)
+        self.transform = transform
+        self.geometry = geometry
+        default = {}
+        for layer in self.layers:
+            default[layer] = layer
+            default[f"{layer}_pre_relu"] = f"{layer}_pre_relu"
+        self.taps = {**default, **(taps or {})}
+        self.meta: dict[str, Any] = {
+            "model": name,
+            "weights": None,
+            "weights_sha256": None,
+            "input_transform": transform.as_dict(),
+            "layers": list(self.layers),
+            "channels": dict(self._channels),
+            **(meta or {}),
+        }
+
+    # -- description ----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for t in self.net.parameters():
+            return t.device
+        for t in self.net.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for t in self.net.parameters():
+            return t.dtype
+        for t in self.net.buffers():
+            return t.dtype
+        return torch.float32
+
+    def num_channels(self, layer: str) -> int:
+        """Number of channels of tap ``layer``."""
+        _as_layers([layer], self.layers)
+        return self._channels[layer]
+
+    def receptive_field(self, layer: str, size: int = 224) -> ReceptiveField:
+        """Stride, receptive-field size and unit-0 centre offset of ``layer`` at a ``size`` input (px)."""
+        self._need_geometry("receptive_field")
+        _as_layers([layer], self.layers)
+        return receptive_field(self.geometry, layer, size)  # type: ignore[arg-type]
+
+    def input_plan(self, layers: str | Sequence[str], size: int = 224) -> InputPlan:
+        """Smallest input reproducing the centre units of a ``size`` input (see :func:`probes.geometry.plan_input`)."""
+        self._need_geometry("input_plan")
+        return self._plan(_as_layers(layers, self.layers), size)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - models are few and long-lived
+    def _plan(self, layers: tuple[str, ...], size: int) -> InputPlan:
+        return plan_input(self.geometry, layers, size)  # type: ignore[arg-type]
+
+    def _need_geometry(self, what: str) -> None:
+        if self.geometry is None:
+            raise ValueError(f"{what}: model {self.name!r} has no receptive-field geometry; "
+                             f"probe it with plan=None (reads the middle of each map)")
+
+    # -- probing --------------------------------------------------------------------
+    def forward(self, images01: torch.Tensor) -> torch.Tensor:
+        """The wrapped network on renderer images in [0, 1] (transform applied)."""
+        return self.net(self.transform(images01))
+
+    def probe(
+        self,
+        images01: torch.Tensor,
+        layers: str | Sequence[str],
+        plan: InputPlan | None = None,
+        full_map: bool = False,
+        *,
+        grad: bool = False,
+        pre_relu: bool = True,
+        check_range: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` for images in [0, 1].
+
+        Args:
+            images01: ``(B, 3, H, W)`` RGB in [0, 1] (renderer output); cast to the
+                model's device and dtype.
+            layers: tap names (list or comma-separated string).
+            plan: from :meth:`input_plan`. Images of ``plan.size`` are read at
+                ``plan.units``; images of ``plan.full_size`` are first cropped to the
+                plan (same values, less work). None: each layer is read at the unit
+                whose receptive-field centre is nearest the image centre.
+            full_map: return whole maps ``(B, C, h, w)`` instead of one unit ``(B, C)``.
+            grad: keep the autograd graph (stimulus optimisation); default no_grad.
+            pre_relu: also return ``"<layer>_pre_relu"``.
+            check_range: check that the images lie in [0, 1] (one device sync).
+
+        Returns:
+            ``{"<layer>": post-ReLU, "<layer>_pre_relu": pre-ReLU}`` tensors.
+        """
+        names = _as_layers(layers, self.layers)
+        check_images(images01, check_range)
+        if plan is not None:
+            if not isinstance(plan, InputPlan):
+                raise ValueError(f"plan must be an InputPlan from model.input_plan(...), got {type(plan).__name__}")
+            missing = [layer for layer in names if layer not in plan.units]
+            if missing:
+                raise ValueError(f"plan was made for layers {list(plan.layers)}, not for {missing[0]!r}")
+            h, w = images01.shape[-2:]
+            if (h, w) == (plan.full_size, plan.full_size) and plan.size != plan.full_size:
+                images01 = plan.crop(images01)
+            elif (h, w) != (plan.size, plan.size):
+                raise ValueError(f"images are {h}x{w} px but the plan is for {plan.size}x{plan.size} "
+                                 f"(or the full {plan.full_size}x{plan.full_size}) inputs")
+        x = images01.to(device=self.device, dtype=self.dtype)
+        keys = [k for layer in names for k in ((layer, f"{layer}_pre_relu") if pre_relu else (layer,))]
+        with (nullcontext() if grad else torch.no_grad()):
+            raw = run_until(self.net, self.transform(x), [self.taps[k] for k in keys])
+            maps = {k: raw[self.taps[k]] for k in keys}
+            if full_map:
+                return maps
+            h, w = x.shape[-2:]
+            out = {}
+            for layer in names:
+                row, col = self._unit(layer, h, w, plan, maps[layer].shape[-2:])
+                for k in keys:
+                    if k == layer or k == f"{layer}_pre_relu":
+                        out[k] = maps[k][:, :, row, col]
+            return out
+
+    def _unit(self, layer: str, h: int, w: int, plan: InputPlan | None, map_hw: Sequence[int]) -> tuple[int, int]:
+        if plan is not None:
+            return plan.units[layer]
+        if self.geometry is None:  # no geometry: the map's middle element
+            return map_hw[0] // 2, map_hw[1] // 2
+        rf_y = receptive_field(self.geometry, layer, h)
+        rf_x = receptive_field(self.geometry, layer, w)
+        return rf_y.nearest_unit(h / 2), rf_x.nearest_unit(w / 2)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, layers={self.layers}"
