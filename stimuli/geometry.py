@@ -1,0 +1,191 @@
+"""Per-pixel coverage of the stimulus primitive, in the stimulus' own frame.
+
+All functions are pure tensor code on local coordinates ``(u, v)`` in pixels:
+``v`` points from the path's midpoint toward its centre of curvature (the side the
+curve opens to), ``u`` along the tangent at the midpoint. Per-stimulus parameters are
+tensors shaped ``(B, 1, 1)`` that broadcast against pixel grids ``(B, h, w)``.
+
+The primitive is a *rounded angle*: a circular fillet of curvature ``k / rho`` and
+length ``rho * L`` centred on the midpoint, continued at both ends by straight arms of
+length ``(1 - rho) * L / 2`` along the fillet's end tangents. ``rho = 1`` is the circular
+arc of curvature ``k`` and length ``L`` (the curve; ``k = 0`` a line); ``rho = 0`` is the
+sharp angle whose arms have the directions of the arc's end tangents. Total length
+``L`` and total turning ``k * L`` do not depend on ``rho``.
+
+Coverage is a box-filtered signed distance: ``ramp(d) = clamp(0.5 + d, 0, 1)``, where
+``d`` is the signed distance (px) of the pixel centre inside an edge. Every formula is
+smooth through ``k = 0`` (no ``1 / k``); square roots and ``sin(x) / x`` are evaluated
+with safe branches so that no NaN reaches a gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+_SQRT_EPS = 1e-20  # floor under square roots: keeps the backward pass finite at 0
+
+
+def sinc(x: Tensor) -> Tensor:
+    """``sin(x) / x`` with value 1 and a finite gradient at ``x = 0`` (x in radians)."""
+    return torch.sinc(x / math.pi)
+
+
+def ramp(d: Tensor) -> Tensor:
+    """Box-filter coverage of a pixel whose centre lies ``d`` px inside a straight edge."""
+    return (d + 0.5).clamp_(0.0, 1.0) if not d.requires_grad else (d + 0.5).clamp(0.0, 1.0)
+
+
+@dataclass
+class Shape:
+    """Per-stimulus constants of the primitive, each ``(B, 1, 1)`` (see module docstring).
+
+    ``a`` is half the total turning (rad), ``ex, ey`` the fillet's end point (+ side),
+    ``arm`` the arm length (px), ``rho`` the rounding (floored at 1e-6 where it divides).
+    """
+
+    k: Tensor
+    length: Tensor
+    half_width: Tensor
+    rho: Tensor
+    a: Tensor
+    ca: Tensor
+    sa: Tensor
+    ex: Tensor
+    ey: Tensor
+    arm: Tensor
+    wraps: Tensor  # bool: |a| > pi/2, the path turns by more than a half circle
+    has_arms: bool
+    any_wraps: bool
+
+    @staticmethod
+    def build(k: Tensor, length: Tensor, width: Tensor, rho: Tensor, *, has_arms: bool, any_wraps: bool) -> "Shape":
+        a = 0.5 * k * length
+        half_fillet = 0.5 * rho * length
+        ex = half_fillet * sinc(a)
+        ey = half_fillet * (0.5 * a) * sinc(0.5 * a) ** 2
+        return Shape(
+            k=k,
+            length=length,
+            half_width=0.5 * width,
+            rho=rho.clamp(min=1e-6),
+            a=a,
+            ca=torch.cos(a),
+            sa=torch.sin(a),
+            ex=ex,
+            ey=ey,
+            arm=0.5 * (1.0 - rho) * length,
+            wraps=a.abs() > 0.5 * math.pi,
+            has_arms=has_arms,
+            any_wraps=any_wraps,
+        )
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    return x.clamp(min=_SQRT_EPS).sqrt()
+
+
+def fillet_distance(s: Shape, u: Tensor, v: Tensor) -> Tensor:
+    """Signed distance (px) to the fillet's full circle, positive toward ``+v``.
+
+    ``R - |p - C|`` written without ``1/k``: ``(2 rho v - k r^2) / (rho + |k (p - C)|)``;
+    at ``k = 0`` it is exactly ``v`` (the line).
+    """
+    k, rho = s.k, s.rho
+    num = 2.0 * rho * v - k * (u * u + v * v)
+    den = rho + _safe_sqrt((k * u) ** 2 + (rho - k * v) ** 2)
+    return num / den
+
+
+def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stroke coverage in ``[0, 1]`` plus ``(t, q, dc)`` reused by the fill.
+
+    ``t``: distance beyond the fillet's end line (folded to the ``+u`` side),
+    ``q``: distance toward ``+v`` from that end's tangent line (the arm's axis),
+    ``dc``: :func:`fillet_distance`.
+    """
+    uf = u.abs()
+    du = uf - s.ex
+    dv = v - s.ey
+    t = du * s.ca + dv * s.sa
+    dc = fillet_distance(s, u, v)
+    side = ramp(s.half_width - dc.abs())
+    end = ramp(-t)
+    if s.any_wraps:
+        # Beyond a half circle the end line also passes through the centre: on the far
+        # side of the centre the point is inside the path, not past its end.
+        kv = s.k * v - s.rho
+        gate = s.k * uf * s.sa - kv * s.ca
+        end = torch.where(s.wraps & (gate <= 0), torch.ones_like(end), end)
+        # Near-closed paths: the other end (mirror image) covers the seam too.
+        t_other = t - 2.0 * uf * s.ca
+        gate_other = -s.k * uf * s.sa - kv * s.ca
+        other = ramp(-t_other) * (s.wraps & (gate_other > 0))
+        end = (end + other).clamp(max=1.0)
+    cov = side * end
+    q = dv * s.ca - du * s.sa
+    if s.has_arms:
+        arm = _arm(s, t, q)
+        if s.any_wraps:
+            # Past a half circle the arms cross the symmetry axis: the folded half also
+            # holds the other arm, evaluated at the mirror image (-u, v).
+            other_arm = _arm(s, t - 2.0 * uf * s.ca, q + 2.0 * uf * s.sa)
+            arm = torch.maximum(arm, other_arm * s.wraps)
+        cov = (cov + arm).clamp(max=1.0)
+    return cov, t, q, dc
+
+
+def _arm(s: Shape, t: Tensor, q: Tensor) -> Tensor:
+    along = (ramp(t) + ramp(s.arm - t) - 1.0).clamp(min=0.0)
+    return ramp(s.half_width - q.abs()) * along
+
+
+def fill_coverage(s: Shape, v: Tensor, t: Tensor, q: Tensor, dc: Tensor) -> Tensor:
+    """Coverage of the region between the path and its chord (the circular segment for curves)."""
+    sign = torch.where(s.k < 0, -1.0, 1.0).to(v.dtype)
+    inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc
+    chord = s.ey + s.arm * s.sa
+    # Inclusion-exclusion of two half-plane ramps: exact for a thin sliver (a nearly
+    # straight arc), so a straight line gets no phantom fill.
+    return (ramp(sign * inside) + ramp(sign * (chord - v)) - 1.0).clamp(min=0.0)
+
+
+def path_point(s: Shape, arc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Point ``(pu, pv)`` and tangent angle ``psi`` (rad) at signed arc length ``arc`` from the midpoint."""
+    half = 0.5 * s.length
+    sf = torch.maximum(torch.minimum(arc, s.rho * half), -s.rho * half)
+    psi = s.k * torch.maximum(torch.minimum(arc / s.rho, half), -half)
+    pu = sf * sinc(psi)
+    pv = sf * (0.5 * psi) * sinc(0.5 * psi) ** 2
+    extra = arc - sf
+    return pu + extra * torch.cos(psi), pv + extra * torch.sin(psi), psi
+
+
+def tick_coverage(
+    s: Shape, u: Tensor, v: Tensor, count: Tensor, n_max: int, tick_length: Tensor, side: str
+) -> Tensor:
+    """Coverage of ``count`` ticks, evenly spaced along the path, perpendicular to it.
+
+    Tick ``j`` of ``n`` sits at arc length ``L * ((j + 0.5) / n - 0.5)``. ``side``: ``"in"``
+    (toward the centre of curvature), ``"out"`` or ``"both"``; ``tick_length`` is the
+    length on each drawn side (px). Ticks have the stroke width.
+    """
+    sign = torch.where(s.k < 0, -1.0, 1.0).to(u.dtype)
+    lo = torch.zeros_like(tick_length) if side == "in" else -tick_length
+    hi = torch.zeros_like(tick_length) if side == "out" else tick_length
+    n = count.clamp(min=1).to(u.dtype)
+    total = torch.zeros_like(u)
+    for j in range(n_max):
+        arc = s.length * ((j + 0.5) / n - 0.5)
+        pu, pv, psi = path_point(s, arc)
+        c, sn = torch.cos(psi), torch.sin(psi)
+        du, dv = u - pu, v - pv
+        along_normal = sign * (dv * c - du * sn)
+        across = du * c + dv * sn
+        cov = ramp(s.half_width - across.abs()) * (ramp(along_normal - lo) + ramp(hi - along_normal) - 1.0).clamp(min=0.0)
+        cov = cov * (count > j)
+        total = torch.maximum(total, cov)
+    return total

@@ -1,0 +1,233 @@
+"""``render``: draw batches of curves, lines, angles, fills, colours and combing ticks.
+
+Convention:
+    - Output ``(B, 3, H, W)`` RGB in ``[0, 1]``.
+    - Pixel coordinates ``(x, y)`` in px: ``x`` to the right, ``y`` down, origin at the
+      top-left corner of the image; pixel ``(row i, col j)`` covers ``[j, j+1] x [i, i+1]``,
+      so its centre is ``(j + 0.5, i + 0.5)``.
+    - Angles in degrees, counter-clockwise as seen on screen (0 = +x, 90 = up = -y).
+    - ``orientation`` is the direction from the path's midpoint toward its centre of
+      curvature, i.e. the side the curve opens to. A curve at orientation 0 looks like
+      ``(``; at 90 like a ``U``. Lines at theta and theta + 180 are the same image.
+    - Curvature in 1/px (0 = straight line); negative curvature opens toward
+      ``orientation + 180`` (so curvature can be optimised through 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from . import _params as P
+from .geometry import Shape, fill_coverage, stroke_and_frame, tick_coverage
+
+#: Default arc length (px at 224 px input). mixed3b's receptive field is ~91 px wide;
+#: 64 px (0.7 of it) keeps every orientation and curvature, up to a full circle of
+#: radius 10 px, inside the field with margin, like the article's stimulus strips.
+DEFAULT_LENGTH: float = 64.0
+#: Default stroke width (px): thin but well resolved at 224 px input.
+DEFAULT_WIDTH: float = 3.0
+#: Default tick length for combing (px, on each drawn side of the path).
+DEFAULT_TICK_LENGTH: float = 6.0
+#: Largest total turning ``|curvature| * length`` (rad): a full circle.
+MAX_TURN: float = 2.0 * math.pi
+#: Kinds :func:`render` draws.
+KINDS: tuple[str, ...] = ("line", "curve", "angle")
+#: Allowed values of ``tick_side``.
+TICK_SIDES: tuple[str, ...] = ("in", "out", "both")
+
+
+def max_curvature(length: float | Tensor = DEFAULT_LENGTH) -> float | Tensor:
+    """Largest allowed ``|curvature|`` (1/px) for arc ``length`` (px): ``2 pi / length``, a full circle."""
+    return MAX_TURN / length
+
+
+def render(
+    kind: str = "curve",
+    *,
+    orientation: P.ParamLike = 0.0,
+    curvature: P.ParamLike = 0.0,
+    length: P.ParamLike = DEFAULT_LENGTH,
+    width: P.ParamLike = DEFAULT_WIDTH,
+    position: P.ParamLike | None = None,
+    rounding: P.ParamLike | None = None,
+    fill: P.ParamLike = 0.0,
+    fg: P.ParamLike = (0.0, 0.0, 0.0),
+    bg: P.ParamLike = (1.0, 1.0, 1.0),
+    ticks: P.ParamLike = 0,
+    tick_length: P.ParamLike = DEFAULT_TICK_LENGTH,
+    tick_side: str = "both",
+    size: int | Sequence[int] = 224,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Render a batch of stimuli, differentiable in every continuous parameter.
+
+    One primitive covers every kind: a path of total length ``length`` turning by
+    ``curvature * length``, whose middle fraction ``rounding`` is a circular fillet and
+    the rest two straight arms (see :mod:`stimuli.geometry`). ``rounding = 1`` is the
+    circular arc (the curve), ``rounding = 0`` the sharp angle whose arms run along the
+    arc's end tangents, each ``length / 2`` long. The path's midpoint sits on ``position``.
+
+    Args:
+        kind: ``"curve"`` (rounding defaults to 1), ``"angle"`` (rounding defaults to 0)
+            or ``"line"`` (curvature must be 0).
+        orientation: degrees, counter-clockwise on screen, toward the side the path
+            opens to (0 = opens to +x, 90 = opens up).
+        curvature: 1/px, ``|curvature| <= 2 pi / length`` (a full circle); negative opens
+            toward ``orientation + 180``.
+        length: arc length in px, ``>= 0``.
+        width: stroke width in px, ``0 <= width <= min(H, W)`` (0: fill only).
+        position: ``(x, y)`` px of the path's midpoint, or ``(B, 2)``; default the image
+            centre ``(W / 2, H / 2)``. Pass the probed unit's receptive-field centre.
+        rounding: ``[0, 1]``; the fillet has radius ``rounding / curvature``.
+        fill: ``[0, 1]``, opacity of the region between the path and its chord.
+        fg, bg: RGB in ``[0, 1]``, shape ``(3,)`` or ``(B, 3)``.
+        ticks: number of combing ticks (int ``>= 0``), evenly spaced along the path.
+        tick_length: px on each drawn side, ``>= 0``.
+        tick_side: ``"in"`` (toward the centre of curvature), ``"out"`` or ``"both"``.
+        size: ``H = W = size`` or ``(H, W)``.
+        device: default: the device of the first tensor argument, else CPU.
+        dtype: output dtype. Geometry runs in float32 (float64 if ``dtype`` is float64).
+
+    Every numeric parameter is a Python number or a tensor broadcasting to ``(B,)``.
+
+    Returns:
+        ``(B, 3, H, W)`` tensor in ``[0, 1]``.
+
+    Raises:
+        ValueError: unknown kind or tick side, non-finite values, values out of range,
+            shapes that do not broadcast; the message names parameter, value, index
+            and the allowed range.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
+    if tick_side not in TICK_SIDES:
+        raise ValueError(f"tick_side = {tick_side!r} is unknown: allowed {', '.join(map(repr, TICK_SIDES))}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype = {dtype!r} is not allowed: use a floating dtype (float16, bfloat16, float32, float64)")
+    H, W = P.image_size(size)
+    if rounding is None:
+        rounding = 0.0 if kind == "angle" else 1.0
+    raw = dict(
+        orientation=orientation, curvature=curvature, length=length, width=width, rounding=rounding,
+        fill=fill, ticks=ticks, tick_length=tick_length,
+    )
+    dev = P.infer_device([*raw.values(), position, fg, bg], device)
+    gdt = torch.float64 if dtype == torch.float64 else torch.float32
+    vals = {k: P.as_tensor(k, v, None, dtype=gdt, device=dev) for k, v in raw.items()}
+    pos = (
+        torch.tensor([W / 2.0, H / 2.0], dtype=gdt, device=dev)
+        if position is None
+        else P.as_tensor("position", position, 2, dtype=gdt, device=dev)
+    )
+    fg_t = P.as_tensor("fg", fg, 3, dtype=gdt, device=dev)
+    bg_t = P.as_tensor("bg", bg, 3, dtype=gdt, device=dev)
+    shapes = {k: tuple(v.shape) for k, v in vals.items()}
+    shapes.update(position=tuple(pos.shape[:-1]), fg=tuple(fg_t.shape[:-1]), bg=tuple(bg_t.shape[:-1]))
+    B = P.batch_size(shapes)
+
+    for k, v in vals.items():
+        P.check_finite(k, v)
+    for k, v in (("position", pos), ("fg", fg_t), ("bg", bg_t)):
+        P.check_finite(k, v)
+    P.check_range("length", vals["length"], 0.0, math.inf, "length >= 0 px", " px")
+    P.check_range("width", vals["width"], 0.0, float(min(H, W)), f"0 <= width <= {min(H, W)} px (the image size)", " px")
+    P.check_range("rounding", vals["rounding"], 0.0, 1.0, "0 <= rounding <= 1")
+    P.check_range("fill", vals["fill"], 0.0, 1.0, "0 <= fill <= 1")
+    P.check_range("tick_length", vals["tick_length"], 0.0, math.inf, "tick_length >= 0 px", " px")
+    P.check_range("ticks", vals["ticks"], 0.0, math.inf, "ticks >= 0 (an integer count)")
+    if bool((vals["ticks"] != vals["ticks"].round()).any()):
+        P.check_range("ticks", vals["ticks"], math.inf, -math.inf, "ticks >= 0 (an integer count)")
+    P.check_range("fg", fg_t, 0.0, 1.0, "RGB components in [0, 1]")
+    P.check_range("bg", bg_t, 0.0, 1.0, "RGB components in [0, 1]")
+    if kind == "line":
+        P.check_range("curvature", vals["curvature"], 0.0, 0.0, "0 for kind='line' (use kind='curve')", " 1/px")
+    P.check_curvature(vals["curvature"], vals["length"], MAX_TURN)
+
+    return _draw(B, H, W, vals, pos, fg_t, bg_t, tick_side, dtype)
+
+
+def _draw(
+    B: int, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, tick_side: str, dtype: torch.dtype
+) -> Tensor:
+    dev, gdt = pos.device, pos.dtype
+    p = {k: v.expand(B) for k, v in vals.items()}
+    pos = pos.expand(B, 2)
+    fg = fg.expand(B, 3)
+    bg = bg.expand(B, 3)
+
+    # Batch-wide facts needed on the host (one transfer): window size and which parts exist.
+    ticks_on = p["ticks"] > 0
+    reach = 0.5 * p["length"] + 0.5 * p["width"] + torch.where(ticks_on, p["tick_length"], 0.0)
+    a = (0.5 * p["curvature"] * p["length"]).abs()
+    stats = torch.stack([
+        reach.max(), p["ticks"].max(), (p["rounding"] < 1).any().to(gdt),
+        (a > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
+    ]).tolist()
+    reach_max, n_ticks, has_arms, any_wraps, any_fill = stats
+    side = math.ceil(2.0 * reach_max + 3.0)
+    sh, sw = min(side, H), min(side, W)
+
+    # Window of sh x sw pixels per stimulus, containing every pixel the stimulus touches.
+    with torch.no_grad():
+        x0 = torch.floor(pos[:, 0] - 0.5 * side).clamp_(0, W - sw).long()
+        y0 = torch.floor(pos[:, 1] - 0.5 * side).clamp_(0, H - sh).long()
+    cols = x0[:, None] + torch.arange(sw, device=dev)  # (B, sw)
+    rows = y0[:, None] + torch.arange(sh, device=dev)  # (B, sh)
+    dx = cols.to(gdt) + 0.5 - pos[:, 0:1]
+    dy = rows.to(gdt) + 0.5 - pos[:, 1:2]
+
+    theta = torch.deg2rad(p["orientation"])
+    nx, ny = torch.cos(theta), -torch.sin(theta)  # unit vector toward the centre of curvature
+    # u along the tangent (nx, ny) rotated by -90 deg on screen; v toward the centre.
+    u = (dx * -ny[:, None])[:, None, :] + (dy * nx[:, None])[:, :, None]
+    v = (dx * nx[:, None])[:, None, :] + (dy * ny[:, None])[:, :, None]
+
+    def col(x: Tensor) -> Tensor:
+        return x[:, None, None]
+
+    shape = Shape.build(
+        col(p["curvature"]), col(p["length"]), col(p["width"]), col(p["rounding"]),
+        has_arms=bool(has_arms), any_wraps=bool(any_wraps),
+    )
+    cov, t, q, dc = stroke_and_frame(shape, u, v)
+    if n_ticks > 0:
+        cov = torch.maximum(
+            cov, tick_coverage(shape, u, v, col(p["ticks"]), int(n_ticks), col(p["tick_length"]), tick_side)
+        )
+    if any_fill:
+        cov = torch.maximum(cov, col(p["fill"]) * fill_coverage(shape, v, t, q, dc))
+
+    window = bg[:, None, None, :] + cov[..., None] * (fg - bg)[:, None, None, :]  # (B, sh, sw, 3)
+    out = torch.empty((B, 3, H, W), device=dev, dtype=dtype)
+    out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
+    b_idx = torch.arange(B, device=dev)[:, None, None]
+    out[b_idx, :, rows[:, :, None], cols[:, None, :]] = window.to(dtype)
+    return out
+
+
+class Renderer(nn.Module):
+    """``nn.Module`` wrapper of :func:`render` with fixed defaults.
+
+    Keyword arguments given at construction become defaults; ``forward(**params)``
+    overrides them and returns ``render(**merged)``. It has no learnable parameters;
+    optimise stimulus parameters by passing tensors with ``requires_grad=True``.
+    """
+
+    def __init__(self, kind: str = "curve", **defaults: object) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
+        self.kind = kind
+        self.defaults = dict(defaults)
+
+    def forward(self, **params: object) -> Tensor:
+        merged = {**self.defaults, **params}
+        return render(self.kind, **merged)  # type: ignore[arg-type]
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}" + "".join(f", {k}={v!r}" for k, v in self.defaults.items())
