@@ -1,0 +1,111 @@
+"""Open results files and reshape grid sweeps.
+
+Plain ``xarray.open_dataset(path)`` opens any curvebench results file. Two helpers
+add what plain xarray cannot know:
+
+* :func:`open_results` trims to the rows the writer has *committed*
+  (``rows_completed``), so a file that is still being written, or was killed, reads
+  as exactly its finished batches;
+* :func:`unstack_grid` turns the flat ``stimulus`` dimension of a grid sweep into one
+  dimension per swept parameter, in the suite's order: e.g. ``mixed3b`` with dims
+  ``(stimulus, mixed3b_channel)`` becomes ``(orientation, curvature, mixed3b_channel)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["open_results", "unstack_grid", "grid_axes"]
+
+
+def open_results(path: str | os.PathLike) -> xr.Dataset:
+    """Open a results (or probe) file lazily, keeping only committed rows.
+
+    Works while the file is being written (HDF5 file locking is disabled for the
+    read; the writer flushes a batch before it advances the counter).
+
+    Returns:
+        ``xr.Dataset`` with dims ``(stimulus, <layer>_channel)`` (``image`` for probe
+        files); ``ds.attrs["rows_completed"] == ds.sizes["stimulus"]``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf", driver_kwds={"locking": False})
+    except OSError as exc:
+        raise ValueError(f"cannot open {path} as a results file: {exc}") from None
+    if "rows_completed" not in ds.attrs:
+        ds.close()
+        raise ValueError(f"{path} is not a curvebench results file (no rows_completed attribute)")
+    rd = str(ds.attrs.get("row_dim", "stimulus"))
+    n = int(ds.attrs["rows_completed"])
+    if rd in ds.sizes and ds.sizes[rd] != n:
+        ds = ds.isel({rd: slice(0, n)})
+    return ds
+
+
+def grid_axes(ds: xr.Dataset) -> list[tuple[str, np.ndarray]]:
+    """The grid's ``(name, values)`` axes stored in a results file's attributes."""
+    if "grid_axes" not in ds.attrs:
+        raise ValueError("dataset has no grid_axes attribute: not a grid sweep written by curvebench run")
+    names = str(ds.attrs["grid_axes"]).split()
+    return [(n, np.asarray(ds.attrs[f"grid_axis_{n}"], dtype=np.float64).reshape(-1)) for n in names]
+
+
+def unstack_grid(ds: xr.Dataset) -> xr.Dataset:
+    """Reshape a grid sweep from ``stimulus`` rows to one dimension per swept parameter.
+
+    Row ``i`` is grid point ``numpy.unravel_index(i, shape)`` (first axis slowest).
+    Rows not yet written (a running, interrupted or ``--limit`` run) are NaN.
+    Variables without the ``stimulus`` dimension (summaries) are kept as they are.
+
+    Returns:
+        ``xr.Dataset`` whose row variables have dims ``(*grid axes, <other dims>)``,
+        e.g. ``(orientation, curvature, mixed3b_channel)``, with the axis values as
+        coordinates.
+
+    Raises:
+        ValueError: not a grid sweep, or the stored coordinates disagree with the grid.
+    """
+    rd = str(ds.attrs.get("row_dim", "stimulus"))
+    axes = grid_axes(ds)
+    shape = tuple(len(v) for _, v in axes)
+    total = math.prod(shape)
+    n = ds.sizes.get(rd, 0)
+    if n > total:
+        raise ValueError(f"dataset has {n} rows but the grid {shape} has only {total} points")
+    names = [a for a, _ in axes]
+    # The stored per-row coordinates must be the grid's; a mismatch means a foreign file.
+    if n:
+        index = np.unravel_index(np.arange(n), shape)
+        for (name, values), idx in zip(axes, index):
+            if name in ds.coords and not np.allclose(ds[name].values, values[idx], equal_nan=True):
+                raise ValueError(f"coordinate {name!r} does not follow the grid order stored in the attributes")
+    out_vars = {}
+    for name, var in ds.data_vars.items():
+        if rd not in var.dims:
+            out_vars[name] = var
+            continue
+        if var.dims[0] != rd:
+            var = var.transpose(rd, ...)
+        rest = var.dims[1:]
+        values = np.asarray(var.values)
+        if n < total:
+            dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
+            full = np.full((total, *values.shape[1:]), np.nan, dtype=dtype)
+            full[:n] = values
+            values = full
+        out_vars[name] = xr.Variable(tuple(names) + rest, values.reshape(shape + values.shape[1:]), var.attrs)
+    coords = {a: (a, v) for a, v in axes}
+    for c, cv in ds.coords.items():
+        if rd not in cv.dims:
+            coords[c] = cv
+    attrs = dict(ds.attrs)
+    attrs["rows_present"] = n
+    return xr.Dataset(out_vars, coords=coords, attrs=attrs)

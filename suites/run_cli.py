@@ -1,0 +1,213 @@
+"""``curvebench run | suites | demo | probe`` and ``curvebench bench run``.
+
+Heavy imports happen inside the handlers so that ``curvebench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _layers(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    layers = [s.strip() for s in text.split(",") if s.strip()]
+    if not layers:
+        raise ValueError(f"--layers must list layer names separated by commas, got {text!r}")
+    return layers
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
+# ----------------------------------------------------------------------------- run
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from suites.runner import run_suite
+
+    if args.suite is None and args.resume is None:
+        raise ValueError("run: name a SUITE (see `curvebench suites`) or give --resume FILE")
+    if args.resume is not None and args.out is not None:
+        raise ValueError("run: --resume continues FILE in place; do not combine it with --out")
+    if args.resume is not None and any(v is not None for v in (args.batch_size, args.storage, args.layers, args.limit)) or (
+        args.resume is not None and args.quick
+    ):
+        raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
+                         "--layers, --limit or --quick")
+    run_suite(
+        args.suite, out=args.out, resume=args.resume, model=args.model, weights=args.weights, device=args.device,
+        batch_size=args.batch_size, storage=args.storage, layers=_layers(args.layers), limit=args.limit,
+        quick=args.quick, progress=False if args.no_progress else None,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- suites
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from suites.builtin import builtin_names
+    from suites.spec import load_suite
+
+    rows = []
+    for name in builtin_names():
+        s = load_suite(name)
+        rows.append({
+            "name": name, "description": s.description, "kind": s.kind, "stimuli": s.num_stimuli,
+            "axes": {n: len(v) for n, v in s.axes}, "model": s.model,
+            "layers": list(s.layers) or f"family {s.family}",
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        axes = " x ".join(f"{n} {k}" for n, k in r["axes"].items())
+        print(f"{r['name']:<{width}}  {r['description']}  [{axes} = {r['stimuli']:,} stimuli]")
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from suites.results import open_results
+    from suites.runner import run_suite
+
+    res = run_suite("demo", out=args.out, device=args.device, progress=False if args.no_progress else None)
+    figures: list[Path] = []
+    try:
+        from suites.analysis.plots import plot_heatmaps
+    except ImportError:
+        plot_heatmaps = None
+    if plot_heatmaps is None:
+        print("heatmaps skipped: suites.analysis.plots.plot_heatmaps is not available in this installation",
+              file=sys.stderr)
+    else:
+        out_dir = res.path.with_suffix("")
+        with open_results(res.path) as ds:
+            figures = plot_heatmaps(ds, out_dir)
+        for p in figures:
+            print(f"figure: {p}")
+    print("next:")
+    print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
+    print("  curvebench weights download        # InceptionV1 (inception5h.pth), or use --weights PATH")
+    print("  curvebench run curves --model inceptionv1 --weights PATH/inception5h.pth")
+    return 0
+
+
+# ----------------------------------------------------------------------------- probe
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from suites.probe_images import probe_images
+
+    res = probe_images(
+        args.model, _layers(args.layers) or [], args.images, args.out, weights=args.weights, device=args.device,
+        full_map=args.full_map, size=args.size, batch_size=args.batch_size,
+        progress=False if args.no_progress else None,
+    )
+    print(res)
+    return 0
+
+
+# ----------------------------------------------------------------------------- bench run
+
+def _cmd_bench_run(args: argparse.Namespace) -> int:
+    from suites.bench import bench_run
+
+    report = bench_run(
+        model=args.model, weights=args.weights, layers=_layers(args.layers) or ["mixed3b"], stimuli=args.stimuli,
+        batch_size=args.batch_size, device=args.device, repeats=args.repeats,
+        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
+    )
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    print(text)
+    return 0
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``run``, ``suites``, ``demo``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
+    p = commands.add_parser(
+        "run", help="run a sweep suite into an xarray-readable HDF5 results file",
+        description="Render, probe and write a suite's stimuli (streaming, resumable). "
+                    "SUITE is a built-in name (`curvebench suites`) or a TOML file.",
+    )
+    p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
+    p.add_argument("--model", help="model id (default: the suite's), e.g. inceptionv1, groundtruth")
+    p.add_argument("--weights", help="weights file (e.g. inception5h.pth)")
+    p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1 (default: the suite's)")
+    p.add_argument("--out", help="results file (default results/<suite>-<model>-<UTC time>.h5); never overwritten")
+    p.add_argument("--resume", metavar="FILE", help="continue an interrupted results file")
+    p.add_argument("--limit", type=_positive, help="only the first N stimuli of the grid (smoke runs)")
+    p.add_argument("--quick", action="store_true", help="thin every swept axis to at most 12 values")
+    p.add_argument("--batch-size", type=_positive, help="stimuli per batch (default: the suite's)")
+    p.add_argument("--storage", choices=["float32", "float16"], help="on-disk dtype of activations")
+    p.add_argument("--layers", help="comma-separated layers, overriding the suite's")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.set_defaults(func=_cmd_suites)
+
+    p = commands.add_parser(
+        "demo", help="offline main job: a small curves sweep on the ground-truth model, with heatmaps",
+        description="Runs the built-in `demo` suite (curves on the ground-truth model, about a minute on a "
+                    "laptop CPU), writes results/demo-groundtruth-<time>.h5 and its heatmaps.",
+    )
+    p.add_argument("--out", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
+    p.add_argument("--device", help="torch device (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+    p = commands.add_parser(
+        "probe", help="activations of arbitrary images (folder or .npy) into an HDF5 file",
+        description="Probe images at the unit nearest the image centre (or full maps) and write "
+                    "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
+    )
+    p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
+    p.add_argument("--weights", help="weights file")
+    p.add_argument("--layers", required=True, help="comma-separated layer names")
+    p.add_argument("--images", required=True, help="folder of images (png/jpg/...) or a .npy array")
+    p.add_argument("--out", required=True, help="output .h5 file (never overwritten)")
+    p.add_argument("--full-map", action="store_true", help="store whole maps (image, channel, y, x)")
+    p.add_argument("--size", type=_positive, default=224,
+                   help="folder images: shorter side resized to SIZE then centre-cropped (default 224)")
+    p.add_argument("--batch-size", type=_positive, default=16, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_probe)
+
+    p = bench_commands.add_parser(
+        "run", help="end-to-end sweep throughput vs probe-only; optional flat-memory sweep",
+        description="Measures stimuli/s of a full sweep (render + probe + write) against probe-only "
+                    "stimuli/s on the same pre-rendered stimuli, in one process; pipeline_efficiency = "
+                    "end-to-end / probe-only. --memory-sweep N also runs an N-stimulus sweep on the "
+                    "ground-truth model and reports peak RSS growth from 10%% to 100%%.",
+    )
+    p.add_argument("--json", help="write the report to this JSON file")
+    p.add_argument("--model", default="inceptionv1", help="model (default inceptionv1, random weights)")
+    p.add_argument("--weights", help="weights file (default: random weights, seed 0)")
+    p.add_argument("--layers", default="mixed3b", help="layers to probe (default mixed3b)")
+    p.add_argument("--stimuli", type=_positive, default=1024, help="stimuli per measurement (default 1024)")
+    p.add_argument("--batch-size", type=_positive, default=64, help="batch size (default 64)")
+    p.add_argument("--repeats", type=_positive, default=3, help="alternating repeats; medians reported (default 3)")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--memory-sweep", type=_positive, metavar="N",
+                   help="also run an N-stimulus ground-truth sweep and measure peak RSS growth")
+    p.add_argument("--memory-batch-size", type=_positive, default=1024, help="batch size of the memory sweep")
+    p.set_defaults(func=_cmd_bench_run)

@@ -1,0 +1,562 @@
+"""Run a suite: stream the grid through the renderer and the probes into a results file.
+
+Pipeline (``docs/results.md``)::
+
+    grid batch (host, float64) -> stimuli.render (device) -> model.probe (device)
+        -> bounded queue -> writer thread: device->host copy, HDF5 append + flush,
+           running summaries, progress bar
+
+The main thread renders and probes batch ``i + 1`` while the writer thread stores batch
+``i``; the queue holds at most ``queue_depth`` batches, so memory stays flat however
+long the sweep. The stimulus is drawn at ``plan.position`` on a ``plan.size`` input
+(the probes' receptive-field crop), and every layer is read at ``plan.units``.
+
+Determinism: row ``i`` is always the same stimulus and batches are aligned to
+multiples of the batch size from row 0, so the same suite, seed and batch size give
+the same values, also across a resume (on CPU; GPU kernels may differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from suites.grid import Grid
+from suites.render_args import render_kwargs
+from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
+from suites.summary import RunningSummary, summary_names
+from suites.writer import Layout, ResultsWriter, Variable, utc_now
+
+__all__ = ["run_suite", "resolve_readout", "Readout", "RunResult", "prepare_suite", "default_out_path"]
+
+
+# ----------------------------------------------------------------------------- readout
+
+@dataclass(frozen=True)
+class Readout:
+    """What to read from the model: layers, channel ids per layer, pre/post variables."""
+
+    layers: tuple[str, ...]
+    channels: dict[str, np.ndarray]
+    variables: tuple[tuple[str, str, bool], ...]  # (variable name, layer, is_pre_relu)
+    family: str | None = None
+
+    def channel_dim(self, layer: str) -> str:
+        return f"{layer}_channel"
+
+
+def _error(suite: Suite, msg: str) -> SuiteError:
+    return SuiteError(f"{suite.path}: {msg}")
+
+
+def _model_families(model: Any) -> dict[str, list[int]]:
+    """``{layer: channel ids}`` of every curve family the probes know for ``model``."""
+    import probes
+
+    fams = getattr(probes, "families", {})
+    return {f.layer: [int(c) for c in f.channels] for f in fams.values() if f.model == model.name}
+
+
+def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> dict[str, list[int]]:
+    """Channels of a family per layer.
+
+    ``name`` is a family kind (``"curves"``: the model's curve families, in every layer
+    that has one) or, for one ``layer``, a name the probes accept for that layer's
+    family (the layer itself or an alias such as ``"3b"``).
+    """
+    import probes
+
+    found = _model_families(model)
+    if name in FAMILY_KINDS:
+        if not found:
+            raise _error(suite, f"model {model.name!r} has no {name!r} family (the probes know families for: "
+                                f"{', '.join(sorted({f.model for f in probes.families.values()}))})")
+        if layer is None:
+            return found
+        if layer not in found:
+            raise _error(suite, f"[model].channels: model {model.name!r} has no {name!r} family channels in "
+                                f"layer {layer!r}; it has them in {', '.join(found)}")
+        return {layer: found[layer]}
+    if layer is None:
+        raise _error(suite, f"[model].family: family {name!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
+    try:
+        fam = probes.get_family(model.name, name)
+    except ValueError as exc:
+        raise _error(suite, f"[model].channels: family {name!r} does not exist for layer {layer!r} "
+                            f"({exc}); use 'all', 'curves' or a list of channel ids") from None
+    if fam.layer != layer:
+        raise _error(suite, f"[model].channels: family {name!r} belongs to layer {fam.layer!r}, not {layer!r}")
+    return {layer: [int(c) for c in fam.channels]}
+
+
+def resolve_readout(suite: Suite, model: Any) -> Readout:
+    """Check the suite's layers, channels and family against ``model``; raise ``SuiteError`` naming the key."""
+    layers = list(suite.layers)
+    per_layer: dict[str, list[int] | None] = {}
+    if suite.family:
+        fam = _family_channels(suite, model, suite.family, None)
+        if not layers:
+            layers = [l for l in model.layers if l in fam]
+        for layer in layers:
+            if layer not in fam:
+                raise _error(suite, f"[model].layers: layer {layer!r} has no {suite.family!r} family channels "
+                                    f"in model {model.name!r}; family layers: {', '.join(fam)}")
+            per_layer[layer] = fam[layer]
+    for layer in layers:
+        if layer not in model.layers:
+            raise _error(suite, f"[model].layers: unknown layer {layer!r} for model {model.name!r}; "
+                                f"allowed: {', '.join(model.layers)}")
+    if not layers:
+        raise _error(suite, f"[model]: no layers to probe (family {suite.family!r} covers none of {model.layers})")
+    spec = suite.channels
+    if isinstance(spec, dict):
+        for layer in spec:
+            if layer not in layers:
+                raise _error(suite, f"[model].channels.{layer}: {layer!r} is not among the probed layers "
+                                    f"({', '.join(layers)})")
+    channels: dict[str, np.ndarray] = {}
+    for layer in layers:
+        width = model.num_channels(layer)
+        s = spec.get(layer) if isinstance(spec, dict) else spec
+        key = f"[model].channels.{layer}" if isinstance(spec, dict) else "[model].channels"
+        if s is None:  # not given: the family's channels with [model].family, else every channel
+            ids = list(per_layer[layer]) if layer in per_layer else list(range(width))
+        elif s == "all":
+            ids = list(range(width))
+        elif isinstance(s, str):
+            ids = _family_channels(suite, model, s, layer)[layer]
+        else:
+            ids = list(s)
+        for i, c in enumerate(ids):
+            if not 0 <= int(c) < width:
+                raise _error(suite, f"{key}[{i}]: channel {c} is beyond layer {layer!r} of model {model.name!r} "
+                                    f"({width} channels: ids 0..{width - 1})")
+        channels[layer] = np.asarray(ids, dtype=np.int64)
+    variables = []
+    for layer in layers:
+        if suite.readout in ("both", "post_relu"):
+            variables.append((layer, layer, False))
+        if suite.readout in ("both", "pre_relu"):
+            variables.append((f"{layer}_pre_relu", layer, True))
+    return Readout(tuple(layers), channels, tuple(variables), suite.family)
+
+
+# ----------------------------------------------------------------------------- setup helpers
+
+def prepare_suite(
+    suite: Suite | str | Path,
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    storage: str | None = None,
+    layers: list[str] | None = None,
+    quick: bool = False,
+) -> Suite:
+    """Load (by name, path or object) and apply command-line overrides."""
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    if quick:
+        s = s.quick()
+    return s.with_overrides(model=model, weights=weights, device=device, batch_size=batch_size,
+                            storage=storage, layers=layers)
+
+
+def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
+    """``results/<suite>-<model>-<UTC time>.h5``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Path(root) / f"{suite.name}-{suite.model}-{stamp}.h5"
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device: {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but CUDA is not available here; use --device cpu")
+    return dev
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import h5py
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        cb = version("curvebench")
+    except PackageNotFoundError:  # pragma: no cover
+        cb = "unknown"
+    return {
+        "curvebench_version": cb,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__,
+        "hdf5_version": h5py.version.hdf5_version,
+        "python_version": platform.python_version(),
+    }
+
+
+def load_probe_model(suite: Suite, device: torch.device) -> Any:
+    """Seed torch with the suite's seed (random weights are then reproducible) and load the model."""
+    import probes
+
+    if suite.weights not in (None, "random") and not Path(suite.weights).is_file():
+        raise FileNotFoundError(f"weights file not found: {suite.weights}")
+    torch.manual_seed(suite.seed)
+    return probes.load_model(suite.model, weights=suite.weights, device=device)
+
+
+def _weights_sha(model: Any, suite: Suite) -> str:
+    sha = (getattr(model, "meta", {}) or {}).get("weights_sha256")
+    if sha:
+        return str(sha)
+    if suite.weights and suite.weights != "random":
+        return _sha256(suite.weights)
+    return ""
+
+
+# ----------------------------------------------------------------------------- writer thread
+
+class _WriterThread(threading.Thread):
+    """Consumes ``(start, coords, data)`` items: host copy, append, summaries, progress."""
+
+    def __init__(self, writer: ResultsWriter, depth: int, summaries: dict[str, RunningSummary] | None,
+                 keep_rows: bool, on_rows: Callable[[int], None]) -> None:
+        super().__init__(name="curvebench-writer", daemon=True)
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.summaries = summaries
+        self.keep_rows = keep_rows
+        self.on_rows = on_rows
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # drain without writing after a failure
+            try:
+                start, coords, data = item
+                host = {k: v.cpu().numpy() for k, v in data.items()}
+                statics = None
+                if self.summaries is not None:
+                    statics = {}
+                    for name, s in self.summaries.items():
+                        s.update(host[name], start)
+                        statics.update(s.arrays(name))
+                if self.keep_rows:
+                    self.writer.append(coords, host, statics)
+                else:
+                    self.writer.append({}, {}, statics, rows=len(next(iter(host.values()))))
+                self.on_rows(len(next(iter(host.values()))))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                self.error = exc
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if not self.is_alive():
+                    raise RuntimeError("writer thread stopped unexpectedly") from self.error
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+# ----------------------------------------------------------------------------- run
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run_suite`: file, rows written now and in total, timing."""
+
+    path: Path
+    rows: int
+    rows_total: int
+    seconds: float
+    complete: bool
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary_line(self) -> str:
+        state = "complete" if self.complete else f"incomplete ({self.rows_total} rows committed)"
+        return (f"{self.rows} stimuli in {self.seconds:.1f} s ({self.rate:,.0f} stimuli/s), {state} -> {self.path}")
+
+
+def _options(suite: Suite, limit: int | None, quick: bool) -> dict[str, Any]:
+    return {"model": suite.model, "weights": suite.weights, "device": suite.device, "batch_size": suite.batch_size,
+            "storage": suite.storage, "layers": list(suite.layers), "limit": limit, "quick": quick}
+
+
+def _suite_from_file(attrs: Mapping[str, Any]) -> tuple[Suite, dict[str, Any]]:
+    text = str(attrs["suite"])
+    opts = json.loads(str(attrs["run_options"]))
+    base = parse_suite(text, path=str(attrs.get("suite_path", "<results file>")))
+    s = prepare_suite(base, model=opts["model"], weights=opts["weights"], device=opts["device"],
+                      batch_size=opts["batch_size"], storage=opts["storage"], layers=opts["layers"] or None,
+                      quick=opts["quick"])
+    return s, opts
+
+
+def run_suite(
+    suite: Suite | str | Path | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    storage: str | None = None,
+    layers: list[str] | None = None,
+    limit: int | None = None,
+    quick: bool = False,
+    progress: bool | None = None,
+    queue_depth: int = 3,
+    log: Callable[[str], None] | None = print,
+    stop_after_batches: int | None = None,
+) -> RunResult:
+    """Run a suite (or continue one) and return the :class:`RunResult`.
+
+    Args:
+        suite: built-in name, TOML path or :class:`Suite`; optional with ``resume``
+            (then, if given, it must be the suite stored in the file).
+        out: results file; default ``results/<suite>-<model>-<UTC time>.h5``. Never overwritten.
+        resume: continue this interrupted file (its stored suite, model, weights and options).
+            ``model``/``weights`` given with ``resume`` must match the file.
+        model, weights, device, batch_size, storage, layers: override the suite's values.
+        limit: stop after the first ``limit`` stimuli of the grid (smoke runs).
+        quick: thin every axis to at most 12 values (:meth:`Suite.quick`).
+        progress: tqdm bar (None: only on a terminal).
+        queue_depth: batches in flight between the probe loop and the writer thread.
+        log: where to print the summary line (None: silent).
+        stop_after_batches: testing aid: stop (as if interrupted) after this many batches.
+
+    Raises:
+        SuiteError / ValueError: invalid suite or overrides, before any work.
+        ResultsLockedError: another process writes the file.
+        ResultsWriteError: disk full / I/O error; committed rows stay readable.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of stimuli, got {limit}")
+    if resume is not None:
+        import h5py
+
+        rpath = Path(resume)
+        if not rpath.is_file():
+            raise FileNotFoundError(f"cannot resume: results file {rpath} not found")
+        with h5py.File(rpath, "r", locking=False) as f:
+            attrs = dict(f.attrs)
+        if "run_options" not in attrs or "suite" not in attrs:
+            raise ValueError(f"cannot resume {rpath}: not a results file written by `curvebench run`")
+        s, opts = _suite_from_file(attrs)
+        if suite is not None:
+            given = suite if isinstance(suite, Suite) else load_suite(suite)
+            if given.source.strip() != s.source.strip():
+                raise ValueError(f"cannot resume {rpath}: it was written by a different suite "
+                                 f"({attrs.get('suite_name')!r} from {attrs.get('suite_path')}); "
+                                 f"resume without naming a suite, or start a new run")
+        if model is not None and model != s.model:
+            raise ValueError(f"cannot resume {rpath}: it was written with model {s.model!r}, not {model!r}")
+        if weights is not None:
+            sha = _sha256(weights) if Path(weights).is_file() else None
+            if sha is None:
+                raise FileNotFoundError(f"weights file not found: {weights}")
+            if sha != str(attrs.get("weights_sha256", "")):
+                raise ValueError(f"cannot resume {rpath}: weights {weights} (sha256 {sha[:12]}...) differ from the "
+                                 f"file's weights (sha256 {str(attrs.get('weights_sha256', ''))[:12] or 'none'}...)")
+            s = s.with_overrides(weights=weights)
+        if device is not None:
+            s = s.with_overrides(device=device)
+        limit, quick = opts["limit"], opts["quick"]
+        path = rpath
+    else:
+        if suite is None:
+            raise ValueError("run_suite needs a suite (name, path or Suite) unless resume is given")
+        s = prepare_suite(suite, model=model, weights=weights, device=device, batch_size=batch_size,
+                          storage=storage, layers=layers, quick=quick)
+        path = Path(out) if out is not None else default_out_path(s)
+        if out is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    import stimuli
+
+    dev = _resolve_device(s.device)
+    compute_dtype = getattr(torch, s.dtype)
+    net = load_probe_model(s, dev)
+    if s.dtype != "float32":
+        net = net.to(dtype=compute_dtype)
+    readout = resolve_readout(s, net)
+    plan = net.input_plan(list(readout.layers), size=s.size) if getattr(net, "geometry", None) is not None else None
+    size = plan.size if plan is not None else s.size
+    position = plan.position if plan is not None else (s.size / 2, s.size / 2)
+    grid = Grid(s.axes)
+    stop = grid.size if limit is None else min(limit, grid.size)
+    weights_sha = _weights_sha(net, s)
+
+    store_dtype = "float16" if s.storage == "float16" else "float32"
+    keep_rows = s.summary.keep_rows
+    dims: dict[str, np.ndarray] = {readout.channel_dim(l): readout.channels[l] for l in readout.layers}
+    variables = []
+    statics = []
+    if s.summary.enabled:
+        dims["rank"] = np.arange(s.summary.top_k, dtype=np.int64)
+    for name, layer, pre in readout.variables:
+        cdim = readout.channel_dim(layer)
+        vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
+                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
+        if keep_rows:
+            variables.append(Variable(name, ("stimulus", cdim), store_dtype, vattrs))
+        if s.summary.enabled:
+            n = summary_names(name)
+            statics += [Variable(n["mean"], (cdim,), "float64"), Variable(n["std"], (cdim,), "float64"),
+                        Variable(n["max"], (cdim,), "float64"), Variable(n["m2"], (cdim,), "float64"),
+                        Variable(n["top_value"], ("rank", cdim), "float64"),
+                        Variable(n["top_stimulus"], ("rank", cdim), "int64")]
+    coords = {name: "float64" for name in grid.names} if keep_rows else {}
+    layout = Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size)
+
+    if resume is not None:
+        writer = ResultsWriter.open_resume(path)
+        wa = writer.attrs
+        if str(wa.get("model")) != s.model or str(wa.get("weights_sha256", "")) != weights_sha:
+            writer.close()
+            raise ValueError(f"cannot resume {path}: model/weights now resolve to {s.model!r} "
+                             f"(sha256 {weights_sha[:12] or 'none'}), the file has {wa.get('model')!r} "
+                             f"(sha256 {str(wa.get('weights_sha256', ''))[:12] or 'none'})")
+    else:
+        attrs = {
+            "title": f"curvebench {s.name} sweep on {s.model}",
+            "suite_name": s.name, "suite": s.source, "suite_path": s.path, "description": s.description,
+            "kind": s.kind, "run_options": json.dumps(_options(s, limit, quick)),
+            "fixed": json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in s.fixed.items()}),
+            "model": s.model, "weights": s.weights or "", "weights_sha256": weights_sha,
+            "layers": " ".join(readout.layers), "readout": s.readout, "family": readout.family or "",
+            "device": str(dev), "dtype": s.dtype, "storage_dtype": store_dtype, "seed": s.seed,
+            "batch_size": s.batch_size, "created": utc_now(), "rows_total": stop,
+            "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
+            "input_size": size, "stimulus_position_xy": np.asarray(position, dtype=np.float64),
+            "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
+            "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
+                                   "keep_rows": keep_rows}),
+            "host": platform.node(), "command": " ".join(sys.argv),
+            **_versions(),
+        }
+        for name, values in grid.axes:
+            attrs[f"grid_axis_{name}"] = values
+        writer = ResultsWriter.create(path, layout, attrs)
+
+    summaries = None
+    if s.summary.enabled:
+        summaries = {}
+        for name, layer, _ in readout.variables:
+            c = len(readout.channels[layer])
+            if writer.rows_completed:
+                stored = {k: writer.read_static(k) for k in summary_names(name).values()}
+                summaries[name] = RunningSummary.restore(name, stored, writer.rows_completed, s.summary.top_k)
+            else:
+                summaries[name] = RunningSummary(c, s.summary.top_k)
+
+    start_row = writer.rows_completed
+    bar = None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=stop, initial=start_row, unit="stim", unit_scale=True, dynamic_ncols=True,
+               desc=s.name, disable=(None if progress is None else not progress), smoothing=0.1)
+    lock = threading.Lock()
+
+    def on_rows(n: int) -> None:
+        with lock:
+            bar.update(n)
+
+    wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
+    index = {l: torch.as_tensor(readout.channels[l], device=dev) for l in readout.layers}
+    full = {l: len(readout.channels[l]) == net.num_channels(l) and
+            np.array_equal(readout.channels[l], np.arange(net.num_channels(l))) for l in readout.layers}
+    want_pre = any(pre for _, _, pre in readout.variables)
+    out_dtype = torch.float16 if store_dtype == "float16" else torch.float32
+    t0 = time.perf_counter()
+    interrupted = False
+    batches = 0
+    wt.start()
+    try:
+        with torch.inference_mode():
+            for batch in grid.batches(s.batch_size, start=start_row, stop=stop):
+                n = len(batch)
+                kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
+                images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype, **kw)
+                if images.shape[0] != n:  # all parameters fixed except a broadcast: expand to the batch
+                    images = images.expand(n, *images.shape[1:])
+                acts = net.probe(images, list(readout.layers), plan=plan, pre_relu=want_pre,
+                                 check_range=dev.type == "cpu")
+                data = {}
+                for name, layer, pre in readout.variables:
+                    a = acts[f"{layer}_pre_relu" if pre else layer]
+                    a = a if full[layer] else a.index_select(1, index[layer])
+                    data[name] = a.to(dtype=out_dtype, copy=True)
+                wt.put((batch.start, batch.params if keep_rows else {}, data))
+                batches += 1
+                if stop_after_batches is not None and batches >= stop_after_batches:
+                    interrupted = True
+                    break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            wt.close()
+        finally:
+            seconds = time.perf_counter() - t0
+            bar.close()
+    rows_now = writer.rows_completed - start_row
+    complete = writer.rows_completed >= stop and not interrupted
+    try:
+        if complete:
+            writer.finish(seconds=seconds + float(writer.attrs.get("seconds", 0.0)))
+        else:
+            writer.attrs["seconds"] = seconds + float(writer.attrs.get("seconds", 0.0))
+        final_attrs = dict(writer.attrs)
+    finally:
+        writer.close()
+    result = RunResult(path, rows_now, int(final_attrs["rows_completed"]), seconds, complete, final_attrs)
+    if log is not None:
+        log(result.summary_line())
+        if not complete:
+            log(f"continue with: curvebench run --resume {path}")
+    if interrupted and stop_after_batches is None:
+        raise KeyboardInterrupt
+    return result
+

@@ -1,0 +1,476 @@
+"""Suite files: parse and validate a sweep written in TOML into a :class:`Suite`.
+
+A suite names a stimulus kind, the swept parameters (a Cartesian grid, first axis
+slowest), fixed parameters, the model and what to read from it, and run settings.
+This module only parses and validates text; it imports neither torch nor the
+probes, so ``curvebench suites`` stays fast. Checks that need the model (layer
+names, channel ids within a layer's width, family names) are done by
+:func:`suites.runner.resolve_readout` before any stimulus is rendered.
+
+File format (every key optional unless marked)::
+
+    name = "curves"                      # required, used in the default file name
+    description = "one line"             # shown by `curvebench suites`
+    kind = "curve"                       # required: line | curve | angle
+
+    [sweep]                              # required, at least one axis; order = grid order
+    orientation = { start = 0, stop = 360, step = 0.5 }   # step: stop excluded
+    curvature = { start = 0, stop = 0.08, num = 100 }     # num: linspace, stop included
+    rounding = [0.0, 0.25, 0.5, 1.0]                      # explicit list
+
+    [fixed]                              # parameters held constant
+    length = 64
+    width = 3
+    fg = [0, 0, 0]                       # RGB in [0, 1]
+    bg = "complement"                    # or an RGB triple; complement = 1 - fg
+
+    [model]
+    name = "inceptionv1"                 # overridable with --model
+    weights = ""                         # path; "" = registry default / random
+    layers = ["mixed3b"]
+    channels = "all"                     # "all" | family name | [ids] | {layer = ...};
+                                         # default: the family's channels with `family`, else all
+    family = ""                          # e.g. "curves": layers default to the family's layers
+    readout = "both"                     # both | pre_relu | post_relu
+
+    [run]
+    batch_size = 256
+    device = "auto"                      # auto = cuda if available else cpu
+    dtype = "float32"                    # compute dtype
+    storage = "float32"                  # float32 | float16 on disk
+    seed = 0                             # torch seed (e.g. random weights)
+    size = 224                           # nominal input size given to the probes' plan
+
+    [summary]                            # optional running summaries
+    enabled = false
+    top_k = 16
+    keep_rows = true                     # false = summaries only (huge sweeps)
+
+Convention:
+    Angles (``orientation``, ``*_hue``) are degrees; ``curvature`` is 1/px;
+    ``length``, ``width``, ``tick_length`` are px; colours are RGB in [0, 1], or HSV
+    with hue in degrees and saturation/value in [0, 1] (``fg_hue``, ``bg_value``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Suite",
+    "SuiteError",
+    "Summary",
+    "KINDS",
+    "SWEEPABLE",
+    "load_suite",
+    "parse_suite",
+]
+
+KINDS: tuple[str, ...] = ("line", "curve", "angle")
+
+# Parameters passed to stimuli.render as numbers or (B,) tensors.
+RENDER_NUMERIC: tuple[str, ...] = (
+    "orientation", "curvature", "length", "width", "rounding", "fill", "ticks", "tick_length",
+)
+COLOUR_HSV: tuple[str, ...] = tuple(f"{s}_{c}" for s in ("fg", "bg") for c in ("hue", "saturation", "value"))
+COLOUR_RGB: tuple[str, ...] = tuple(f"{s}_{c}" for s in ("fg", "bg") for c in ("r", "g", "b"))
+SWEEPABLE: tuple[str, ...] = RENDER_NUMERIC + COLOUR_HSV + COLOUR_RGB
+FIXED_ONLY: tuple[str, ...] = ("fg", "bg", "tick_side")
+
+_TOP_KEYS = ("name", "description", "kind", "sweep", "fixed", "model", "run", "summary")
+_MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout")
+_RUN_KEYS = ("batch_size", "device", "dtype", "storage", "seed", "size")
+_SUMMARY_KEYS = ("enabled", "top_k", "keep_rows")
+_READOUTS = ("both", "pre_relu", "post_relu")
+_DTYPES = ("float32", "float64", "float16", "bfloat16")
+_STORAGE = ("float32", "float16")
+_UNIT_RANGE = ("rounding", "fill") + tuple(k for k in COLOUR_HSV + COLOUR_RGB if not k.endswith("_hue"))
+_POSITIVE = ("length",)
+_NON_NEGATIVE = ("width", "tick_length")
+MAX_AXIS_VALUES = 10_000_000
+_DEFAULT_LENGTH = 64.0  # stimuli.DEFAULT_LENGTH (checked by tests/test_suite_spec.py)
+_MAX_TURN = 2 * math.pi  # stimuli.MAX_TURN: curvature * length <= a full circle
+#: Family kinds a suite may name in [model].family ("curves" = the model's curve families).
+FAMILY_KINDS: tuple[str, ...] = ("curves",)
+
+
+class SuiteError(ValueError):
+    """A suite file (or an override) is invalid; the message names file, key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Running-summary options: per-channel mean/std/max and the ``top_k`` best stimuli."""
+
+    enabled: bool = False
+    top_k: int = 16
+    keep_rows: bool = True
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated sweep.
+
+    Attributes:
+        name, description, kind: identity and stimulus kind.
+        axes: ordered ``(parameter, values)`` pairs, float64 1-D arrays; the grid is
+            their Cartesian product with the first axis slowest (C order).
+        fixed: constant render parameters (numbers, RGB tuples, ``"complement"``, strings).
+        model, weights, layers, channels, family, readout: what to probe. ``channels`` is
+            ``"all"``, a family name, a list of ids, or a per-layer dict of those; None
+            (not given) means the family's channels when ``family`` is set, else all.
+        batch_size, device, dtype, storage, seed, size: run settings.
+        summary: running-summary options.
+        source: the TOML text (stored in the results file for provenance/resume).
+        path: where it was loaded from (``"<string>"`` for text).
+    """
+
+    name: str
+    kind: str
+    axes: tuple[tuple[str, np.ndarray], ...]
+    description: str = ""
+    fixed: dict[str, Any] = field(default_factory=dict)
+    model: str = "groundtruth"
+    weights: str | None = None
+    layers: tuple[str, ...] = ()
+    channels: Any = None
+    family: str | None = None
+    readout: str = "both"
+    batch_size: int = 256
+    device: str = "auto"
+    dtype: str = "float32"
+    storage: str = "float32"
+    seed: int = 0
+    size: int = 224
+    summary: Summary = field(default_factory=Summary)
+    source: str = ""
+    path: str = "<string>"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape, one entry per swept axis."""
+        return tuple(len(v) for _, v in self.axes)
+
+    @property
+    def num_stimuli(self) -> int:
+        """Number of stimuli in the full grid."""
+        return int(math.prod(self.shape))
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.axes)
+
+    def quick(self, max_values: int = 12) -> Suite:
+        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values."""
+        axes = []
+        for n, v in self.axes:
+            if len(v) > max_values:
+                idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
+                v = v[idx]
+            axes.append((n, v))
+        return replace(self, axes=tuple(axes))
+
+    def with_overrides(self, **kw: Any) -> Suite:
+        """Copy with some fields replaced (``None`` values are ignored); validates them."""
+        kw = {k: v for k, v in kw.items() if v is not None}
+        where = f"{self.path} (command-line override)"
+        if "batch_size" in kw:
+            _check_int(kw["batch_size"], where, "batch_size", minimum=1)
+        if "storage" in kw:
+            _check_choice(kw["storage"], where, "storage", _STORAGE)
+        if "dtype" in kw:
+            _check_choice(kw["dtype"], where, "dtype", _DTYPES)
+        if "readout" in kw:
+            _check_choice(kw["readout"], where, "readout", _READOUTS)
+        if "layers" in kw:
+            kw["layers"] = tuple(kw["layers"])
+        return replace(self, **kw)
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load a suite by built-in name (``"curves"``) or by TOML file path.
+
+    Raises:
+        FileNotFoundError: neither a built-in name nor an existing file.
+        SuiteError: the file is invalid (message names the file and the key).
+    """
+    from suites.builtin import builtin_path, builtin_names
+
+    p = Path(name_or_path)
+    if p.suffix != ".toml" and not p.exists():
+        if str(name_or_path) in builtin_names():
+            p = builtin_path(str(name_or_path))
+        else:
+            raise FileNotFoundError(
+                f"no suite named {str(name_or_path)!r}: not a built-in suite "
+                f"({', '.join(builtin_names())}) and no such file"
+            )
+    if not p.is_file():
+        raise FileNotFoundError(f"suite file not found: {p}")
+    return parse_suite(p.read_text(encoding="utf-8"), path=str(p))
+
+
+def parse_suite(text: str, path: str = "<string>") -> Suite:
+    """Parse and validate TOML text into a :class:`Suite` (see the module docstring)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    _check_keys(doc, _TOP_KEYS, path, "")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SuiteError(f"{path}: key 'name' is required and must be a non-empty string, got {name!r}")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise SuiteError(f"{path}: key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(f"{path}: key 'description' must be a string, got {description!r}")
+
+    sweep = _table(doc, "sweep", path, required=True)
+    if not sweep:
+        raise SuiteError(f"{path}: [sweep] must name at least one parameter; allowed: {', '.join(SWEEPABLE)}")
+    axes = []
+    for key, spec in sweep.items():
+        if key not in SWEEPABLE:
+            raise SuiteError(f"{path}: unknown key [sweep].{key}; allowed: {', '.join(SWEEPABLE)}")
+        values = _axis_values(spec, path, f"[sweep].{key}")
+        _check_param_values(key, values, path, f"[sweep].{key}")
+        axes.append((key, values))
+
+    fixed = {}
+    for key, value in _table(doc, "fixed", path).items():
+        where = f"[fixed].{key}"
+        if key in sweep:
+            raise SuiteError(f"{path}: {where} is also swept in [sweep]; give it in one place only")
+        if key in ("fg", "bg"):
+            fixed[key] = _colour(value, path, where, allow_complement=key == "bg")
+        elif key == "tick_side":
+            _check_choice(value, f"{path}", where, ("in", "out", "both"))
+            fixed[key] = value
+        elif key in SWEEPABLE:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SuiteError(f"{path}: {where} must be a number, got {value!r}")
+            _check_param_values(key, np.array([float(value)]), path, where)
+            fixed[key] = float(value) if key != "ticks" else int(value)
+        else:
+            raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(SWEEPABLE + FIXED_ONLY)}")
+    _check_colour_modes({**fixed, **{k: None for k in sweep}}, path)
+    _check_geometry(kind, dict(axes), fixed, path)
+
+    model = _table(doc, "model", path)
+    _check_keys(model, _MODEL_KEYS, path, "model")
+    model_name = model.get("name", "groundtruth")
+    if not isinstance(model_name, str) or not model_name:
+        raise SuiteError(f"{path}: [model].name must be a non-empty string, got {model_name!r}")
+    weights = model.get("weights", "") or None
+    if weights is not None and not isinstance(weights, str):
+        raise SuiteError(f"{path}: [model].weights must be a path string, got {weights!r}")
+    layers = model.get("layers", [])
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
+        raise SuiteError(f"{path}: [model].layers must be a list of layer names, got {layers!r}")
+    family = model.get("family", "") or None
+    if family is not None and family not in FAMILY_KINDS:
+        raise SuiteError(f"{path}: [model].family: family {family!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
+    if not layers and family is None:
+        raise SuiteError(f"{path}: [model].layers is required (a list of layer names) unless [model].family is given")
+    channels = model.get("channels")
+    if channels is not None:
+        channels = _channels(channels, path, "[model].channels")
+    readout = model.get("readout", "both")
+    _check_choice(readout, path, "[model].readout", _READOUTS)
+
+    run = _table(doc, "run", path)
+    _check_keys(run, _RUN_KEYS, path, "run")
+    batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
+    device = run.get("device", "auto")
+    if not isinstance(device, str) or not device:
+        raise SuiteError(f"{path}: [run].device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    dtype = run.get("dtype", "float32")
+    _check_choice(dtype, path, "[run].dtype", _DTYPES)
+    storage = run.get("storage", "float32")
+    _check_choice(storage, path, "[run].storage", _STORAGE)
+    seed = _check_int(run.get("seed", 0), path, "[run].seed", minimum=0)
+    size = _check_int(run.get("size", 224), path, "[run].size", minimum=8)
+
+    summ = _table(doc, "summary", path)
+    _check_keys(summ, _SUMMARY_KEYS, path, "summary")
+    summary = Summary(
+        enabled=_check_bool(summ.get("enabled", False), path, "[summary].enabled"),
+        top_k=_check_int(summ.get("top_k", 16), path, "[summary].top_k", minimum=1),
+        keep_rows=_check_bool(summ.get("keep_rows", True), path, "[summary].keep_rows"),
+    )
+    if not summary.keep_rows and not summary.enabled:
+        raise SuiteError(f"{path}: [summary].keep_rows = false needs [summary].enabled = true (nothing would be stored)")
+
+    suite = Suite(
+        name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
+        model=model_name, weights=weights, layers=tuple(layers), channels=channels, family=family,
+        readout=readout, batch_size=batch_size, device=device, dtype=dtype, storage=storage, seed=seed,
+        size=size, summary=summary, source=text, path=path,
+    )
+    if suite.num_stimuli > 10**12:
+        raise SuiteError(f"{path}: the grid has {suite.num_stimuli} stimuli; at most 10**12 are allowed")
+    return suite
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _table(doc: dict, key: str, path: str, required: bool = False) -> dict:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise SuiteError(f"{path}: table [{key}] is required")
+        return {}
+    if not isinstance(value, dict):
+        raise SuiteError(f"{path}: [{key}] must be a table, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], path: str, section: str) -> None:
+    for key in table:
+        if key not in allowed:
+            where = f"[{section}].{key}" if section else f"'{key}'"
+            raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(allowed)}")
+
+
+def _check_choice(value: Any, path: str, where: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SuiteError(f"{path}: {where} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _check_int(value: Any, path: str, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SuiteError(f"{path}: {where} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_bool(value: Any, path: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SuiteError(f"{path}: {where} must be true or false, got {value!r}")
+    return value
+
+
+def _number(value: Any, path: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SuiteError(f"{path}: {where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _axis_values(spec: Any, path: str, where: str) -> np.ndarray:
+    """A sweep axis: a list of numbers, or a range table {start, stop, num[, endpoint]} / {start, stop, step}."""
+    if isinstance(spec, list):
+        if not spec:
+            raise SuiteError(f"{path}: {where} is an empty list; give at least one value")
+        return np.array([_number(v, path, f"{where}[{i}]") for i, v in enumerate(spec)], dtype=np.float64)
+    if not isinstance(spec, dict):
+        raise SuiteError(
+            f"{path}: {where} must be a list of numbers or a range table "
+            f"{{start, stop, num}} / {{start, stop, step}}, got {spec!r}"
+        )
+    allowed = ("start", "stop", "num", "step", "endpoint")
+    _check_keys(spec, allowed, path, where.strip("[]").replace("].", "."))
+    for req in ("start", "stop"):
+        if req not in spec:
+            raise SuiteError(f"{path}: {where} range needs '{req}' (allowed keys: {', '.join(allowed)})")
+    start, stop = _number(spec["start"], path, f"{where}.start"), _number(spec["stop"], path, f"{where}.stop")
+    if ("num" in spec) == ("step" in spec):
+        raise SuiteError(f"{path}: {where} range needs exactly one of 'num' or 'step'")
+    if "num" in spec:
+        num = _check_int(spec["num"], path, f"{where}.num", minimum=1)
+        if num > MAX_AXIS_VALUES:
+            raise SuiteError(f"{path}: {where}.num must be at most {MAX_AXIS_VALUES}, got {num}")
+        endpoint = _check_bool(spec.get("endpoint", True), path, f"{where}.endpoint")
+        if num > 1 and not stop > start:
+            raise SuiteError(f"{path}: {where} is an empty or inverted range: stop ({stop:g}) must be greater than start ({start:g})")
+        return np.linspace(start, stop, num, endpoint=endpoint, dtype=np.float64)
+    if "endpoint" in spec:
+        raise SuiteError(f"{path}: {where}.endpoint only applies with 'num' (a 'step' range always excludes stop)")
+    step = _number(spec["step"], path, f"{where}.step")
+    if step <= 0:
+        raise SuiteError(f"{path}: {where}.step must be > 0, got {step:g}")
+    if not stop > start:
+        raise SuiteError(f"{path}: {where} is an empty or inverted range: stop ({stop:g}) must be greater than start ({start:g})")
+    n = math.ceil((stop - start) / step - 1e-9)
+    if n > MAX_AXIS_VALUES:
+        raise SuiteError(f"{path}: {where} has {n} values; at most {MAX_AXIS_VALUES} are allowed")
+    return start + step * np.arange(n, dtype=np.float64)
+
+
+def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> None:
+    if key in _UNIT_RANGE and (values.min() < 0 or values.max() > 1):
+        raise SuiteError(f"{path}: {where} must lie in [0, 1], got values from {values.min():g} to {values.max():g}")
+    if key in _POSITIVE and values.min() <= 0:
+        raise SuiteError(f"{path}: {where} must be > 0 px, got {values.min():g}")
+    if key in _NON_NEGATIVE and values.min() < 0:
+        raise SuiteError(f"{path}: {where} must be >= 0 px, got {values.min():g}")
+    if key == "curvature" and values.min() < 0:
+        raise SuiteError(f"{path}: {where} must be >= 0 (1/px; orientation gives the side), got {values.min():g}")
+    if key == "ticks" and (values.min() < 0 or np.any(values != np.round(values))):
+        raise SuiteError(f"{path}: {where} must be whole numbers >= 0, got {values.tolist()[:8]}")
+
+
+def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, Any], path: str) -> None:
+    """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle."""
+    kmax = float(sweep["curvature"].max()) if "curvature" in sweep else float(fixed.get("curvature", 0.0))
+    where = "[sweep].curvature" if "curvature" in sweep else "[fixed].curvature"
+    if kind == "line" and kmax != 0:
+        raise SuiteError(f"{path}: {where}: kind 'line' needs curvature 0; use kind 'curve' to sweep curvature")
+    lmax = float(sweep["length"].max()) if "length" in sweep else float(fixed.get("length", _DEFAULT_LENGTH))
+    if kmax * lmax > _MAX_TURN * (1 + 1e-9):
+        raise SuiteError(
+            f"{path}: {where}: curvature up to {kmax:g} 1/px with length up to {lmax:g} px exceeds a full circle; "
+            f"allowed curvature * length <= 2*pi (curvature <= {_MAX_TURN / lmax:g} 1/px at length {lmax:g})"
+        )
+
+
+def _colour(value: Any, path: str, where: str, allow_complement: bool) -> Any:
+    if allow_complement and value == "complement":
+        return "complement"
+    if (
+        not isinstance(value, list) or len(value) != 3
+        or any(isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1 for c in value)
+    ):
+        extra = ' or "complement" (= 1 - fg)' if allow_complement else ""
+        raise SuiteError(f"{path}: {where} must be an RGB triple in [0, 1] such as [0, 0, 0]{extra}, got {value!r}")
+    return tuple(float(c) for c in value)
+
+
+def _check_colour_modes(params: dict[str, Any], path: str) -> None:
+    for side in ("fg", "bg"):
+        hsv = [k for k in COLOUR_HSV if k.startswith(side) and k in params]
+        rgb = [k for k in COLOUR_RGB if k.startswith(side) and k in params]
+        if hsv and rgb:
+            raise SuiteError(f"{path}: {side} colour given both as HSV ({', '.join(hsv)}) and RGB components ({', '.join(rgb)}); use one")
+        if hsv and f"{side}_hue" not in params:
+            raise SuiteError(f"{path}: {', '.join(hsv)} needs {side}_hue (degrees) as well")
+        if (hsv or rgb) and params.get(side) == "complement":
+            raise SuiteError(f"{path}: [fixed].{side} = \"complement\" conflicts with {', '.join(hsv + rgb)}")
+
+
+def _channels(value: Any, path: str, where: str) -> Any:
+    """'all' | family name | list of ids | {layer: one of those}."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise SuiteError(f"{path}: {where} is an empty list; give channel ids, 'all' or a family name")
+        for i, c in enumerate(value):
+            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                raise SuiteError(f"{path}: {where}[{i}] must be a channel id (integer >= 0), got {c!r}")
+        if len(set(value)) != len(value):
+            raise SuiteError(f"{path}: {where} lists a channel twice: {value}")
+        return tuple(value)
+    if isinstance(value, dict):
+        return {layer: _channels(v, path, f"{where}.{layer}") for layer, v in value.items()}
+    raise SuiteError(
+        f"{path}: {where} must be 'all', a family name, a list of channel ids or a table per layer, got {value!r}"
+    )
