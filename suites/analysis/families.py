@@ -1,7 +1,7 @@
 """Which channels of a layer form its curve family (for plots, tuning summaries and validation).
 
-The channel ids and the article's peak orientations live in :mod:`probes` (the
-probes know the models); this module only looks them up for a results dataset.
+The channel ids and the article's peak orientations live in :mod:`probes`
+(``probes.families``); this module only looks them up for a results dataset's model.
 """
 
 from __future__ import annotations
@@ -9,16 +9,32 @@ from __future__ import annotations
 import xarray as xr
 
 
+def article_families(model: str) -> dict[str, dict[int, float | None]]:
+    """``layer -> {channel: peak orientation in degrees, or None}`` for ``model`` (empty if unknown).
+
+    For ``inceptionv1`` the peaks are the article's (its own angle convention); for
+    ``groundtruth`` the designed ones (the renderer's convention).
+    """
+    try:
+        import probes
+    except ImportError:  # pragma: no cover - probes is part of the package
+        return {}
+    out: dict[str, dict[int, float | None]] = {}
+    for fam in probes.families.values():
+        if fam.model != model:
+            continue
+        peaks = fam.peaks()
+        out[fam.layer] = {int(c): (float(peaks[c]) if c in peaks else None) for c in fam.channels}
+    return out
+
+
 def family_channels(ds: xr.Dataset, layer: str) -> list[int] | None:
     """Channel ids of the curve family of ``layer`` for the results' model, or ``None`` if unknown."""
-    fams = article_families(ds.attrs.get("model", ""))
-    fam = fams.get(layer)
+    fam = article_families(str(ds.attrs.get("model", ""))).get(layer)
     return list(fam) if fam else None
 
 
-def article_families(model: str) -> dict[str, dict[int, float | None]]:
-    """``layer -> {channel: article peak orientation in degrees (None if not given)}`` for ``model``.
-
-    Empty for models whose families the probes do not know.
-    """
-    return {}
+def families_for(ds: xr.Dataset) -> dict[str, list[int]]:
+    """``layer -> family channel ids`` for every layer of the results that has a known family."""
+    fams = article_families(str(ds.attrs.get("model", "")))
+    return {layer: list(ch) for layer, ch in fams.items() if layer in ds.data_vars}

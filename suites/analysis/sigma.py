@@ -50,7 +50,7 @@ def stats_label(stats: xr.Dataset) -> str:
     """One-line description of a statistics dataset, e.g. for figure titles."""
     source = stats.attrs.get("source", "unknown images")
     n = stats.attrs.get("n_images", "?")
-    proxy = " - small proxy, not ImageNet" if int(stats.attrs.get("proxy", 0)) else ""
+    proxy = " - small proxy, not ImageNet" if int(stats.attrs.get("proxy", 0)) and "proxy" not in str(source) else ""
     return f"dataset statistics: {source}, {n} images{proxy}"
 
 

@@ -1,0 +1,316 @@
+"""``curvebench stats | plot | tuning | validate | rotate-tuning``: analysis commands.
+
+Heavy imports happen inside the handlers so ``curvebench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def _open(path: str):
+    from suites.results import open_results
+
+    return open_results(path)
+
+
+def _stats(path: str | None):
+    if not path:
+        return None
+    from .sigma import load_stats
+
+    return load_stats(path)
+
+
+def _say_statistics(stats) -> None:
+    from .sigma import SWEEP_LABEL, stats_label
+
+    if stats is None:
+        print(f"note: no --stats file given; sigma values use the {SWEEP_LABEL}")
+    else:
+        print(f"sigma values use {stats_label(stats)}")
+
+
+def _layers(ds, requested: list[str] | None) -> list[str]:
+    from .grid import layer_names
+
+    have = layer_names(ds)
+    if not requested:
+        return have
+    bad = [l for l in requested if l not in have]
+    if bad:
+        raise ValueError(f"--layers: {bad} not in the results; available: {', '.join(have)}")
+    return requested
+
+
+def _csv(text: str) -> list[str]:
+    return [s for s in text.replace(",", " ").split() if s]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channel ids like '379,406', got {text!r}") from None
+
+
+# -- stats -----------------------------------------------------------------------------
+def cmd_stats(args: argparse.Namespace) -> int:
+    import probes
+
+    from .datastats import compute_stats, default_stats_path, save_stats
+    from .distribution import plot_activation_distribution
+    from .families import article_families
+    from .images import image_source
+
+    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    layers = _csv(args.layers) if args.layers else list(model.layers)
+    source = image_source(args.images, limit=args.limit)
+    if source.proxy:
+        print(f"images: {source.label}")
+    stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size)
+    out = Path(args.out) if args.out else default_stats_path(stats)
+    save_stats(stats, out)
+    print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)})")
+    fams = article_families(model.name)
+    for layer in layers:
+        channels = _ints(args.figure_channels) if args.figure_channels else list(fams.get(layer, {}))[:6] or list(range(min(3, model.num_channels(layer))))
+        fig = plot_activation_distribution(stats, layer, channels, out.with_name(f"{out.stem}-{layer}-distribution.png"))
+        print(f"wrote {fig}")
+    return 0
+
+
+# -- plot ------------------------------------------------------------------------------
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .grid import layer_names
+    from .plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
+
+    stats = _stats(args.stats)
+    _say_statistics(stats)
+    datasets = [(Path(f).stem, _open(f)) for f in args.files]
+    out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
+    channels = _ints(args.channels) if args.channels else None
+    written = []
+    for name, ds in datasets:
+        layers = _layers(ds, _csv(args.layers) if args.layers else None)
+        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=not args.no_strip, name=name)
+        written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
+        present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
+        if len(present) >= 2:
+            written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
+    if len(datasets) > 1:
+        common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
+        for layer in _csv(args.layers) if args.layers else common:
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=not args.no_strip))
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+# -- tuning ----------------------------------------------------------------------------
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item"):
+        return _jsonable(obj.item())
+    return obj
+
+
+def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
+    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance."""
+    from .families import family_channels
+    from .plots import provenance
+    from .tuning import PREFERRED_METHOD, layer_tuning
+
+    report = {
+        "model": str(ds.attrs.get("model", "")),
+        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
+        "provenance": provenance(ds),
+        "preferred_orientation_method": PREFERRED_METHOD,
+        "units": {
+            "orientation": "degrees, counter-clockwise on screen, 0 = opening toward +x",
+            "curvature": "1/px",
+            "fwhm": "degrees (post-ReLU activation, baseline 0)",
+            "peak_sigma": "post-ReLU sigma",
+            "echo_index": "response within 30 deg of preferred+180 / peak response",
+        },
+        "layers": {},
+    }
+    for layer in layers or _layers(ds, None):
+        fam = family_channels(ds, layer)
+        result = layer_tuning(ds, layer, stats, families={f"{layer} curve family": fam} if fam else None, reference=reference)
+        report["statistics"] = result["statistics"]
+        report["layers"][layer] = result
+    return report
+
+
+def cmd_tuning(args: argparse.Namespace) -> int:
+    ds = _open(args.file)
+    stats = _stats(args.stats)
+    _say_statistics(stats)
+    reference = _open(args.reference) if args.reference else None
+    report = tuning_report(ds, stats, _layers(ds, _csv(args.layers) if args.layers else None), reference)
+    report["file"] = str(args.file)
+    for layer, res in report["layers"].items():
+        print(f"{layer}:")
+        print(f"  {'channel':>8} {'pref(deg)':>9} {'best k':>8} {'peak sig':>8} {'FWHM':>6} {'echo':>5}" + ("  invar" if reference is not None else ""))
+        for c, u in res["channels"].items():
+            line = (f"  {c:>8} {u['preferred_orientation']:>9.1f} {u['best_curvature']:>8.4f} "
+                    f"{u['peak_sigma']:>8.2f} {u['fwhm_deg']:>6.1f} {u['echo_index']:>5.2f}")
+            if reference is not None:
+                line += f"  {u['invariance_score']:>5.2f}"
+            print(line)
+        for name, f in res["families"].items():
+            print(f"  {name}: coverage {100 * f['coverage']:.0f}% of orientations, largest gap between preferred "
+                  f"orientations {f['largest_gap_deg']:.1f} deg, longest uncovered run {f['largest_uncovered_deg']:.1f} deg")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(_jsonable(report), indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+# -- validate --------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .families import article_families
+    from .tuning import layer_tuning
+    from .validate import compare_family
+
+    ds = _open(args.file)
+    model = str(ds.attrs.get("model", ""))
+    fams = article_families(args.against or model)
+    layers = _csv(args.layers) if args.layers else [l for l in ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves") if l in ds.data_vars]
+    checked = []
+    for layer in layers:
+        ref = fams.get(layer)
+        if not ref or any(v is None for v in ref.values()):
+            print(f"{layer}: no published orientations to compare with; skipped")
+            continue
+        if layer not in ds.data_vars:
+            raise ValueError(f"--layers: {layer!r} not in the results")
+        tuned = layer_tuning(ds, layer, None)
+        measured = {c: u["preferred_orientation"] for c, u in tuned["channels"].items()}
+        res = compare_family(layer, measured, ref, allow_reflection=not args.no_reflection, max_rms=args.max_rms, min_order=args.min_order)
+        print(res.table())
+        checked.append(res)
+    if not checked:
+        raise ValueError(f"validate: no layer of the results has a curve family with published orientations for model {args.against or model!r}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
+        print(f"wrote {args.json}")
+    failed = [r.layer for r in checked if not r.passed]
+    print("validation " + ("FAILED for " + ", ".join(failed) if failed else "passed"))
+    return 1 if failed else 0
+
+
+# -- rotate-tuning ---------------------------------------------------------------------
+def cmd_rotate(args: argparse.Namespace) -> int:
+    import probes
+
+    from .families import article_families
+    from .images import image_source
+    from .rotate import plot_rotation_tuning, rotation_tuning
+
+    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
+    channels = _ints(args.channels) if args.channels else list(article_families(model.name).get(layer, {}))
+    if not channels:
+        raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
+    stats = _stats(args.stats)
+    source = image_source(args.images, limit=args.limit)
+    result = rotation_tuning(model, source, layer, channels, k=args.k, step=args.step, size=args.size, stats=stats)
+    out = Path(args.out)
+    fig = plot_rotation_tuning(result, out / f"rotate-tuning-{model.name}-{layer}.png")
+    result.to_netcdf(out / f"rotate-tuning-{model.name}-{layer}.nc", engine="h5netcdf")
+    print(f"wrote {fig} and {out / f'rotate-tuning-{model.name}-{layer}.nc'}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to the ``curvebench`` parser."""
+    from .validate import DEFAULT_MAX_RMS, DEFAULT_MIN_ORDER
+
+    p = commands.add_parser(
+        "stats", help="per-channel activation statistics over natural images (for sigma units)",
+        description="Mean/std of pre- and post-ReLU activations per channel over all spatial positions of "
+        "natural images (resize short side to --size, centre crop), plus pre-ReLU histograms and the "
+        "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
+    )
+    p.add_argument("--model", default="groundtruth", help="probes model id (default groundtruth)")
+    p.add_argument("--weights", default=None, help="weights file (default: the model's own)")
+    p.add_argument("--images", required=True, help="folder of JPEG/PNG (flat or nested) or 'builtin'")
+    p.add_argument("--layers", default="", help="comma-separated layers (default: all of the model's)")
+    p.add_argument("--out", default=None, help="output file (default results/stats-<model>-<weights sha>-<images>-<size>px.nc)")
+    p.add_argument("--size", type=int, default=224, help="image size in px after resize + centre crop (default 224)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--figure-channels", default="", help="channels for the distribution figure (default: the layer's family, up to 6)")
+    p.set_defaults(func=cmd_stats)
+
+    p = commands.add_parser(
+        "plot", help="article-style figures of results files (heatmaps, series, radial, layers)",
+        description="Orientation x curvature heatmaps in sigma (0..25 on black) with a stimulus strip, series "
+        "side by side (e.g. rounding), radial tuning curves, a layer comparison, and several files side by side.",
+    )
+    p.add_argument("files", nargs="+", help="results file(s); several = also drawn side by side")
+    p.add_argument("--stats", default=None, help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
+    p.add_argument("--out", default=None, help="output folder (default <first file>-figures/)")
+    p.add_argument("--layers", default="", help="comma-separated layers (default all)")
+    p.add_argument("--channels", default="", help="comma-separated channel ids (default: the layer's family)")
+    p.add_argument("--vmax", type=float, default=25.0, help="top of the colour scale in sigma (default 25, the article's)")
+    p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
+    p.set_defaults(func=cmd_plot)
+
+    p = commands.add_parser(
+        "tuning", help="preferred orientation, peak sigma, FWHM by curvature, echo index, invariance, family coverage",
+        description="Per layer and channel: preferred orientation (fitted peak at the best curvature), peak sigma, "
+        "FWHM by curvature, echo index; with --reference a plain-curve run, the invariance score; family coverage.",
+    )
+    p.add_argument("file", help="results file of an orientation x curvature sweep")
+    p.add_argument("--stats", default=None, help="statistics file (default: the sweep's own, labelled)")
+    p.add_argument("--reference", default=None, help="plain-curve results file: adds invariance scores (fill, colour runs)")
+    p.add_argument("--layers", default="", help="comma-separated layers (default all)")
+    p.add_argument("--json", default=None, help="write the full report as JSON")
+    p.set_defaults(func=cmd_tuning)
+
+    p = commands.add_parser(
+        "validate", help="compare measured family orientations with the article's (exit 1 past tolerance)",
+        description="Maps measured preferred orientations onto the article's by the best circular shift and optional "
+        f"reflection, prints residuals and circular-order agreement; fails when RMS > --max-rms ({DEFAULT_MAX_RMS:g}) "
+        f"or order agreement < --min-order ({DEFAULT_MIN_ORDER:g}).",
+    )
+    p.add_argument("file", help="results file of an orientation x curvature sweep")
+    p.add_argument("--layers", default="", help="layers to check (default: conv2d2, mixed3a, mixed3b present)")
+    p.add_argument("--against", default=None, help="model whose families to compare with (default: the file's model)")
+    p.add_argument("--max-rms", type=float, default=DEFAULT_MAX_RMS, help="tolerance on the RMS residual, degrees")
+    p.add_argument("--min-order", type=float, default=DEFAULT_MIN_ORDER, help="minimum circular-order agreement (0..1)")
+    p.add_argument("--no-reflection", action="store_true", help="only a circular shift, no reflection")
+    p.add_argument("--json", default=None, help="write the comparison as JSON")
+    p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser(
+        "rotate-tuning", help="family responses to rotated top natural-image crops, aligned and averaged",
+        description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
+        "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
+    )
+    p.add_argument("--model", default="groundtruth")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--images", required=True, help="folder of JPEG/PNG or 'builtin' (small proxy)")
+    p.add_argument("--layer", default=None, help="layer (default: the model's first family layer)")
+    p.add_argument("--channels", default="", help="channel ids (default: the layer's family)")
+    p.add_argument("--k", type=int, default=4, help="top crops per channel (article-scale: 20+)")
+    p.add_argument("--step", type=float, default=10.0, help="rotation step in degrees (article: 1)")
+    p.add_argument("--size", type=int, default=224, help="image size for the top-k search (px)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--stats", default=None, help="statistics file: responses in sigma (default raw post-ReLU)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="results", help="output folder (default results/)")
+    p.set_defaults(func=cmd_rotate)
