@@ -109,8 +109,55 @@ def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: 
     return groundtruth.build(device, dtype)
 
 
+def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+    from probes import inception
+    from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
+
+    entry = get_weights_entry("inception5h")
+    net = inception.InceptionV1Net()
+    path = digest = None
+    if isinstance(weights, str) and weights == "random":
+        pass
+    else:
+        path = resolve(entry, weights)
+        net.load_state_dict(read_state_dict(path, entry), strict=True)
+        digest = sha256sum(path)
+    net = net.to(device=device, dtype=dtype)
+    return ProbeModel(
+        net,
+        name="inceptionv1",
+        layers=inception.LAYERS,
+        channels=inception.CHANNELS,
+        transform=entry.transform,
+        geometry=inception.GEOMETRY,
+        meta={
+            "weights": str(path) if path else None,
+            "random_weights": path is None,
+            "weights_sha256": digest,
+            "weights_entry": entry.name,
+            "lrn": "TF: depth_radius 5, alpha 1e-4, beta 0.5, bias 2",
+            "padding": "TF SAME at every input size",
+        },
+    )
+
+
 def _register_builtin() -> None:
-    from probes import groundtruth
+    from probes import groundtruth, inception
+    from probes.weights import get_weights_entry
+
+    entry = get_weights_entry("inception5h")
+    register_model(
+        ModelEntry(
+            name="inceptionv1",
+            description="InceptionV1 as Lucid's inception5h (the article's network; TF LRN and SAME padding)",
+            layers=inception.LAYERS,
+            channels=inception.CHANNELS,
+            builder=_build_inceptionv1,
+            weights=entry.name,
+            extra={"input_transform": entry.transform.description, "url": entry.url,
+                   "parameters": inception.NUM_PARAMETERS},
+        )
+    )
 
     register_model(
         ModelEntry(
