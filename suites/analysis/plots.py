@@ -217,10 +217,10 @@ def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
     return f"{provenance(ds)} - {layer} - {what}\nsigma from {statistics}"
 
 
-def _strip(ds: xr.Dataset, o: np.ndarray, k: np.ndarray, fixed: Mapping[str, float] | None = None) -> np.ndarray | None:
+def _strip(ds: xr.Dataset, o: np.ndarray, k: np.ndarray, fixed: Mapping[str, float] | None = None, columns: int = 36) -> np.ndarray | None:
     from .strip import stimulus_strip
 
-    return stimulus_strip(ds, o, k, fixed=fixed)
+    return stimulus_strip(ds, o, k, fixed=fixed, columns=columns)
 
 
 def plot_heatmaps(
@@ -280,7 +280,7 @@ def plot_heatmaps(
             for v in values:
                 sub = select(ds, **{param: v})
                 sub_sig = grid(sub, to_sigma(sub, layer, stats) if stats is not None else sig.isel(stimulus=_rows(ds, param, v)))
-                panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(sub, o, k, {param: v}) if strip else None))
+                panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(sub, o, k, {param: v}, columns=18) if strip else None))
             paths.append(
                 heatmap_figure(
                     panels, chans, layer, _title(ds, layer, f"series over {param}", label),
@@ -313,7 +313,8 @@ def plot_side_by_side(
         sig = to_sigma(ds, layer, stats)
         labels.add(sig.attrs["statistics"])
         g = grid(ds, sig)
-        panels.append(Panel(title, g, _strip(ds, g.coords["orientation"].values, g.coords["curvature"].values) if strip else None))
+        strip_img = _strip(ds, g.coords["orientation"].values, g.coords["curvature"].values, columns=18) if strip else None
+        panels.append(Panel(title, g, strip_img))
     if families is None:
         from .families import family_channels
 
@@ -345,7 +346,7 @@ def _polar(ax: plt.Axes, o: np.ndarray, curves: Mapping[int, np.ndarray], short:
         v = curves[c]
         if normalise and v.max() > 0:
             v = v / v.max()
-        colour = cmap((prefs[c] % 360) / 360.0) if math.isfinite(prefs[c]) else "grey"
+        colour = tuple(0.85 * np.asarray(cmap((prefs[c] % 360) / 360.0)[:3])) if math.isfinite(prefs[c]) else "grey"
         ax.plot(theta, np.append(v, v[0]), color=colour, lw=1.6, label=f"{short}:{c}")
         ax.fill(theta, np.append(v, v[0]), color=colour, alpha=0.08)
     ax.set_xticks(np.deg2rad(np.arange(0, 360, 45)))

@@ -12,7 +12,6 @@ Convention:
 
 from __future__ import annotations
 
-import colorsys
 import warnings
 from collections.abc import Mapping
 
@@ -38,20 +37,6 @@ def suite_of(ds: xr.Dataset):
     return None
 
 
-def _colour(side: str, params: Mapping[str, float], fixed: Mapping, fg: tuple | None = None) -> tuple[float, float, float] | None:
-    if f"{side}_hue" in params:
-        h = (params[f"{side}_hue"] % 360.0) / 360.0
-        return colorsys.hsv_to_rgb(h, params.get(f"{side}_saturation", 1.0), params.get(f"{side}_value", 1.0))
-    if f"{side}_r" in params:
-        return (params[f"{side}_r"], params.get(f"{side}_g", 0.0), params.get(f"{side}_b", 0.0))
-    value = fixed.get(side)
-    if value == "complement" and fg is not None:
-        return tuple(1.0 - c for c in fg)
-    if value is not None and value != "complement":
-        return tuple(float(c) for c in value)
-    return None
-
-
 def tile_params(ds: xr.Dataset, orientation: float, curvature: float, fixed: Mapping[str, float] | None = None) -> dict[str, float]:
     """Swept parameter values of the stimulus row nearest to ``(orientation, curvature)``, overridden by ``fixed``."""
     params = swept_parameters(ds)
@@ -64,7 +49,9 @@ def tile_params(ds: xr.Dataset, orientation: float, curvature: float, fixed: Map
             d = d + 1e3 * np.abs(np.asarray(ds.coords[name].values, dtype=np.float64) - value)
     row = int(np.argmin(d))
     out = {name: float(ds.coords[name].values[row]) for name in params}
-    out.update(orientation=float(orientation), curvature=float(curvature))
+    # orientation: the tile's own (continuous) value; curvature: the nearest row's stored value,
+    # which the renderer accepted (the grid's rounded value may sit just past a closed circle).
+    out.update(orientation=float(orientation), curvature=float(k[row]))
     out.update({k_: float(v) for k_, v in (fixed or {}).items()})
     return out
 
@@ -103,24 +90,12 @@ def stimulus_strip(
     tile_o = lo + (np.arange(columns) + 0.5) * (hi - lo) / columns
     tile_k = np.linspace(k.min(), k.max(), rows)
     per_tile = [tile_params(ds, to, tk, fixed) for tk in tile_k for to in tile_o]
-    fixed_params = dict(suite.fixed)
-    length = float(per_tile[0].get("length", fixed_params.get("length", 64)))
+    from suites.render_args import render_kwargs
+
+    params = {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
+    kwargs = render_kwargs(params, suite.fixed, len(per_tile))
+    length = float(np.max(params["length"])) if "length" in params else float(suite.fixed.get("length", 64))
     size = int(min(max(32, round(1.5 * length)), 256))
-    kwargs: dict = {}
-    numeric = ("orientation", "curvature", "length", "width", "rounding", "fill", "ticks", "tick_length")
-    for name in numeric:
-        if name in per_tile[0]:
-            kwargs[name] = torch.tensor([p[name] for p in per_tile], dtype=torch.float32)
-        elif name in fixed_params:
-            kwargs[name] = float(fixed_params[name])
-    fgs = [_colour("fg", p, fixed_params) for p in per_tile]
-    if fgs[0] is not None:
-        kwargs["fg"] = torch.tensor(fgs, dtype=torch.float32)
-    bgs = [_colour("bg", p, fixed_params, fg) for p, fg in zip(per_tile, fgs if fgs[0] is not None else [(0.0, 0.0, 0.0)] * len(per_tile))]
-    if bgs[0] is not None:
-        kwargs["bg"] = torch.tensor(bgs, dtype=torch.float32)
-    if "tick_side" in fixed_params:
-        kwargs["tick_side"] = fixed_params["tick_side"]
     with torch.no_grad():
         images = stimuli.render(suite.kind, size=size, **kwargs)
         small = F.interpolate(images, size=(tile, tile), mode="bilinear", antialias=True, align_corners=False)
