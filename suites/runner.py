@@ -348,6 +348,7 @@ def run_suite(
     progress: bool | None = None,
     queue_depth: int = 3,
     log: Callable[[str], None] | None = print,
+    on_progress: Callable[[int, int], None] | None = None,
     stop_after_batches: int | None = None,
 ) -> RunResult:
     """Run a suite (or continue one) and return the :class:`RunResult`.
@@ -364,6 +365,8 @@ def run_suite(
         progress: tqdm bar (None: only on a terminal).
         queue_depth: batches in flight between the probe loop and the writer thread.
         log: where to print the summary line (None: silent).
+        on_progress: called from the writer thread as ``on_progress(rows_committed, rows_total)``
+            after each committed batch (benchmarks, GUIs).
         stop_after_batches: testing aid: stop (as if interrupted) after this many batches.
 
     Raises:
@@ -502,6 +505,8 @@ def run_suite(
     def on_rows(n: int) -> None:
         with lock:
             bar.update(n)
+        if on_progress is not None:
+            on_progress(writer.rows_completed, stop)
 
     wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
     index = {l: torch.as_tensor(readout.channels[l], device=dev) for l in readout.layers}

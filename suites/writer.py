@@ -76,7 +76,8 @@ class Layout:
     Attributes:
         row_dim: the unlimited dimension (``"stimulus"`` or ``"image"``); its scale holds row indices.
         dims: fixed dimensions and their coordinate values (e.g. ``mixed3b_channel`` -> channel ids).
-        coords: per-row coordinates (name -> dtype), stored gzip-compressed.
+        coords: per-row coordinates (name -> dtype), stored gzip-compressed; dtype ``"str"``
+            for variable-length text (uncompressed).
         variables: per-row data variables (dims start with ``row_dim``), stored uncompressed.
         statics: fixed-size variables rewritten with every batch (dims from ``dims``).
         chunk_rows: rows per chunk (the batch size).
@@ -88,6 +89,9 @@ class Layout:
     variables: tuple[Variable, ...]
     statics: tuple[Variable, ...] = ()
     chunk_rows: int = 256
+
+
+_RESERVE_SLACK = 1 << 16  # bytes of HDF5 metadata growth allowed per batch (B-tree nodes, heaps)
 
 
 def _acquire_lock(path: Path) -> int:
@@ -216,6 +220,9 @@ class ResultsWriter:
             raise ValueError(f"append: all row variables need the same number of rows, got {n}")
         b = next(iter(n.values()))
         r0, r1 = self.rows_completed, self.rows_completed + b
+        need = sum(np.asarray(a).nbytes if np.asarray(a).dtype != object else 256 * b for a in arrays.values())
+        need += sum(np.asarray(v).nbytes for v in (statics or {}).values()) + 8 * b + _RESERVE_SLACK
+        self._reserve(need, r0, r1)
         try:
             for name in self._row_names:
                 ds = self._h5[name]
@@ -233,6 +240,32 @@ class ResultsWriter:
             ) from None
         self.rows_completed = r1
         return r1
+
+    def _reserve(self, nbytes: int, r0: int, r1: int) -> None:
+        """Allocate disk blocks for the next batch *before* HDF5 writes anything.
+
+        HDF5 cannot recover from a failed write (the file's superblock may already
+        point past the data that never landed, and the library crashes at exit), so
+        space is claimed with ``posix_fallocate`` from HDF5's end of allocation: the
+        batch's allocations then land in blocks that exist. Without space (disk full,
+        quota, file size limit) the batch is refused cleanly and the file stays as it
+        was. The file may end with up to one batch of reserved, unused zero bytes.
+        """
+        eoa = int(self._h5.id.get_filesize())  # HDF5's end of allocation (not the file's EOF)
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                os.posix_fallocate(fd, eoa, int(nbytes))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return  # the file system cannot reserve space; write without the guard
+            raise ResultsWriteError(
+                f"no space to write rows {r0}..{r1} to {self.path} ({exc.strerror}: needed about "
+                f"{nbytes / 2**20:.1f} MiB); the {r0} rows written before are intact and readable; "
+                f"free space and continue with `curvebench run --resume {self.path}`"
+            ) from None
 
     def read_static(self, name: str) -> np.ndarray:
         return self._h5[name][...]
@@ -303,10 +336,13 @@ def _init_layout(h5: h5py.File, layout: Layout) -> None:
         ds.make_scale(dim)
         scales[dim] = ds
     for name, dtype in layout.coords.items():
-        ds = h5.create_dataset(
-            name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,),
-            compression="gzip", compression_opts=4, shuffle=True,
-        )
+        if dtype == "str":  # variable-length UTF-8 (file names); filters do not apply to vlen data
+            ds = h5py_dataset_str(h5, name, chunk)
+        else:
+            ds = h5.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,),
+                compression="gzip", compression_opts=4, shuffle=True,
+            )
         ds.dims[0].attach_scale(row)
     coord_attr = " ".join(layout.coords)
     for var in layout.variables:
@@ -329,6 +365,10 @@ def _init_layout(h5: h5py.File, layout: Layout) -> None:
             ds.attrs[k] = v
     h5.attrs["row_dim"] = rd
     h5.attrs["row_variables"] = " ".join(list(layout.coords) + [v.name for v in layout.variables])
+
+
+def h5py_dataset_str(h5: h5py.File, name: str, chunk: int) -> h5py.Dataset:
+    return h5.create_dataset(name, shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(), chunks=(chunk,))
 
 
 def _attach(ds: h5py.Dataset, dims: tuple[str, ...], scales: dict[str, h5py.Dataset]) -> None:

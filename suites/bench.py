@@ -1,0 +1,234 @@
+"""``curvebench bench run``: how much of the probes' speed the whole pipeline keeps.
+
+Two measurements in one process, alternated ``repeats`` times (medians and IQR):
+
+* **end-to-end**: :func:`suites.run_suite` on the first ``stimuli`` rows of the
+  ``curves`` suite (render on the device, probe, writer thread, HDF5 file with a
+  flush per batch), timed from the first batch to the last committed row;
+* **probe-only**: the same model, plan, layers and channel readout on the *same*
+  stimuli, pre-rendered into memory before timing, results copied to the host and
+  dropped (no rendering, no writing).
+
+``pipeline_efficiency = end-to-end stimuli/s / probe-only stimuli/s`` (1.0 = rendering
+and writing are completely hidden). Render-only stimuli/s is reported for context.
+
+``memory_sweep=N`` also runs an ``N``-stimulus sweep on the ground-truth model at its
+``edges`` layer (the exact receptive-field crop is 13 x 13 px: "small image size") and
+reports peak RSS (``ru_maxrss``) when 10% and 100% of the rows are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["bench_run", "memory_sweep_suite"]
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _iqr(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    q = np.percentile(values, [25, 75])
+    return float(q[1] - q[0])
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+
+
+def memory_sweep_suite(n: int, batch_size: int = 1024):
+    """An ``n``-stimulus curves sweep for the ground-truth model's ``edges`` layer (12 px arcs)."""
+    from suites.spec import parse_suite
+
+    n_o = 1000 if n >= 1000 else n
+    n_k = math.ceil(n / n_o)
+    text = f"""
+name = "memory-sweep"
+description = "flat-memory benchmark: {n} curves on the ground-truth model's edges layer"
+kind = "curve"
+[sweep]
+orientation = {{ start = 0, stop = 360, num = {n_o}, endpoint = false }}
+curvature = {{ start = 0, stop = {2 * math.pi / 12!r}, num = {n_k} }}
+[fixed]
+length = 12
+width = 2
+[model]
+name = "groundtruth"
+layers = ["edges"]
+[run]
+batch_size = {batch_size}
+"""
+    return parse_suite(text, path="<memory-sweep>")
+
+
+def bench_run(
+    *,
+    model: str = "inceptionv1",
+    weights: str | None = None,
+    layers: list[str] | None = None,
+    stimuli: int = 1024,
+    batch_size: int = 64,
+    device: str = "auto",
+    repeats: int = 3,
+    memory_sweep: int | None = None,
+    memory_batch_size: int = 1024,
+    workdir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark and return the JSON-able report (see the module docstring)."""
+    import stimuli as stim
+
+    from suites.grid import Grid
+    from suites.render_args import render_kwargs
+    from suites.runner import _resolve_device, load_probe_model, prepare_suite, resolve_readout, run_suite
+
+    layers = layers or ["mixed3b"]
+    if weights is None and model == "inceptionv1":
+        weights = "random"
+    suite = prepare_suite("curves", model=model, weights=weights, device=device, batch_size=batch_size,
+                          layers=layers)
+    dev = _resolve_device(suite.device)
+    net = load_probe_model(suite, dev)
+    readout = resolve_readout(suite, net)
+    plan = net.input_plan(list(readout.layers), size=suite.size)
+    grid = Grid(suite.axes)
+    n = min(stimuli, grid.size)
+
+    # Pre-render the very stimuli the end-to-end run will draw (probe-only input).
+    batches = list(grid.batches(batch_size, 0, n))
+
+    def render_all() -> tuple[list[torch.Tensor], float]:
+        t = time.perf_counter()
+        out = []
+        with torch.inference_mode():
+            for b in batches:
+                kw = render_kwargs(b.params, suite.fixed, len(b), device=dev)
+                out.append(stim.render(suite.kind, position=plan.position, size=plan.size, device=dev, **kw))
+        _sync(dev)
+        return out, n / (time.perf_counter() - t)
+
+    images, _ = render_all()  # warm-up
+    index = {l: torch.as_tensor(readout.channels[l], device=dev) for l in readout.layers}
+
+    def probe_only() -> float:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for x in images:
+                acts = net.probe(x, list(readout.layers), plan=plan, check_range=dev.type == "cpu")
+                for name, layer, pre in readout.variables:
+                    a = acts[f"{layer}_pre_relu" if pre else layer].index_select(1, index[layer])
+                    a.to("cpu", copy=True)
+        _sync(dev)
+        return n / (time.perf_counter() - t0)
+
+    e2e, probe, render = [], [], []
+    probe_only()  # warm-up (allocator, kernels); not counted
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for r in range(repeats):
+            res = run_suite(suite, out=Path(tmp) / f"bench-{r}.h5", limit=n, progress=False, log=None)
+            e2e.append(res.rows / res.seconds)
+            probe.append(probe_only())
+            images, rate = render_all()
+            render.append(rate)
+    del images
+    report: dict[str, Any] = {
+        "benchmark": "curvebench bench run",
+        "pipeline_efficiency": statistics.median(e2e) / statistics.median(probe),
+        "end_to_end_stimuli_per_s": {"median": statistics.median(e2e), "iqr": _iqr(e2e), "runs": e2e},
+        "probe_only_stimuli_per_s": {"median": statistics.median(probe), "iqr": _iqr(probe), "runs": probe},
+        "render_only_stimuli_per_s": {"median": statistics.median(render), "iqr": _iqr(render), "runs": render},
+        "config": {
+            "suite": "curves (first rows)", "model": model, "weights": weights, "layers": list(readout.layers),
+            "channels_per_layer": {l: int(len(c)) for l, c in readout.channels.items()},
+            "readout": suite.readout, "stimuli": n, "batch_size": batch_size, "repeats": repeats,
+            "input_size": plan.size, "device": str(dev), "device_name": _device_name(dev),
+            "torch": torch.__version__, "seed": suite.seed,
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if memory_sweep:
+        report["memory_sweep"] = run_memory_sweep(memory_sweep, memory_batch_size, device, workdir)
+    return report
+
+
+def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
+    """Run the memory sweep in a fresh Python process (so earlier work does not set the peak RSS)."""
+    cmd = [sys.executable, "-m", "suites.bench", "memory", str(n), str(batch_size), device, str(workdir or "")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory sweep failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
+    """Run the ``n``-stimulus ground-truth sweep; peak RSS at 10% and 100% of the rows."""
+    from suites.runner import run_suite
+
+    suite = replace(memory_sweep_suite(n, batch_size), device=device)
+    marks: dict[str, float] = {}
+    trace: list[tuple[int, float]] = []
+    next_mark = [0.1]
+
+    def on_progress(done: int, total: int) -> None:
+        frac = done / total
+        if frac >= next_mark[0] - 1e-12:
+            trace.append((done, _rss_mb()))
+            if "peak_rss_mb_at_10pct" not in marks:
+                marks["peak_rss_mb_at_10pct"] = _peak_rss_mb()
+            next_mark[0] = round(next_mark[0] + 0.1, 10)
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        out = Path(tmp) / "memory-sweep.h5"
+        res = run_suite(suite, out=out, limit=n, progress=False, log=None, on_progress=on_progress)
+        size = out.stat().st_size
+    peak_end = _peak_rss_mb()
+    return {
+        "stimuli": res.rows,
+        "seconds": res.seconds,
+        "stimuli_per_s": res.rate,
+        "batch_size": batch_size,
+        "input_size_px": int(res.attrs.get("input_size", 0)),
+        "model": "groundtruth", "layer": "edges",
+        "peak_rss_mb_at_10pct": marks.get("peak_rss_mb_at_10pct"),
+        "peak_rss_mb_at_100pct": peak_end,
+        "peak_rss_growth_mb_10_to_100pct": peak_end - marks.get("peak_rss_mb_at_10pct", peak_end),
+        "rss_mb_trace": [{"rows": r, "rss_mb": m} for r, m in trace],
+        "file_mb": size / 2**20,
+        "target": "peak RSS growth < 100 MB from 10% to 100%",
+    }
+
+
+if __name__ == "__main__":  # child process of run_memory_sweep
+    if len(sys.argv) != 6 or sys.argv[1] != "memory":
+        sys.exit("usage: python -m suites.bench memory N BATCH_SIZE DEVICE WORKDIR")
+    result = memory_sweep_in_process(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] or None)
+    print(json.dumps(result))
