@@ -165,18 +165,21 @@ def check_state_dict(state: object, entry: WeightsEntry, source: str) -> dict[st
     return dict(state)  # type: ignore[arg-type]
 
 
-def read_state_dict(path: str | Path, entry: WeightsEntry) -> dict[str, torch.Tensor]:
-    """Load ``path`` with ``torch.load(weights_only=True)`` and check it strictly against ``entry``."""
+def read_state_dict(path: str | Path, entry: WeightsEntry, source: str | None = None) -> dict[str, torch.Tensor]:
+    """Load ``path`` with ``torch.load(weights_only=True)`` and check it strictly against ``entry``.
+
+    ``source`` names the file in messages (default: the path; downloads pass the URL).
+    """
     path = Path(path)
+    source = source or str(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise WeightsError(f"{path} is not a readable torch state dict ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}); expected {entry.name} "
-                           f"for {entry.model}") from None
-    return check_state_dict(state, entry, str(path))
+        raise WeightsError(f"{source} is not a readable torch state dict (torch.load with weights_only=True "
+                           f"failed: {type(exc).__name__}); expected {entry.name} for {entry.model}") from None
+    return check_state_dict(state, entry, source)
 
 
 def resolve(entry: WeightsEntry, weights: str | Path | None) -> Path:
@@ -236,7 +239,7 @@ def download(
             _fetch(src, out, timeout, progress, entry)
         if entry.size is not None and tmp.stat().st_size != entry.size:
             raise WeightsError(f"download from {src} has {tmp.stat().st_size} bytes, expected {entry.size}")
-        read_state_dict(tmp, entry)
+        read_state_dict(tmp, entry, source=f"download from {src}")
         if entry.sha256 is not None and sha256sum(tmp) != entry.sha256:
             raise WeightsError(f"download from {src} does not have the published sha256 {entry.sha256}")
         os.replace(tmp, target)
@@ -272,7 +275,7 @@ def _fetch(src: str, out: Any, timeout: float, progress: bool, entry: WeightsEnt
         try:
             while True:
                 try:
-                    chunk = response.read(1 << 16)
+                    chunk = response.read1(1 << 16)
                 except (socket.timeout, TimeoutError):
                     raise WeightsError(f"download of {entry.filename} from {src} stalled: no data for "
                                        f"{timeout:g} s after {got} bytes") from None

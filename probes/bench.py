@@ -1,0 +1,201 @@
+"""``curvebench bench probe``: images/s of probes, truncated forwards and the receptive-field crop.
+
+All numbers of one report come from one process, alternating the variants inside
+every repeat so that machine noise hits them alike; speedups are ratios of medians.
+
+* ``truncated``: ``model.probe`` at the unit nearest the centre of a full-size input,
+  for each tap layer (the forward stops there), and the whole network to ``softmax2``.
+* ``rf_crop``: a mixed3b centre probe on the full 224 input vs the exact
+  receptive-field crop from :meth:`~probes.base.ProbeModel.input_plan`
+  (``rf_crop_speedup_mixed3b`` = crop images/s / full images/s).
+* on CUDA (or when asked): channels-last memory format, bf16 autocast and
+  ``torch.compile`` variants of the crop and full mixed3b probes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from probes.registry import load_model
+
+DEFAULT_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """GPU name, or CPU architecture with core and thread counts."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+
+
+def _summary(images: int, seconds: list[float]) -> dict[str, Any]:
+    rates = [images / s for s in seconds]
+    q25, q75 = np.percentile(rates, [25, 75])
+    return {"images_per_s": statistics.median(rates), "iqr": float(q75 - q25), "repeats": len(rates),
+            "median_batch_s": statistics.median(seconds)}
+
+
+def _time_variants(variants: dict[str, Callable[[], object]], device: torch.device, repeats: int,
+                   warmup: int, progress: bool) -> dict[str, list[float]]:
+    from tqdm.auto import tqdm
+
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in tqdm(range(repeats), desc="bench probe", disable=not progress, leave=False):
+        for name, fn in variants.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def bench_probe(
+    model: str = "inceptionv1",
+    *,
+    weights: str | None = None,
+    device: str | torch.device = "cpu",
+    batch: int = 8,
+    repeats: int = 5,
+    warmup: int = 1,
+    layers: tuple[str, ...] = DEFAULT_LAYERS,
+    crop_layer: str = "mixed3b",
+    size: int = 224,
+    options: tuple[str, ...] | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure probe throughput; returns the JSON-able report (see module docstring).
+
+    Args:
+        weights: weights file; None = random weights (speed does not depend on them).
+        options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
+            None = all three on CUDA, none on CPU.
+    """
+    for name, value in (("batch", batch), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    m = load_model(model, weights=weights if weights is not None else ("random" if model != "groundtruth" else None),
+                   device=dev)
+    layers = tuple(layer for layer in layers if layer in m.layers) or (m.layers[-1],)
+    if crop_layer not in m.layers:
+        crop_layer = layers[-1]
+    x = torch.rand(batch, 3, size, size, device=dev)
+    plan = m.input_plan(crop_layer, size=size)
+    x_crop = plan.crop(x).contiguous()
+
+    variants: dict[str, Callable[[], object]] = {}
+    for layer in layers:
+        variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False)
+    variants["full_network"] = lambda: m.forward(x)
+    variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False)
+    variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)
+    with torch.no_grad():
+        times = _time_variants(variants, dev, repeats, warmup, progress)
+    stats = {k: _summary(batch, v) for k, v in times.items()}
+    full = stats["full_network"]["images_per_s"]
+    truncated = {layer: {**stats[f"truncated:{layer}"],
+                         "speedup_vs_full": stats[f"truncated:{layer}"]["images_per_s"] / full}
+                 for layer in layers}
+    truncated["full"] = stats["full_network"]
+    speedup = stats["rf_crop"]["images_per_s"] / stats["rf_full"]["images_per_s"]
+    report: dict[str, Any] = {
+        "benchmark": "probe",
+        "model": m.name,
+        "weights": m.meta.get("weights") or ("random" if m.meta.get("random_weights") else None),
+        "device": str(dev),
+        "device_name": device_name(dev),
+        "torch": torch.__version__,
+        "dtype": "float32",
+        "batch": batch,
+        "repeats": repeats,
+        "warmup": warmup,
+        "size": size,
+        "seed": seed,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "truncated": truncated,
+        "rf_crop": {"layer": crop_layer, "crop_size": plan.size, "full_size": size, "exact": plan.exact,
+                    "full": stats["rf_full"], "crop": stats["rf_crop"]},
+        f"rf_crop_speedup_{crop_layer}": speedup,
+    }
+    if options is None:
+        options = ("channels_last", "bf16", "compile") if dev.type == "cuda" else ()
+    if options:
+        report["options"] = _bench_options(m, x, x_crop, plan, crop_layer, dev, repeats, warmup, options, progress)
+    return report
+
+
+def _bench_options(m, x, x_crop, plan, layer, dev, repeats, warmup, options, progress):  # type: ignore[no-untyped-def]
+    """Channels-last, bf16 autocast and compiled variants of the full and crop probes of ``layer``."""
+    out: dict[str, Any] = {}
+    unknown = set(options) - {"channels_last", "bf16", "compile"}
+    if unknown:
+        raise ValueError(f"options: unknown {sorted(unknown)}; allowed: channels_last, bf16, compile")
+    net = m.net
+    transform = m.transform
+
+    def runner(net_, inputs, amp, unit):  # type: ignore[no-untyped-def]
+        ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if amp else nullcontext()
+
+        def run() -> object:
+            with ctx:
+                y = net_(transform(inputs), until=layer)
+            return y[:, :, unit[0], unit[1]].float()
+
+        return run
+
+    full_unit = plan.full_units[layer]
+    crop_unit = plan.units[layer]
+    combos = {"baseline": (False, False, False)}
+    if "channels_last" in options:
+        combos["channels_last"] = (True, False, False)
+    if "bf16" in options:
+        combos["bf16_autocast"] = (False, True, False)
+        if "channels_last" in options:
+            combos["channels_last+bf16_autocast"] = (True, True, False)
+    if "compile" in options:
+        combos["compile"] = (False, False, True)
+        if "channels_last" in options and "bf16" in options:
+            combos["compile+channels_last+bf16_autocast"] = (True, True, True)
+    for name, (cl, amp, comp) in combos.items():
+        try:
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            net_ = net.to(memory_format=fmt)
+            xf, xc = x.contiguous(memory_format=fmt), x_crop.contiguous(memory_format=fmt)
+            if comp:
+                net_ = torch.compile(net_)
+            variants = {"full": runner(net_, xf, amp, full_unit), "crop": runner(net_, xc, amp, crop_unit)}
+            with torch.no_grad():
+                times = _time_variants(variants, dev, repeats, max(warmup, 2 if comp else 1), progress)
+            out[name] = {k: _summary(x.shape[0], v) for k, v in times.items()}
+        except Exception as exc:  # an option unsupported here must not lose the other numbers
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        finally:
+            net.to(memory_format=torch.contiguous_format)
+    base = out.get("baseline", {}).get("full", {}).get("images_per_s")
+    for name, res in out.items():
+        if base and "full" in res:
+            res["full_speedup_vs_baseline"] = res["full"]["images_per_s"] / base
+            res["crop_speedup_vs_baseline_full"] = res["crop"]["images_per_s"] / base
+    return out

@@ -1,0 +1,137 @@
+"""``curvebench weights download|path|verify``, ``curvebench models`` and ``curvebench bench probe``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _user_error(exc: Exception) -> Exception:
+    from suites.cli import CurvebenchError
+
+    return CurvebenchError(str(exc))
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from probes.weights import WeightsError, cache_path, download, get_weights_entry, verify
+
+    entry = get_weights_entry(args.name)
+    try:
+        if args.action == "path":
+            path = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+            print(path)
+            if not path.is_file():
+                print(f"(not there yet: `curvebench weights download` fetches {entry.url})", file=sys.stderr)
+            return 0
+        if args.action == "verify":
+            info = verify(entry, args.weights)
+            print(json.dumps(info, indent=2) if args.json else
+                  f"ok: {info['path']}: {info['tensors']} tensors, {info['parameters']:,} parameters, "
+                  f"sha256 {info['sha256']}")
+            return 0
+        # download
+        target = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+        if target.is_file() and not args.force:
+            info = verify(entry, target)
+            print(f"already present and valid: {target} (sha256 {info['sha256']}); --force downloads again")
+            return 0
+        path = download(entry, url=args.url, dest=target, timeout=args.timeout, progress=not args.quiet)
+        info = verify(entry, path)
+        print(f"downloaded {path}: {info['bytes']:,} bytes, sha256 {info['sha256']}")
+        return 0
+    except WeightsError as exc:
+        raise _user_error(exc) from None
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from probes.registry import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    for m in models:
+        print(f"{m['name']}: {m['description']}")
+        print(f"  layers: {', '.join(f'{k} ({v})' for k, v in m['channels'].items())}")
+        if "units" in m:
+            units = ", ".join(f"{u['channel']}:{u['preferred_orientation']:g}deg{'+echo' if u['has_echo'] else ''}"
+                              for u in m["units"])
+            print(f"  designed units (curves): {units}")
+    return 0
+
+
+def _cmd_bench_probe(args: argparse.Namespace) -> int:
+    from probes.bench import bench_probe
+
+    options = tuple(o for o in args.options.split(",") if o) if args.options is not None else None
+    report: dict[str, Any] = bench_probe(
+        args.model, weights=args.weights, device=args.device, batch=args.batch, repeats=args.repeats,
+        warmup=args.warmup, options=options, progress=not args.quiet,
+    )
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    key = next(k for k in report if k.startswith("rf_crop_speedup_"))
+    lines = [f"{report['model']} on {report['device_name']}, batch {report['batch']}, {report['repeats']} repeats "
+             f"(median images/s):"]
+    for layer, res in report["truncated"].items():
+        extra = f"  x{res['speedup_vs_full']:.2f} vs full" if "speedup_vs_full" in res else ""
+        lines.append(f"  {'to ' + layer if layer != 'full' else 'full network':<16} {res['images_per_s']:9.1f}{extra}")
+    rf = report["rf_crop"]
+    lines.append(f"  {rf['layer']} centre probe: full {rf['full_size']} px {rf['full']['images_per_s']:.1f}, "
+                 f"crop {rf['crop_size']} px {rf['crop']['images_per_s']:.1f} -> {key} = {report[key]:.2f}")
+    for name, res in report.get("options", {}).items():
+        if "error" in res:
+            lines.append(f"  {name}: {res['error']}")
+        else:
+            lines.append(f"  {name}: full {res['full']['images_per_s']:.1f}, crop {res['crop']['images_per_s']:.1f}")
+    print("\n".join(lines))
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add ``weights``, ``models`` and ``bench probe`` to the ``curvebench`` parser."""
+    p = commands.add_parser(
+        "weights", help="download, locate or verify model weights files",
+        description="Weights files live in $CURVEBENCH_HOME/weights (default ~/.cache/curvebench/weights). "
+                    "download: fetch (or --url MIRROR) to a temporary file, check it, rename into place. "
+                    "path: print where the file is (or would go). verify: strict key/shape check + sha256.",
+    )
+    p.add_argument("action", choices=["download", "path", "verify"])
+    p.add_argument("--name", default="inception5h", help="weights id or model id (default inception5h)")
+    p.add_argument("--weights", metavar="PATH", default=None,
+                   help="file to verify / print / download to, instead of the cache")
+    p.add_argument("--url", metavar="MIRROR", default=None, help="download from this URL instead of the registry's")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a connect or read may stall (default 30)")
+    p.add_argument("--force", action="store_true", help="download even if a valid file is already there")
+    p.add_argument("--json", action="store_true", help="verify: print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_weights)
+
+    p = commands.add_parser("models", help="list models, their layers and (ground truth) designed units",
+                            description="List registered models with tap layers and channel counts.")
+    p.add_argument("--json", action="store_true", help="print JSON (includes the ground-truth units)")
+    p.set_defaults(func=_cmd_models)
+
+    p = bench_commands.add_parser(
+        "probe", help="images/s of truncated forwards and of the receptive-field crop",
+        description="Times model.probe truncated at conv2d2/mixed3a/mixed3b/mixed4a vs the full network, "
+                    "and a mixed3b centre probe on the RF crop vs the full 224 input "
+                    "(rf_crop_speedup_mixed3b). On CUDA also channels-last, bf16 autocast and torch.compile.",
+    )
+    p.add_argument("--json", metavar="FILE", default=None, help="write the report here")
+    p.add_argument("--model", default="inceptionv1", help="registry id (default inceptionv1)")
+    p.add_argument("--weights", metavar="PATH", default=None, help="weights file (default: random weights)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch", type=int, default=8, help="images per forward (default 8)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per variant (default 1)")
+    p.add_argument("--options", default=None,
+                   help="comma list of channels_last,bf16,compile (default: all on CUDA, none on CPU; '' for none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_bench_probe)
