@@ -41,10 +41,7 @@ MAX_SERIES = 8
 
 def article_cmap() -> matplotlib.colors.Colormap:
     """Colour map of the heatmaps: turbo-like (blue - green - yellow - red), black below 0, grey for NaN."""
-    cmap = matplotlib.colormaps["turbo"].copy()
-    cmap.set_under("black")
-    cmap.set_bad((0.22, 0.22, 0.22))
-    return cmap
+    return matplotlib.colormaps["turbo"].with_extremes(under="black", bad=(0.22, 0.22, 0.22))
 
 
 def short_layer(layer: str) -> str:

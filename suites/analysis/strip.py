@@ -37,9 +37,18 @@ def suite_of(ds: xr.Dataset):
     return None
 
 
-def tile_params(ds: xr.Dataset, orientation: float, curvature: float, fixed: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Swept parameter values of the stimulus row nearest to ``(orientation, curvature)``, overridden by ``fixed``."""
+def tile_params(
+    ds: xr.Dataset, orientation: float, curvature: float, fixed: Mapping[str, float] | None = None, column: int | None = None
+) -> dict[str, float]:
+    """Swept parameter values of the stimulus row nearest to ``(orientation, curvature)``, overridden by ``fixed``.
+
+    With ``column``, every other swept parameter (e.g. ``fg_hue``) cycles through its
+    values along the strip, so the strip shows what the heatmap averages over.
+    """
     params = swept_parameters(ds)
+    cycle = {n: v for n, v in params.items() if n not in ("orientation", "curvature") and n not in (fixed or {})}
+    if column is not None and cycle:
+        fixed = {**(fixed or {}), **{n: float(v[column % v.size]) for n, v in cycle.items()}}
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     kscale = max(float(np.ptp(k)), 1e-12)
@@ -89,7 +98,7 @@ def stimulus_strip(
     lo, hi = o[0] - do / 2, o[-1] + do / 2
     tile_o = lo + (np.arange(columns) + 0.5) * (hi - lo) / columns
     tile_k = np.linspace(k.min(), k.max(), rows)
-    per_tile = [tile_params(ds, to, tk, fixed) for tk in tile_k for to in tile_o]
+    per_tile = [tile_params(ds, to, tk, fixed, column=j) for tk in tile_k for j, to in enumerate(tile_o)]
     from suites.render_args import render_kwargs
 
     params = {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
