@@ -11,7 +11,7 @@ Public API::
 See ``docs/probes.md``.
 """
 
-from probes.base import InputTransform, ProbeModel
+from probes.base import InputTransform, ProbeModel, wrap_module
 from probes.families import Family, families, get_family
 from probes.geometry import InputPlan, ReceptiveField
 from probes.registry import ModelEntry, list_models, load_model, register_model
@@ -28,4 +28,5 @@ __all__ = [
     "list_models",
     "load_model",
     "register_model",
+    "wrap_module",
 ]

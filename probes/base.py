@@ -98,7 +98,7 @@ class ProbeModel(nn.Module):
         *,
         name: str,
         layers: Sequence[str],
-        channels: dict[str, int],
+        channels: dict[str, int] | None,
         transform: InputTransform,
         geometry: Geometry | None = None,
         taps: dict[str, str] | None = None,
@@ -108,21 +108,22 @@ class ProbeModel(nn.Module):
         self.net = net.eval()
         self.name = name
         self.layers = list(layers)
-        self._channels = dict(channels)
+        self._channels = dict(channels) if channels is not None else None
         self.transform = transform
         self.geometry = geometry
-        default = {}
-        for layer in self.layers:
-            default[layer] = layer
-            default[f"{layer}_pre_relu"] = f"{layer}_pre_relu"
-        self.taps = {**default, **(taps or {})}
+        if taps is None:
+            taps = {k: k for layer in self.layers for k in (layer, f"{layer}_pre_relu")}
+        self.taps = dict(taps)
+        missing = [layer for layer in self.layers if layer not in self.taps]
+        if missing:
+            raise ValueError(f"taps: no module given for layer {missing[0]!r}")
         self.meta: dict[str, Any] = {
             "model": name,
             "weights": None,
             "weights_sha256": None,
             "input_transform": transform.as_dict(),
             "layers": list(self.layers),
-            "channels": dict(self._channels),
+            "channels": dict(self._channels) if self._channels is not None else None,
             **(meta or {}),
         }
 
@@ -146,6 +147,12 @@ class ProbeModel(nn.Module):
     def num_channels(self, layer: str) -> int:
         """Number of channels of tap ``layer``."""
         _as_layers([layer], self.layers)
+        if self._channels is None:  # wrapped module: learn the channel counts from one small forward
+            with torch.no_grad():
+                x = torch.zeros(1, 3, 224, 224, device=self.device, dtype=self.dtype)
+                maps = run_until(self.net, self.transform(x), [self.taps[k] for k in self.layers])
+            self._channels = {k: int(maps[self.taps[k]].shape[1]) for k in self.layers}
+            self.meta["channels"] = dict(self._channels)
         return self._channels[layer]
 
     def receptive_field(self, layer: str, size: int = 224) -> ReceptiveField:
@@ -196,7 +203,8 @@ class ProbeModel(nn.Module):
                 whose receptive-field centre is nearest the image centre.
             full_map: return whole maps ``(B, C, h, w)`` instead of one unit ``(B, C)``.
             grad: keep the autograd graph (stimulus optimisation); default no_grad.
-            pre_relu: also return ``"<layer>_pre_relu"``.
+            pre_relu: also return ``"<layer>_pre_relu"`` (where the model has that tap;
+                a wrapped module without it returns only ``"<layer>"``).
             check_range: check that the images lie in [0, 1] (one device sync).
 
         Returns:
@@ -217,7 +225,8 @@ class ProbeModel(nn.Module):
                 raise ValueError(f"images are {h}x{w} px but the plan is for {plan.size}x{plan.size} "
                                  f"(or the full {plan.full_size}x{plan.full_size}) inputs")
         x = images01.to(device=self.device, dtype=self.dtype)
-        keys = [k for layer in names for k in ((layer, f"{layer}_pre_relu") if pre_relu else (layer,))]
+        keys = [k for layer in names for k in ((layer, f"{layer}_pre_relu") if pre_relu else (layer,))
+                if k in self.taps]
         with (nullcontext() if grad else torch.no_grad()):
             raw = run_until(self.net, self.transform(x), [self.taps[k] for k in keys])
             maps = {k: raw[self.taps[k]] for k in keys}
@@ -243,3 +252,46 @@ class ProbeModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, layers={self.layers}"
+
+
+def wrap_module(
+    module: nn.Module,
+    layers: Sequence[str] | dict[str, str],
+    *,
+    name: str = "custom",
+    transform: InputTransform | None = None,
+    pre_relu: dict[str, str] | None = None,
+    geometry: Geometry | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ProbeModel:
+    """Probe any ``nn.Module`` by the names of its submodules.
+
+    Args:
+        module: the network (put in eval mode).
+        layers: submodule names (``named_modules()``) to tap, or ``{tap name: submodule name}``.
+        name: id recorded in ``meta``.
+        transform: input transform from [0, 1] images (default identity).
+        pre_relu: ``{tap name: submodule name}`` whose output is that layer's pre-ReLU value
+            (e.g. the batch-norm before a fused ReLU); layers without one return post only.
+        geometry: receptive-field description; None reads the middle of each map and
+            disables ``input_plan``.
+
+    Example (torchvision's GoogLeNet, *not* the article's network)::
+
+        net = torchvision.models.googlenet(weights="DEFAULT")
+        imagenet = probes.InputTransform(
+            scale=(1 / 0.229, 1 / 0.224, 1 / 0.225),
+            shift=(-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225),
+            description="ImageNet mean/std normalisation")
+        model = probes.wrap_module(net, ["inception3a", "inception3b"], name="googlenet", transform=imagenet)
+        acts = model.probe(images01, ["inception3b"])   # {"inception3b": (B, 480)}
+    """
+    mapping = dict(layers) if isinstance(layers, dict) else {layer: layer for layer in layers}
+    taps = {**mapping, **{f"{k}_pre_relu": v for k, v in (pre_relu or {}).items()}}
+    names = dict(module.named_modules())
+    for key, target in taps.items():
+        if target not in names:
+            raise ValueError(f"layers: {type(module).__name__} has no submodule {target!r} (for tap {key!r}); "
+                             f"some of its names: {', '.join(list(names)[1:12])}, ...")
+    return ProbeModel(module, name=name, layers=list(mapping), channels=None,
+                      transform=transform or InputTransform(), geometry=geometry, taps=taps, meta=meta)

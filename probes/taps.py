@@ -19,7 +19,7 @@ class _StopForward(Exception):
 
 
 @contextmanager
-def capture(module: nn.Module, names: Sequence[str], stop_early: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+def capture(module: nn.Module, names: Sequence[str], stop_early: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of the named submodules of ``module`` while the block runs.
 
     Yields a dict that fills up as the forward pass reaches each tap. With
