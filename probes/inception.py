@@ -110,15 +110,22 @@ class Concat(nn.Module):
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv`` with TF "SAME" zero padding (symmetric pads go to the conv itself: no copy)."""
     k, s = conv.kernel_size[0], conv.stride[0]
-    if k > 1:
-        x = F.pad(x, same_pads(x.shape[-2:], k, s))
-    return conv(x)
+    if k == 1:
+        return conv(x)
+    left, right, top, bottom = same_pads(x.shape[-2:], k, s)
+    if left == right and top == bottom:
+        return F.conv2d(x, conv.weight, conv.bias, s, (top, left))
+    return conv(F.pad(x, (left, right, top, bottom)))
 
 
 def max_pool_same(x: torch.Tensor, k: int = 3, s: int = 1) -> torch.Tensor:
     """TF "SAME" max-pool: padded positions never win (``-inf``)."""
-    return F.max_pool2d(F.pad(x, same_pads(x.shape[-2:], k, s), value=float("-inf")), k, s)
+    left, right, top, bottom = same_pads(x.shape[-2:], k, s)
+    if left == right and top == bottom and 2 * top <= k:  # torch pads max-pools with -inf itself
+        return F.max_pool2d(x, k, s, (top, left))
+    return F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), k, s)
 
 
 class InceptionV1Net(nn.Module):
