@@ -118,3 +118,8 @@ def test_layer_tuning_invariance_against_reference() -> None:
     for c in (0, 1):
         assert same["channels"][c]["invariance_score"] > 0.97
         assert other["channels"][c]["invariance_score"] < 0.2
+
+
+def test_flat_curve_has_no_preferred_orientation() -> None:
+    o = np.arange(0.0, 360.0, 10.0)
+    assert math.isnan(fitted_peak(o, np.zeros_like(o)))

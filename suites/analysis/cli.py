@@ -183,9 +183,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .tuning import layer_tuning
     from .validate import compare_family
 
+    from .plots import provenance
+
     ds = _open(args.file)
     model = str(ds.attrs.get("model", ""))
     fams = article_families(args.against or model)
+    print(f"results: {args.file} ({provenance(ds)})")
     layers = _csv(args.layers) if args.layers else [l for l in ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves") if l in ds.data_vars]
     checked = []
     for layer in layers:

@@ -8,8 +8,10 @@ Convention:
     - Heatmaps: x = orientation (degrees, 0..360, counter-clockwise as seen on screen,
       0 = the curve opens toward +x), y = curvature (1/px), straight line at the top,
       tightest curve at the bottom; colour = post-ReLU activation in sigma on a fixed
-      0..25 scale (the article's), values <= 0 (not firing) black, cells never
-      measured dark grey. Rows (channels) are ordered by preferred orientation.
+      0..25 scale (the article's), values <= 0 (not firing) black; dark grey = no
+      sigma value (a cell the run never measured, or a channel whose reference std is
+      0, e.g. one that never fired in the sweep). Rows (channels) are ordered by
+      preferred orientation; channels without one (flat) come last.
     - Radial plots: angle = orientation (0 = right, counter-clockwise), radius =
       post-ReLU sigma at each unit's best curvature (values below 0 drawn at 0).
 """
@@ -404,7 +406,7 @@ def plot_layer_comparison(
     present = [layer for layer in layers if layer in layer_names(ds)]
     if not present:
         raise ValueError(f"layer comparison: none of the layers {list(layers)} is in the results (it has {layer_names(ds)})")
-    fig = plt.figure(figsize=(4.2 * len(present) + 0.4, 5.6), dpi=100)
+    fig = plt.figure(figsize=(4.2 * len(present) + 0.4, 7.0), dpi=100)
     label = ""
     for i, layer in enumerate(present):
         sig = to_sigma(ds, layer, stats)
@@ -418,11 +420,12 @@ def plot_layer_comparison(
         _polar(ax, o, curves, short_layer(layer), normalise=True)
         ax.set_title(f"{layer} ({len(chans)} units)\nmean echo index {np.nanmean(echoes):.2f}", fontsize=10, pad=14)
         ax.set_yticklabels([])
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=7, frameon=False, handlelength=1.2)
     fig.suptitle(
         f"{provenance(ds)} - curve families by layer (each unit normalised to its peak)\nsigma from {label}",
         fontsize=10, x=0.02, ha="left",
     )
-    fig.subplots_adjust(top=0.74, bottom=0.04, left=0.04, right=0.98, wspace=0.35)
+    fig.subplots_adjust(top=0.78, bottom=0.22, left=0.04, right=0.98, wspace=0.35)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, facecolor="white")

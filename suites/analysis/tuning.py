@@ -69,11 +69,13 @@ def _check_curve(orientations: np.ndarray, curve: np.ndarray) -> tuple[np.ndarra
 
 
 def fitted_peak(orientations: np.ndarray, curve: np.ndarray) -> float:
-    """Preferred orientation in degrees ``[0, 360)``: argmax refined by a parabola (NaN if the curve is all NaN)."""
+    """Preferred orientation in degrees ``[0, 360)``: argmax refined by a parabola (NaN if the curve is flat or all NaN)."""
     o, c = _check_curve(orientations, curve)
     if not np.isfinite(c).any():
         return math.nan
     c = np.nan_to_num(c, nan=-np.inf)
+    if np.nanmax(c) == np.nanmin(np.where(np.isfinite(c), c, np.inf)):
+        return math.nan  # flat (e.g. never fires): no preferred orientation
     i = int(np.argmax(c))
     n = o.size
     circ = is_circular(o)
