@@ -87,7 +87,8 @@ def load_model(
         name: registry id (``"inceptionv1"``, ``"groundtruth"``; see :func:`list_models`).
         weights: for trained networks, a state-dict file path; None uses the cached
             download (``curvebench weights path``); ``"random"`` keeps the random
-            initialisation (tests and benchmarks). Must be None for ``"groundtruth"``.
+            initialisation (tests and benchmarks). ``"groundtruth"`` takes None (or
+            ``"random"``, ignored): it is built from code.
         device: torch device.
         dtype: floating dtype of parameters and computation.
     """
@@ -104,8 +105,9 @@ def load_model(
 def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import groundtruth
 
-    if weights is not None:
-        raise ValueError(f"weights: the ground-truth model is built from code and takes no weights file, got {weights!r}")
+    if weights is not None and not (isinstance(weights, str) and weights == "random"):
+        raise ValueError(f"weights: the ground-truth model is built from code and takes no weights file "
+                         f"(None or 'random'), got {weights!r}")
     return groundtruth.build(device, dtype)
 
 
