@@ -146,6 +146,7 @@ def probe_images(
     writer = ResultsWriter.create(out, layout, attrs)
     t0 = time.perf_counter()
     bar = tqdm(total=count, unit="img", desc="probe", disable=None if progress is None else not progress)
+    failed = True
     try:
         with torch.inference_mode():
             for names, x in batches:
@@ -154,9 +155,13 @@ def probe_images(
                 writer.append({"source": np.asarray(list(names), dtype=object)}, data)
                 bar.update(len(names))
         writer.finish()
+        failed = False
     finally:
         bar.close()
+        empty = writer.rows_completed == 0
         writer.close()
+        if failed and empty:
+            out.unlink(missing_ok=True)  # nothing was written: leave no empty file behind
     secs = time.perf_counter() - t0
     return f"{count} images in {secs:.1f} s ({count / max(secs, 1e-9):,.1f} images/s) -> {out}"
 

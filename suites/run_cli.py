@@ -85,7 +85,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from suites.results import open_results
     from suites.runner import run_suite
 
-    res = run_suite("demo", out=args.out, device=args.device, progress=False if args.no_progress else None)
+    res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
+                    progress=False if args.no_progress else None)
     figures: list[Path] = []
     try:
         from suites.analysis.plots import plot_heatmaps
@@ -171,6 +172,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     )
     p.add_argument("--out", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
     p.add_argument("--device", help="torch device (default auto)")
+    p.add_argument("--quick", action="store_true", help="thin the sweep to 12 x 12 stimuli (smoke test)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 

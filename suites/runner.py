@@ -518,21 +518,20 @@ def run_suite(
     interrupted = False
     batches = 0
     wt.start()
+    error: BaseException | None = None
     try:
         with torch.inference_mode():
             for batch in grid.batches(s.batch_size, start=start_row, stop=stop):
                 n = len(batch)
                 kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
                 images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype, **kw)
-                if images.shape[0] != n:  # all parameters fixed except a broadcast: expand to the batch
-                    images = images.expand(n, *images.shape[1:])
                 acts = net.probe(images, list(readout.layers), plan=plan, pre_relu=want_pre,
                                  check_range=dev.type == "cpu")
                 data = {}
                 for name, layer, pre in readout.variables:
                     a = acts[f"{layer}_pre_relu" if pre else layer]
                     a = a if full[layer] else a.index_select(1, index[layer])
-                    data[name] = a.to(dtype=out_dtype, copy=True)
+                    data[name] = a.to(dtype=out_dtype, copy=True)  # a copy: never pin the whole feature map
                 wt.put((batch.start, batch.params if keep_rows else {}, data))
                 batches += 1
                 if stop_after_batches is not None and batches >= stop_after_batches:
@@ -540,12 +539,22 @@ def run_suite(
                     break
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        try:
-            wt.close()
-        finally:
-            seconds = time.perf_counter() - t0
-            bar.close()
+    except BaseException as exc:  # noqa: BLE001 - re-raised below once the file is safe
+        error = exc
+    try:
+        wt.close()  # writes what is queued; re-raises a writer failure
+    except BaseException as exc:  # noqa: BLE001
+        error = error or exc
+    seconds = time.perf_counter() - t0
+    bar.close()
+    if error is not None:
+        empty = resume is None and writer.rows_completed == 0
+        writer.close()
+        if empty:  # failed before the first batch landed: leave no empty file behind
+            Path(path).unlink(missing_ok=True)
+        elif log is not None:
+            log(f"{writer.rows_completed} rows committed to {path}; continue with: curvebench run --resume {path}")
+        raise error
     rows_now = writer.rows_completed - start_row
     complete = writer.rows_completed >= stop and not interrupted
     try:

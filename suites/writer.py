@@ -34,7 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["Layout", "Variable", "ResultsWriter", "ResultsLockedError", "ResultsWriteError", "utc_now"]
+__all__ = ["Layout", "Variable", "ResultsWriter", "ResultsExistsError", "ResultsLockedError", "ResultsWriteError",
+           "utc_now"]
 
 
 def _error_base() -> type[Exception]:
@@ -48,6 +49,10 @@ def _error_base() -> type[Exception]:
 
 class ResultsLockedError(_error_base()):
     """Another process is writing the same results file."""
+
+
+class ResultsExistsError(_error_base(), FileExistsError):
+    """The output file exists already (results are never overwritten)."""
 
 
 class ResultsWriteError(_error_base()):
@@ -142,7 +147,7 @@ class ResultsWriter:
         path = Path(path)
         _check_writable_dir(path)
         if path.exists():
-            raise FileExistsError(f"{path} already exists; continue it with --resume {path} or choose another --out")
+            raise ResultsExistsError(f"{path} already exists; continue it with --resume {path} or choose another --out")
         fd = _acquire_lock(path)
         try:
             h5 = h5py.File(path, "w-", locking=False)

@@ -1,0 +1,67 @@
+"""`curvebench probe`: arbitrary images into an xarray-readable file with the runs' naming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from PIL import Image
+
+import probes
+from suites.cli import main as cli_main
+from suites.probe_images import load_npy_images
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_probe_npy_centre_unit_matches_the_model(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    imgs = (rng.random((5, 40, 48, 3)) * 255).astype(np.uint8)  # non-square, channels last
+    np.save(tmp_path / "x.npy", imgs)
+    out = tmp_path / "p.h5"
+    assert cli_main(["probe", "--model", "groundtruth", "--layers", "edges,curves", "--images",
+                     str(tmp_path / "x.npy"), "--out", str(out), "--no-progress", "--batch-size", "2"]) == 0
+    assert "5 images" in capsys.readouterr().out
+    with xr.open_dataset(out) as ds:
+        assert ds["curves"].dims == ("image", "curves_channel")
+        assert ds["edges_pre_relu"].dims == ("image", "edges_channel")
+        assert list(ds["source"].values) == [f"x.npy[{i}]" for i in range(5)]
+        assert ds.attrs["state"] == "complete"
+        net = probes.load_model("groundtruth")
+        ref = net.probe(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255, ["curves"])
+        np.testing.assert_allclose(ds["curves_pre_relu"].values, ref["curves_pre_relu"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_probe_folder_full_map(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray((rng.random((70 + 10 * i, 60, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "m.h5"
+    assert cli_main(["probe", "--model", "groundtruth", "--layers", "curves", "--images", str(folder),
+                     "--out", str(out), "--full-map", "--size", "64", "--no-progress"]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds["curves"].dims == ("image", "curves_channel", "curves_y", "curves_x")
+        assert ds["curves"].shape == (3, 12, 16, 16)
+        # coordinates are receptive-field centres in input pixels (stride 4, unit j at 4 j + 3 + 0.5)
+        np.testing.assert_allclose(ds["curves_x"].values, 4 * np.arange(16) + 3.5)
+        assert [s.endswith(f"{i}.png") for i, s in enumerate(ds["source"].values)] == [True] * 3
+
+
+def test_probe_errors(tmp_path):
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5, 5), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"must have shape \(N, H, W, 3\) or \(N, 3, H, W\)"):
+        load_npy_images(tmp_path / "bad.npy")
+    np.save(tmp_path / "f.npy", np.full((2, 8, 8, 3), 2.0, dtype=np.float32))
+    assert cli_main(["probe", "--model", "groundtruth", "--layers", "nope", "--images", str(tmp_path / "f.npy"),
+                     "--out", str(tmp_path / "o.h5")]) == 2
+    assert cli_main(["probe", "--model", "groundtruth", "--layers", "edges", "--images", str(tmp_path / "f.npy"),
+                     "--out", str(tmp_path / "o2.h5"), "--no-progress"]) == 2
