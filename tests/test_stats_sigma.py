@@ -73,7 +73,7 @@ def test_tail_fits_recover_laplace_scales() -> None:
     counts, edges = np.histogram(x, bins=200)
     centres = (edges[1:] + edges[:-1]) / 2
     dens = counts / (x.size * (edges[1] - edges[0]))
-    left, right = fit_tails(centres, dens, counts, x.std())
+    left, right = fit_tails(centres, dens, counts)
     assert left.scale == pytest.approx(0.5, rel=0.1)
     assert right.scale == pytest.approx(2.0, rel=0.1)
 

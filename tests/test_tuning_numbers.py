@@ -123,3 +123,12 @@ def test_layer_tuning_invariance_against_reference() -> None:
 def test_flat_curve_has_no_preferred_orientation() -> None:
     o = np.arange(0.0, 360.0, 10.0)
     assert math.isnan(fitted_peak(o, np.zeros_like(o)))
+
+
+def test_pre_relu_only_run_gives_post_relu_view() -> None:
+    from suites.analysis.grid import layer_array, layer_names
+
+    ds = synthetic_results([dict(preferred=50.0)]).drop_vars("mixed3b")
+    assert layer_names(ds) == ["mixed3b"]
+    assert float(layer_array(ds, "mixed3b").min()) == 0.0
+    assert abs(layer_tuning(ds, "mixed3b")["channels"][0]["preferred_orientation"] - 50.0) < 1.0

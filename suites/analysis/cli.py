@@ -229,6 +229,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     stats = _stats(args.stats)
     source = image_source(args.images, limit=args.limit)
     result = rotation_tuning(model, source, layer, channels, k=args.k, step=args.step, size=args.size, stats=stats)
+    print("preferred orientation on the common axis (degrees): " + ", ".join(
+        f"{c}: {p:.1f}" for c, p in zip(result.coords["channel"].values, result["preferred"].values)))
+    print(f"typical tuning curve FWHM: {result.attrs['typical_fwhm_deg']:.1f} deg ({result.attrs['response_units']})")
     out = Path(args.out)
     fig = plot_rotation_tuning(result, out / f"rotate-tuning-{model.name}-{layer}.png")
     result.to_netcdf(out / f"rotate-tuning-{model.name}-{layer}.nc", engine="h5netcdf")

@@ -8,9 +8,10 @@ about 11% of ImageNet positions. This module fits both tails from the histograms
 Convention:
     - Density = count / (all positions x bin width), so it integrates to 1 over the
       whole real line (values outside the histogram range are counted in N).
-    - Tails: the bins more than half a standard deviation right (left) of the
-      histogram's mode with at least 3 counts; ``log density = a + b x`` is fitted by
-      least squares weighted by ``sqrt(count)``. The exponential's scale is
+    - Tails: the bins right (left) of the histogram's mode whose density has fallen
+      to at most 10% of the densest bin on that side (the mode bin itself excluded),
+      with at least 3 counts; ``log density = a + b x``
+      is fitted by least squares weighted by ``sqrt(count)``. The exponential's scale is
       ``1 / |b|`` in activation units (density falls by e every ``scale``).
 """
 
@@ -27,6 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+
+
+TAIL_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def histogram(stats: xr.Dataset, layer: str, channel: int) -> tuple[np.ndarray, 
     return centres, counts / max(total * width, 1e-300), total
 
 
-def fit_tails(centres: np.ndarray, density: np.ndarray, counts: np.ndarray, std: float) -> tuple[TailFit | None, TailFit | None]:
+def fit_tails(centres: np.ndarray, density: np.ndarray, counts: np.ndarray) -> tuple[TailFit | None, TailFit | None]:
     """Exponential fits ``(left, right)`` of a histogram's tails (``None`` where fewer than 3 bins qualify)."""
     x = np.asarray(centres, dtype=np.float64)
     d = np.asarray(density, dtype=np.float64)
@@ -71,7 +75,13 @@ def fit_tails(centres: np.ndarray, density: np.ndarray, counts: np.ndarray, std:
     mode = x[int(np.argmax(d))]
     fits = []
     for side in (-1, 1):
-        ok = (side * (x - mode) > 0.5 * std) & (n >= 3) & (d > 0)
+        beyond = side * (x - mode) > 0
+        if not beyond.any():
+            fits.append(None)
+            continue
+        # reference: the densest bin on this side, so that a spike at the mode (an atom,
+        # e.g. blank image regions all giving the bias) does not swallow the shoulder
+        ok = beyond & (d <= TAIL_FRACTION * d[beyond].max()) & (n >= 3) & (d > 0)
         if ok.sum() < 3:
             fits.append(None)
             continue
@@ -101,7 +111,6 @@ def plot_activation_distribution(
     for ax, c in zip(axes.ravel(), channels):
         x, dens, total = histogram(stats, layer, c)
         counts = dens * total * (x[1] - x[0])
-        std = float(stats[f"{layer}_pre_relu_std"].sel({cdim: c}))
         mean = float(stats[f"{layer}_pre_relu_mean"].sel({cdim: c}))
         firing = float(stats[f"{layer}_fraction_firing"].sel({cdim: c}))
         pos = dens > 0
@@ -111,7 +120,7 @@ def plot_activation_distribution(
         ax.axvspan(0, x.max(), color="tab:orange", alpha=0.08, lw=0)
         ax.axvline(0, color="tab:orange", lw=1.2, label=f"0: fires at {100 * firing:.1f}% of positions")
         ax.axvline(mean, color="tab:blue", lw=1, ls=":", label=f"mean {mean:.3g}")
-        left, right = fit_tails(x, dens, counts, std)
+        left, right = fit_tails(x, dens, counts)
         for fit, colour, name in ((left, "tab:green", "left"), (right, "tab:red", "right")):
             if fit is None:
                 continue
@@ -125,7 +134,9 @@ def plot_activation_distribution(
         ax.set_ylabel("probability density (log scale)")
         ax.set_title(f"{short_layer(layer)}:{c}", fontsize=11, fontweight="bold")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    label = model_label or f"{stats.attrs.get('model')}, weights {str(stats.attrs.get('weights_sha256') or 'none')[:8]}"
+    sha = str(stats.attrs.get("weights_sha256") or "")
+    weights = f"weights sha256 {sha[:8]}" if sha else ("built-in weights" if stats.attrs.get("model") == "groundtruth" else "no weights file")
+    label = model_label or f"{stats.attrs.get('model')}, {weights}"
     fig.suptitle(
         f"{label} - {layer} activation distribution over all spatial positions\n{stats_label(stats)}",
         fontsize=10, x=0.01, ha="left",

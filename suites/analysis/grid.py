@@ -36,20 +36,28 @@ def channel_dim(ds: xr.Dataset, layer: str) -> str:
 
 
 def layer_names(ds: xr.Dataset) -> list[str]:
-    """Layers present in a results dataset (post-ReLU variables with a ``_pre_relu`` twin or alone)."""
+    """Layers present in a results dataset (from ``<layer>`` and/or ``<layer>_pre_relu`` variables)."""
     names = []
     for name, da in ds.data_vars.items():
-        if name.endswith("_pre_relu"):
+        if STIMULUS_DIM not in da.dims or da.ndim != 2:
             continue
-        if STIMULUS_DIM in da.dims and da.ndim == 2:
-            names.append(str(name))
+        layer = str(name)[: -len("_pre_relu")] if str(name).endswith("_pre_relu") else str(name)
+        if layer not in names:
+            names.append(layer)
     return names
 
 
 def layer_array(ds: xr.Dataset, layer: str, pre_relu: bool = False) -> xr.DataArray:
-    """The ``<layer>`` (post-ReLU) or ``<layer>_pre_relu`` variable, with a clear error if absent."""
+    """The ``<layer>`` (post-ReLU) or ``<layer>_pre_relu`` variable, with a clear error if absent.
+
+    A run that stored only pre-ReLU values still has a post-ReLU view: ``max(pre, 0)``.
+    """
     name = f"{layer}_pre_relu" if pre_relu else layer
     if name not in ds.data_vars:
+        if not pre_relu and f"{layer}_pre_relu" in ds.data_vars:  # run with readout = "pre_relu"
+            post = ds[f"{layer}_pre_relu"].clip(min=0)
+            post.attrs = {**ds[f"{layer}_pre_relu"].attrs, "readout": "post_relu (computed as max(pre_relu, 0))"}
+            return post
         raise ValueError(f"layer {layer!r}: variable {name!r} not in the results; available layers: {layer_names(ds)}")
     return ds[name]
 

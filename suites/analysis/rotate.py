@@ -29,6 +29,7 @@ Convention:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -220,7 +221,7 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
     n = len(channels)
     fig = plt.figure(figsize=(7.5, 1.05 * n + 1.9), dpi=100)
     cmap = matplotlib.colormaps["hsv"]
-    top = 1 - 1.05 / fig.get_figheight()
+    top = 1 - 1.4 / fig.get_figheight()
     bottom = 1.0 / fig.get_figheight()
     h = (top - bottom) / n
     aligned = result["aligned"].values
@@ -252,12 +253,13 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
         ax.spines[side].set_visible(False)
     ax.set_xlabel("orientation of the rotated crops on the common axis (degrees); ticks = each neuron's peak", fontsize=8)
     a = result.attrs
-    fig.suptitle(
+    title = (
         f"{a['model']} {layer}: responses to rotated dataset examples (top {a['k']} crops per neuron, {a['step_deg']:g} deg steps)\n"
-        f"images: {a['images']}\n{a['response_units']}; thin = single examples, thick = mean; "
-        f"typical tuning FWHM {a['typical_fwhm_deg']:.0f} deg",
-        fontsize=8.5, x=0.02, ha="left",
+        f"images: {a['images']}\nresponses: {a['response_units']}\nthin = single examples, thick = mean; "
+        f"typical tuning FWHM {a['typical_fwhm_deg']:.0f} deg; {a['anchor']}"
     )
+    title = "\n".join(textwrap.fill(line, 105) for line in title.split("\n"))
+    fig.suptitle(title, fontsize=8.5, x=0.02, ha="left")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, facecolor="white")
