@@ -154,7 +154,8 @@ def bench_run(
     probe_only()  # warm-up (allocator, kernels); not counted
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for r in range(repeats):
-            res = run_suite(suite, out=Path(tmp) / f"bench-{r}.h5", limit=n, progress=False, log=None)
+            res = run_suite(suite, out=Path(tmp) / f"bench-{r}.h5", limit=n, progress=False, log=None,
+                            probe_model=net)
             e2e.append(res.rows / res.seconds)
             probe.append(probe_only())
             images, rate = render_all()

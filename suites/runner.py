@@ -117,7 +117,7 @@ def resolve_readout(suite: Suite, model: Any) -> Readout:
     for layer in layers:
         if layer not in model.layers:
             raise _error(suite, f"[model].layers: unknown layer {layer!r} for model {model.name!r}; "
-                                f"allowed: {', '.join(model.layers)}")
+                                f"allowed: {', '.join(model.layers)} (choose with --layers)")
     if not layers:
         raise _error(suite, f"[model]: no layers to probe (family {suite.family!r} covers none of {model.layers})")
     spec = suite.channels
@@ -349,6 +349,7 @@ def run_suite(
     queue_depth: int = 3,
     log: Callable[[str], None] | None = print,
     on_progress: Callable[[int, int], None] | None = None,
+    probe_model: Any = None,
     stop_after_batches: int | None = None,
 ) -> RunResult:
     """Run a suite (or continue one) and return the :class:`RunResult`.
@@ -367,6 +368,9 @@ def run_suite(
         log: where to print the summary line (None: silent).
         on_progress: called from the writer thread as ``on_progress(rows_committed, rows_total)``
             after each committed batch (benchmarks, GUIs).
+        probe_model: an already loaded ``probes`` model to use instead of loading
+            ``suite.model`` (notebooks, benchmarks); its name must be the suite's model,
+            and it must have been loaded with the suite's weights (and seed, for random ones).
         stop_after_batches: testing aid: stop (as if interrupted) after this many batches.
 
     Raises:
@@ -420,7 +424,12 @@ def run_suite(
 
     dev = _resolve_device(s.device)
     compute_dtype = getattr(torch, s.dtype)
-    net = load_probe_model(s, dev)
+    if probe_model is not None:
+        if getattr(probe_model, "name", None) != s.model:
+            raise ValueError(f"probe_model is {getattr(probe_model, 'name', None)!r} but the suite's model is {s.model!r}")
+        net = probe_model
+    else:
+        net = load_probe_model(s, dev)
     if s.dtype != "float32":
         net = net.to(dtype=compute_dtype)
     readout = resolve_readout(s, net)
