@@ -23,7 +23,7 @@ from suites.spec import parse_suite
 SUITE = """name = "{name}"
 kind = "curve"
 [sweep]
-orientation = {{ start = 0, stop = 360, step = 4 }}
+orientation = {{ start = 0, stop = 360, step = 6 }}
 curvature = {{ start = 0, stop = 0.19634954084936207, num = 9 }}
 {extra}
 [fixed]
@@ -40,7 +40,7 @@ batch_size = 1024
 RUNS = {
     "curves": ("", "fg = [0, 0, 0]\nbg = [1, 1, 1]"),
     "fill": ("", "fill = 1.0\nfg = [0, 0, 0]\nbg = [1, 1, 1]"),
-    "colour": ("fg_hue = [0, 120]", 'fill = 1.0\nbg = "complement"'),
+    "colour": ("fg_hue = [120]", 'fill = 1.0\nbg = "complement"'),  # green on magenta
 }
 
 
@@ -122,22 +122,26 @@ def test_cli_stats_and_rotate_tuning(tmp_path, capsys) -> None:
     assert main(["stats", "--images", "builtin", "--limit", "2", "--size", "64", "--layers", "curves", "--out", str(stats)]) == 0
     assert stats.exists() and (tmp_path / "s-curves-distribution.png").exists()
     assert main(["rotate-tuning", "--images", "builtin", "--limit", "3", "--k", "2", "--step", "30", "--size", "96",
-                 "--stats", str(stats), "--out", str(tmp_path)]) == 0
+                 "--channels", "0,2,4,6,8,10", "--stats", str(stats), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "rotate-tuning-groundtruth-curves.png").stat().st_size > 20_000
     assert main(["stats", "--images", str(tmp_path / "nowhere")]) == 2
     assert "not found" in capsys.readouterr().err
 
 
-def test_stimulus_strip_renders_the_runs_stimuli(runs) -> None:
+def test_stimulus_strip_renders_the_runs_stimuli() -> None:
     from suites.analysis.strip import stimulus_strip, tile_params
+    from suites.analysis.synthetic import synthetic_results
 
-    ds = open_results(runs["colour"])
-    o = np.unique(ds.orientation.values)
-    k = np.unique(ds.curvature.values)
-    strip = stimulus_strip(ds, o, k, columns=8, rows=3, tile=24)
+    suite = SUITE.format(name="strip", extra="fg_hue = [0, 120]", fixed='fill = 1.0\nbg = "complement"')
+    ds = synthetic_results([dict(preferred=0.0)], layer="curves", orientations=np.arange(0, 360, 30.0),
+                           curvatures=np.linspace(0, 0.19634954084936207, 4), extra={"fg_hue": [0.0, 120.0]},
+                           attrs={"suite": suite, "model": "groundtruth"})
+    strip = stimulus_strip(ds, np.unique(ds.orientation.values), np.unique(ds.curvature.values), columns=8, rows=3, tile=24)
     assert strip.shape == (72, 192, 3)
-    # hues cycle along the strip: tiles 0 and 1 show fg_hue 0 (red) and 120 (green)
+    # the heatmap averages over fg_hue, so hues cycle along the strip: red (0), green (120), ...
     assert tile_params(ds, 10.0, 0.05, column=0)["fg_hue"] == 0.0
     assert tile_params(ds, 10.0, 0.05, column=1)["fg_hue"] == 120.0
     red, green = strip[24:48, 2:22].reshape(-1, 3), strip[24:48, 26:46].reshape(-1, 3)
     assert (red[:, 0] - red[:, 1]).max() > 0.5 and (green[:, 1] - green[:, 0]).max() > 0.5
+    # the background is the complement of the foreground (cyan behind red)
+    assert red[:, 1].max() > 0.9 and red[:, 2].max() > 0.9

@@ -157,13 +157,14 @@ def rotation_tuning(
     bar = tqdm(total=len(channels) * k_eff, desc=f"rotate {layer}", unit="crop", disable=not progress)
     with torch.no_grad():
         for s, ch in enumerate(channels):
+            windows = []
             for e, (value, img, row, col) in enumerate(picks[ch][:k_eff]):
                 centre = (int(round(rf.offset + rf.stride * row)), int(round(rf.offset + rf.stride * col)))
-                windows = rotated_windows(images[img], centre, angles, plan)
-                out = model.probe(windows.to(model.device), [layer], plan=plan, pre_relu=False)[layer][:, channels]
-                resp[s, e] = (out.double().cpu().numpy() - shift) / scale
+                windows.append(rotated_windows(images[img], centre, angles, plan))
                 top_value[s, e] = value
-                bar.update(1)
+            out = model.probe(torch.cat(windows).to(model.device), [layer], plan=plan, pre_relu=False)[layer][:, channels]
+            resp[s] = ((out.double().cpu().numpy() - shift) / scale).reshape(k_eff, angles.size, len(channels))
+            bar.update(k_eff)
     bar.close()
     if anchor is None:
         peaks = article_families(model.name).get(layer, {})
