@@ -77,3 +77,12 @@ def test_distribution_figure(tmp_path) -> None:
     _drawn(plot_activation_distribution(ds, "mixed3b", [379, 406], tmp_path / "d.png"))
     with pytest.raises(ValueError, match="channel 5"):
         plot_activation_distribution(ds, "mixed3b", [5], tmp_path / "e.png")
+
+
+def test_incomplete_run_is_labelled() -> None:
+    from suites.analysis.plots import completeness
+
+    ds = synthetic_results([dict(preferred=0.0)])
+    assert completeness(ds) == ""
+    ds.attrs["rows_total"] = 10 * ds.sizes["stimulus"]
+    assert "incomplete run" in completeness(ds.isel(stimulus=slice(0, 5)))

@@ -38,6 +38,9 @@ def _layers(ds, requested: list[str] | None) -> list[str]:
     from .grid import layer_names
 
     have = layer_names(ds)
+    if not have:
+        raise ValueError("the results hold no per-stimulus activations (a summary-only run, keep_rows = false?); "
+                         "nothing to plot or tune")
     if not requested:
         return have
     bad = [l for l in requested if l not in have]

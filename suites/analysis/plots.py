@@ -212,8 +212,17 @@ def heatmap_figure(
     return out_path
 
 
+def completeness(ds: xr.Dataset) -> str:
+    """``""`` for a complete run, else e.g. ``" (incomplete run: 1,024 of 72,000 stimuli)"``."""
+    done = ds.sizes.get("stimulus", 0)
+    total = int(ds.attrs.get("rows_total", done) or done)
+    if done < total:
+        return f" (incomplete run: {done:,} of {total:,} stimuli)"
+    return ""
+
+
 def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
-    return f"{provenance(ds)} - {layer} - {what}\nsigma from {statistics}"
+    return f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
 
 
 def _strip(ds: xr.Dataset, o: np.ndarray, k: np.ndarray, fixed: Mapping[str, float] | None = None, columns: int = 36) -> np.ndarray | None:
