@@ -2,11 +2,11 @@
 
 ``render(kind, ...)`` returns ``(B, 3, H, W)`` images in ``[0, 1]``: lines, curves
 (circular arcs), angles and rounded angles, filled curves, colours, combing ticks.
-See :func:`stimuli.render.render` and ``docs/stimuli.md`` for the conventions.
+See :func:`stimuli.draw.render` and ``docs/stimuli.md`` for the conventions.
 """
 
 from .color import hue_to_rgb
-from .render import (
+from .draw import (
     DEFAULT_LENGTH,
     DEFAULT_TICK_LENGTH,
     DEFAULT_WIDTH,

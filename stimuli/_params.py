@@ -94,25 +94,37 @@ def _where(name: str, values: Tensor, idx: int) -> str:
     return f"{name}[{idx}]"
 
 
-def check_finite(name: str, value: Tensor) -> None:
-    """Raise if ``value`` has NaN or infinity anywhere (flattened index reported)."""
+def check_finite(name: str, value: Tensor, *, vector: bool = False) -> None:
+    """Raise if ``value`` has NaN or infinity anywhere (see :func:`check_range` for ``vector``)."""
     bad = ~torch.isfinite(value)
     if bool(bad.any()):
-        flat = value.reshape(value.shape[0], -1) if value.dim() > 1 else value.reshape(-1, 1)
-        row = int(bad.reshape(flat.shape).any(dim=1).nonzero()[0, 0]) if value.dim() else 0
-        shown = flat[row].tolist() if value.dim() > 1 else float(value.reshape(-1)[row])
-        where = f"{name}[{row}]" if value.dim() else name
+        if vector:
+            rows = value.reshape(-1, value.shape[-1])
+            idx = int(bad.reshape(rows.shape).any(dim=1).nonzero()[0, 0])
+            shown: object = rows[idx].tolist()
+            where = f"{name}[{idx}]" if value.dim() > 1 else name
+        else:
+            idx = int(bad.reshape(-1).nonzero()[0, 0])
+            shown = float(value.reshape(-1)[idx])
+            where = _where(name, value, idx)
         raise ValueError(f"{where} = {shown} is not finite; {name} must be finite (no NaN or inf)")
 
 
-def check_range(name: str, value: Tensor, low: float | Tensor, high: float | Tensor, allowed: str, unit: str = "") -> None:
-    """Raise if any element of ``value`` is outside ``[low, high]`` (bounds may be per-element)."""
+def check_range(
+    name: str, value: Tensor, low: float | Tensor, high: float | Tensor, allowed: str, unit: str = "", *, vector: bool = False
+) -> None:
+    """Raise if any element of ``value`` is outside ``[low, high]``.
+
+    ``vector=True``: ``value`` is ``(k,)`` or ``(B, k)`` (a colour, a position) and the
+    whole offending row is reported.
+    """
     bad = (value < low) | (value > high)
     if bool(bad.any()):
-        if value.dim() > 1:
-            idx = int(bad.reshape(value.shape[0], -1).any(dim=1).nonzero()[0, 0])
-            shown = [round(x, 6) for x in value[idx].tolist()]
-            where = f"{name}[{idx}]" if value.shape[0] > 1 else name
+        if vector:
+            rows = value.reshape(-1, value.shape[-1])
+            idx = int(bad.reshape(rows.shape).any(dim=1).nonzero()[0, 0])
+            shown: object = [round(x, 6) for x in rows[idx].tolist()]
+            where = f"{name}[{idx}]" if value.dim() > 1 else name
         else:
             idx = int(bad.reshape(-1).nonzero()[0, 0])
             shown = _fmt(float(value.reshape(-1)[idx]))

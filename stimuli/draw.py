@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _params as P
-from .geometry import Shape, fill_coverage, stroke_and_frame, tick_coverage
+from .geometry import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
 
 #: Default arc length (px at 224 px input). mixed3b's receptive field is ~91 px wide;
 #: 64 px (0.7 of it) keeps every orientation and curvature, up to a full circle of
@@ -133,7 +133,7 @@ def render(
     for k, v in vals.items():
         P.check_finite(k, v)
     for k, v in (("position", pos), ("fg", fg_t), ("bg", bg_t)):
-        P.check_finite(k, v)
+        P.check_finite(k, v, vector=True)
     P.check_range("length", vals["length"], 0.0, math.inf, "length >= 0 px", " px")
     P.check_range("width", vals["width"], 0.0, float(min(H, W)), f"0 <= width <= {min(H, W)} px (the image size)", " px")
     P.check_range("rounding", vals["rounding"], 0.0, 1.0, "0 <= rounding <= 1")
@@ -142,13 +142,19 @@ def render(
     P.check_range("ticks", vals["ticks"], 0.0, math.inf, "ticks >= 0 (an integer count)")
     if bool((vals["ticks"] != vals["ticks"].round()).any()):
         P.check_range("ticks", vals["ticks"], math.inf, -math.inf, "ticks >= 0 (an integer count)")
-    P.check_range("fg", fg_t, 0.0, 1.0, "RGB components in [0, 1]")
-    P.check_range("bg", bg_t, 0.0, 1.0, "RGB components in [0, 1]")
+    P.check_range("fg", fg_t, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
+    P.check_range("bg", bg_t, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     if kind == "line":
         P.check_range("curvature", vals["curvature"], 0.0, 0.0, "0 for kind='line' (use kind='curve')", " 1/px")
     P.check_curvature(vals["curvature"], vals["length"], MAX_TURN)
 
     return _draw(B, H, W, vals, pos, fg_t, bg_t, tick_side, dtype)
+
+
+#: Side (px) of the square tiles the stimulus window is cut into; tiles that cannot
+#: be touched by the stimulus are skipped.
+TILE: int = 8
+_CULL: bool = True  # tests switch tile culling off to check it changes nothing
 
 
 def _draw(
@@ -157,56 +163,101 @@ def _draw(
     dev, gdt = pos.device, pos.dtype
     p = {k: v.expand(B) for k, v in vals.items()}
     pos = pos.expand(B, 2)
-    fg = fg.expand(B, 3)
-    bg = bg.expand(B, 3)
 
     # Batch-wide facts needed on the host (one transfer): window size and which parts exist.
     ticks_on = p["ticks"] > 0
-    reach = 0.5 * p["length"] + 0.5 * p["width"] + torch.where(ticks_on, p["tick_length"], 0.0)
+    tick_reach = torch.where(ticks_on, p["tick_length"], 0.0)
+    reach = 0.5 * p["length"] + 0.5 * p["width"] + tick_reach
     a = (0.5 * p["curvature"] * p["length"]).abs()
     stats = torch.stack([
         reach.max(), p["ticks"].max(), (p["rounding"] < 1).any().to(gdt),
         (a > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
     ]).tolist()
     reach_max, n_ticks, has_arms, any_wraps, any_fill = stats
-    side = math.ceil(2.0 * reach_max + 3.0)
-    sh, sw = min(side, H), min(side, W)
 
-    # Window of sh x sw pixels per stimulus, containing every pixel the stimulus touches.
+    # A window of nt x nt tiles, aligned to the image's TILE grid, around each stimulus
+    # holds every pixel it can touch; tiles outside the image are skipped below.
+    nt = math.ceil((2.0 * reach_max + 3.0) / TILE) + 1
+    side = nt * TILE
+    ragged = H % TILE != 0 or W % TILE != 0  # border tiles stick out of the image
     with torch.no_grad():
-        x0 = torch.floor(pos[:, 0] - 0.5 * side).clamp_(0, W - sw).long()
-        y0 = torch.floor(pos[:, 1] - 0.5 * side).clamp_(0, H - sh).long()
-    cols = x0[:, None] + torch.arange(sw, device=dev)  # (B, sw)
-    rows = y0[:, None] + torch.arange(sh, device=dev)  # (B, sh)
-    dx = cols.to(gdt) + 0.5 - pos[:, 0:1]
-    dy = rows.to(gdt) + 0.5 - pos[:, 1:2]
+        x0 = torch.div(torch.floor(pos[:, 0] - 0.5 * (side - TILE)), TILE, rounding_mode="floor").long() * TILE
+        y0 = torch.div(torch.floor(pos[:, 1] - 0.5 * (side - TILE)), TILE, rounding_mode="floor").long() * TILE
 
     theta = torch.deg2rad(p["orientation"])
     nx, ny = torch.cos(theta), -torch.sin(theta)  # unit vector toward the centre of curvature
-    # u along the tangent (nx, ny) rotated by -90 deg on screen; v toward the centre.
-    u = (dx * -ny[:, None])[:, None, :] + (dy * nx[:, None])[:, :, None]
-    v = (dx * nx[:, None])[:, None, :] + (dy * ny[:, None])[:, :, None]
+
+    def frame(dx: Tensor, dy: Tensor, idx: Tensor | None) -> tuple[Tensor, Tensor]:
+        # u along the tangent (the normal rotated by -90 deg on screen), v toward the centre.
+        cx, cy = (nx, ny) if idx is None else (nx[idx], ny[idx])
+        u = (dx * -cy[:, None])[:, None, :] + (dy * cx[:, None])[:, :, None]
+        v = (dx * cx[:, None])[:, None, :] + (dy * cy[:, None])[:, :, None]
+        return u, v
 
     def col(x: Tensor) -> Tensor:
         return x[:, None, None]
 
-    shape = Shape.build(
-        col(p["curvature"]), col(p["length"]), col(p["width"]), col(p["rounding"]),
-        has_arms=bool(has_arms), any_wraps=bool(any_wraps),
-    )
+    def shape_of(idx: Tensor | None) -> Shape:
+        g = (lambda x: x) if idx is None else (lambda x: x[idx])
+        return Shape.build(
+            col(g(p["curvature"])), col(g(p["length"])), col(g(p["width"])), col(g(p["rounding"])),
+            has_arms=bool(has_arms), any_wraps=bool(any_wraps),
+        )
+
+    # 1. Which tiles can the stimulus touch? (tested at tile centres, no gradient needed)
+    with torch.no_grad():
+        centres = torch.arange(nt, device=dev, dtype=gdt) * TILE + 0.5 * TILE
+        tdx = x0[:, None].to(gdt) + centres - pos[:, 0:1]
+        tdy = y0[:, None].to(gdt) + centres - pos[:, 1:2]
+        tu, tv = frame(tdx, tdy, None)
+        hit = tile_may_touch(
+            shape_of(None), tu, tv, (TILE - 1) / math.sqrt(2.0),
+            col(tick_reach) if n_ticks > 0 else None,
+            col(p["fill"] > 0) if any_fill else None,
+        )
+        if not _CULL:
+            hit = torch.ones_like(hit)
+        starts = torch.arange(nt, device=dev) * TILE
+        hit &= ((x0[:, None] + starts >= 0) & (x0[:, None] + starts < W))[:, None, :]
+        hit &= ((y0[:, None] + starts >= 0) & (y0[:, None] + starts < H))[:, :, None]
+        tb, ty, tx = hit.nonzero(as_tuple=True)  # active tiles
+
+    # 2. Coverage of the pixels of the active tiles only.
+    offs = torch.arange(TILE, device=dev)
+    cols = (x0[tb] + tx * TILE)[:, None] + offs  # (N, T)
+    rows = (y0[tb] + ty * TILE)[:, None] + offs
+    dx = cols.to(gdt) + 0.5 - pos[tb, 0:1]
+    dy = rows.to(gdt) + 0.5 - pos[tb, 1:2]
+    u, v = frame(dx, dy, tb)
+    shape = shape_of(tb)
     cov, t, q, dc = stroke_and_frame(shape, u, v)
     if n_ticks > 0:
         cov = torch.maximum(
-            cov, tick_coverage(shape, u, v, col(p["ticks"]), int(n_ticks), col(p["tick_length"]), tick_side)
+            cov, tick_coverage(shape, u, v, col(p["ticks"][tb]), int(n_ticks), col(p["tick_length"][tb]), tick_side)
         )
     if any_fill:
-        cov = torch.maximum(cov, col(p["fill"]) * fill_coverage(shape, v, t, q, dc))
+        cov = torch.maximum(cov, col(p["fill"][tb]) * fill_coverage(shape, v, t, q, dc))
 
-    window = bg[:, None, None, :] + cov[..., None] * (fg - bg)[:, None, None, :]  # (B, sh, sw, 3)
+    # 3. Background everywhere, then the blended tiles on top.
+    fg = fg.expand(B, 3)
+    bg = bg.expand(B, 3)
     out = torch.empty((B, 3, H, W), device=dev, dtype=dtype)
-    out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
-    b_idx = torch.arange(B, device=dev)[:, None, None]
-    out[b_idx, :, rows[:, :, None], cols[:, None, :]] = window.to(dtype)
+    if bg.requires_grad or bool((bg != bg[:1]).any()):
+        out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
+    else:
+        for c, value in enumerate(bg[0].tolist()):
+            out[:, c].fill_(value)
+    bg_t, fg_t = bg[tb], fg[tb]
+    tiles = bg_t[:, None, None, :] + cov[..., None] * (fg_t - bg_t)[:, None, None, :]  # (N, T, T, 3)
+    tiles = tiles.to(dtype)
+    hwc = out.permute(0, 2, 3, 1)  # (B, H, W, 3) view
+    r_idx, c_idx = rows[:, :, None], cols[:, None, :]
+    if ragged:
+        keep = (r_idx >= 0) & (r_idx < H) & (c_idx >= 0) & (c_idx < W)
+        b_idx = tb[:, None, None].expand_as(keep)[keep]
+        hwc[b_idx, r_idx.expand_as(keep)[keep], c_idx.expand_as(keep)[keep]] = tiles[keep]
+    else:
+        hwc[tb[:, None, None], r_idx, c_idx] = tiles
     return out
 
 

@@ -36,7 +36,16 @@ def sinc(x: Tensor) -> Tensor:
 
 def ramp(d: Tensor) -> Tensor:
     """Box-filter coverage of a pixel whose centre lies ``d`` px inside a straight edge."""
-    return (d + 0.5).clamp_(0.0, 1.0) if not d.requires_grad else (d + 0.5).clamp(0.0, 1.0)
+    return (d + 0.5).clamp(0.0, 1.0)
+
+
+def band(d: Tensor, half_width: Tensor) -> Tensor:
+    """Box-filter coverage of a straight band ``|d| <= half_width`` (px) at signed offset ``d``.
+
+    ``ramp(hw - d) + ramp(hw + d) - 1`` in closed form: thin bands (width < 1 px) keep
+    their exact ink (width per unit length) and width 0 draws nothing.
+    """
+    return (half_width + 0.5 - d.abs()).clamp(min=0.0).minimum((2.0 * half_width).clamp(max=1.0))
 
 
 @dataclass
@@ -44,13 +53,17 @@ class Shape:
     """Per-stimulus constants of the primitive, each ``(B, 1, 1)`` (see module docstring).
 
     ``a`` is half the total turning (rad), ``ex, ey`` the fillet's end point (+ side),
-    ``arm`` the arm length (px), ``rho`` the rounding (floored at 1e-6 where it divides).
+    ``arm`` the arm length (px), ``rho`` the rounding; ``sharp`` marks ``rho == 0``,
+    where the fillet is a point (whatever the curvature, also 0) and ``rho_safe`` is
+    ``rho`` floored at 1e-6 for divisions.
     """
 
     k: Tensor
     length: Tensor
     half_width: Tensor
     rho: Tensor
+    rho_safe: Tensor
+    sharp: Tensor
     a: Tensor
     ca: Tensor
     sa: Tensor
@@ -71,7 +84,9 @@ class Shape:
             k=k,
             length=length,
             half_width=0.5 * width,
-            rho=rho.clamp(min=1e-6),
+            rho=rho,
+            rho_safe=rho.clamp(min=1e-6),
+            sharp=rho <= 0,
             a=a,
             ca=torch.cos(a),
             sa=torch.sin(a),
@@ -92,12 +107,17 @@ def fillet_distance(s: Shape, u: Tensor, v: Tensor) -> Tensor:
     """Signed distance (px) to the fillet's full circle, positive toward ``+v``.
 
     ``R - |p - C|`` written without ``1/k``: ``(2 rho v - k r^2) / (rho + |k (p - C)|)``;
-    at ``k = 0`` it is exactly ``v`` (the line).
+    at ``k = 0`` it is exactly ``v`` (the line). For a sharp angle (``rho = 0``) the
+    fillet is the vertex itself and the distance is ``-sign(k) |p|`` (``-|p|`` at k = 0).
     """
     k, rho = s.k, s.rho
-    num = 2.0 * rho * v - k * (u * u + v * v)
+    r2 = u * u + v * v
+    num = 2.0 * rho * v - k * r2
     den = rho + _safe_sqrt((k * u) ** 2 + (rho - k * v) ** 2)
-    return num / den
+    if not s.has_arms:  # rho == 1 everywhere: den >= 1
+        return num / den
+    point = torch.where(k < 0, 1.0, -1.0).to(u.dtype) * _safe_sqrt(r2)
+    return torch.where(s.sharp, point, num / torch.where(s.sharp, 1.0, den))
 
 
 def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -112,7 +132,7 @@ def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Te
     dv = v - s.ey
     t = du * s.ca + dv * s.sa
     dc = fillet_distance(s, u, v)
-    side = ramp(s.half_width - dc.abs())
+    side = band(dc, s.half_width)
     end = ramp(-t)
     if s.any_wraps:
         # Beyond a half circle the end line also passes through the centre: on the far
@@ -140,7 +160,7 @@ def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Te
 
 def _arm(s: Shape, t: Tensor, q: Tensor) -> Tensor:
     along = (ramp(t) + ramp(s.arm - t) - 1.0).clamp(min=0.0)
-    return ramp(s.half_width - q.abs()) * along
+    return band(q, s.half_width) * along
 
 
 def fill_coverage(s: Shape, v: Tensor, t: Tensor, q: Tensor, dc: Tensor) -> Tensor:
@@ -157,7 +177,7 @@ def path_point(s: Shape, arc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Point ``(pu, pv)`` and tangent angle ``psi`` (rad) at signed arc length ``arc`` from the midpoint."""
     half = 0.5 * s.length
     sf = torch.maximum(torch.minimum(arc, s.rho * half), -s.rho * half)
-    psi = s.k * torch.maximum(torch.minimum(arc / s.rho, half), -half)
+    psi = s.k * torch.maximum(torch.minimum(arc / s.rho_safe, half), -half)
     pu = sf * sinc(psi)
     pv = sf * (0.5 * psi) * sinc(0.5 * psi) ** 2
     extra = arc - sf
@@ -185,7 +205,54 @@ def tick_coverage(
         du, dv = u - pu, v - pv
         along_normal = sign * (dv * c - du * sn)
         across = du * c + dv * sn
-        cov = ramp(s.half_width - across.abs()) * (ramp(along_normal - lo) + ramp(hi - along_normal) - 1.0).clamp(min=0.0)
+        cov = band(across, s.half_width) * (ramp(along_normal - lo) + ramp(hi - along_normal) - 1.0).clamp(min=0.0)
         cov = cov * (count > j)
         total = torch.maximum(total, cov)
     return total
+
+
+def tile_may_touch(
+    s: Shape, u: Tensor, v: Tensor, radius: float, ticks_reach: Tensor | None, fill_on: Tensor | None
+) -> Tensor:
+    """Conservative test: can any pixel centre within ``radius`` px of ``(u, v)`` get coverage?
+
+    Uses 1-Lipschitz lower bounds on the distance to the path (distance to the full
+    fillet circle, to the end lines, to the arm lines), so a ``False`` is always safe to
+    skip. ``ticks_reach``: extra reach (px) of the ticks per stimulus, ``None`` if no
+    ticks; ``fill_on``: bool per stimulus where the fill is drawn, ``None`` if none.
+    """
+    uf = u.abs()
+    du = uf - s.ex
+    dv = v - s.ey
+    t = du * s.ca + dv * s.sa
+    q = dv * s.ca - du * s.sa
+    dc = fillet_distance(s, u, v)
+    t_end = t
+    t_other = t - 2.0 * uf * s.ca
+    if s.any_wraps:
+        t_end = torch.where(s.wraps, torch.minimum(t, t_other), t)
+    lower = torch.maximum(dc.abs(), t_end)
+    if s.any_wraps:
+        # Past a half circle the end gating (see stroke_and_frame) lets the circle alone decide.
+        lower = torch.where(s.wraps, dc.abs(), lower)
+    if s.has_arms:
+        arm = torch.maximum(q.abs(), torch.maximum(-t, t - s.arm))
+        if s.any_wraps:
+            q_other = q + 2.0 * uf * s.sa
+            arm_o = torch.maximum(q_other.abs(), torch.maximum(-t_other, t_other - s.arm))
+            arm = torch.where(s.wraps, torch.minimum(arm, arm_o), arm)
+        lower = torch.minimum(lower, arm)
+    reach = s.half_width + 0.5 + radius
+    if ticks_reach is not None:
+        reach = reach + ticks_reach
+    hit = lower <= reach
+    if fill_on is not None:
+        sign = torch.where(s.k < 0, -1.0, 1.0).to(v.dtype)
+        inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc
+        chord = s.ey + s.arm * s.sa
+        slack = -0.5 - radius
+        in_fill = (sign * inside >= slack) & (sign * (chord - v) >= slack)
+        if s.any_wraps and s.has_arms:
+            in_fill = in_fill | (s.wraps & (s.arm > 0))
+        hit = hit | (fill_on & in_fill)
+    return hit
