@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
-from .grid import channel_dim, grid, layer_names, select, series_values  # noqa: E402
+from .grid import grid, layer_names, select, series_values  # noqa: E402
 from .sigma import to_sigma  # noqa: E402
 from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
 
@@ -135,6 +135,8 @@ def heatmap_figure(
 ) -> Path:
     """Draw panels side by side (one column each), one row per channel, and save a PNG."""
     n_rows, n_cols = len(channels), len(panels)
+    if not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 0):
+        raise ValueError(f"vmax: top of the colour scale must be a positive number of sigma, got {vmax!r}")
     if n_rows == 0 or n_cols == 0:
         raise ValueError("heatmap figure: nothing to draw (no channels or no panels)")
     panel_w = 10.0 if n_cols == 1 else max(3.2, 14.0 / n_cols)
