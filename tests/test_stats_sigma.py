@@ -47,6 +47,10 @@ def test_dataset_statistics_align_by_channel_id() -> None:
     assert "unit test" in sig.attrs["statistics"]
     with pytest.raises(ValueError, match="model 'inceptionv1'"):
         to_sigma(ds, "mixed3b", _stats_ds(model="inceptionv1"))
+    other = _stats_ds()
+    other.attrs["weights_sha256"] = "ab" * 32
+    with pytest.raises(ValueError, match="weights sha256 abab"):
+        to_sigma(ds, "mixed3b", other)
     with pytest.raises(ValueError, match=r"channels \[2\]"):
         channel_stats(ds, "mixed3b", _stats_ds(channels=(0, 1, 5)))
 

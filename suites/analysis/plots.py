@@ -293,7 +293,8 @@ def plot_heatmaps(
                 panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(sub, o, k, {param: v}, columns=18) if strip else None))
             paths.append(
                 heatmap_figure(
-                    panels, chans, layer, _title(ds, layer, f"series over {param}", label),
+                    panels, chans, layer,
+                    _title(ds, layer, f"series over {param}" + "".join(f" (averaged over {o_})" for o_ in averaged if o_ != param), label),
                     out_dir / f"{stem}-{layer}-{param}-series.png", vmax=vmax,
                 )
             )

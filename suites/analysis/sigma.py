@@ -72,8 +72,11 @@ def check_compatible(results: xr.Dataset, stats: xr.Dataset) -> None:
     s_model, s_sha = model_id(stats.attrs)
     if r_model and s_model and r_model != s_model:
         raise ValueError(f"stats: computed for model {s_model!r}, but the results are from model {r_model!r}")
-    if r_sha and s_sha and r_sha != s_sha:
-        raise ValueError(f"stats: computed for weights sha256 {s_sha[:12]}..., but the results used {r_sha[:12]}...")
+    if (r_sha or s_sha) and r_sha != s_sha:
+        def describe(sha: str | None) -> str:
+            return f"weights sha256 {sha[:12]}..." if sha else "no weights file (random or built-in weights)"
+
+        raise ValueError(f"stats: computed for {describe(s_sha)}, but the results used {describe(r_sha)}")
 
 
 def channel_stats(
