@@ -74,7 +74,7 @@ def bench_probe(
     *,
     weights: str | None = None,
     device: str | torch.device = "cpu",
-    batch: int = 8,
+    batch: int | None = None,
     repeats: int = 5,
     warmup: int = 1,
     layers: tuple[str, ...] = DEFAULT_LAYERS,
@@ -88,13 +88,16 @@ def bench_probe(
 
     Args:
         weights: weights file; None = random weights (speed does not depend on them).
+        batch: images per forward; None = 8 on CPU, 128 on CUDA.
         options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
             None = all three on CUDA, none on CPU.
     """
+    dev = torch.device(device)
+    if batch is None:
+        batch = 128 if dev.type == "cuda" else 8
     for name, value in (("batch", batch), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-    dev = torch.device(device)
     torch.manual_seed(seed)
     m = load_model(model, weights=weights if weights is not None else ("random" if model != "groundtruth" else None),
                    device=dev)
@@ -184,7 +187,7 @@ def _bench_options(m, x, x_crop, plan, layer, dev, repeats, warmup, options, pro
             net_ = net.to(memory_format=fmt)
             xf, xc = x.contiguous(memory_format=fmt), x_crop.contiguous(memory_format=fmt)
             if comp:
-                net_ = torch.compile(net_)
+                net_ = torch.compile(net_, dynamic=False)  # static shapes: full and crop compile separately
             variants = {"full": runner(net_, xf, amp, full_unit), "crop": runner(net_, xc, amp, crop_unit)}
             with torch.no_grad():
                 times = _time_variants(variants, dev, repeats, max(warmup, 2 if comp else 1), progress)

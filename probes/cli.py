@@ -128,7 +128,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--model", default="inceptionv1", help="registry id (default inceptionv1)")
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file (default: random weights)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch", type=int, default=8, help="images per forward (default 8)")
+    p.add_argument("--batch", type=int, default=None, help="images per forward (default 8 on CPU, 128 on CUDA)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per variant (default 1)")
     p.add_argument("--options", default=None,

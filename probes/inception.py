@@ -185,6 +185,9 @@ class InceptionV1Net(nn.Module):
             if until == name:
                 return x
         # head: 7x7 VALID average pool, then the 1008-way classifier at every position left
+        if min(x.shape[-2:]) < 7:
+            raise ValueError(f"the classifier head needs mixed5b maps of at least 7x7 (input >= 193 px), got "
+                             f"{list(x.shape[-2:])}; probe a layer instead of running the whole network")
         x = F.avg_pool2d(x, 7, 1)
         logits = torch.einsum("bchw,kc->bkhw", x, self.softmax2_pre_activation_matmul.weight)
         logits = logits + self.softmax2_pre_activation_matmul.bias.view(1, -1, 1, 1)

@@ -117,3 +117,21 @@ def test_probe_casts_images_to_model_dtype() -> None:
     m = probes.load_model("groundtruth", dtype=torch.float64)
     out = m.probe(torch.rand(2, 3, 60, 60, dtype=torch.float32), "curves")
     assert out["curves"].dtype == torch.float64 and out["curves"].shape == (2, 12)
+
+
+def test_bench_probe_report_shape(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from probes.bench import bench_probe
+
+    # cheap configuration: the default (mixed3b crop, four layers) is what `curvebench bench probe` runs
+    rep = bench_probe("inceptionv1", batch=1, repeats=1, warmup=0, layers=("conv2d2",), crop_layer="conv2d2",
+                      options=("channels_last",), progress=False)
+    assert rep["rf_crop"]["crop_size"] == 22 and rep["rf_crop"]["exact"]
+    assert rep["rf_crop_speedup_conv2d2"] > 0
+    assert set(rep["truncated"]) == {"conv2d2", "full"}
+    assert "full" in rep["options"]["channels_last"] and rep["weights"] == "random"
+    out = tmp_path / "b.json"
+    assert cli(["bench", "probe", "--model", "groundtruth", "--batch", "1", "--repeats", "1", "--quiet",
+                "--json", str(out)]) == 0
+    assert "rf_crop_speedup_curves" in json.loads(out.read_text())
+    with pytest.raises(ValueError, match="repeats"):
+        bench_probe("groundtruth", repeats=0)
