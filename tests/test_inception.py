@@ -17,6 +17,7 @@ PROBED = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 
 def _lucent_class():  # type: ignore[no-untyped-def]
     """Lucent's InceptionV1 class; a stub stands in for torchvision, which lucent imports but we do not need."""
+    stubbed = []
     if "torchvision" not in sys.modules:
         try:
             import torchvision  # noqa: F401
@@ -27,7 +28,12 @@ def _lucent_class():  # type: ignore[no-untyped-def]
             tv.models = tvm  # type: ignore[attr-defined]
             sys.modules["torchvision"] = tv
             sys.modules["torchvision.models"] = tvm
-    module = pytest.importorskip("lucent.modelzoo.inceptionv1.InceptionV1")
+            stubbed = ["torchvision", "torchvision.models"]
+    try:
+        module = pytest.importorskip("lucent.modelzoo.inceptionv1.InceptionV1")
+    finally:
+        for name in stubbed:  # the stub must not leak into other tests
+            sys.modules.pop(name, None)
     return module.InceptionV1
 
 
