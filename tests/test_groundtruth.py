@@ -118,3 +118,13 @@ def test_crop_equals_full(model) -> None:  # type: ignore[no-untyped-def]
 def test_groundtruth_takes_no_weights() -> None:
     with pytest.raises(ValueError, match="weights"):
         probes.load_model("groundtruth", weights="x.pth")
+
+
+def test_edge_channels_follow_the_tangent(model) -> None:  # type: ignore[no-untyped-def]
+    """A straight line of (renderer) orientation psi has tangent psi + 90: edges channel (psi + 90) / 15 mod 12 wins."""
+    plan = model.input_plan(["edges"])
+    orientations = [0.0, 30.0, 45.0, 90.0, 120.0, 165.0]
+    images = _render(orientations, 0.0, plan.size, plan.position)
+    r = model.probe(images, "edges", plan)["edges"]
+    for psi, row in zip(orientations, r):
+        assert int(row.argmax()) == round(((psi + 90) % 180) / 15) % 12, (psi, row)
