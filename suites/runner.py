@@ -42,6 +42,9 @@ from suites.writer import Layout, ResultsWriter, Variable, utc_now
 __all__ = ["run_suite", "resolve_readout", "Readout", "RunResult", "prepare_suite", "default_out_path"]
 
 
+#: Axes longer than this are not copied into attributes; readers rebuild them from the suite text.
+MAX_AXIS_ATTR = 4096
+
 # ----------------------------------------------------------------------------- readout
 
 @dataclass(frozen=True)
@@ -322,6 +325,11 @@ def _options(suite: Suite, limit: int | None, quick: bool) -> dict[str, Any]:
             "storage": suite.storage, "layers": list(suite.layers), "limit": limit, "quick": quick}
 
 
+def suite_from_file(attrs: Mapping[str, Any]) -> tuple[Suite, dict[str, Any]]:
+    """The suite (with its command-line overrides) and the options stored in a results file's attributes."""
+    return _suite_from_file(attrs)
+
+
 def _suite_from_file(attrs: Mapping[str, Any]) -> tuple[Suite, dict[str, Any]]:
     text = str(attrs["suite"])
     opts = json.loads(str(attrs["run_options"]))
@@ -489,7 +497,8 @@ def run_suite(
             **_versions(),
         }
         for name, values in grid.axes:
-            attrs[f"grid_axis_{name}"] = values
+            if values.size <= MAX_AXIS_ATTR:  # HDF5 attributes are limited to 64 KiB
+                attrs[f"grid_axis_{name}"] = values
         writer = ResultsWriter.create(path, layout, attrs)
 
     summaries = None

@@ -211,3 +211,16 @@ def test_failure_mid_run_keeps_committed_rows_and_first_batch_failure_leaves_no_
     with pytest.raises(ValueError, match="injected"):
         run_suite(make(bs=8), out=tmp_path / "first.h5", progress=False, log=None)
     assert not (tmp_path / "first.h5").exists()
+
+
+def test_long_axes_unstack_from_the_stored_suite(tmp_path):
+    s = parse_suite(SUITE.format(layers='["edges"]', bs=512, model_extra="", run_extra="", summary="").replace(
+        "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000 }"),
+        path="long.toml")
+    res = run_suite(s, out=tmp_path / "l.h5", limit=700, progress=False, log=None)
+    with open_results(res.path) as ds:
+        assert "grid_axis_orientation" not in ds.attrs and "grid_axis_curvature" in ds.attrs
+        u = unstack_grid(ds)
+    assert u["edges"].shape == (5000, 5, 12)
+    np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000))
+    assert not np.isnan(u["edges"].values[:140]).any() and np.isnan(u["edges"].values[140:]).all()
