@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.geometry import Geometry, InputPlan, ReceptiveField, plan_input, receptive_field
+from probes.geometry import Geometry, InputPlan, ReceptiveField, _check_size, plan_input, receptive_field
 from probes.taps import run_until
 
 
@@ -159,11 +159,13 @@ class ProbeModel(nn.Module):
         """Stride, receptive-field size and unit-0 centre offset of ``layer`` at a ``size`` input (px)."""
         self._need_geometry("receptive_field")
         _as_layers([layer], self.layers)
+        _check_size(size)
         return receptive_field(self.geometry, layer, size)  # type: ignore[arg-type]
 
     def input_plan(self, layers: str | Sequence[str], size: int = 224) -> InputPlan:
         """Smallest input reproducing the centre units of a ``size`` input (see :func:`probes.geometry.plan_input`)."""
         self._need_geometry("input_plan")
+        _check_size(size)
         return self._plan(_as_layers(layers, self.layers), size)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - models are few and long-lived
@@ -238,7 +240,7 @@ class ProbeModel(nn.Module):
                 row, col = self._unit(layer, h, w, plan, maps[layer].shape[-2:])
                 for k in keys:
                     if k == layer or k == f"{layer}_pre_relu":
-                        out[k] = maps[k][:, :, row, col]
+                        out[k] = maps[k][:, :, row, col].clone()  # do not keep the whole map alive
             return out
 
     def _unit(self, layer: str, h: int, w: int, plan: InputPlan | None, map_hw: Sequence[int]) -> tuple[int, int]:

@@ -25,6 +25,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ def _check_size(n: int, name: str = "size") -> int:
     return n
 
 
+@functools.lru_cache(maxsize=4096)
 def receptive_field(geometry: Geometry, layer: str, size: int = 224) -> ReceptiveField:
     """Receptive field of ``layer`` for a ``size`` x ``size`` input (see :class:`ReceptiveField`)."""
     _check_size(size)
@@ -150,6 +152,7 @@ def receptive_field(geometry: Geometry, layer: str, size: int = 224) -> Receptiv
     raise ValueError(f"layer {layer!r} is not a tap of this model; allowed: {', '.join(geometry.layers)}")
 
 
+@functools.lru_cache(maxsize=4096)
 def unit_footprint(geometry: Geometry, layer: str, j: int, size: int = 224) -> tuple[int, int, bool]:
     """Input pixel indices ``(first, last)`` that unit ``j`` of ``layer`` reads, and whether it reads padding.
 
