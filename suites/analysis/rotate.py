@@ -86,22 +86,33 @@ def align(responses: np.ndarray, angles: np.ndarray, anchor: float = 0.0, iterat
     """Preferred orientation per family channel (degrees) from ``responses[s, e, a, d]``.
 
     ``responses``: source channel ``s`` (whose crops), example ``e``, rotation ``a``,
-    responding channel ``d`` (same channel order as ``s``). The first channel is
-    anchored at ``anchor``.
+    responding channel ``d`` (same channel order as ``s``). The first channel with a
+    preferred orientation is anchored at ``anchor``; channels that never respond get NaN.
     """
     mean = responses.mean(axis=1)  # (S, A, D)
     n = mean.shape[0]
-    offset = np.array([[fitted_peak(angles, mean[s, :, d]) for d in range(n)] for s in range(n)])  # where d peaks for s's crops
-    weight = mean.max(axis=1)  # (S, D)
-    pref = np.array([offset[0, d] for d in range(n)], dtype=np.float64)  # start: relative to channel 0's crops
+    # offset[s, d]: rotation at which d peaks for s's crops = pref_d - pref_s
+    offset = np.array([[fitted_peak(angles, mean[s, :, d]) for d in range(n)] for s in range(n)])
+    weight = np.nan_to_num(mean.max(axis=1), nan=0.0)  # (S, D)
+    finite = np.isfinite(offset)
+    if not finite.any():
+        return np.full(n, math.nan)
+    ref = int(np.argmax(finite.sum(axis=1)))  # the source whose crops drive the most channels
+    pref = (offset[ref] - (offset[ref, ref] if finite[ref, ref] else 0.0)) % 360.0
     for _ in range(iterations):
-        new = np.empty(n)
+        new = np.full(n, math.nan)
         for d in range(n):
             cand = (pref + offset[:, d]) % 360.0
-            ok = np.isfinite(cand)
-            new[d] = circular_mean(cand[ok], weight[ok, d] + 1e-12) if ok.any() else math.nan
-        pref = (new - new[0] + pref[0]) % 360.0
-    return (pref - pref[0] + anchor) % 360.0
+            ok = np.isfinite(cand) & (weight[:, d] > 0)
+            if ok.any():
+                new[d] = circular_mean(cand[ok], weight[ok, d])
+        if np.isfinite(new[ref]) and np.isfinite(pref[ref]):
+            new = (new - new[ref] + pref[ref]) % 360.0
+        pref = new
+    first = np.flatnonzero(np.isfinite(pref))
+    if first.size == 0:
+        return pref
+    return (pref - pref[first[0]] + anchor) % 360.0
 
 
 def rotation_tuning(
@@ -166,18 +177,23 @@ def rotation_tuning(
             resp[s] = ((out.double().cpu().numpy() - shift) / scale).reshape(k_eff, angles.size, len(channels))
             bar.update(k_eff)
     bar.close()
+    # anchor: the first channel that has a preferred orientation, at its known peak (probes.families)
+    probe_pref = align(resp, angles, 0.0)
+    usable = [i for i in range(len(channels)) if math.isfinite(probe_pref[i])]
+    if not usable:
+        raise ValueError(f"rotate-tuning: none of the channels {channels} of {layer!r} responded to the rotated crops")
+    anchor_channel = channels[usable[0]]
     if anchor is None:
-        peaks = article_families(model.name).get(layer, {})
-        anchor = peaks.get(channels[0]) or 0.0
+        anchor = article_families(model.name).get(layer, {}).get(anchor_channel) or 0.0
     pref = align(resp, angles, anchor)
-    aligned = np.zeros_like(resp)
-    for s in range(len(channels)):
+    aligned = np.full_like(resp, np.nan)
+    for s in usable:
         x = (pref[s] + angles) % 360.0
         for e in range(k_eff):
             for d in range(len(channels)):
                 aligned[s, e, :, d] = np.interp(angles, x, resp[s, e, :, d], period=360.0)
-    tuning = aligned.mean(axis=(0, 1))
-    typical = np.mean([np.roll(tuning[:, d], -int(round(pref[d] / step))) for d in range(len(channels))], axis=0)
+    tuning = np.nanmean(aligned[usable], axis=(0, 1))
+    typical = np.mean([np.roll(tuning[:, d], -int(round(pref[d] / step))) for d in usable], axis=0)
     ds = xr.Dataset(
         {
             "responses": (("source", "example", "rotation", "channel"), resp),
@@ -200,7 +216,8 @@ def rotation_tuning(
         step_deg=float(step),
         response_units=label,
         typical_fwhm_deg=float(fwhm(angles, np.clip(typical, 0, None))),
-        anchor=f"channel {channels[0]} placed at {anchor:g} deg",
+        anchor=f"channel {anchor_channel} placed at {anchor:g} deg",
+        unresponsive=" ".join(str(channels[i]) for i in range(len(channels)) if i not in usable),
     )
     return ds
 
@@ -216,7 +233,7 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
 
     channels = [int(c) for c in result.coords["channel"].values]
     pref = result["preferred"].values
-    order = np.argsort(pref)
+    order = np.argsort(np.where(np.isfinite(pref), pref, np.inf))
     o = result.coords["orientation"].values
     layer = result.attrs["layer"]
     n = len(channels)
@@ -226,18 +243,19 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
     bottom = 1.0 / fig.get_figheight()
     h = (top - bottom) / n
     aligned = result["aligned"].values
-    ymax = max(np.nanmax(np.clip(aligned, 0, None)), 1e-9)
+    ymax = max(float(np.nanmax(np.clip(aligned, 0, None))), 1e-9)
     xs = np.append(o, 360.0)
     for row, i in enumerate(order):
         ax = fig.add_axes([0.13, top - (row + 1) * h, 0.84, h * 0.92])
-        colour = tuple(0.85 * np.array(cmap((pref[i] % 360) / 360.0)[:3]))
+        colour = tuple(0.85 * np.array(cmap((pref[i] % 360) / 360.0)[:3])) if np.isfinite(pref[i]) else (0.5, 0.5, 0.5)
         thin = aligned[:, :, :, i].reshape(-1, o.size)
+        thin = thin[np.isfinite(thin).all(axis=1)]
         for line in thin:
             ax.plot(xs, np.append(line, line[0]), color=colour, alpha=0.15, lw=0.7)
         mean = result["tuning"].values[:, i]
         ax.plot(xs, np.append(mean, mean[0]), color=colour, lw=2.2)
         ax.set_xlim(0, 360)
-        ax.set_ylim(min(0, np.nanmin(aligned)), ymax * 1.05)
+        ax.set_ylim(min(0.0, float(np.nanmin(aligned))), ymax * 1.05)
         ax.set_yticks([])
         ax.set_xticks([])
         for side in ("top", "right", "left"):
@@ -245,6 +263,8 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
         ax.text(-0.01, 0.35, f"{short_layer(layer)}:{channels[i]}", transform=ax.transAxes, ha="right", fontsize=9, fontweight="bold", color=colour)
     ax = fig.add_axes([0.13, bottom - 0.45 / fig.get_figheight(), 0.84, 0.3 / fig.get_figheight()])
     for i in order:
+        if not np.isfinite(pref[i]):
+            continue
         ax.bar(pref[i] % 360, 1, width=3, color=tuple(0.85 * np.array(cmap((pref[i] % 360) / 360.0)[:3])))
     ax.set_xlim(0, 360)
     ax.set_yticks([])
