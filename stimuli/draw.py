@@ -129,10 +129,46 @@ def render(
     shapes = {k: tuple(v.shape) for k, v in vals.items()}
     shapes.update(position=tuple(pos.shape[:-1]), fg=tuple(fg_t.shape[:-1]), bg=tuple(bg_t.shape[:-1]))
     B = P.batch_size(shapes)
+    p = {k: v.expand(B) for k, v in vals.items()}
+    given = (pos, fg_t, bg_t)  # as passed, for error messages
+    pos, fg_t, bg_t = pos.expand(B, 2), fg_t.expand(B, 3), bg_t.expand(B, 3)
 
+    # One pass on the device answers "is anything invalid?" and the batch-wide facts the
+    # drawing needs, with a single transfer to the host. Messages come from _explain().
+    with torch.no_grad():
+        scalars = torch.stack(list(p.values()))  # (8, B) in the order of `raw`
+        inf = math.inf
+        lo = torch.tensor([-inf, -inf, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=gdt, device=dev)[:, None]
+        hi = torch.tensor([inf, inf, inf, float(min(H, W)), 1.0, 1.0, inf, inf], dtype=gdt, device=dev)[:, None]
+        colours = torch.cat([fg_t, bg_t], dim=1)
+        k, n_ticks = p["curvature"], p["ticks"]
+        invalid = (
+            (~torch.isfinite(scalars) | (scalars < lo) | (scalars > hi)).any()
+            | ~torch.isfinite(pos).all()
+            | (~torch.isfinite(colours) | (colours < 0) | (colours > 1)).any()
+            | ((k * p["length"]).abs() > MAX_TURN * (1 + 1e-6)).any()
+            | (n_ticks != n_ticks.round()).any()
+        )
+        if kind == "line":
+            invalid = invalid | (k != 0).any()
+        tick_reach = torch.where(n_ticks > 0, p["tick_length"], 0.0)
+        reach = 0.5 * p["length"] + 0.5 * p["width"] + tick_reach
+        facts = torch.stack([
+            invalid.to(gdt), reach.max(), n_ticks.max(), (p["rounding"] < 1).any().to(gdt),
+            ((0.5 * k * p["length"]).abs() > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
+            (bg_t != bg_t[:1]).any().to(gdt),
+        ]).tolist()
+    if facts[0]:
+        _explain(kind, H, W, vals, *given)
+        raise ValueError("render: invalid parameters")  # pragma: no cover - _explain raises first
+    return _draw(H, W, p, pos, fg_t, bg_t, tick_side, dtype, facts[1:])
+
+
+def _explain(kind: str, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor) -> None:
+    """Raise the ValueError that names the first invalid parameter, value, index and allowed range."""
     for k, v in vals.items():
         P.check_finite(k, v)
-    for k, v in (("position", pos), ("fg", fg_t), ("bg", bg_t)):
+    for k, v in (("position", pos), ("fg", fg), ("bg", bg)):
         P.check_finite(k, v, vector=True)
     P.check_range("length", vals["length"], 0.0, math.inf, "length >= 0 px", " px")
     P.check_range("width", vals["width"], 0.0, float(min(H, W)), f"0 <= width <= {min(H, W)} px (the image size)", " px")
@@ -142,13 +178,11 @@ def render(
     P.check_range("ticks", vals["ticks"], 0.0, math.inf, "ticks >= 0 (an integer count)")
     if bool((vals["ticks"] != vals["ticks"].round()).any()):
         P.check_range("ticks", vals["ticks"], math.inf, -math.inf, "ticks >= 0 (an integer count)")
-    P.check_range("fg", fg_t, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
-    P.check_range("bg", bg_t, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
+    P.check_range("fg", fg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
+    P.check_range("bg", bg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     if kind == "line":
         P.check_range("curvature", vals["curvature"], 0.0, 0.0, "0 for kind='line' (use kind='curve')", " 1/px")
     P.check_curvature(vals["curvature"], vals["length"], MAX_TURN)
-
-    return _draw(B, H, W, vals, pos, fg_t, bg_t, tick_side, dtype)
 
 
 #: Side (px) of the square tiles the stimulus window is cut into; tiles that cannot
@@ -158,22 +192,13 @@ _CULL: bool = True  # tests switch tile culling off to check it changes nothing
 
 
 def _draw(
-    B: int, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, tick_side: str, dtype: torch.dtype
+    H: int, W: int, p: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, tick_side: str, dtype: torch.dtype,
+    facts: list[float],
 ) -> Tensor:
+    """Draw a validated batch: parameters ``(B,)``, ``pos`` ``(B, 2)``, colours ``(B, 3)``."""
     dev, gdt = pos.device, pos.dtype
-    p = {k: v.expand(B) for k, v in vals.items()}
-    pos = pos.expand(B, 2)
-
-    # Batch-wide facts needed on the host (one transfer): window size and which parts exist.
-    ticks_on = p["ticks"] > 0
-    tick_reach = torch.where(ticks_on, p["tick_length"], 0.0)
-    reach = 0.5 * p["length"] + 0.5 * p["width"] + tick_reach
-    a = (0.5 * p["curvature"] * p["length"]).abs()
-    stats = torch.stack([
-        reach.max(), p["ticks"].max(), (p["rounding"] < 1).any().to(gdt),
-        (a > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
-    ]).tolist()
-    reach_max, n_ticks, has_arms, any_wraps, any_fill = stats
+    B = pos.shape[0]
+    reach_max, n_ticks, has_arms, any_wraps, any_fill, bg_varies = facts
 
     # A window of nt x nt tiles, aligned to the image's TILE grid, around each stimulus
     # holds every pixel it can touch; tiles outside the image are skipped below.
@@ -186,78 +211,76 @@ def _draw(
 
     theta = torch.deg2rad(p["orientation"])
     nx, ny = torch.cos(theta), -torch.sin(theta)  # unit vector toward the centre of curvature
+    shape = Shape.build(p["curvature"], p["length"], p["width"], p["rounding"],
+                        has_arms=bool(has_arms), any_wraps=bool(any_wraps))
+    tick_reach = torch.where(p["ticks"] > 0, p["tick_length"], 0.0)
 
-    def frame(dx: Tensor, dy: Tensor, idx: Tensor | None) -> tuple[Tensor, Tensor]:
+    def frame(dx: Tensor, dy: Tensor, cx: Tensor, cy: Tensor) -> tuple[Tensor, Tensor]:
         # u along the tangent (the normal rotated by -90 deg on screen), v toward the centre.
-        cx, cy = (nx, ny) if idx is None else (nx[idx], ny[idx])
         u = (dx * -cy[:, None])[:, None, :] + (dy * cx[:, None])[:, :, None]
         v = (dx * cx[:, None])[:, None, :] + (dy * cy[:, None])[:, :, None]
         return u, v
 
-    def col(x: Tensor) -> Tensor:
-        return x[:, None, None]
-
-    def shape_of(idx: Tensor | None) -> Shape:
-        g = (lambda x: x) if idx is None else (lambda x: x[idx])
-        return Shape.build(
-            col(g(p["curvature"])), col(g(p["length"])), col(g(p["width"])), col(g(p["rounding"])),
-            has_arms=bool(has_arms), any_wraps=bool(any_wraps),
-        )
-
     # 1. Which tiles can the stimulus touch? (tested at tile centres, no gradient needed)
     with torch.no_grad():
-        centres = torch.arange(nt, device=dev, dtype=gdt) * TILE + 0.5 * TILE
-        tdx = x0[:, None].to(gdt) + centres - pos[:, 0:1]
-        tdy = y0[:, None].to(gdt) + centres - pos[:, 1:2]
-        tu, tv = frame(tdx, tdy, None)
+        starts = torch.arange(nt, device=dev) * TILE
+        centres = starts.to(gdt) + 0.5 * TILE
+        tu, tv = frame(x0[:, None].to(gdt) + centres - pos[:, 0:1], y0[:, None].to(gdt) + centres - pos[:, 1:2], nx, ny)
         hit = tile_may_touch(
-            shape_of(None), tu, tv, (TILE - 1) / math.sqrt(2.0),
-            col(tick_reach) if n_ticks > 0 else None,
-            col(p["fill"] > 0) if any_fill else None,
+            shape.columns(), tu, tv, (TILE - 1) / math.sqrt(2.0),
+            tick_reach[:, None, None] if n_ticks > 0 else None,
+            (p["fill"] > 0)[:, None, None] if any_fill else None,
         )
         if not _CULL:
             hit = torch.ones_like(hit)
-        starts = torch.arange(nt, device=dev) * TILE
         hit &= ((x0[:, None] + starts >= 0) & (x0[:, None] + starts < W))[:, None, :]
         hit &= ((y0[:, None] + starts >= 0) & (y0[:, None] + starts < H))[:, :, None]
         tb, ty, tx = hit.nonzero(as_tuple=True)  # active tiles
 
-    # 2. Coverage of the pixels of the active tiles only.
+    # 2. Coverage of the pixels of the active tiles only; one gather brings every
+    #    per-stimulus value to its tiles.
+    extra = [nx, ny, pos[:, 0], pos[:, 1], p["ticks"], p["tick_length"], p["fill"]]
+    table = torch.cat([shape.table(), torch.stack(extra, dim=1), fg, bg], dim=1)[tb]
+    nf = table.shape[1] - 13
+    t_shape = shape.from_table(table[:, :nf])
+    t_nx, t_ny, t_px, t_py, t_ticks, t_tlen, t_fill = table[:, nf : nf + 7].unbind(1)
+    t_fg, t_bg = table[:, nf + 7 : nf + 10], table[:, nf + 10 :]
     offs = torch.arange(TILE, device=dev)
     cols = (x0[tb] + tx * TILE)[:, None] + offs  # (N, T)
     rows = (y0[tb] + ty * TILE)[:, None] + offs
-    dx = cols.to(gdt) + 0.5 - pos[tb, 0:1]
-    dy = rows.to(gdt) + 0.5 - pos[tb, 1:2]
-    u, v = frame(dx, dy, tb)
-    shape = shape_of(tb)
-    cov, t, q, dc = stroke_and_frame(shape, u, v)
+    u, v = frame(cols.to(gdt) + 0.5 - t_px[:, None], rows.to(gdt) + 0.5 - t_py[:, None], t_nx, t_ny)
+    cov, t, q, dc = stroke_and_frame(t_shape, u, v)
     if n_ticks > 0:
         cov = torch.maximum(
-            cov, tick_coverage(shape, u, v, col(p["ticks"][tb]), int(n_ticks), col(p["tick_length"][tb]), tick_side)
+            cov, tick_coverage(t_shape, u, v, t_ticks[:, None, None], int(n_ticks), t_tlen[:, None, None], tick_side)
         )
     if any_fill:
-        cov = torch.maximum(cov, col(p["fill"][tb]) * fill_coverage(shape, v, t, q, dc))
+        cov = torch.maximum(cov, t_fill[:, None, None] * fill_coverage(t_shape, v, t, q, dc))
 
     # 3. Background everywhere, then the blended tiles on top.
-    fg = fg.expand(B, 3)
-    bg = bg.expand(B, 3)
     out = torch.empty((B, 3, H, W), device=dev, dtype=dtype)
-    if bg.requires_grad or bool((bg != bg[:1]).any()):
+    if bg_varies or bg.requires_grad:
         out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
     else:
-        for c, value in enumerate(bg[0].tolist()):
-            out[:, c].fill_(value)
-    bg_t, fg_t = bg[tb], fg[tb]
-    tiles = bg_t[:, None, None, :] + cov[..., None] * (fg_t - bg_t)[:, None, None, :]  # (N, T, T, 3)
-    tiles = tiles.to(dtype)
-    hwc = out.permute(0, 2, 3, 1)  # (B, H, W, 3) view
-    r_idx, c_idx = rows[:, :, None], cols[:, None, :]
+        values = bg[0].tolist()
+        if values[0] == values[1] == values[2]:
+            out.fill_(values[0])
+        else:
+            for c, value in enumerate(values):
+                out[:, c].fill_(value)
     if ragged:
-        keep = (r_idx >= 0) & (r_idx < H) & (c_idx >= 0) & (c_idx < W)
+        tiles = (t_bg[:, None, None, :] + cov[..., None] * (t_fg - t_bg)[:, None, None, :]).to(dtype)  # (N, T, T, 3)
+        r_idx, c_idx = rows[:, :, None], cols[:, None, :]
+        keep = (r_idx < H) & (c_idx < W)
+        hwc = out.permute(0, 2, 3, 1)  # (B, H, W, 3) view
         b_idx = tb[:, None, None].expand_as(keep)[keep]
         hwc[b_idx, r_idx.expand_as(keep)[keep], c_idx.expand_as(keep)[keep]] = tiles[keep]
     else:
-        hwc[tb[:, None, None], r_idx, c_idx] = tiles
+        # Tiles are aligned to the image's TILE grid: write whole (3, T, T) blocks.
+        tiles = (t_bg[:, :, None, None] + cov[:, None] * (t_fg - t_bg)[:, :, None, None]).to(dtype)  # (N, 3, T, T)
+        blocks = out.view(B, 3, H // TILE, TILE, W // TILE, TILE).permute(0, 2, 4, 1, 3, 5)
+        blocks[tb, torch.div(y0[tb], TILE, rounding_mode="floor") + ty,
+               torch.div(x0[tb], TILE, rounding_mode="floor") + tx] = tiles
     return out
 
 

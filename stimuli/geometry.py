@@ -48,14 +48,21 @@ def band(d: Tensor, half_width: Tensor) -> Tensor:
     return (half_width + 0.5 - d.abs()).clamp(min=0.0).minimum((2.0 * half_width).clamp(max=1.0))
 
 
+_FIELDS = ("k", "length", "half_width", "rho", "rho_safe", "a", "ca", "sa", "ex", "ey", "arm")
+
+
 @dataclass
 class Shape:
-    """Per-stimulus constants of the primitive, each ``(B, 1, 1)`` (see module docstring).
+    """Per-stimulus constants of the primitive (see module docstring).
 
+    Built once per batch with fields of shape ``(B,)`` (:meth:`build`), then viewed as
+    ``(B, 1, 1)`` columns (:meth:`columns`) or gathered per tile (:meth:`take`).
     ``a`` is half the total turning (rad), ``ex, ey`` the fillet's end point (+ side),
     ``arm`` the arm length (px), ``rho`` the rounding; ``sharp`` marks ``rho == 0``,
     where the fillet is a point (whatever the curvature, also 0) and ``rho_safe`` is
-    ``rho`` floored at 1e-6 for divisions.
+    ``rho`` floored at 1e-6 for divisions. ``wraps`` marks paths turning by more than
+    a half circle. ``has_arms`` / ``any_wraps`` say whether any stimulus of the batch
+    needs those code paths.
     """
 
     k: Tensor
@@ -63,40 +70,56 @@ class Shape:
     half_width: Tensor
     rho: Tensor
     rho_safe: Tensor
-    sharp: Tensor
     a: Tensor
     ca: Tensor
     sa: Tensor
     ex: Tensor
     ey: Tensor
     arm: Tensor
-    wraps: Tensor  # bool: |a| > pi/2, the path turns by more than a half circle
     has_arms: bool
     any_wraps: bool
+
+    @property
+    def sharp(self) -> Tensor:
+        return self.rho <= 0
+
+    @property
+    def wraps(self) -> Tensor:
+        return self.a.abs() > 0.5 * math.pi
 
     @staticmethod
     def build(k: Tensor, length: Tensor, width: Tensor, rho: Tensor, *, has_arms: bool, any_wraps: bool) -> "Shape":
         a = 0.5 * k * length
         half_fillet = 0.5 * rho * length
-        ex = half_fillet * sinc(a)
-        ey = half_fillet * (0.5 * a) * sinc(0.5 * a) ** 2
         return Shape(
             k=k,
             length=length,
             half_width=0.5 * width,
             rho=rho,
             rho_safe=rho.clamp(min=1e-6),
-            sharp=rho <= 0,
             a=a,
             ca=torch.cos(a),
             sa=torch.sin(a),
-            ex=ex,
-            ey=ey,
+            ex=half_fillet * sinc(a),
+            ey=half_fillet * (0.5 * a) * sinc(0.5 * a) ** 2,
             arm=0.5 * (1.0 - rho) * length,
-            wraps=a.abs() > 0.5 * math.pi,
             has_arms=has_arms,
             any_wraps=any_wraps,
         )
+
+    def table(self) -> Tensor:
+        """All per-stimulus fields as one ``(B, F)`` tensor (one gather serves them all)."""
+        return torch.stack([getattr(self, f) for f in _FIELDS], dim=1)
+
+    def from_table(self, table: Tensor) -> "Shape":
+        """A Shape whose fields are the columns of ``table`` ``(N, F)``, viewed as ``(N, 1, 1)``."""
+        cols = {f: table[:, i, None, None] for i, f in enumerate(_FIELDS)}
+        return Shape(**cols, has_arms=self.has_arms, any_wraps=self.any_wraps)
+
+    def columns(self) -> "Shape":
+        """Fields viewed as ``(B, 1, 1)``."""
+        return Shape(**{f: getattr(self, f)[:, None, None] for f in _FIELDS},
+                     has_arms=self.has_arms, any_wraps=self.any_wraps)
 
 
 def _safe_sqrt(x: Tensor) -> Tensor:
@@ -120,11 +143,12 @@ def fillet_distance(s: Shape, u: Tensor, v: Tensor) -> Tensor:
     return torch.where(s.sharp, point, num / torch.where(s.sharp, 1.0, den))
 
 
-def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def stroke_and_frame(s: Shape, u: Tensor, v: Tensor, need_q: bool = False) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """Stroke coverage in ``[0, 1]`` plus ``(t, q, dc)`` reused by the fill.
 
     ``t``: distance beyond the fillet's end line (folded to the ``+u`` side),
-    ``q``: distance toward ``+v`` from that end's tangent line (the arm's axis),
+    ``q``: distance toward ``+v`` from that end's tangent line (the arm's axis; ``None``
+    unless there are arms or ``need_q``),
     ``dc``: :func:`fillet_distance`.
     """
     uf = u.abs()
@@ -146,6 +170,8 @@ def stroke_and_frame(s: Shape, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Te
         other = ramp(-t_other) * (s.wraps & (gate_other > 0))
         end = (end + other).clamp(max=1.0)
     cov = side * end
+    if not (s.has_arms or need_q):
+        return cov, t, None, dc
     q = dv * s.ca - du * s.sa
     if s.has_arms:
         arm = _arm(s, t, q)
@@ -163,7 +189,7 @@ def _arm(s: Shape, t: Tensor, q: Tensor) -> Tensor:
     return band(q, s.half_width) * along
 
 
-def fill_coverage(s: Shape, v: Tensor, t: Tensor, q: Tensor, dc: Tensor) -> Tensor:
+def fill_coverage(s: Shape, v: Tensor, t: Tensor, q: Tensor | None, dc: Tensor) -> Tensor:
     """Coverage of the region between the path and its chord (the circular segment for curves)."""
     sign = torch.where(s.k < 0, -1.0, 1.0).to(v.dtype)
     inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc

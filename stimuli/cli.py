@@ -1,0 +1,298 @@
+"""``curvebench render`` (draw one stimulus or a sweep) and ``curvebench bench render``.
+
+Each numeric option of ``render`` takes a value, a comma list (``0,90,180``) or a
+linear sweep ``start:stop:count`` (both ends included, like ``numpy.linspace``). With one
+swept option the PNG is a single row of stimuli; with two, a contact sheet laid out like
+the article's stimulus strips: orientation along x when it is swept (else the first
+swept option), the other option along y, top to bottom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "parse_values", "parse_colour"]
+
+# Numeric options of `curvebench render`, in the order that picks the sheet's x axis.
+_NUMERIC: tuple[tuple[str, str], ...] = (
+    ("orientation", "degrees, counter-clockwise on screen, the side the curve opens to (0 = +x, 90 = up)"),
+    ("curvature", "1/px, 0 = line; |curvature| <= 2 pi / length ('max' = a full circle)"),
+    ("length", "arc length in px"),
+    ("width", "stroke width in px"),
+    ("rounding", "angles only: 0 = sharp vertex ... 1 = the curve"),
+    ("fill", "opacity of the region between the path and its chord, 0..1"),
+    ("ticks", "number of combing ticks perpendicular to the path"),
+    ("tick_length", "tick length in px on each drawn side"),
+    ("fg_hue", "foreground hue in degrees (overrides --fg; 0 red, 120 green, 240 blue)"),
+    ("x", "x of the path's midpoint in px (default: image centre)"),
+    ("y", "y of the path's midpoint in px (default: image centre)"),
+)
+
+_NAMED_COLOURS = {
+    "black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5),
+    "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
+}
+
+
+def parse_values(name: str, text: str) -> list[float]:
+    """``"v"``, ``"a,b,c"`` or ``"start:stop:count"`` (inclusive linspace) -> list of floats."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count < 1:
+                raise ValueError
+            if count == 1:
+                return [start]
+            return [start + (stop - start) * i / (count - 1) for i in range(count)]
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--{name.replace('_', '-')} = {text!r}: expected a number, a comma list (0,90,180) or "
+            "start:stop:count with count >= 1"
+        ) from None
+
+
+def parse_colour(name: str, text: str) -> tuple[float, float, float]:
+    """``"r,g,b"`` in [0, 1], ``"#rrggbb"`` or a name (black, white, gray, red, green, blue)."""
+    t = text.strip().lower()
+    if t in _NAMED_COLOURS:
+        return _NAMED_COLOURS[t]
+    try:
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+        rgb = tuple(float(v) for v in t.split(","))
+        if len(rgb) == 3 and all(0.0 <= v <= 1.0 for v in rgb):
+            return rgb  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise ValueError(
+        f"--{name} = {text!r}: expected r,g,b in [0, 1] (e.g. 1,0,0), #rrggbb or one of {', '.join(_NAMED_COLOURS)}"
+    )
+
+
+def _sweep_values(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Numeric option values as lists; resolves curvature 'max' against the length."""
+    out: dict[str, list[float]] = {}
+    for key, _ in _NUMERIC:
+        text = getattr(args, key)
+        if text is None:
+            continue
+        if key == "curvature" and "max" in text:
+            lengths = parse_values("length", args.length) if args.length is not None else None
+            if lengths is not None and len(lengths) != 1:
+                raise ValueError("--curvature with 'max' needs a single --length (the limit 2 pi / length depends on it)")
+            from stimuli import DEFAULT_LENGTH, MAX_TURN
+
+            kmax = MAX_TURN / (lengths[0] if lengths else DEFAULT_LENGTH)
+            text = text.replace("-max", repr(-kmax)).replace("max", repr(kmax))
+        out[key] = parse_values(key, text)
+    return out
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    import stimuli
+    from stimuli.sheet import contact_sheet, crop_around, default_cell
+
+    values = _sweep_values(args)
+    swept = [k for k, v in values.items() if len(v) > 1]
+    if len(swept) > 2:
+        raise ValueError(f"render: at most two options can be swept (a contact sheet), got {len(swept)}: "
+                         + ", ".join("--" + k.replace("_", "-") for k in swept))
+    if args.out is None and args.npy is None:
+        raise ValueError("render: give --out PNG and/or --npy PATH")
+    size = tuple(int(s) for s in args.size.split(",")) if "," in args.size else int(args.size)
+    H, W = (size, size) if isinstance(size, int) else size  # type: ignore[misc]
+
+    # Sheet axes: orientation along x when swept (like the article), else the first swept option.
+    col_key = "orientation" if "orientation" in swept else (swept[0] if swept else None)
+    row_key = next((k for k in swept if k != col_key), None)
+    cols = len(values[col_key]) if col_key else 1
+    rows = len(values[row_key]) if row_key else 1
+    n = rows * cols
+
+    def column(key: str) -> torch.Tensor | float | None:
+        if key not in values:
+            return None
+        v = torch.tensor(values[key], dtype=torch.float64)
+        if key == col_key:
+            return v.repeat(rows)
+        if key == row_key:
+            return v.repeat_interleave(cols)
+        return float(v[0])
+
+    params: dict[str, Any] = {}
+    for key in ("orientation", "curvature", "length", "width", "rounding", "fill", "ticks", "tick_length"):
+        val = column(key)
+        if val is not None:
+            params[key] = val
+    if "ticks" in params:
+        t = params["ticks"]
+        params["ticks"] = t.round().long() if isinstance(t, torch.Tensor) else int(round(t))
+    fg = parse_colour("fg", args.fg)
+    bg = parse_colour("bg", args.bg)
+    fg_t: Any = fg
+    bg_t: Any = bg
+    hue = column("fg_hue")
+    if hue is not None:
+        fg_t = stimuli.hue_to_rgb(hue)
+        if args.bg_hue_offset is not None:
+            bg_t = stimuli.hue_to_rgb(torch.as_tensor(hue) + args.bg_hue_offset)
+    elif args.bg_hue_offset is not None:
+        raise ValueError("--bg-hue-offset needs --fg-hue")
+    xs, ys = column("x"), column("y")
+    pos = None
+    if xs is not None or ys is not None:
+        xs = W / 2 if xs is None else xs
+        ys = H / 2 if ys is None else ys
+        pos = torch.stack(torch.broadcast_tensors(torch.as_tensor(xs, dtype=torch.float64),
+                                                  torch.as_tensor(ys, dtype=torch.float64)), dim=-1)
+
+    # Validate everything with one cheap render of the whole sweep at a tiny batch check, then stream.
+    chunk = 256
+    npy = None
+    if args.npy is not None:
+        npy = np.lib.format.open_memmap(args.npy, mode="w+", dtype=np.float32, shape=(n, 3, H, W))
+    length_max = max(values.get("length", [stimuli.DEFAULT_LENGTH]))
+    width_max = max(values.get("width", [stimuli.DEFAULT_WIDTH]))
+    tick_reach = max(values.get("tick_length", [stimuli.DEFAULT_TICK_LENGTH])) if max(values.get("ticks", [0])) > 0 else 0.0
+    cell = args.cell or min(max(H, W), default_cell(length_max, width_max, tick_reach))
+    cells = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+
+        def part(v: Any) -> Any:
+            return v[start:stop] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n else v
+
+        kw = {k: part(v) for k, v in params.items()}
+        p = part(pos) if pos is not None else None
+        images = stimuli.render(args.kind, position=p, fg=part(fg_t), bg=part(bg_t), tick_side=args.tick_side,
+                                size=size, **kw)
+        if npy is not None:
+            npy[start:stop] = images.numpy()
+        if args.out is not None:
+            if n == 1 and not args.crop:
+                cells.append(images)
+            else:
+                centre = torch.tensor([[W / 2, H / 2]], dtype=torch.float64) if p is None else p.reshape(-1, 2)
+                cells.append(crop_around(images, centre.expand(stop - start, 2), cell))
+    if npy is not None:
+        npy.flush()
+        del npy
+        print(f"wrote {args.npy}: ({n}, 3, {H}, {W}) float32 in [0, 1]")
+    if args.out is not None:
+        from PIL import Image
+
+        sheet = contact_sheet(torch.cat(cells), rows, cols, gap=args.gap)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet).save(args.out)
+        layout = f"{rows} x {cols}" + (f" (rows: {row_key}, columns: {col_key})" if col_key else "")
+        print(f"wrote {args.out}: {layout}, cells {sheet.shape[1] // max(cols, 1)} px")
+    return 0
+
+
+def _cmd_bench_render(args: argparse.Namespace) -> int:
+    from stimuli.bench import bench_render
+
+    report = bench_render(
+        device=args.device, batch_size=args.batch_size, repeats=args.repeats, n_ours=args.n_ours,
+        n_cairo=args.n_cairo, n_pil=args.n_pil, threads=args.threads, seed=args.seed,
+        bandwidth_gbs=args.bandwidth_gbs, gpu_batch_size=args.gpu_batch_size, progress=not args.quiet,
+    )
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    summary = (f"ours {report['ours']['images_per_s']['median']:,.0f} img/s, cairo "
+               f"{report['cairo']['images_per_s']['median']:,.0f}, PIL {report['pil']['images_per_s']['median']:,.0f} "
+               f"(1 thread): ratio_vs_pil {report['ratio_vs_pil']:.1f}, ratio_vs_cairo {report['ratio_vs_cairo']:.2f}")
+    if "cuda" in report:
+        c = report["cuda"]
+        summary += "; " + ", ".join(
+            f"{k} {v['images_per_s']['median']:,.0f} img/s ({v['fraction_of_write_bound']:.0%} of write bound)"
+            if v.get("fraction_of_write_bound") is not None else f"{k} {v['images_per_s']['median']:,.0f} img/s"
+            for k, v in c["dtypes"].items()
+        ) + f" on {c['name']}"
+    print(summary + (f" -> {args.json}" if args.json else ""), file=sys.stderr if not args.json else sys.stdout)
+    if not args.json:
+        print(text)
+    return 0
+
+
+def _nonneg_int(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    return n
+
+
+def _pos_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``render`` to ``commands`` and ``render`` to ``bench_commands``."""
+    p = commands.add_parser(
+        "render",
+        help="draw one stimulus or a sweep (contact sheet PNG and/or raw .npy)",
+        description=__doc__.split("\n\n")[1] + "\n\nExamples:\n"
+        "  curvebench render --kind curve --orientation 0:345:24 --curvature 0:max:8 --out curves.png\n"
+        "  curvebench render --kind angle --rounding 0:1:5 --orientation 0:330:12 --curvature 0.05 --out r.png\n"
+        "  curvebench render --curvature 0.05 --fill 1 --fg-hue 0:330:12 --bg-hue-offset 180 --out colour.png\n"
+        "  curvebench render --curvature 0.05 --ticks 7 --tick-side out --npy one.npy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--kind", default="curve", choices=["line", "curve", "angle"], help="what to draw (default curve)")
+    for key, helptext in _NUMERIC:
+        p.add_argument("--" + key.replace("_", "-"), dest=key, metavar="V|A,B|START:STOP:N", help=helptext)
+    p.add_argument("--tick-side", default="both", choices=["in", "out", "both"], help="side of the combing ticks")
+    p.add_argument("--fg", default="black", help="stroke colour: r,g,b in [0,1], #rrggbb or a name (default black)")
+    p.add_argument("--bg", default="white", help="background colour (default white)")
+    p.add_argument("--bg-hue-offset", type=float, default=None, metavar="DEG",
+                   help="with --fg-hue: background hue = foreground hue + DEG (180 = complementary)")
+    p.add_argument("--size", default="224", help="image size in px: N or H,W (default 224)")
+    p.add_argument("--out", default=None, metavar="PNG", help="write the stimulus (or contact sheet) as PNG")
+    p.add_argument("--npy", default=None, metavar="PATH", help="write the raw (B, 3, H, W) float32 images (.npy), "
+                   "rows of the sheet one after another")
+    p.add_argument("--cell", type=_pos_int, default=None, metavar="PX",
+                   help="contact-sheet cell size in px (default: fits the largest stimulus)")
+    p.add_argument("--crop", action="store_true", help="crop a single stimulus to one cell as well")
+    p.add_argument("--gap", type=_nonneg_int, default=0, metavar="PX", help="white gap between sheet cells (default 0)")
+    p.set_defaults(func=_cmd_render)
+
+    b = bench_commands.add_parser(
+        "render",
+        help="renderer images/s vs PIL (4x supersampled) and cairo, one thread; fp16/bf16 on CUDA",
+        description="Renderer throughput at 224 x 224 on the same random curves as two baselines drawn one "
+        "image at a time: PIL (4x supersampled, LANCZOS-downsized) and cairo (native anti-aliasing). "
+        "The comparison runs on --threads CPU threads (default 1); on CUDA the GPU numbers are added.",
+    )
+    b.add_argument("--json", default=None, metavar="FILE", help="write the JSON report here (else print it)")
+    b.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available; default)")
+    b.add_argument("--batch-size", type=_pos_int, default=32, help="our CPU batch size (default 32)")
+    b.add_argument("--gpu-batch-size", type=_pos_int, default=1024, help="our batch size on CUDA (default 1024)")
+    b.add_argument("--repeats", type=_pos_int, default=5, help="timed repeats per method (default 5)")
+    b.add_argument("--n-ours", type=_pos_int, default=2048, help="images per repeat, ours on CPU (default 2048)")
+    b.add_argument("--n-cairo", type=_pos_int, default=400, help="images per repeat, cairo (default 400)")
+    b.add_argument("--n-pil", type=_pos_int, default=40, help="images per repeat, PIL (default 40)")
+    b.add_argument("--threads", type=_pos_int, default=1, help="torch CPU threads for the comparison (default 1)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random stimuli (default 0)")
+    b.add_argument("--bandwidth-gbs", type=float, default=None, metavar="GB/S",
+                   help="GPU memory bandwidth for the write-bound fraction (default: by card name, "
+                   "e.g. H100 SXM 3350, H100 PCIe 2000, H200 4800, A100 80GB 2039)")
+    b.add_argument("--quiet", action="store_true", help="no progress messages")
+    b.set_defaults(func=_cmd_bench_render)
