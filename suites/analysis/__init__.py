@@ -8,6 +8,7 @@ Modules (one job each):
     grid       reshape rows into (channel, curvature, orientation) grids
     sigma      dataset / sweep statistics and sigma values
     tuning     preferred orientation, FWHM, echo index, invariance, family coverage
+    families   which channels form a layer's curve family (from probes.families)
     validate   compare a family's orientations with the article's
     plots      heatmaps (article style), series side by side, radial and layer figures
     strip      the stimulus strip drawn above heatmaps
