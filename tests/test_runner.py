@@ -224,3 +224,21 @@ def test_long_axes_unstack_from_the_stored_suite(tmp_path):
     assert u["edges"].shape == (5000, 5, 12)
     np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000))
     assert not np.isnan(u["edges"].values[:140]).any() and np.isnan(u["edges"].values[140:]).all()
+
+
+@pytest.mark.slow
+def test_bench_run_report_and_memory_sweep(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert cli_main(["bench", "run", "--model", "groundtruth", "--layers", "edges", "--stimuli", "128",
+                     "--batch-size", "64", "--repeats", "1", "--json", str(out)]) == 0
+    import json
+
+    rep = json.loads(out.read_text())
+    e2e, probe = rep["end_to_end_stimuli_per_s"]["median"], rep["probe_only_stimuli_per_s"]["median"]
+    assert rep["pipeline_efficiency"] == pytest.approx(e2e / probe)
+    assert rep["config"]["stimuli"] == 128 and rep["config"]["input_size"] == 13
+    from suites.bench import memory_sweep_in_process
+
+    mem = memory_sweep_in_process(3000, batch_size=500, device="cpu", workdir=tmp_path)
+    assert mem["stimuli"] == 3000 and mem["peak_rss_mb_at_10pct"] > 0
+    assert len(mem["rss_mb_trace"]) >= 5 and mem["peak_rss_growth_mb_10_to_100pct"] >= 0
