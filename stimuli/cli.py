@@ -214,9 +214,12 @@ def _cmd_bench_render(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")
+    cairo = report["cairo"].get("images_per_s", {}).get("median")
+    vs_cairo = report["ratio_vs_cairo"]
     summary = (f"ours {report['ours']['images_per_s']['median']:,.0f} img/s, cairo "
-               f"{report['cairo']['images_per_s']['median']:,.0f}, PIL {report['pil']['images_per_s']['median']:,.0f} "
-               f"(1 thread): ratio_vs_pil {report['ratio_vs_pil']:.1f}, ratio_vs_cairo {report['ratio_vs_cairo']:.2f}")
+               f"{'n/a' if cairo is None else f'{cairo:,.0f}'}, PIL {report['pil']['images_per_s']['median']:,.0f} "
+               f"({report['ours']['threads']} thread(s)): ratio_vs_pil {report['ratio_vs_pil']:.1f}, ratio_vs_cairo "
+               f"{'n/a' if vs_cairo is None else f'{vs_cairo:.2f}'}")
     if "cuda" in report:
         c = report["cuda"]
         summary += "; " + ", ".join(
@@ -284,7 +287,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     b.add_argument("--json", default=None, metavar="FILE", help="write the JSON report here (else print it)")
     b.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available; default)")
     b.add_argument("--batch-size", type=_pos_int, default=32, help="our CPU batch size (default 32)")
-    b.add_argument("--gpu-batch-size", type=_pos_int, default=1024, help="our batch size on CUDA (default 1024)")
+    b.add_argument("--gpu-batch-size", type=_pos_int, default=4096, help="our batch size on CUDA (default 4096)")
     b.add_argument("--repeats", type=_pos_int, default=5, help="timed repeats per method (default 5)")
     b.add_argument("--n-ours", type=_pos_int, default=2048, help="images per repeat, ours on CPU (default 2048)")
     b.add_argument("--n-cairo", type=_pos_int, default=400, help="images per repeat, cairo (default 400)")

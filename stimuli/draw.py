@@ -156,7 +156,7 @@ def render(
         facts = torch.stack([
             invalid.to(gdt), reach.max(), n_ticks.max(), (p["rounding"] < 1).any().to(gdt),
             ((0.5 * k * p["length"]).abs() > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
-            (bg_t != bg_t[:1]).any().to(gdt),
+            (bg_t != bg_t[:1]).any().to(gdt), *bg_t[0].to(gdt),
         ]).tolist()
     if facts[0]:
         _explain(kind, H, W, vals, *given)
@@ -198,7 +198,7 @@ def _draw(
     """Draw a validated batch: parameters ``(B,)``, ``pos`` ``(B, 2)``, colours ``(B, 3)``."""
     dev, gdt = pos.device, pos.dtype
     B = pos.shape[0]
-    reach_max, n_ticks, has_arms, any_wraps, any_fill, bg_varies = facts
+    reach_max, n_ticks, has_arms, any_wraps, any_fill, bg_varies, *bg_first = facts
 
     # A window of nt x nt tiles, aligned to the image's TILE grid, around each stimulus
     # holds every pixel it can touch; tiles outside the image are skipped below.
@@ -262,7 +262,7 @@ def _draw(
     if bg_varies or bg.requires_grad:
         out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
     else:
-        values = bg[0].tolist()
+        values = bg_first
         if values[0] == values[1] == values[2]:
             out.fill_(values[0])
         else:

@@ -102,3 +102,18 @@ def test_bench_render_json_small(tmp_path: Path) -> None:
     # the baselines draw the same curves (or the ratio would compare different work)
     assert report["agreement"]["mean_abs_diff_vs_cairo"] < 1e-3
     assert abs(report["agreement"]["ink_ratio_vs_cairo"] - 1) < 0.01
+
+
+def test_bench_render_without_cairo_still_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stimuli.bench as bench
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise OSError("no library called 'cairo-2' was found")
+
+    monkeypatch.setattr(bench, "CairoCanvas", missing)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "render", "--json", str(out), "--device", "cpu", "--repeats", "1", "--n-ours", "8",
+                 "--n-cairo", "2", "--n-pil", "1", "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["ratio_vs_cairo"] is None and "cairo-2" in report["cairo"]["error"]
+    assert report["ratio_vs_pil"] > 0
