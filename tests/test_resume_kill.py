@@ -1,4 +1,4 @@
-"""Real crash test: SIGKILL a `curvebench run` subprocess at several points, resume, compare."""
+"""Real crash test: SIGKILL a `curvebench run` subprocess at two points, resume each time, compare."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _one_thread():
 
 
 @pytest.mark.slow
-def test_sigkill_at_several_points_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_at_two_points_then_resume_equals_uninterrupted(tmp_path):
     suite_file = tmp_path / "killme.toml"
     suite_file.write_text(SUITE)
     ref = run_suite(parse_suite(SUITE, path=str(suite_file)), out=tmp_path / "ref.h5", progress=False, log=None)
@@ -86,7 +86,7 @@ def test_sigkill_at_several_points_then_resume_equals_uninterrupted(tmp_path):
     out = tmp_path / "run.h5"
     rng = random.Random(1)
     proc = _start([str(suite_file), "--out", str(out)])
-    for i, threshold in enumerate((300, 1000, 1700)):
+    for threshold in (600, 1600):  # two kill points, then a resume that finishes
         _kill_when(proc, out, threshold, rng)
         ds = open_results(out)  # committed rows are readable and correct after each kill
         n = ds.sizes["stimulus"]
