@@ -9,7 +9,7 @@ one call), and reads either the probed unit or the full maps.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +90,10 @@ class ProbeModel(nn.Module):
         geometry: :class:`~probes.geometry.Geometry` or None (then the probed unit is the
             map's middle element and no receptive-field crop is available).
         meta: provenance and channel metadata (see ``docs/probes.md``).
+        unit_forward: optional ``f(net, network_input, {layer: (row, col)})`` returning
+            ``{"<layer>": (B, C), "<layer>_pre_relu": (B, C)}`` computed only on the
+            windows those units read (see :mod:`probes.sliced`); it raises
+            ``probes.sliced.NeedsPadding`` when that would not be exact.
     """
 
     def __init__(
@@ -103,8 +107,11 @@ class ProbeModel(nn.Module):
         geometry: Geometry | None = None,
         taps: dict[str, str] | None = None,
         meta: dict[str, Any] | None = None,
+        unit_forward: Callable[[nn.Module, torch.Tensor, dict[str, tuple[int, int]]], dict[str, torch.Tensor]]
+        | None = None,
     ) -> None:
         super().__init__()
+        self.unit_forward = unit_forward
         self.net = net.eval()
         self.name = name
         self.layers = list(layers)
@@ -192,6 +199,7 @@ class ProbeModel(nn.Module):
         grad: bool = False,
         pre_relu: bool = True,
         check_range: bool = True,
+        sliced: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Activations of ``layers`` for images in [0, 1].
 
@@ -208,6 +216,9 @@ class ProbeModel(nn.Module):
             pre_relu: also return ``"<layer>_pre_relu"`` (where the model has that tap;
                 a wrapped module without it returns only ``"<layer>"``).
             check_range: check that the images lie in [0, 1] (one device sync).
+            sliced: for unit readouts, let models that support it compute only the
+                windows the probed units read (same numbers; InceptionV1). False
+                always computes whole maps up to the deepest layer.
 
         Returns:
             ``{"<layer>": post-ReLU, "<layer>_pre_relu": pre-ReLU}`` tensors.
@@ -230,7 +241,19 @@ class ProbeModel(nn.Module):
         keys = [k for layer in names for k in ((layer, f"{layer}_pre_relu") if pre_relu else (layer,))
                 if k in self.taps]
         with (nullcontext() if grad else torch.no_grad()):
-            raw = run_until(self.net, self.transform(x), [self.taps[k] for k in keys])
+            xt = self.transform(x)
+            if sliced and not full_map and self.unit_forward is not None and self.geometry is not None:
+                from probes.sliced import NeedsPadding
+
+                h, w = x.shape[-2:]
+                units = {layer: self._unit(layer, h, w, plan, ()) for layer in names}
+                try:
+                    vals = self.unit_forward(self.net, xt, units)
+                except NeedsPadding:
+                    pass
+                else:
+                    return {k: vals[k] for k in keys}
+            raw = run_until(self.net, xt, [self.taps[k] for k in keys])
             maps = {k: raw[self.taps[k]] for k in keys}
             if full_map:
                 return maps

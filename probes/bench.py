@@ -5,9 +5,12 @@ every repeat so that machine noise hits them alike; speedups are ratios of media
 
 * ``truncated``: ``model.probe`` at the unit nearest the centre of a full-size input,
   for each tap layer (the forward stops there), and the whole network to ``softmax2``.
-* ``rf_crop``: a mixed3b centre probe on the full 224 input vs the exact
-  receptive-field crop from :meth:`~probes.base.ProbeModel.input_plan`
-  (``rf_crop_speedup_mixed3b`` = crop images/s / full images/s).
+* ``rf_crop``: a mixed3b centre probe on the full 224 input (whole maps) vs the
+  exact receptive-field crop from :meth:`~probes.base.ProbeModel.input_plan` as
+  ``model.probe`` runs it by default (crop, and for InceptionV1 only the windows the
+  unit reads, :mod:`probes.sliced`): ``rf_crop_speedup_mixed3b`` = crop images/s / full
+  images/s. Also reported: the crop with whole maps (``crop_whole_maps``) and the
+  sliced probe on the uncropped 224 input (``sliced_full_input``).
 * on CUDA (or when asked): channels-last memory format, bf16 autocast and
   ``torch.compile`` variants of the crop and full mixed3b probes.
 """
@@ -109,11 +112,14 @@ def bench_probe(
     x_crop = plan.crop(x).contiguous()
 
     variants: dict[str, Callable[[], object]] = {}
-    for layer in layers:
-        variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False)
+    for layer in layers:  # whole maps up to the layer, centre unit read
+        variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False, sliced=False)
     variants["full_network"] = lambda: m.forward(x)
-    variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False)
-    variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)
+    variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False, sliced=False)
+    variants["rf_crop_maps"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False, sliced=False)
+    variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)  # default probe path
+    if m.unit_forward is not None:
+        variants["sliced_full"] = lambda: m.probe(x, crop_layer, check_range=False)
     with torch.no_grad():
         times = _time_variants(variants, dev, repeats, warmup, progress)
     stats = {k: _summary(batch, v) for k, v in times.items()}
@@ -122,7 +128,8 @@ def bench_probe(
                          "speedup_vs_full": stats[f"truncated:{layer}"]["images_per_s"] / full}
                  for layer in layers}
     truncated["full"] = stats["full_network"]
-    speedup = stats["rf_crop"]["images_per_s"] / stats["rf_full"]["images_per_s"]
+    rf_full = stats["rf_full"]["images_per_s"]
+    speedup = stats["rf_crop"]["images_per_s"] / rf_full
     report: dict[str, Any] = {
         "benchmark": "probe",
         "model": m.name,
@@ -131,6 +138,7 @@ def bench_probe(
         "device_name": device_name(dev),
         "torch": torch.__version__,
         "dtype": "float32",
+        "threads": torch.get_num_threads(),
         "batch": batch,
         "repeats": repeats,
         "warmup": warmup,
@@ -138,8 +146,14 @@ def bench_probe(
         "seed": seed,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "truncated": truncated,
-        "rf_crop": {"layer": crop_layer, "crop_size": plan.size, "full_size": size, "exact": plan.exact,
-                    "full": stats["rf_full"], "crop": stats["rf_crop"]},
+        "rf_crop": {
+            "layer": crop_layer, "crop_size": plan.size, "full_size": size, "exact": plan.exact,
+            "full": stats["rf_full"], "crop": stats["rf_crop"], "crop_whole_maps": stats["rf_crop_maps"],
+            "crop_whole_maps_speedup": stats["rf_crop_maps"]["images_per_s"] / rf_full,
+            **({"sliced_full_input": stats["sliced_full"],
+                "sliced_full_input_speedup": stats["sliced_full"]["images_per_s"] / rf_full}
+               if "sliced_full" in stats else {}),
+        },
         f"rf_crop_speedup_{crop_layer}": speedup,
     }
     if options is None:

@@ -66,6 +66,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_bench_probe(args: argparse.Namespace) -> int:
     from probes.bench import bench_probe
 
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     options = tuple(o for o in args.options.split(",") if o) if args.options is not None else None
     report: dict[str, Any] = bench_probe(
         args.model, weights=args.weights, device=args.device, batch=args.batch, repeats=args.repeats,
@@ -83,6 +89,9 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
     rf = report["rf_crop"]
     lines.append(f"  {rf['layer']} centre probe: full {rf['full_size']} px {rf['full']['images_per_s']:.1f}, "
                  f"crop {rf['crop_size']} px {rf['crop']['images_per_s']:.1f} -> {key} = {report[key]:.2f}")
+    lines.append(f"    (crop with whole maps x{rf['crop_whole_maps_speedup']:.2f}"
+                 + (f", sliced on the full input x{rf['sliced_full_input_speedup']:.2f}" if "sliced_full_input" in rf else "")
+                 + ")")
     for name, res in report.get("options", {}).items():
         if "error" in res:
             lines.append(f"  {name}: {res['error']}")
@@ -133,5 +142,6 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per variant (default 1)")
     p.add_argument("--options", default=None,
                    help="comma list of channels_last,bf16,compile (default: all on CUDA, none on CPU; '' for none)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bench_probe)

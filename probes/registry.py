@@ -112,7 +112,7 @@ def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: 
 
 
 def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
-    from probes import inception
+    from probes import inception, sliced
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("inception5h")
@@ -132,6 +132,7 @@ def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: 
         channels=inception.CHANNELS,
         transform=entry.transform,
         geometry=inception.GEOMETRY,
+        unit_forward=sliced.probe_units,
         meta={
             "weights": str(path) if path else None,
             "random_weights": path is None,

@@ -181,7 +181,7 @@ def test_forward_stops_at_deepest_tap() -> None:
     ran = []
     h = m.net.mixed3b_pre_relu.register_forward_hook(lambda *a: ran.append("mixed3b"))
     try:
-        m.probe(torch.rand(1, 3, 64, 64), "mixed3a")
+        m.probe(torch.rand(1, 3, 64, 64), "mixed3a", sliced=False)
     finally:
         h.remove()
     assert ran == []

@@ -65,11 +65,12 @@ def test_rf_crop_equals_full_input(inception, layers, full: int) -> None:  # typ
     plan = inception.input_plan(layers, size=full)
     assert plan.exact and plan.size < full
     x = torch.rand(1, 3, full, full, dtype=torch.float64, generator=torch.Generator().manual_seed(full))
-    want = inception.probe(x, layers)  # unit nearest the centre of the full image
-    got = inception.probe(plan.crop(x), layers, plan)
-    for k in want:
-        scale = want[k].abs().max()
-        assert float((got[k] - want[k]).abs().max() / scale) <= 1e-4, k
+    want = inception.probe(x, layers, sliced=False)  # whole maps; unit nearest the centre of the full image
+    for sliced in (False, True):  # crop with whole maps, and crop computing only the units' windows
+        got = inception.probe(plan.crop(x), layers, plan, sliced=sliced)
+        for k in want:
+            scale = want[k].abs().max()
+            assert float((got[k] - want[k]).abs().max() / scale) <= 1e-4, (k, sliced)
     assert plan.full_units == {layer: (inception.receptive_field(layer, full).nearest_unit(full / 2),) * 2
                                for layer in layers}
 
@@ -79,7 +80,7 @@ def test_rf_crop_float32_and_full_size_input_is_cropped() -> None:
     plan = model.input_plan("mixed3b")
     assert (plan.size, plan.position, plan.full_position, plan.units["mixed3b"]) == (94, (45.5, 45.5), (111.5, 111.5), (5, 5))
     x = torch.rand(3, 3, 224, 224)
-    want = model.probe(x, "mixed3b")
+    want = model.probe(x, "mixed3b", sliced=False)
     got = model.probe(x, "mixed3b", plan)  # full-size images with a plan: cropped internally
     rel = (got["mixed3b_pre_relu"] - want["mixed3b_pre_relu"]).abs().max() / want["mixed3b_pre_relu"].abs().max()
     assert float(rel) <= 1e-4
@@ -95,7 +96,7 @@ def test_rendered_stimulus_on_crop_equals_full() -> None:
     small = stimuli.render("curve", orientation=o, curvature=0.03, size=plan.size, position=plan.position)
     big = stimuli.render("curve", orientation=o, curvature=0.03, size=plan.full_size, position=plan.full_position)
     got = model.probe(small, ["conv2d2", "mixed3b"], plan)
-    want = model.probe(big, ["conv2d2", "mixed3b"])
+    want = model.probe(big, ["conv2d2", "mixed3b"], sliced=False)
     for k in want:
         assert float((got[k] - want[k]).abs().max() / want[k].abs().max()) <= 1e-4, k
 
@@ -113,3 +114,25 @@ def test_plan_errors(inception) -> None:  # type: ignore[no-untyped-def]
         inception.input_plan("mixed3b", size=0)
     with pytest.raises(ValueError, match="at least one"):
         inception.input_plan([])
+
+
+@pytest.mark.parametrize("layers, size", [(("conv2d0",), 31), (("conv2d1", "mixed3a"), 224), (("mixed3b",), 224),
+                                          (("conv2d2", "mixed4a"), 199), (("mixed4e",), 224)])
+def test_sliced_units_equal_whole_maps(inception, layers, size: int) -> None:  # type: ignore[no-untyped-def]
+    """Computing only the windows the units read gives the whole-map numbers (float64: ~1e-15)."""
+    from probes.sliced import NeedsPadding, probe_units
+
+    x = torch.rand(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(size))
+    want = inception.probe(x, layers, sliced=False)
+    units = {layer: (inception.receptive_field(layer, size).nearest_unit(size / 2),) * 2 for layer in layers}
+    if any(unit_footprint(inception.geometry, layer, units[layer][0], size)[2] for layer in layers):
+        with pytest.raises(NeedsPadding):
+            probe_units(inception.net, inception.transform(x), units)
+    else:
+        with torch.no_grad():
+            got = probe_units(inception.net, inception.transform(x), units)
+        for k in want:
+            assert float((got[k] - want[k]).abs().max() / want[k].abs().max()) <= 1e-12, k
+    got = inception.probe(x, layers)  # default path: sliced where exact, whole maps otherwise
+    for k in want:
+        assert float((got[k] - want[k]).abs().max() / want[k].abs().max()) <= 1e-12, k
