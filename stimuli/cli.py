@@ -4,7 +4,8 @@ Each numeric option of ``render`` takes a value, a comma list (``0,90,180``) or 
 linear sweep ``start:stop:count`` (both ends included, like ``numpy.linspace``). With one
 swept option the PNG is a single row of stimuli; with two, a contact sheet laid out like
 the article's stimulus strips: orientation along x when it is swept (else the first
-swept option), the other option along y, top to bottom.
+swept option), the other option along y, top to bottom. Write values that start with
+a minus sign as ``--curvature=-0.05:0.05:5``.
 """
 
 from __future__ import annotations

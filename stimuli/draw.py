@@ -129,6 +129,8 @@ def render(
     shapes = {k: tuple(v.shape) for k, v in vals.items()}
     shapes.update(position=tuple(pos.shape[:-1]), fg=tuple(fg_t.shape[:-1]), bg=tuple(bg_t.shape[:-1]))
     B = P.batch_size(shapes)
+    if B == 0:
+        return torch.empty((0, 3, H, W), device=dev, dtype=dtype)
     p = {k: v.expand(B) for k, v in vals.items()}
     given = (pos, fg_t, bg_t)  # as passed, for error messages
     pos, fg_t, bg_t = pos.expand(B, 2), fg_t.expand(B, 3), bg_t.expand(B, 3)

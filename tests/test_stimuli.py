@@ -305,13 +305,15 @@ def test_batched_equals_one_by_one(device: torch.device) -> None:
         assert torch.allclose(batch[i : i + 1], one, atol=1e-5), i
 
 
-def test_tile_culling_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("size", [64, (61, 45)])  # tile-aligned, and ragged borders
+def test_tile_culling_changes_nothing(monkeypatch: pytest.MonkeyPatch, size) -> None:
     gen = torch.Generator().manual_seed(2)
     params = random_params(16, gen)
-    culled = stimuli.render("angle", length=40.0, size=64, **params)
+    culled = stimuli.render("angle", length=40.0, size=size, **params)
     monkeypatch.setattr(render_mod, "_CULL", False)
-    full = stimuli.render("angle", length=40.0, size=64, **params)
+    full = stimuli.render("angle", length=40.0, size=size, **params)
     assert torch.equal(culled, full)
+    assert (culled < 1).any()
 
 
 def test_shape_range_dtype_and_sizes(device: torch.device) -> None:
@@ -331,6 +333,10 @@ def test_stimulus_larger_than_image_and_off_centre() -> None:
     assert float(ink(img)) == pytest.approx(2.0 * 20, rel=1e-3)  # a vertical line through the image
     edge = stimuli.render("line", orientation=90.0, length=20.0, width=2.0, position=(1.0, 10.0), size=20)
     assert float(ink(edge)) == pytest.approx(2.0 * 11, rel=1e-3)  # half the line is off the image
+
+
+def test_empty_batch() -> None:
+    assert stimuli.render("curve", orientation=torch.zeros(0), size=(20, 30)).shape == (0, 3, 20, 30)
 
 
 def test_module_equals_function() -> None:
