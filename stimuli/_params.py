@@ -132,6 +132,15 @@ def check_range(
         raise ValueError(f"{where} = {shown}{unit} is out of range: allowed {allowed}")
 
 
+def check_integer(name: str, value: Tensor, allowed: str) -> None:
+    """Raise if any element of ``value`` is not a whole number."""
+    bad = value != value.round()
+    if bool(bad.any()):
+        idx = int(bad.reshape(-1).nonzero()[0, 0])
+        where = _where(name, value, idx)
+        raise ValueError(f"{where} = {_fmt(float(value.reshape(-1)[idx]))} is not an integer: allowed {allowed}")
+
+
 def check_curvature(curvature: Tensor, length: Tensor, max_turn: float) -> None:
     """Curvature is limited by the length: ``|curvature| * length <= max_turn`` (2 pi: a full circle)."""
     turn = (curvature * length).abs()

@@ -178,8 +178,7 @@ def _explain(kind: str, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg
     P.check_range("fill", vals["fill"], 0.0, 1.0, "0 <= fill <= 1")
     P.check_range("tick_length", vals["tick_length"], 0.0, math.inf, "tick_length >= 0 px", " px")
     P.check_range("ticks", vals["ticks"], 0.0, math.inf, "ticks >= 0 (an integer count)")
-    if bool((vals["ticks"] != vals["ticks"].round()).any()):
-        P.check_range("ticks", vals["ticks"], math.inf, -math.inf, "ticks >= 0 (an integer count)")
+    P.check_integer("ticks", vals["ticks"], "ticks >= 0 (an integer count)")
     P.check_range("fg", fg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     P.check_range("bg", bg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     if kind == "line":
