@@ -84,6 +84,7 @@ def bench_probe(
     crop_layer: str = "mixed3b",
     size: int = 224,
     options: tuple[str, ...] | None = None,
+    full_network: bool = True,
     progress: bool = True,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -94,6 +95,7 @@ def bench_probe(
         batch: images per forward; None = 8 on CPU, 128 on CUDA.
         options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
             None = all three on CUDA, none on CPU.
+        full_network: also time the whole network (the reference of ``speedup_vs_full``).
     """
     dev = torch.device(device)
     if batch is None:
@@ -114,7 +116,8 @@ def bench_probe(
     variants: dict[str, Callable[[], object]] = {}
     for layer in layers:  # whole maps up to the layer, centre unit read
         variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False, sliced=False)
-    variants["full_network"] = lambda: m.forward(x)
+    if full_network:
+        variants["full_network"] = lambda: m.forward(x)
     variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False, sliced=False)
     variants["rf_crop_maps"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False, sliced=False)
     variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)  # default probe path
@@ -123,11 +126,12 @@ def bench_probe(
     with torch.no_grad():
         times = _time_variants(variants, dev, repeats, warmup, progress)
     stats = {k: _summary(batch, v) for k, v in times.items()}
-    full = stats["full_network"]["images_per_s"]
-    truncated = {layer: {**stats[f"truncated:{layer}"],
-                         "speedup_vs_full": stats[f"truncated:{layer}"]["images_per_s"] / full}
-                 for layer in layers}
-    truncated["full"] = stats["full_network"]
+    truncated: dict[str, Any] = {layer: stats[f"truncated:{layer}"] for layer in layers}
+    if full_network:
+        full = stats["full_network"]["images_per_s"]
+        for layer in layers:
+            truncated[layer] = {**truncated[layer], "speedup_vs_full": truncated[layer]["images_per_s"] / full}
+        truncated["full"] = stats["full_network"]
     rf_full = stats["rf_full"]["images_per_s"]
     speedup = stats["rf_crop"]["images_per_s"] / rf_full
     report: dict[str, Any] = {

@@ -123,15 +123,16 @@ def test_bench_probe_report_shape(tmp_path) -> None:  # type: ignore[no-untyped-
     from probes.bench import bench_probe
 
     # cheap configuration: the default (mixed3b crop, four layers) is what `curvebench bench probe` runs
-    rep = bench_probe("inceptionv1", batch=1, repeats=1, warmup=0, layers=("conv2d2",), crop_layer="conv2d2",
-                      options=("channels_last",), progress=False)
-    assert rep["rf_crop"]["crop_size"] == 22 and rep["rf_crop"]["exact"]
-    assert rep["rf_crop_speedup_conv2d2"] > 0
-    assert set(rep["truncated"]) == {"conv2d2", "full"}
+    rep = bench_probe("inceptionv1", batch=1, repeats=1, warmup=0, layers=("conv2d0",), crop_layer="conv2d0",
+                      options=("channels_last",), full_network=False, progress=False)
+    assert rep["rf_crop"]["crop_size"] == 8 and rep["rf_crop"]["exact"]
+    assert rep["rf_crop_speedup_conv2d0"] > 0 and rep["rf_crop"]["sliced_full_input_speedup"] > 0
+    assert set(rep["truncated"]) == {"conv2d0"}
     assert "full" in rep["options"]["channels_last"] and rep["weights"] == "random"
     out = tmp_path / "b.json"
     assert cli(["bench", "probe", "--model", "groundtruth", "--batch", "1", "--repeats", "1", "--quiet",
                 "--json", str(out)]) == 0
-    assert "rf_crop_speedup_curves" in json.loads(out.read_text())
+    rep = json.loads(out.read_text())
+    assert "rf_crop_speedup_curves" in rep and rep["truncated"]["curves"]["speedup_vs_full"] > 0
     with pytest.raises(ValueError, match="repeats"):
         bench_probe("groundtruth", repeats=0)
