@@ -21,8 +21,11 @@ def hue_to_rgb(
 
     h, s, v = (torch.as_tensor(x, dtype=torch.float32, device=device) for x in (hue, saturation, value))
     h, s, v = torch.broadcast_tensors(h.reshape(-1), s.reshape(-1), v.reshape(-1))
-    if not (torch.isfinite(h).all() and ((s >= 0) & (s <= 1)).all() and ((v >= 0) & (v <= 1)).all()):
-        raise ValueError("hue must be finite (degrees); saturation and value must be in [0, 1]")
+    from ._params import check_finite, check_range
+
+    check_finite("hue", h)
+    check_range("saturation", s, 0.0, 1.0, "0 <= saturation <= 1")
+    check_range("value", v, 0.0, 1.0, "0 <= value <= 1")
     hsv = torch.stack([torch.deg2rad(h.remainder(360.0)), s, v], dim=-1)  # kornia: H in radians [0, 2pi]
     rgb = hsv_to_rgb(hsv[:, :, None, None])[:, :, 0, 0]
     return rgb.clamp(0.0, 1.0)

@@ -274,6 +274,10 @@ def test_colours() -> None:
     assert torch.allclose(img[0, 2], 1 - cov, atol=1e-6)
     rgb = stimuli.hue_to_rgb(torch.tensor([0.0, 120.0, 240.0, 360.0]))
     assert torch.allclose(rgb, torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]), atol=1e-5)
+    with pytest.raises(ValueError, match=r"saturation\[1\] = 1.5 is out of range: allowed 0 <= saturation <= 1"):
+        stimuli.hue_to_rgb([0.0, 10.0], saturation=torch.tensor([1.0, 1.5]))
+    with pytest.raises(ValueError, match=r"hue = nan is not finite"):
+        stimuli.hue_to_rgb(math.nan)
     per = stimuli.render("line", fg=rgb[:2], bg=1 - rgb[:2], size=32, length=20)
     assert per.shape == (2, 3, 32, 32)
 
