@@ -17,10 +17,14 @@ It is *not* InceptionV1. Two tap layers, both with pre- and post-ReLU values:
     ``TEMPLATE_LENGTH`` = 32 px, midpoint on the unit's centre) at orientation
     ``30 * k`` degrees: each ``edges`` tap gets ``exp(-d^2 / 8) * exp(2.5 *
     (cos 2(theta_m - tau) - 1))``, ``d`` the distance (px) from the tap's centre to
-    the arc and ``tau`` the arc's tangent orientation at the closest point. Minus
-    ``inhibition`` times the template of the opposite arc (orientation + 180):
-    1.0 for even ``k`` (no echo), 0 for odd ``k`` (these keep a weak "echo" bump
-    about 180 degrees away, from the part the two arcs share near the midpoint).
+    the arc and ``tau`` the arc's tangent orientation at the closest point;
+    templates sum to 1. Minus ``inhibition`` times the mean template of the opposite
+    arcs (orientations ``30 k + 180 + d``, ``d`` in -45..45 step 15): 1.0 for even
+    ``k`` (no echo: nothing within 45 degrees of the opposite orientation fires, and
+    straight lines give 0), 0.25 for odd ``k`` (a weak "echo" about 180 degrees
+    away, about 37% of the peak, from the parts the arcs share near the midpoint).
+    Each unit's weights are scaled by ``3 * <t,t> / (<t,t> - inhibition * <t,o>)`` so
+    that both kinds peak at similar values (about 1.2-1.6 for a 2-3 px black arc).
 
 The templates are computed with numpy from the analytic arc (closest-point distance
 to densely sampled points), independently of the renderer in ``stimuli/``.
