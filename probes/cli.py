@@ -35,7 +35,10 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         # download
         target = Path(args.weights).expanduser() if args.weights else cache_path(entry)
         if target.is_file() and not args.force:
-            info = verify(entry, target)
+            try:
+                info = verify(entry, target)
+            except WeightsError as exc:
+                raise WeightsError(f"{exc}; a file is already at {target}: use --force to replace it") from None
             print(f"already present and valid: {target} (sha256 {info['sha256']}); --force downloads again")
             return 0
         path = download(entry, url=args.url, dest=target, timeout=args.timeout, progress=not args.quiet)

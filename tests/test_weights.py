@@ -190,3 +190,13 @@ def test_registry_entry_facts() -> None:
     assert d["url"] == "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
     assert d["filename"] == "inception5h.pth" and d["input_transform"]["shift"] == -117.0
     assert "mixed3b" in d["taps"] and len(ENTRY.expected()) == 116
+
+
+def test_existing_bad_file_needs_force(server: _Server, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = cache_path(ENTRY)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"junk")
+    assert cli(["weights", "download", "--url", f"{server.url}/ok", "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err and target.read_bytes() == b"junk"
+    assert cli(["weights", "download", "--url", f"{server.url}/ok", "--quiet", "--force"]) == 0
+    assert target.read_bytes() == server.body
