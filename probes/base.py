@@ -8,7 +8,6 @@ one call), and reads either the probed unit or the full maps.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -175,9 +174,11 @@ class ProbeModel(nn.Module):
         _check_size(size)
         return self._plan(_as_layers(layers, self.layers), size)
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - models are few and long-lived
     def _plan(self, layers: tuple[str, ...], size: int) -> InputPlan:
-        return plan_input(self.geometry, layers, size)  # type: ignore[arg-type]
+        cache = self.__dict__.setdefault("_plans", {})  # per instance, so the model can be freed
+        if (layers, size) not in cache:
+            cache[(layers, size)] = plan_input(self.geometry, layers, size)  # type: ignore[arg-type]
+        return cache[(layers, size)]
 
     def _need_geometry(self, what: str) -> None:
         if self.geometry is None:
