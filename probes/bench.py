@@ -118,7 +118,8 @@ def bench_probe(
         variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False, sliced=False)
     if full_network:
         variants["full_network"] = lambda: m.forward(x)
-    variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False, sliced=False)
+    if crop_layer not in layers:  # else the truncated forward at crop_layer is this very measurement
+        variants["rf_full"] = lambda: m.probe(x, crop_layer, check_range=False, sliced=False)
     variants["rf_crop_maps"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False, sliced=False)
     variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)  # default probe path
     if m.unit_forward is not None:
@@ -126,6 +127,7 @@ def bench_probe(
     with torch.no_grad():
         times = _time_variants(variants, dev, repeats, warmup, progress)
     stats = {k: _summary(batch, v) for k, v in times.items()}
+    stats.setdefault("rf_full", stats.get(f"truncated:{crop_layer}"))  # type: ignore[arg-type]
     truncated: dict[str, Any] = {layer: stats[f"truncated:{layer}"] for layer in layers}
     if full_network:
         full = stats["full_network"]["images_per_s"]
