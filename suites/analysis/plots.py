@@ -325,7 +325,8 @@ def plot_side_by_side(
         labels.add(sig.attrs["statistics"])
         g = grid(ds, sig)
         strip_img = _strip(ds, g.coords["orientation"].values, g.coords["curvature"].values, columns=18) if strip else None
-        panels.append(Panel(title, g, strip_img))
+        averaged = sorted(series_values(ds))
+        panels.append(Panel(title + (f" (averaged over {', '.join(averaged)})" if averaged else ""), g, strip_img))
     if families is None:
         from .families import family_channels
 
