@@ -43,7 +43,7 @@ def _run(benchmark, fn, device: torch.device) -> None:  # type: ignore[no-untype
 def test_truncated_forward(benchmark, model, layer: str) -> None:  # type: ignore[no-untyped-def]
     x = torch.rand(BATCH, 3, 224, 224, device=model.device)
     benchmark.group = "truncated forward, 224 px"
-    _run(benchmark, lambda: model.probe(x, layer, check_range=False), model.device)
+    _run(benchmark, lambda: model.probe(x, layer, check_range=False, sliced=False), model.device)
 
 
 def test_full_network(benchmark, model) -> None:  # type: ignore[no-untyped-def]
@@ -53,12 +53,15 @@ def test_full_network(benchmark, model) -> None:  # type: ignore[no-untyped-def]
         _run(benchmark, lambda: model(x), model.device)
 
 
-@pytest.mark.parametrize("crop", [False, True], ids=["full224", "rf_crop"])
-def test_mixed3b_centre_probe(benchmark, model, crop: bool) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("crop, sliced", [(False, False), (True, False), (True, True), (False, True)],
+                         ids=["full224_maps", "rf_crop_maps", "rf_crop_sliced", "full224_sliced"])
+def test_mixed3b_centre_probe(benchmark, model, crop: bool, sliced: bool) -> None:  # type: ignore[no-untyped-def]
+    """Whole maps on 224 px (reference) vs the exact crop, with whole maps or only the unit's windows."""
     plan = model.input_plan("mixed3b")
     x = torch.rand(BATCH, 3, 224, 224, device=model.device)
     if crop:
         x = plan.crop(x).contiguous()
     benchmark.group = "mixed3b centre probe"
     benchmark.extra_info["input_px"] = x.shape[-1]
-    _run(benchmark, lambda: model.probe(x, "mixed3b", plan if crop else None, check_range=False), model.device)
+    _run(benchmark, lambda: model.probe(x, "mixed3b", plan if crop else None, check_range=False, sliced=sliced),
+         model.device)
