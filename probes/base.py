@@ -77,6 +77,14 @@ def check_images(images: torch.Tensor, check_range: bool = True) -> None:
             )
 
 
+def _check_unit(layer: str, unit: object, grid: tuple[int, int]) -> None:
+    ok = (isinstance(unit, (tuple, list)) and len(unit) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in unit)
+          and 0 <= unit[0] < grid[0] and 0 <= unit[1] < grid[1])
+    if not ok:
+        raise ValueError(f"units[{layer!r}] = {unit!r} is not a (row, col) on the {grid[0]}x{grid[1]} map of {layer!r}")
+
+
 class ProbeModel(nn.Module):
     """A network with named taps, its input transform and its receptive-field geometry.
 
@@ -180,6 +188,24 @@ class ProbeModel(nn.Module):
             cache[(layers, size)] = plan_input(self.geometry, layers, size)  # type: ignore[arg-type]
         return cache[(layers, size)]
 
+    def nearest_units(self, layers: str | Sequence[str], position: tuple[float, float],
+                      size: int | tuple[int, int] = 224) -> dict[str, tuple[int, int]]:
+        """``{layer: (row, col)}`` of the units whose receptive-field centres are nearest ``position``.
+
+        ``position`` is ``(x, y)`` in continuous pixel coordinates on a ``size`` image
+        (``size`` an int for square images or ``(H, W)``); pass the result to
+        ``probe(..., units=...)`` to read a stimulus drawn off-centre.
+        """
+        self._need_geometry("nearest_units")
+        names = _as_layers(layers, self.layers)
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        _check_size(h)
+        _check_size(w)
+        x, y = position
+        return {layer: (receptive_field(self.geometry, layer, h).nearest_unit(float(y)),  # type: ignore[arg-type]
+                        receptive_field(self.geometry, layer, w).nearest_unit(float(x)))  # type: ignore[arg-type]
+                for layer in names}
+
     def _need_geometry(self, what: str) -> None:
         if self.geometry is None:
             raise ValueError(f"{what}: model {self.name!r} has no receptive-field geometry; "
@@ -201,6 +227,7 @@ class ProbeModel(nn.Module):
         pre_relu: bool = True,
         check_range: bool = True,
         sliced: bool = True,
+        units: dict[str, tuple[int, int]] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Activations of ``layers`` for images in [0, 1].
 
@@ -220,12 +247,25 @@ class ProbeModel(nn.Module):
             sliced: for unit readouts, let models that support it compute only the
                 windows the probed units read (same numbers; InceptionV1). False
                 always computes whole maps up to the deepest layer.
+            units: ``{layer: (row, col)}`` to read instead of the plan's or the centre
+                units (e.g. from :meth:`nearest_units`); not together with ``plan``.
 
         Returns:
             ``{"<layer>": post-ReLU, "<layer>_pre_relu": pre-ReLU}`` tensors.
         """
         names = _as_layers(layers, self.layers)
         check_images(images01, check_range)
+        if units is not None:
+            if plan is not None:
+                raise ValueError("give either plan or units, not both")
+            missing = [layer for layer in names if layer not in units]
+            if missing:
+                raise ValueError(f"units: no (row, col) for layer {missing[0]!r}")
+            if self.geometry is not None:
+                h, w = images01.shape[-2:]
+                for layer in names:
+                    grid = (receptive_field(self.geometry, layer, h).grid, receptive_field(self.geometry, layer, w).grid)
+                    _check_unit(layer, units[layer], grid)
         if plan is not None:
             if not isinstance(plan, InputPlan):
                 raise ValueError(f"plan must be an InputPlan from model.input_plan(...), got {type(plan).__name__}")
@@ -247,9 +287,9 @@ class ProbeModel(nn.Module):
                 from probes.sliced import NeedsPadding
 
                 h, w = x.shape[-2:]
-                units = {layer: self._unit(layer, h, w, plan, ()) for layer in names}
+                where = {layer: self._unit(layer, h, w, plan, (), units) for layer in names}
                 try:
-                    vals = self.unit_forward(self.net, xt, units)
+                    vals = self.unit_forward(self.net, xt, where)
                 except NeedsPadding:
                     pass
                 else:
@@ -261,13 +301,17 @@ class ProbeModel(nn.Module):
             h, w = x.shape[-2:]
             out = {}
             for layer in names:
-                row, col = self._unit(layer, h, w, plan, maps[layer].shape[-2:])
+                row, col = self._unit(layer, h, w, plan, maps[layer].shape[-2:], units)
+                _check_unit(layer, (row, col), tuple(maps[layer].shape[-2:]))
                 for k in keys:
                     if k == layer or k == f"{layer}_pre_relu":
                         out[k] = maps[k][:, :, row, col].clone()  # do not keep the whole map alive
             return out
 
-    def _unit(self, layer: str, h: int, w: int, plan: InputPlan | None, map_hw: Sequence[int]) -> tuple[int, int]:
+    def _unit(self, layer: str, h: int, w: int, plan: InputPlan | None, map_hw: Sequence[int],
+              units: dict[str, tuple[int, int]] | None = None) -> tuple[int, int]:
+        if units is not None:
+            return units[layer]
         if plan is not None:
             return plan.units[layer]
         if self.geometry is None:  # no geometry: the map's middle element

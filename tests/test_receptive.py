@@ -150,3 +150,18 @@ def test_sliced_gradients_equal_whole_map_gradients(inception) -> None:  # type:
         grads.append(xi.grad)
     assert float(grads[0].abs().max()) > 0
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
+def test_nearest_units_reads_an_off_centre_stimulus(inception) -> None:  # type: ignore[no-untyped-def]
+    position = (60.3, 140.9)  # (x, y): asymmetric, so a row/col swap fails
+    units = inception.nearest_units(["conv2d2", "mixed3b"], position, size=224)
+    assert units == {"conv2d2": (34, 14), "mixed3b": (17, 7)}  # round((140.9-.5-3)/4), round((60.3-.5-3)/4), ...
+    x = torch.rand(1, 3, 224, 224, dtype=torch.float64)
+    got = inception.probe(x, ["conv2d2", "mixed3b"], units=units)
+    maps = inception.probe(x, ["conv2d2", "mixed3b"], full_map=True)
+    for layer, (r, c) in units.items():
+        torch.testing.assert_close(got[layer], maps[layer][:, :, r, c])
+    with pytest.raises(ValueError, match="not a \\(row, col\\)"):
+        inception.probe(x, "mixed3b", units={"mixed3b": (28, 0)})
+    with pytest.raises(ValueError, match="either plan or units"):
+        inception.probe(x, "mixed3b", inception.input_plan("mixed3b"), units=units)
