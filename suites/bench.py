@@ -164,6 +164,7 @@ def bench_run(
     report: dict[str, Any] = {
         "benchmark": "curvebench bench run",
         "pipeline_efficiency": statistics.median(e2e) / statistics.median(probe),
+        "pipeline_efficiency_per_repeat": [a / b for a, b in zip(e2e, probe)],
         "end_to_end_stimuli_per_s": {"median": statistics.median(e2e), "iqr": _iqr(e2e), "runs": e2e},
         "probe_only_stimuli_per_s": {"median": statistics.median(probe), "iqr": _iqr(probe), "runs": probe},
         "render_only_stimuli_per_s": {"median": statistics.median(render), "iqr": _iqr(render), "runs": render},
