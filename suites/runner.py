@@ -407,7 +407,10 @@ def run_suite(
                                  f"resume without naming a suite, or start a new run")
         if model is not None and model != s.model:
             raise ValueError(f"cannot resume {rpath}: it was written with model {s.model!r}, not {model!r}")
-        if weights is not None:
+        if weights == "random":
+            if s.weights != "random":
+                raise ValueError(f"cannot resume {rpath}: it was written with weights {s.weights!r}, not random weights")
+        elif weights is not None:
             sha = _sha256(weights) if Path(weights).is_file() else None
             if sha is None:
                 raise FileNotFoundError(f"weights file not found: {weights}")
