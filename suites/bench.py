@@ -6,7 +6,9 @@ Two measurements in one process, alternated ``repeats`` times (medians and IQR):
   ``curves`` suite (render on the device, probe, writer thread, HDF5 file with a
   flush per batch), timed from the first batch to the last committed row;
 * **probe-only**: the same model, plan, layers and channel readout on the *same*
-  stimuli, pre-rendered into memory before timing, results copied to the host and
+  stimuli, pre-rendered into memory before timing, read out and copied to the host
+  exactly as the runner does (:class:`suites.runner.BatchReadout`: same channels, same
+  storage dtype, pinned asynchronous copies on CUDA, at most 3 batches in flight) and
   dropped (no rendering, no writing).
 
 ``pipeline_efficiency = end-to-end stimuli/s / probe-only stimuli/s`` (1.0 = rendering
@@ -19,6 +21,7 @@ reports peak RSS (``ru_maxrss``) when 10% and 100% of the rows are committed.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -109,7 +112,8 @@ def bench_run(
 
     from suites.grid import Grid
     from suites.render_args import render_kwargs
-    from suites.runner import _resolve_device, load_probe_model, prepare_suite, resolve_readout, run_suite
+    from suites.runner import (BatchReadout, _resolve_device, load_probe_model, prepare_suite, resolve_readout,
+                               run_suite)
 
     layers = layers or ["mixed3b"]
     if weights is None and model == "inceptionv1":
@@ -137,16 +141,30 @@ def bench_run(
         return out, n / (time.perf_counter() - t)
 
     images, _ = render_all()  # warm-up
-    index = {l: torch.as_tensor(readout.channels[l], device=dev) for l in readout.layers}
+    store = torch.float16 if suite.storage == "float16" else torch.float32
+    copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, store)
+    want_pre = any(pre for _, _, pre in readout.variables)
 
     def probe_only() -> float:
+        # The runner's per-batch work minus rendering and writing: probe, the same channel
+        # readout and device->host copies; a host copy is waited for (then dropped) once
+        # `depth` newer batches are queued, as the runner's bounded writer queue does.
+        depth = 3
+        pending: collections.deque = collections.deque()
         t0 = time.perf_counter()
         with torch.inference_mode():
             for x in images:
-                acts = net.probe(x, list(readout.layers), plan=plan, check_range=dev.type == "cpu")
-                for name, layer, pre in readout.variables:
-                    a = acts[f"{layer}_pre_relu" if pre else layer].index_select(1, index[layer])
-                    a.to("cpu", copy=True)
+                acts = net.probe(x, list(readout.layers), plan=plan, pre_relu=want_pre,
+                                 check_range=dev.type == "cpu")
+                pending.append(copy_out.to_host(acts))
+                del acts
+                while len(pending) > depth:
+                    _, done = pending.popleft()
+                    if done is not None:
+                        done.synchronize()
+            for _, done in pending:
+                if done is not None:
+                    done.synchronize()
         _sync(dev)
         return n / (time.perf_counter() - t0)
 

@@ -62,6 +62,18 @@ def _colour(side: str, params: Mapping[str, np.ndarray], fixed: Mapping[str, Any
     return rgb
 
 
+def _to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """Host tensor -> ``device``; to CUDA through pinned memory without blocking the host.
+
+    A plain copy from pageable memory would wait for the stream's queued work (a host
+    sync per parameter per batch); pinned memory from PyTorch's caching host allocator is
+    kept until the copy has run, so the asynchronous copy is safe.
+    """
+    if device is None or torch.device(device).type != "cuda":
+        return t.to(device) if device is not None else t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def render_kwargs(
     params: Mapping[str, np.ndarray],
     fixed: Mapping[str, Any],
@@ -83,7 +95,7 @@ def render_kwargs(
     out: dict[str, Any] = {}
     for key in RENDER_NUMERIC:
         if key in params:
-            t = torch.as_tensor(np.asarray(params[key]), dtype=dtype, device=device)
+            t = _to_device(torch.as_tensor(np.asarray(params[key]), dtype=dtype), device)
             out[key] = t.round().to(torch.int64) if key == "ticks" else t
         elif key in fixed:
             out[key] = fixed[key]
@@ -94,8 +106,8 @@ def render_kwargs(
         fg = _colour("fg", params, fixed, n, None)
         bg = _colour("bg", params, fixed, n, fg)
         if colour_swept:
-            out["fg"] = torch.as_tensor(fg, dtype=dtype, device=device)
-            out["bg"] = torch.as_tensor(bg, dtype=dtype, device=device)
+            out["fg"] = _to_device(torch.as_tensor(fg, dtype=dtype), device)
+            out["bg"] = _to_device(torch.as_tensor(bg, dtype=dtype), device)
         else:
             out["fg"], out["bg"] = tuple(fg[0].tolist()), tuple(bg[0].tolist())
     else:

@@ -3,12 +3,16 @@
 Pipeline (``docs/results.md``)::
 
     grid batch (host, float64) -> stimuli.render (device) -> model.probe (device)
-        -> bounded queue -> writer thread: device->host copy, HDF5 append + flush,
-           running summaries, progress bar
+        -> readout (channels, storage dtype) -> device->host copy
+        -> bounded queue -> writer thread: HDF5 append + flush, running summaries, progress bar
 
 The main thread renders and probes batch ``i + 1`` while the writer thread stores batch
 ``i``; the queue holds at most ``queue_depth`` batches, so memory stays flat however
-long the sweep. The stimulus is drawn at ``plan.position`` on a ``plan.size`` input
+long the sweep. On CUDA the main thread never waits for the GPU's probe work: rendering
+runs on its own high-priority stream (the renderer's few host syncs then wait only for
+the render kernels, not for the previous batch's probe), the probe waits for it with an
+event, and activations go to pinned host buffers with asynchronous copies whose
+completion event the writer thread waits for (see "Performance" in ``docs/results.md``). The stimulus is drawn at ``plan.position`` on a ``plan.size`` input
 (the probes' receptive-field crop), and every layer is read at ``plan.units``.
 
 Determinism: row ``i`` is always the same stimulus and batches are aligned to
@@ -39,7 +43,8 @@ from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
-__all__ = ["run_suite", "resolve_readout", "Readout", "RunResult", "prepare_suite", "default_out_path"]
+__all__ = ["run_suite", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
+           "default_out_path"]
 
 
 #: Axes longer than this are not copied into attributes; readers rebuild them from the suite text.
@@ -241,6 +246,75 @@ def _weights_sha(model: Any, suite: Suite) -> str:
     return ""
 
 
+# ----------------------------------------------------------------------------- readout and copy-out
+
+class BatchReadout:
+    """Select the readout's channels from ``model.probe`` output and copy them to the host.
+
+    Shared by the runner and the probe-only benchmark, so both do the same work per batch.
+
+    Args:
+        readout: layers, channel ids and variables (:func:`resolve_readout`).
+        num_channels: ``{layer: width}`` of the model (all channels: no ``index_select``).
+        device: where the activations live.
+        dtype: storage dtype of the host copies (float32 or float16).
+    """
+
+    def __init__(self, readout: Readout, num_channels: Mapping[str, int], device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.variables = readout.variables
+        self.device = device
+        self.dtype = dtype
+        self.index = {l: torch.as_tensor(readout.channels[l], device=device) for l in readout.layers}
+        self.full = {l: len(readout.channels[l]) == num_channels[l]
+                     and np.array_equal(readout.channels[l], np.arange(num_channels[l])) for l in readout.layers}
+
+    def select(self, acts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{variable: (B, C) tensor}`` in the storage dtype, on the activations' device."""
+        data = {}
+        for name, layer, pre in self.variables:
+            a = acts[f"{layer}_pre_relu" if pre else layer]
+            data[name] = a if self.full[layer] else a.index_select(1, self.index[layer])
+        return data
+
+    def to_host(self, acts: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Any]:
+        """Host copies of :meth:`select` and a CUDA event to wait for before reading them.
+
+        On CUDA the copies go to pinned buffers without blocking (``non_blocking=True``)
+        and the returned event completes when they have landed; on CPU the event is None.
+        Always copies (never pins the whole feature map behind a small view).
+        """
+        data = self.select(acts)
+        if self.device.type != "cuda":
+            return {k: v.to(dtype=self.dtype, copy=True) for k, v in data.items()}, None
+        host = {}
+        for k, v in data.items():
+            v = v.to(dtype=self.dtype).contiguous()  # cast on the device (half the bytes for float16)
+            buf = torch.empty(v.shape, dtype=self.dtype, pin_memory=True)
+            buf.copy_(v, non_blocking=True)
+            host[k] = buf
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        return host, done
+
+
+_RENDER_STREAMS: dict[torch.device, Any] = {}
+
+
+def _render_stream(dev: torch.device) -> Any:
+    """The CUDA stream the runner renders on (None on CPU): one per device, high priority.
+
+    Reused across runs because the caching allocator keeps freed blocks per stream; a new
+    stream per run would allocate (and synchronise the device) again on every run.
+    """
+    if dev.type != "cuda":
+        return None
+    dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+    if dev not in _RENDER_STREAMS:
+        _RENDER_STREAMS[dev] = torch.cuda.Stream(device=dev, priority=-1)  # lower number = higher priority
+    return _RENDER_STREAMS[dev]
+
+
 # ----------------------------------------------------------------------------- writer thread
 
 class _WriterThread(threading.Thread):
@@ -264,8 +338,10 @@ class _WriterThread(threading.Thread):
             if self.error is not None:
                 continue  # drain without writing after a failure
             try:
-                start, coords, data = item
-                host = {k: v.cpu().numpy() for k, v in data.items()}
+                start, coords, data, done = item
+                if done is not None:
+                    done.synchronize()  # the asynchronous device->host copies have landed
+                host = {k: v.numpy() for k, v in data.items()}
                 statics = None
                 if self.summaries is not None:
                     statics = {}
@@ -530,11 +606,10 @@ def run_suite(
             on_progress(writer.rows_completed, stop)
 
     wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
-    index = {l: torch.as_tensor(readout.channels[l], device=dev) for l in readout.layers}
-    full = {l: len(readout.channels[l]) == net.num_channels(l) and
-            np.array_equal(readout.channels[l], np.arange(net.num_channels(l))) for l in readout.layers}
     want_pre = any(pre for _, _, pre in readout.variables)
     out_dtype = torch.float16 if store_dtype == "float16" else torch.float32
+    copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, out_dtype)
+    render_stream = _render_stream(dev)
     t0 = time.perf_counter()
     interrupted = False
     batches = 0
@@ -544,16 +619,25 @@ def run_suite(
         with torch.inference_mode():
             for batch in grid.batches(s.batch_size, start=start_row, stop=stop):
                 n = len(batch)
-                kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
-                images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype, **kw)
+                if render_stream is None:
+                    kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
+                    images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype,
+                                            **kw)
+                else:
+                    main_stream = torch.cuda.current_stream(dev)
+                    with torch.cuda.stream(render_stream):
+                        kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
+                        images = stimuli.render(s.kind, position=position, size=size, device=dev,
+                                                dtype=compute_dtype, **kw)
+                    main_stream.wait_stream(render_stream)
+                    # the probe reads `images` on the main stream: keep the block from being
+                    # reused by the next render until that work is done
+                    images.record_stream(main_stream)
                 acts = net.probe(images, list(readout.layers), plan=plan, pre_relu=want_pre,
                                  check_range=dev.type == "cpu")
-                data = {}
-                for name, layer, pre in readout.variables:
-                    a = acts[f"{layer}_pre_relu" if pre else layer]
-                    a = a if full[layer] else a.index_select(1, index[layer])
-                    data[name] = a.to(dtype=out_dtype, copy=True)  # a copy: never pin the whole feature map
-                wt.put((batch.start, batch.params if keep_rows else {}, data))
+                data, done = copy_out.to_host(acts)
+                del images, acts
+                wt.put((batch.start, batch.params if keep_rows else {}, data, done))
                 batches += 1
                 if stop_after_batches is not None and batches >= stop_after_batches:
                     interrupted = True
