@@ -8,25 +8,56 @@ Public API::
     acts = model.probe(images01, ["mixed3b"], plan)  # {"mixed3b": (B, C), "mixed3b_pre_relu": (B, C)}
     probes.list_models(), probes.families, probes.get_family("inceptionv1", "3b")
 
-See ``docs/probes.md``.
+See ``docs/probes.md``. The names are loaded on first use (PEP 562), so
+``import probes.cli`` (the ``curvebench`` parser) does not pay for importing torch.
 """
 
-from probes.base import InputTransform, ProbeModel, wrap_module
-from probes.families import Family, families, get_family
-from probes.geometry import InputPlan, ReceptiveField
-from probes.registry import ModelEntry, list_models, load_model, register_model
+from __future__ import annotations
 
-__all__ = [
-    "Family",
-    "InputPlan",
-    "InputTransform",
-    "ModelEntry",
-    "ProbeModel",
-    "ReceptiveField",
-    "families",
-    "get_family",
-    "list_models",
-    "load_model",
-    "register_model",
-    "wrap_module",
-]
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from probes.base import InputTransform, ProbeModel, wrap_module
+    from probes.families import Family, families, get_family
+    from probes.geometry import InputPlan, ReceptiveField
+    from probes.registry import ModelEntry, list_models, load_model, register_model
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    **dict.fromkeys(("InputTransform", "ProbeModel", "wrap_module"), "base"),
+    **dict.fromkeys(("Family", "families", "get_family"), "families"),
+    **dict.fromkeys(("InputPlan", "ReceptiveField"), "geometry"),
+    **dict.fromkeys(("ModelEntry", "list_models", "load_model", "register_model"), "registry"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(types.ModuleType):
+    """``probes.families`` is the dict of families, although a submodule has the same name.
+
+    Importing a submodule binds it on the package (``setattr``); for ``families`` that would
+    hide the dict, so that one binding is dropped and reads go through :func:`__getattr__`.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "families" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

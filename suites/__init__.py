@@ -8,51 +8,33 @@ Public API::
     ds = suites.open_results(result.path)          # xarray.Dataset, committed rows only
     grid = suites.unstack_grid(ds)                 # (orientation, curvature, <layer>_channel)
 
-See ``docs/results.md`` for the file layout and resume semantics. Heavy modules (torch,
-xarray) are imported on first use of the functions that need them.
+See ``docs/results.md`` for the file layout and resume semantics. The names are loaded
+on first use (PEP 562), so the ``curvebench`` parser does not import numpy, torch or
+xarray.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from suites.spec import Suite, SuiteError, load_suite, parse_suite
+if TYPE_CHECKING:
+    from suites.builtin import builtin_names
+    from suites.results import open_results, unstack_grid
+    from suites.runner import run_suite
+    from suites.spec import Suite, SuiteError, load_suite, parse_suite
 
-__all__ = [
-    "Suite",
-    "SuiteError",
-    "load_suite",
-    "parse_suite",
-    "run_suite",
-    "open_results",
-    "unstack_grid",
-    "builtin_names",
-]
-
-
-def run_suite(*args: Any, **kwargs: Any):  # noqa: ANN201 - see suites.runner.run_suite
-    """Run (or resume) a suite into a results file; see :func:`suites.runner.run_suite`."""
-    from suites.runner import run_suite as _run
-
-    return _run(*args, **kwargs)
+# public name -> submodule that defines it
+_EXPORTS = {
+    **dict.fromkeys(("Suite", "SuiteError", "load_suite", "parse_suite"), "spec"),
+    "run_suite": "runner",
+    **dict.fromkeys(("open_results", "unstack_grid"), "results"),
+    "builtin_names": "builtin",
+}
+__all__ = sorted(_EXPORTS)
 
 
-def open_results(path: Any):  # noqa: ANN201 - see suites.results.open_results
-    """Open a results file with only its committed rows; see :func:`suites.results.open_results`."""
-    from suites.results import open_results as _open
-
-    return _open(path)
-
-
-def unstack_grid(ds: Any):  # noqa: ANN201 - see suites.results.unstack_grid
-    """Reshape a grid sweep to one dimension per swept parameter; see :func:`suites.results.unstack_grid`."""
-    from suites.results import unstack_grid as _unstack
-
-    return _unstack(ds)
-
-
-def builtin_names() -> list[str]:
-    """Names of the built-in suites."""
-    from suites.builtin import builtin_names as _names
-
-    return _names()
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

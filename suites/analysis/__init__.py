@@ -17,10 +17,51 @@ Modules (one job each):
     distribution  pre-ReLU histograms, exponential tail fits, the distribution figure
     rotate     `curvebench rotate-tuning`: rotated natural-image crops
     synthetic  results datasets with known tuning (tests, demos)
+
+The names below are loaded on first use (PEP 562), so the ``curvebench`` parser can
+import ``suites.analysis.cli`` without importing xarray.
 """
 
-from .grid import grid, layer_names, select, swept_parameters
-from .sigma import SWEEP_LABEL, load_stats, to_sigma
-from .tuning import layer_tuning
+from __future__ import annotations
 
-__all__ = ["SWEEP_LABEL", "grid", "layer_names", "layer_tuning", "load_stats", "select", "swept_parameters", "to_sigma"]
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .grid import grid, layer_names, select, swept_parameters
+    from .sigma import SWEEP_LABEL, load_stats, to_sigma
+    from .tuning import layer_tuning
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    **dict.fromkeys(("grid", "layer_names", "select", "swept_parameters"), "grid"),
+    **dict.fromkeys(("SWEEP_LABEL", "load_stats", "to_sigma"), "sigma"),
+    "layer_tuning": "tuning",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(types.ModuleType):
+    """``suites.analysis.grid`` is the function :func:`grid.grid`, although a submodule has that name.
+
+    Importing a submodule binds it on the package (``setattr``); for ``grid`` that would hide
+    the function, so that one binding is dropped and reads go through :func:`__getattr__`.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "grid" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

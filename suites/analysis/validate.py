@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .tuning import wrap180
+# `wrap180` is imported inside the functions: `.tuning` imports xarray, and the
+# `curvebench` parser reads this module's defaults without wanting xarray.
 
 DEFAULT_MAX_RMS = 20.0
 DEFAULT_MIN_ORDER = 0.9
@@ -80,6 +81,8 @@ def best_mapping(measured: Sequence[float], article: Sequence[float], allow_refl
     a = np.asarray(article, dtype=np.float64)
     if m.shape != a.shape or m.ndim != 1 or m.size == 0:
         raise ValueError(f"validate: measured and article angles must be equal-length 1-D lists, got {m.shape} and {a.shape}")
+    from .tuning import wrap180
+
     shifts = np.arange(0.0, 360.0, 0.05)
     best = (math.inf, 0.0, False)
     for reflected in (False, True) if allow_reflection else (False,):
@@ -127,6 +130,8 @@ def compare_family(
         raise ValueError(f"validate: layer {layer!r} needs at least 3 family channels with measurements, got {channels}")
     m = np.array([measured[c] for c in channels], dtype=np.float64)
     a = np.array([article[c] for c in channels], dtype=np.float64)
+    from .tuning import wrap180
+
     shift, reflected = best_mapping(m, a, allow_reflection)
     mapped = ((-m if reflected else m) + shift) % 360.0
     res = wrap180(mapped - a)
