@@ -114,12 +114,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                     "download: fetch (or --url MIRROR) to a temporary file, check it, rename into place. "
                     "path: print where the file is (or would go). verify: strict key/shape check + sha256.",
     )
-    p.add_argument("action", choices=["download", "path", "verify"])
+    p.add_argument("action", choices=["download", "path", "verify"],
+                   help="download the file, print its path, or verify it (see above)")
     p.add_argument("--name", default="inception5h", help="weights id or model id (default inception5h)")
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="file to verify / print / download to, instead of the cache")
     p.add_argument("--url", metavar="MIRROR", default=None, help="download from this URL instead of the registry's")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds a connect or read may stall (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds a connect or read may stall (default 30)")
     p.add_argument("--force", action="store_true", help="download even if a valid file is already there")
     p.add_argument("--json", action="store_true", help="verify: print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -136,15 +138,16 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                     "and a mixed3b centre probe on the RF crop vs the full 224 input "
                     "(rf_crop_speedup_mixed3b). On CUDA also channels-last, bf16 autocast and torch.compile.",
     )
-    p.add_argument("--json", metavar="FILE", default=None, help="write the report here")
-    p.add_argument("--model", default="inceptionv1", help="registry id (default inceptionv1)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the JSON report here")
+    p.add_argument("--model", default="inceptionv1", help="model id, see `curvebench models` (default inceptionv1)")
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file (default: random weights)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch", type=int, default=None, help="images per forward (default 8 on CPU, 128 on CUDA)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls per variant (default 1)")
-    p.add_argument("--options", default=None,
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="images per forward (default 8 on CPU, 128 on CUDA)")
+    p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed repeats per variant (default 5)")
+    p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed warm-up calls per variant (default 1)")
+    p.add_argument("--options", default=None, metavar="A,B",
                    help="comma list of channels_last,bf16,compile (default: all on CUDA, none on CPU; '' for none)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bench_probe)

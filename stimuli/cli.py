@@ -4,8 +4,8 @@ Each numeric option of ``render`` takes a value, a comma list (``0,90,180``) or 
 linear sweep ``start:stop:count`` (both ends included, like ``numpy.linspace``). With one
 swept option the PNG is a single row of stimuli; with two, a contact sheet laid out like
 the article's stimulus strips: orientation along x when it is swept (else the first
-swept option), the other option along y, top to bottom. Write values that start with
-a minus sign as ``--curvature=-0.05:0.05:5``.
+swept option), the other option along y, top to bottom. Negative values and sweeps
+(``--curvature -0.05:0.05:5``, ``--curvature -max:max:9``) are values, not options.
 """
 
 from __future__ import annotations
@@ -13,25 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "parse_values", "parse_colour"]
+__all__ = ["register", "parse_values", "parse_colour", "parse_size"]
 
 # Numeric options of `curvebench render`, in the order that picks the sheet's x axis.
+# The defaults quoted here are stimuli.draw's (not imported: it needs torch); a test checks them.
 _NUMERIC: tuple[tuple[str, str], ...] = (
-    ("orientation", "degrees, counter-clockwise on screen, the side the curve opens to (0 = +x, 90 = up)"),
-    ("curvature", "1/px, 0 = line; |curvature| <= 2 pi / length ('max' = a full circle)"),
-    ("length", "arc length in px"),
-    ("width", "stroke width in px"),
-    ("rounding", "angles only: 0 = sharp vertex ... 1 = the curve"),
-    ("fill", "opacity of the region between the path and its chord, 0..1"),
-    ("ticks", "number of combing ticks perpendicular to the path"),
-    ("tick_length", "tick length in px on each drawn side"),
-    ("fg_hue", "foreground hue in degrees (overrides --fg; 0 red, 120 green, 240 blue)"),
-    ("x", "x of the path's midpoint in px (default: image centre)"),
-    ("y", "y of the path's midpoint in px (default: image centre)"),
+    ("orientation", "degrees, counter-clockwise on screen, the side the curve opens to (0 = +x, 90 = up; default 0)"),
+    ("curvature", "1/px, 0 = straight line, |curvature| <= 2 pi / length; 'max' = a full circle (default 0)"),
+    ("length", "arc length in px, >= 0 (default 64)"),
+    ("width", "stroke width in px, 0 (fill only) up to the image size (default 3)"),
+    ("rounding", "0 = sharp vertex ... 1 = the curve, in [0, 1] (default 0 for --kind angle, 1 otherwise)"),
+    ("fill", "opacity of the region between the path and its chord, in [0, 1] (default 0)"),
+    ("ticks", "number of combing ticks across the path, integer >= 0 (default 0)"),
+    ("tick_length", "tick length in px on each drawn side, >= 0 (default 6)"),
+    ("fg_hue", "foreground hue in degrees, 0 red, 120 green, 240 blue (default: use --fg)"),
+    ("x", "x of the path's midpoint in px from the left edge (default: image centre)"),
+    ("y", "y of the path's midpoint in px from the top edge (default: image centre)"),
 )
 
 _NAMED_COLOURS = {
@@ -60,6 +62,17 @@ def parse_values(name: str, text: str) -> list[float]:
             f"--{name.replace('_', '-')} = {text!r}: expected a number, a comma list (0,90,180) or "
             "start:stop:count with count >= 1"
         ) from None
+
+
+def parse_size(text: str) -> int | tuple[int, int]:
+    """``"N"`` -> ``N``, ``"H,W"`` -> ``(H, W)``: image size in px, integers >= 1."""
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise ValueError(f"--size = {text!r}: expected N or H,W in px, integers >= 1 (e.g. 224 or 128,256)")
+    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
 def parse_colour(name: str, text: str) -> tuple[float, float, float]:
@@ -113,8 +126,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
                          + ", ".join("--" + k.replace("_", "-") for k in swept))
     if args.out is None and args.npy is None:
         raise ValueError("render: give --out PNG and/or --npy PATH")
-    size = tuple(int(s) for s in args.size.split(",")) if "," in args.size else int(args.size)
-    H, W = (size, size) if isinstance(size, int) else size  # type: ignore[misc]
+    size = parse_size(args.size)
+    H, W = (size, size) if isinstance(size, int) else size
 
     # Sheet axes: orientation along x when swept (like the article), else the first swept option.
     col_key = "orientation" if "orientation" in swept else (swept[0] if swept else None)
@@ -139,6 +152,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
         if val is not None:
             params[key] = val
     if "ticks" in params:
+        bad = [v for v in values["ticks"] if v != round(v)]
+        if bad:
+            raise ValueError(f"--ticks = {bad[0]:g} is not a whole number: allowed integers >= 0 "
+                             "(for a sweep, choose start:stop:count so every step is whole)")
         t = params["ticks"]
         params["ticks"] = t.round().long() if isinstance(t, torch.Tensor) else int(round(t))
     fg = parse_colour("fg", args.fg)
@@ -198,7 +215,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         sheet = contact_sheet(torch.cat(cells), rows, cols, gap=args.gap)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(args.out)
-        layout = f"{rows} x {cols}" + (f" (rows: {row_key}, columns: {col_key})" if col_key else "")
+        axes = [f"columns: {col_key}"] * bool(col_key) + [f"rows: {row_key}"] * bool(row_key)
+        layout = f"{rows} x {cols}" + (f" ({', '.join(axes)})" if axes else "")
         print(f"wrote {args.out}: {layout}, cells {sheet.shape[1] // max(cols, 1)} px")
     return 0
 
@@ -260,22 +278,30 @@ def register(commands: Any, bench_commands: Any) -> None:
         "  curvebench render --curvature 0.05 --ticks 7 --tick-side out --npy one.npy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # argparse takes only plain negative numbers (-3, -0.5) as option values; also take
+    # -1:1:5, -0.05,0.05 and -max, so `--curvature -max:max:9` works without the `=`.
+    p._negative_number_matcher = re.compile(r"^-(\d|\.\d|max)")
     p.add_argument("--kind", default="curve", choices=["line", "curve", "angle"], help="what to draw (default curve)")
     for key, helptext in _NUMERIC:
         p.add_argument("--" + key.replace("_", "-"), dest=key, metavar="V|A,B|START:STOP:N", help=helptext)
-    p.add_argument("--tick-side", default="both", choices=["in", "out", "both"], help="side of the combing ticks")
+    p.add_argument("--tick-side", default="both", choices=["in", "out", "both"],
+                   help="side of the combing ticks: in = toward the centre of curvature (default both)")
     p.add_argument("--fg", default="black", help="stroke colour: r,g,b in [0,1], #rrggbb or a name (default black)")
-    p.add_argument("--bg", default="white", help="background colour (default white)")
+    p.add_argument("--bg", default="white", help="background colour, same forms as --fg (default white)")
     p.add_argument("--bg-hue-offset", type=float, default=None, metavar="DEG",
-                   help="with --fg-hue: background hue = foreground hue + DEG (180 = complementary)")
-    p.add_argument("--size", default="224", help="image size in px: N or H,W (default 224)")
-    p.add_argument("--out", default=None, metavar="PNG", help="write the stimulus (or contact sheet) as PNG")
+                   help="with --fg-hue: background hue = foreground hue + DEG degrees "
+                   "(180 = complementary; default: use --bg)")
+    p.add_argument("--size", default="224", metavar="N|H,W", help="image size in px: N or H,W (default 224)")
+    p.add_argument("--out", default=None, metavar="PNG",
+                   help="write the stimulus (or contact sheet) as PNG (give --out, --npy or both)")
     p.add_argument("--npy", default=None, metavar="PATH", help="write the raw (B, 3, H, W) float32 images (.npy), "
                    "rows of the sheet one after another")
     p.add_argument("--cell", type=_pos_int, default=None, metavar="PX",
                    help="contact-sheet cell size in px (default: fits the largest stimulus)")
-    p.add_argument("--crop", action="store_true", help="crop a single stimulus to one cell as well")
-    p.add_argument("--gap", type=_nonneg_int, default=0, metavar="PX", help="white gap between sheet cells (default 0)")
+    p.add_argument("--crop", action="store_true",
+                   help="with a single stimulus, crop it to one cell as well (default: the whole image)")
+    p.add_argument("--gap", type=_nonneg_int, default=0, metavar="PX",
+                   help="white gap between sheet cells in px (default 0)")
     p.set_defaults(func=_cmd_render)
 
     b = bench_commands.add_parser(
@@ -286,17 +312,25 @@ def register(commands: Any, bench_commands: Any) -> None:
         "The comparison runs on --threads CPU threads (default 1); on CUDA the GPU numbers are added.",
     )
     b.add_argument("--json", default=None, metavar="FILE", help="write the JSON report here (else print it)")
-    b.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available; default)")
-    b.add_argument("--batch-size", type=_pos_int, default=32, help="our CPU batch size (default 32)")
-    b.add_argument("--gpu-batch-size", type=_pos_int, default=4096, help="our batch size on CUDA (default 4096)")
-    b.add_argument("--repeats", type=_pos_int, default=5, help="timed repeats per method (default 5)")
-    b.add_argument("--n-ours", type=_pos_int, default=2048, help="images per repeat, ours on CPU (default 2048)")
-    b.add_argument("--n-cairo", type=_pos_int, default=400, help="images per repeat, cairo (default 400)")
-    b.add_argument("--n-pil", type=_pos_int, default=40, help="images per repeat, PIL (default 40)")
-    b.add_argument("--threads", type=_pos_int, default=1, help="torch CPU threads for the comparison (default 1)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the random stimuli (default 0)")
+    b.add_argument("--device", default="auto", help="cpu, cuda or auto = cuda when available (default auto)")
+    b.add_argument("--batch-size", metavar="N", type=_pos_int, default=32,
+                   help="our CPU batch size (default 32)")
+    b.add_argument("--gpu-batch-size", metavar="N", type=_pos_int, default=4096,
+                   help="our batch size on CUDA (default 4096)")
+    b.add_argument("--repeats", metavar="N", type=_pos_int, default=5,
+                   help="timed repeats per method (default 5)")
+    b.add_argument("--n-ours", metavar="N", type=_pos_int, default=2048,
+                   help="images per repeat, ours on CPU (default 2048)")
+    b.add_argument("--n-cairo", metavar="N", type=_pos_int, default=400,
+                   help="images per repeat, cairo (default 400)")
+    b.add_argument("--n-pil", metavar="N", type=_pos_int, default=40,
+                   help="images per repeat, PIL (default 40)")
+    b.add_argument("--threads", metavar="N", type=_pos_int, default=1,
+                   help="torch CPU threads for the comparison (default 1)")
+    b.add_argument("--seed", metavar="SEED", type=int, default=0,
+                   help="seed of the random stimuli (default 0)")
     b.add_argument("--bandwidth-gbs", type=float, default=None, metavar="GB/S",
-                   help="GPU memory bandwidth for the write-bound fraction (default: by card name, "
+                   help="GPU memory bandwidth in GB/s for the write-bound fraction (default: by card name, "
                    "e.g. H100 SXM 3350, H100 PCIe 2000, H200 4800, A100 80GB 2039)")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
     b.set_defaults(func=_cmd_bench_render)

@@ -148,29 +148,34 @@ def register(commands: Any, bench_commands: Any) -> None:
                     "SUITE is a built-in name (`curvebench suites`) or a TOML file.",
     )
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
-    p.add_argument("--model", help="model id (default: the suite's), e.g. inceptionv1, groundtruth")
-    p.add_argument("--weights", help="weights file (e.g. inception5h.pth)")
+    p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
+                   "see `curvebench models`)")
+    p.add_argument("--weights", metavar="PATH", help="weights file (e.g. inception5h.pth) or 'random' (default: the suite's, "
+                   "else the cached file of `curvebench weights download`)")
     p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1 (default: the suite's)")
-    p.add_argument("--out", help="results file (default results/<suite>-<model>-<UTC time>.h5); never overwritten")
+    p.add_argument("--out", metavar="FILE", help="results file (default results/<suite>-<model>-<UTC time>.h5); "
+                   "never overwritten")
     p.add_argument("--resume", metavar="FILE", help="continue an interrupted results file")
-    p.add_argument("--limit", type=_positive, help="only the first N stimuli of the grid (smoke runs)")
+    p.add_argument("--limit", type=_positive, metavar="N",
+                   help="only the first N stimuli of the grid, for smoke runs (default: all)")
     p.add_argument("--quick", action="store_true", help="thin every swept axis to at most 12 values")
-    p.add_argument("--batch-size", type=_positive, help="stimuli per batch (default: the suite's)")
-    p.add_argument("--storage", choices=["float32", "float16"], help="on-disk dtype of activations")
-    p.add_argument("--layers", help="comma-separated layers, overriding the suite's")
+    p.add_argument("--batch-size", type=_positive, metavar="N", help="stimuli per batch (default: the suite's)")
+    p.add_argument("--storage", choices=["float32", "float16"],
+                   help="on-disk dtype of activations (default: the suite's)")
+    p.add_argument("--layers", metavar="A,B", help="comma-separated layers (default: the suite's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
-    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=_cmd_suites)
 
     p = commands.add_parser(
-        "demo", help="offline main job: a small curves sweep on the ground-truth model, with heatmaps",
+        "demo", help="offline demo: a small curves sweep on the ground-truth model, with heatmaps",
         description="Runs the built-in `demo` suite (curves on the ground-truth model, about a minute on a "
                     "laptop CPU), writes results/demo-groundtruth-<time>.h5 and its heatmaps.",
     )
-    p.add_argument("--out", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
+    p.add_argument("--out", metavar="FILE", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
     p.add_argument("--device", help="torch device (default auto)")
     p.add_argument("--quick", action="store_true", help="thin the sweep to 12 x 12 stimuli (smoke test)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -182,14 +187,17 @@ def register(commands: Any, bench_commands: Any) -> None:
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
     p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
-    p.add_argument("--weights", help="weights file")
-    p.add_argument("--layers", required=True, help="comma-separated layer names")
-    p.add_argument("--images", required=True, help="folder of images (png/jpg/...) or a .npy array")
-    p.add_argument("--out", required=True, help="output .h5 file (never overwritten)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
+    p.add_argument("--layers", required=True, metavar="A,B", help="comma-separated layer names")
+    p.add_argument("--images", required=True, metavar="PATH",
+                   help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
+    p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
     p.add_argument("--full-map", action="store_true", help="store whole maps (image, channel, y, x)")
-    p.add_argument("--size", type=_positive, default=224,
-                   help="folder images: shorter side resized to SIZE then centre-cropped (default 224)")
-    p.add_argument("--batch-size", type=_positive, default=16, help="images per forward pass")
+    p.add_argument("--size", type=_positive, default=224, metavar="PX",
+                   help="folder images: shorter side resized to PX px, then centre-cropped (default 224)")
+    p.add_argument("--batch-size", type=_positive, default=16, metavar="N",
+                   help="images per forward pass (default 16)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_probe)
@@ -199,17 +207,21 @@ def register(commands: Any, bench_commands: Any) -> None:
         description="Measures stimuli/s of a full sweep (render + probe + write) against probe-only "
                     "stimuli/s on the same pre-rendered stimuli, in one process; pipeline_efficiency = "
                     "end-to-end / probe-only. --memory-sweep N also runs an N-stimulus sweep on the "
-                    "ground-truth model and reports peak RSS growth from 10%% to 100%%.",
+                    "ground-truth model and reports its peak RSS (MB) when 10% and when 100% of the rows are committed.",
     )
-    p.add_argument("--json", help="write the report to this JSON file")
-    p.add_argument("--model", default="inceptionv1", help="model (default inceptionv1, random weights)")
-    p.add_argument("--weights", help="weights file (default: random weights, seed 0)")
-    p.add_argument("--layers", default="mixed3b", help="layers to probe (default mixed3b)")
-    p.add_argument("--stimuli", type=_positive, default=1024, help="stimuli per measurement (default 1024)")
-    p.add_argument("--batch-size", type=_positive, default=64, help="batch size (default 64)")
-    p.add_argument("--repeats", type=_positive, default=3, help="alternating repeats; medians reported (default 3)")
+    p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
+    p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
+    p.add_argument("--weights", metavar="PATH", help="weights file (default: random weights, seed 0)")
+    p.add_argument("--layers", default="mixed3b", metavar="A,B",
+                   help="comma-separated layers to probe (default mixed3b)")
+    p.add_argument("--stimuli", type=_positive, default=1024, metavar="N",
+                   help="stimuli per measurement (default 1024)")
+    p.add_argument("--batch-size", type=_positive, default=64, metavar="N", help="stimuli per batch (default 64)")
+    p.add_argument("--repeats", type=_positive, default=3, metavar="N",
+                   help="alternating repeats; medians reported (default 3)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--memory-sweep", type=_positive, metavar="N",
-                   help="also run an N-stimulus ground-truth sweep and measure peak RSS growth")
-    p.add_argument("--memory-batch-size", type=_positive, default=1024, help="batch size of the memory sweep")
+                   help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
+    p.add_argument("--memory-batch-size", type=_positive, default=1024, metavar="N",
+                   help="stimuli per batch of the memory sweep (default 1024)")
     p.set_defaults(func=_cmd_bench_run)

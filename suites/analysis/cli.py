@@ -91,9 +91,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .grid import layer_names
     from .plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
 
+    datasets = [(Path(f).stem, _open(f)) for f in args.files]  # bad files fail before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
-    datasets = [(Path(f).stem, _open(f)) for f in args.files]
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
     channels = _ints(args.channels) if args.channels else None
     written = []
@@ -156,10 +156,11 @@ def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
 
 def cmd_tuning(args: argparse.Namespace) -> int:
     ds = _open(args.file)
+    reference = _open(args.reference) if args.reference else None
+    layers = _layers(ds, _csv(args.layers) if args.layers else None)  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
-    reference = _open(args.reference) if args.reference else None
-    report = tuning_report(ds, stats, _layers(ds, _csv(args.layers) if args.layers else None), reference)
+    report = tuning_report(ds, stats, layers, reference)
     report["file"] = str(args.file)
     for layer, res in report["layers"].items():
         print(f"{layer}:")
@@ -181,6 +182,10 @@ def cmd_tuning(args: argparse.Namespace) -> int:
 
 
 # -- validate --------------------------------------------------------------------------
+# layers `validate` checks by default, when the file has them
+_VALIDATE_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .families import article_families
     from .tuning import layer_tuning
@@ -192,7 +197,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     model = str(ds.attrs.get("model", ""))
     fams = article_families(args.against or model)
     print(f"results: {args.file} ({provenance(ds)})")
-    layers = _csv(args.layers) if args.layers else [l for l in ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves") if l in ds.data_vars]
+    layers = _csv(args.layers) if args.layers else [l for l in _VALIDATE_LAYERS if l in ds.data_vars]
     checked = []
     for layer in layers:
         ref = fams.get(layer)
@@ -252,16 +257,21 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "natural images (resize short side to --size, centre crop), plus pre-ReLU histograms and the "
         "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
     )
-    p.add_argument("--model", default="groundtruth", help="probes model id (default groundtruth)")
-    p.add_argument("--weights", default=None, help="weights file (default: the model's own)")
-    p.add_argument("--images", required=True, help="folder of JPEG/PNG (flat or nested) or 'builtin'")
-    p.add_argument("--layers", default="", help="comma-separated layers (default: all of the model's)")
-    p.add_argument("--out", default=None, help="output file (default results/stats-<model>-<weights sha>-<images>-<size>px.nc)")
-    p.add_argument("--size", type=int, default=224, help="image size in px after resize + centre crop (default 224)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--figure-channels", default="", help="channels for the distribution figure (default: the layer's family, up to 6)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="weights file or 'random' (default: the cached download; groundtruth takes none)")
+    p.add_argument("--images", required=True, metavar="DIR|builtin",
+                   help="folder of JPEG/PNG (flat or nested) or 'builtin'")
+    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default: all of the model's)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (default results/stats-<model>-<weights sha>-<images>-<size>px.nc)")
+    p.add_argument("--size", type=int, default=224, metavar="PX",
+                   help="image size in px after resize + centre crop (default 224)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--figure-channels", default="", metavar="A,B",
+                   help="channel ids for the distribution figure (default: the layer's family, up to 6)")
     p.set_defaults(func=cmd_stats)
 
     p = commands.add_parser(
@@ -270,11 +280,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "side by side (e.g. rounding), radial tuning curves, a layer comparison, and several files side by side.",
     )
     p.add_argument("files", nargs="+", help="results file(s); several = also drawn side by side")
-    p.add_argument("--stats", default=None, help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
-    p.add_argument("--out", default=None, help="output folder (default <first file>-figures/)")
-    p.add_argument("--layers", default="", help="comma-separated layers (default all)")
-    p.add_argument("--channels", default="", help="comma-separated channel ids (default: the layer's family)")
-    p.add_argument("--vmax", type=float, default=25.0, help="top of the colour scale in sigma (default 25, the article's)")
+    p.add_argument("--stats", default=None, metavar="FILE",
+                   help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
+    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default all)")
+    p.add_argument("--channels", default="", metavar="A,B",
+                   help="comma-separated channel ids (default: the layer's family)")
+    p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
+                   help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
     p.set_defaults(func=cmd_plot)
 
@@ -284,10 +297,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "FWHM by curvature, echo index; with --reference a plain-curve run, the invariance score; family coverage.",
     )
     p.add_argument("file", help="results file of an orientation x curvature sweep")
-    p.add_argument("--stats", default=None, help="statistics file (default: the sweep's own, labelled)")
-    p.add_argument("--reference", default=None, help="plain-curve results file: adds invariance scores (fill, colour runs)")
-    p.add_argument("--layers", default="", help="comma-separated layers (default all)")
-    p.add_argument("--json", default=None, help="write the full report as JSON")
+    p.add_argument("--stats", default=None, metavar="FILE",
+                   help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
+    p.add_argument("--reference", default=None, metavar="FILE",
+                   help="plain-curve results file: adds invariance scores (fill, colour runs)")
+    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default all)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the full report as JSON")
     p.set_defaults(func=cmd_tuning)
 
     p = commands.add_parser(
@@ -297,12 +312,16 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         f"or order agreement < --min-order ({DEFAULT_MIN_ORDER:g}).",
     )
     p.add_argument("file", help="results file of an orientation x curvature sweep")
-    p.add_argument("--layers", default="", help="layers to check (default: conv2d2, mixed3a, mixed3b present)")
-    p.add_argument("--against", default=None, help="model whose families to compare with (default: the file's model)")
-    p.add_argument("--max-rms", type=float, default=DEFAULT_MAX_RMS, help="tolerance on the RMS residual, degrees")
-    p.add_argument("--min-order", type=float, default=DEFAULT_MIN_ORDER, help="minimum circular-order agreement (0..1)")
+    p.add_argument("--layers", default="", metavar="A,B",
+                   help=f"layers to check (default: those of {', '.join(_VALIDATE_LAYERS)} in the file)")
+    p.add_argument("--against", default=None, metavar="MODEL",
+                   help="model whose families to compare with (default: the file's model)")
+    p.add_argument("--max-rms", type=float, default=DEFAULT_MAX_RMS, metavar="DEG",
+                   help=f"tolerance on the RMS residual in degrees (default {DEFAULT_MAX_RMS:g})")
+    p.add_argument("--min-order", type=float, default=DEFAULT_MIN_ORDER, metavar="FRACTION",
+                   help=f"minimum circular-order agreement, 0..1 (default {DEFAULT_MIN_ORDER:g})")
     p.add_argument("--no-reflection", action="store_true", help="only a circular shift, no reflection")
-    p.add_argument("--json", default=None, help="write the comparison as JSON")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the comparison as JSON")
     p.set_defaults(func=cmd_validate)
 
     p = commands.add_parser(
@@ -310,16 +329,22 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
-    p.add_argument("--model", default="groundtruth")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--images", required=True, help="folder of JPEG/PNG or 'builtin' (small proxy)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="weights file or 'random' (default: the cached download; groundtruth takes none)")
+    p.add_argument("--images", required=True, metavar="DIR|builtin",
+                   help="folder of JPEG/PNG or 'builtin' (small proxy)")
     p.add_argument("--layer", default=None, help="layer (default: the model's first family layer)")
-    p.add_argument("--channels", default="", help="channel ids (default: the layer's family)")
-    p.add_argument("--k", type=int, default=4, help="top crops per channel (article-scale: 20+)")
-    p.add_argument("--step", type=float, default=10.0, help="rotation step in degrees (article: 1)")
-    p.add_argument("--size", type=int, default=224, help="image size for the top-k search (px)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--stats", default=None, help="statistics file: responses in sigma (default raw post-ReLU)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="results", help="output folder (default results/)")
+    p.add_argument("--channels", default="", metavar="A,B", help="channel ids (default: the layer's family)")
+    p.add_argument("--k", type=int, default=4, metavar="N",
+                   help="top crops per channel (default 4; article scale: 20+)")
+    p.add_argument("--step", type=float, default=10.0, metavar="DEG",
+                   help="rotation step in degrees (default 10; article: 1)")
+    p.add_argument("--size", type=int, default=224, metavar="PX",
+                   help="image size in px for the top-k search (default 224)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images (default: all)")
+    p.add_argument("--stats", default=None, metavar="FILE",
+                   help="statistics file: responses in sigma (default: raw post-ReLU)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     p.set_defaults(func=cmd_rotate)

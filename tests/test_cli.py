@@ -1,0 +1,103 @@
+"""The `curvebench` dispatcher: fast parser, help text, one-line errors for common mistakes."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+
+import pytest
+
+from suites.cli import build_parser, main
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix: str = "curvebench"):
+    """Every (command path, parser) of the tree, the root included."""
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, f"{prefix} {name}")
+
+
+def test_parser_does_not_import_heavy_libraries():
+    code = (
+        "import sys, suites.cli; suites.cli.build_parser(); "
+        "print(' '.join(m for m in ('torch', 'xarray', 'matplotlib', 'h5py') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "", f"building the parser imported: {out.strip()}"
+
+
+def test_lazy_packages_keep_their_public_names():
+    code = (
+        "import probes.families, suites.analysis.tuning, probes, suites.analysis, stimuli, suites; "
+        "assert isinstance(probes.families, dict), type(probes.families); "
+        "assert callable(suites.analysis.grid) and not hasattr(suites.analysis.grid, '__file__'); "
+        "assert callable(stimuli.render) and callable(suites.run_suite) and issubclass(suites.SuiteError, ValueError); "
+        "assert set(stimuli.__all__) <= set(dir(stimuli))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import stimuli
+
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        stimuli.nosuch  # noqa: B018
+
+
+def test_every_help_renders_without_format_leftovers():
+    for path, parser in _subparsers(build_parser()):
+        text = parser.format_help()
+        assert "%%" not in text and "%(" not in text, path
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue  # listed by its commands' own help lines
+            assert action.help, f"{path} {action.option_strings or action.dest}: no help text"
+
+
+def test_render_help_quotes_the_renderer_defaults():
+    import inspect
+
+    import stimuli
+
+    defaults = {k: p.default for k, p in inspect.signature(stimuli.render).parameters.items()}
+    render = dict(_subparsers(build_parser()))["curvebench render"]
+    helps = {a.dest: a.help for a in render._actions}
+    for name in ("orientation", "curvature", "length", "width", "fill", "ticks", "tick_length", "size"):
+        assert helps[name].endswith(f"default {defaults[name]:g})"), (name, helps[name])
+    for name in ("kind", "tick_side"):
+        assert helps[name].endswith(f"default {defaults[name]})"), (name, helps[name])
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, (argv, code, captured)
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("curvebench: error: "), captured.err
+    assert captured.out == "", f"output before the error: {captured.out!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["render", "--size", "abc", "--out", "x.png"], r"--size = 'abc'.*integers >= 1"),
+        (["render", "--ticks", "0:7:5", "--out", "x.png"], r"--ticks = 1.75 is not a whole number"),
+        (["render", "--curvature", "-1:2:3", "--out", "x.png"], r"curvature\[0\] = -1 1/px .*allowed"),
+        (["render", "--width", "-2", "--out", "x.png"], r"width = -2 px .*allowed 0 <= width"),
+        (["run", "nosuchsuite"], r"no suite named 'nosuchsuite'.*curves"),
+        (["plot", "/nonexistent/results.h5"], r"results file not found: /nonexistent/results.h5"),
+        (["tuning", "/nonexistent/results.h5"], r"results file not found"),
+    ],
+)
+def test_common_mistakes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    assert re.search(expected, _one_line_error(capsys, argv))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_negative_sweeps_are_values_not_options(tmp_path, capsys):
+    npy = tmp_path / "s.npy"
+    assert main(["render", "--curvature", "-max:max:3", "--size", "32", "--length", "12", "--npy", str(npy)]) == 0
+    assert "(3, 3, 32, 32)" in capsys.readouterr().out
