@@ -13,12 +13,7 @@ from suites.cli import main as cli_main
 from suites.probe_images import load_npy_images
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_probe_npy_centre_unit_matches_the_model(tmp_path, capsys):

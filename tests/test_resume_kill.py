@@ -12,7 +12,6 @@ import time
 import h5py
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from suites.results import open_results
@@ -68,12 +67,7 @@ def _kill_when(proc, path, threshold, rng):
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow

@@ -36,13 +36,7 @@ batch_size = {bs}
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny batches: on a shared 2-core machine one torch thread avoids costly thread hand-offs
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(layers='["edges"]', bs=16, model_extra="", run_extra="", summary=""):
