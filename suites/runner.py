@@ -8,12 +8,13 @@ Pipeline (``docs/results.md``)::
 
 The main thread renders and probes batch ``i + 1`` while the writer thread stores batch
 ``i``; the queue holds at most ``queue_depth`` batches, so memory stays flat however
-long the sweep. On CUDA the main thread never waits for the GPU's probe work: rendering
-runs on its own high-priority stream (the renderer's few host syncs then wait only for
-the render kernels, not for the previous batch's probe), the probe waits for it with an
-event, and activations go to pinned host buffers with asynchronous copies whose
-completion event the writer thread waits for (see "Performance" in ``docs/results.md``). The stimulus is drawn at ``plan.position`` on a ``plan.size`` input
-(the probes' receptive-field crop), and every layer is read at ``plan.units``.
+long the sweep. On CUDA the main thread renders batch ``i + 1`` while the GPU still runs
+batch ``i``'s probe: rendering runs on its own high-priority stream (the renderer's few
+host syncs then wait only for the render kernels, not for the probe), the probe waits
+for it with an event, and activations go to pinned host buffers with asynchronous
+copies whose completion event the writer thread waits for (see "Performance" in
+``docs/results.md``). The stimulus is drawn at ``plan.position`` on a ``plan.size``
+input (the probes' receptive-field crop), and every layer is read at ``plan.units``.
 
 Determinism: row ``i`` is always the same stimulus and batches are aligned to
 multiples of the batch size from row 0, so the same suite, seed and batch size give
@@ -270,7 +271,7 @@ class BatchReadout:
                      and np.array_equal(readout.channels[l], np.arange(num_channels[l])) for l in readout.layers}
 
     def select(self, acts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{variable: (B, C) tensor}`` in the storage dtype, on the activations' device."""
+        """``{variable: (B, C) tensor}``: the readout's channels, on the activations' device (not cast)."""
         data = {}
         for name, layer, pre in self.variables:
             a = acts[f"{layer}_pre_relu" if pre else layer]
