@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suites.cli import CurvebenchError, nonnegative_int, positive_int
+
 
 def _user_error(exc: Exception) -> Exception:
-    from suites.cli import CurvebenchError
-
     return CurvebenchError(str(exc))
 
 
@@ -72,8 +72,6 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
     import torch
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     options = tuple(o for o in args.options.split(",") if o) if args.options is not None else None
     report: dict[str, Any] = bench_probe(
@@ -142,12 +140,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--model", default="inceptionv1", help="model id, see `curvebench models` (default inceptionv1)")
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file (default: random weights)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch", type=int, default=None, metavar="N",
+    p.add_argument("--batch", type=positive_int, default=None, metavar="N",
                    help="images per forward (default 8 on CPU, 128 on CUDA)")
-    p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed repeats per variant (default 5)")
-    p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed warm-up calls per variant (default 1)")
+    p.add_argument("--repeats", type=positive_int, default=5, metavar="N", help="timed repeats per variant (default 5)")
+    p.add_argument("--warmup", type=nonnegative_int, default=1, metavar="N",
+                   help="untimed warm-up calls per variant (default 1)")
     p.add_argument("--options", default=None, metavar="A,B",
                    help="comma list of channels_last,bf16,compile (default: all on CUDA, none on CPU; '' for none)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bench_probe)

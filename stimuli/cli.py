@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suites.cli import nonnegative_int, positive_int
+
 __all__ = ["register", "parse_values", "parse_colour", "parse_size"]
 
 # Numeric options of `curvebench render`, in the order that picks the sheet's x axis.
@@ -252,20 +254,6 @@ def _cmd_bench_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonneg_int(text: str) -> int:
-    n = int(text)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
-
-
-def _pos_int(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
-    return n
-
-
 def register(commands: Any, bench_commands: Any) -> None:
     """Add ``render`` to ``commands`` and ``render`` to ``bench_commands``."""
     p = commands.add_parser(
@@ -296,11 +284,11 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="write the stimulus (or contact sheet) as PNG (give --out, --npy or both)")
     p.add_argument("--npy", default=None, metavar="PATH", help="write the raw (B, 3, H, W) float32 images (.npy), "
                    "rows of the sheet one after another")
-    p.add_argument("--cell", type=_pos_int, default=None, metavar="PX",
+    p.add_argument("--cell", type=positive_int, default=None, metavar="PX",
                    help="contact-sheet cell size in px (default: fits the largest stimulus)")
     p.add_argument("--crop", action="store_true",
                    help="with a single stimulus, crop it to one cell as well (default: the whole image)")
-    p.add_argument("--gap", type=_nonneg_int, default=0, metavar="PX",
+    p.add_argument("--gap", type=nonnegative_int, default=0, metavar="PX",
                    help="white gap between sheet cells in px (default 0)")
     p.set_defaults(func=_cmd_render)
 
@@ -313,19 +301,19 @@ def register(commands: Any, bench_commands: Any) -> None:
     )
     b.add_argument("--json", default=None, metavar="FILE", help="write the JSON report here (else print it)")
     b.add_argument("--device", default="auto", help="cpu, cuda or auto = cuda when available (default auto)")
-    b.add_argument("--batch-size", metavar="N", type=_pos_int, default=32,
+    b.add_argument("--batch-size", metavar="N", type=positive_int, default=32,
                    help="our CPU batch size (default 32)")
-    b.add_argument("--gpu-batch-size", metavar="N", type=_pos_int, default=4096,
+    b.add_argument("--gpu-batch-size", metavar="N", type=positive_int, default=4096,
                    help="our batch size on CUDA (default 4096)")
-    b.add_argument("--repeats", metavar="N", type=_pos_int, default=5,
+    b.add_argument("--repeats", metavar="N", type=positive_int, default=5,
                    help="timed repeats per method (default 5)")
-    b.add_argument("--n-ours", metavar="N", type=_pos_int, default=2048,
+    b.add_argument("--n-ours", metavar="N", type=positive_int, default=2048,
                    help="images per repeat, ours on CPU (default 2048)")
-    b.add_argument("--n-cairo", metavar="N", type=_pos_int, default=400,
+    b.add_argument("--n-cairo", metavar="N", type=positive_int, default=400,
                    help="images per repeat, cairo (default 400)")
-    b.add_argument("--n-pil", metavar="N", type=_pos_int, default=40,
+    b.add_argument("--n-pil", metavar="N", type=positive_int, default=40,
                    help="images per repeat, PIL (default 40)")
-    b.add_argument("--threads", metavar="N", type=_pos_int, default=1,
+    b.add_argument("--threads", metavar="N", type=positive_int, default=1,
                    help="torch CPU threads for the comparison (default 1)")
     b.add_argument("--seed", metavar="SEED", type=int, default=0,
                    help="seed of the random stimuli (default 0)")

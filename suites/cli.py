@@ -4,7 +4,8 @@ Each layer keeps its own commands next to its code and exposes
 ``register(commands, bench_commands)``, which adds argparse sub-parsers and sets
 ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit
 code). Heavy imports (torch, xarray) happen inside those callables so that
-``curvebench --help`` stays fast.
+``curvebench --help`` stays fast. :func:`positive_int` and :func:`nonnegative_int` are
+the argparse types every layer's commands share.
 
 Errors a user can fix (``ValueError``, ``FileNotFoundError``, ``PermissionError``,
 :class:`CurvebenchError`) are printed as one line, ``curvebench: error: ...``, with
@@ -30,6 +31,26 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 class CurvebenchError(Exception):
     """An error with a message meant for the user (no traceback needed)."""
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts and sizes: an integer >= 1 (argparse names the option)."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse ``type``: an integer >= 0 (argparse names the option)."""
+    return _int_at_least(text, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

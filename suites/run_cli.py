@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suites.cli import positive_int
+
 __all__ = ["register"]
 
 
@@ -21,16 +23,6 @@ def _layers(text: str | None) -> list[str] | None:
     if not layers:
         raise ValueError(f"--layers must list layer names separated by commas, got {text!r}")
     return layers
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
 
 
 # ----------------------------------------------------------------------------- run
@@ -150,16 +142,17 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
     p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
                    "see `curvebench models`)")
-    p.add_argument("--weights", metavar="PATH", help="weights file (e.g. inception5h.pth) or 'random' (default: the suite's, "
+    p.add_argument("--weights", metavar="PATH",
+                   help="weights file (e.g. inception5h.pth) or 'random' (default: the suite's, "
                    "else the cached file of `curvebench weights download`)")
     p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1 (default: the suite's)")
     p.add_argument("--out", metavar="FILE", help="results file (default results/<suite>-<model>-<UTC time>.h5); "
                    "never overwritten")
     p.add_argument("--resume", metavar="FILE", help="continue an interrupted results file")
-    p.add_argument("--limit", type=_positive, metavar="N",
+    p.add_argument("--limit", type=positive_int, metavar="N",
                    help="only the first N stimuli of the grid, for smoke runs (default: all)")
     p.add_argument("--quick", action="store_true", help="thin every swept axis to at most 12 values")
-    p.add_argument("--batch-size", type=_positive, metavar="N", help="stimuli per batch (default: the suite's)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="stimuli per batch (default: the suite's)")
     p.add_argument("--storage", choices=["float32", "float16"],
                    help="on-disk dtype of activations (default: the suite's)")
     p.add_argument("--layers", metavar="A,B", help="comma-separated layers (default: the suite's)")
@@ -194,9 +187,9 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
     p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
     p.add_argument("--full-map", action="store_true", help="store whole maps (image, channel, y, x)")
-    p.add_argument("--size", type=_positive, default=224, metavar="PX",
+    p.add_argument("--size", type=positive_int, default=224, metavar="PX",
                    help="folder images: shorter side resized to PX px, then centre-cropped (default 224)")
-    p.add_argument("--batch-size", type=_positive, default=16, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
                    help="images per forward pass (default 16)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -207,21 +200,22 @@ def register(commands: Any, bench_commands: Any) -> None:
         description="Measures stimuli/s of a full sweep (render + probe + write) against probe-only "
                     "stimuli/s on the same pre-rendered stimuli, in one process; pipeline_efficiency = "
                     "end-to-end / probe-only. --memory-sweep N also runs an N-stimulus sweep on the "
-                    "ground-truth model and reports its peak RSS (MB) when 10% and when 100% of the rows are committed.",
+                    "ground-truth model and reports its peak RSS (MB) when 10% and when 100% of the rows "
+                    "are committed.",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
     p.add_argument("--weights", metavar="PATH", help="weights file (default: random weights, seed 0)")
     p.add_argument("--layers", default="mixed3b", metavar="A,B",
                    help="comma-separated layers to probe (default mixed3b)")
-    p.add_argument("--stimuli", type=_positive, default=1024, metavar="N",
+    p.add_argument("--stimuli", type=positive_int, default=1024, metavar="N",
                    help="stimuli per measurement (default 1024)")
-    p.add_argument("--batch-size", type=_positive, default=64, metavar="N", help="stimuli per batch (default 64)")
-    p.add_argument("--repeats", type=_positive, default=3, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="stimuli per batch (default 64)")
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                    help="alternating repeats; medians reported (default 3)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
-    p.add_argument("--memory-sweep", type=_positive, metavar="N",
+    p.add_argument("--memory-sweep", type=positive_int, metavar="N",
                    help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
-    p.add_argument("--memory-batch-size", type=_positive, default=1024, metavar="N",
+    p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
     p.set_defaults(func=_cmd_bench_run)

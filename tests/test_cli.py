@@ -101,3 +101,18 @@ def test_negative_sweeps_are_values_not_options(tmp_path, capsys):
     npy = tmp_path / "s.npy"
     assert main(["render", "--curvature", "-max:max:3", "--size", "32", "--length", "12", "--npy", str(npy)]) == 0
     assert "(3, 3, 32, 32)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["stats", "--images", "builtin", "--limit", "0"], "argument --limit: expected an integer >= 1, got 0"),
+        (["render", "--cell", "abc"], "argument --cell: expected an integer >= 1, got 'abc'"),
+        (["bench", "probe", "--warmup", "-1"], "argument --warmup: expected an integer >= 0, got -1"),
+    ],
+)
+def test_counts_are_checked_by_the_parser(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(expected)

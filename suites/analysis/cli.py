@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from suites.cli import positive_int
+
 
 def _open(path: str):
     from suites.results import open_results
@@ -265,10 +267,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default: all of the model's)")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="output file (default results/stats-<model>-<weights sha>-<images>-<size>px.nc)")
-    p.add_argument("--size", type=int, default=224, metavar="PX",
+    p.add_argument("--size", type=positive_int, default=224, metavar="PX",
                    help="image size in px after resize + centre crop (default 224)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images (default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
+                   help="images per forward pass (default 8)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="use only the first N images (default: all)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--figure-channels", default="", metavar="A,B",
                    help="channel ids for the distribution figure (default: the layer's family, up to 6)")
@@ -336,13 +340,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="folder of JPEG/PNG or 'builtin' (small proxy)")
     p.add_argument("--layer", default=None, help="layer (default: the model's first family layer)")
     p.add_argument("--channels", default="", metavar="A,B", help="channel ids (default: the layer's family)")
-    p.add_argument("--k", type=int, default=4, metavar="N",
+    p.add_argument("--k", type=positive_int, default=4, metavar="N",
                    help="top crops per channel (default 4; article scale: 20+)")
     p.add_argument("--step", type=float, default=10.0, metavar="DEG",
                    help="rotation step in degrees (default 10; article: 1)")
-    p.add_argument("--size", type=int, default=224, metavar="PX",
+    p.add_argument("--size", type=positive_int, default=224, metavar="PX",
                    help="image size in px for the top-k search (default 224)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images (default: all)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="use only the first N images (default: all)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file: responses in sigma (default: raw post-ReLU)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
