@@ -70,6 +70,15 @@ def unstack_grid(ds: xr.Dataset) -> xr.Dataset:
     Rows not yet written (a running, interrupted or ``--limit`` run) are NaN.
     Variables without the ``stimulus`` dimension (summaries) are kept as they are.
 
+    Not the same job as :func:`suites.analysis.grid.grid` (heatmaps), and neither can
+    stand in for the other: this places row ``i`` by its *position* in the grid stored in
+    the file (``grid_axes``), so it gives every swept axis in the suite's order with
+    *every* value, including values no row has reached yet (NaN), for every row variable,
+    and it refuses rows that do not follow the stored grid. ``grid`` places rows by their
+    coordinate *values*, so it takes any row order, subsets (``select``) and datasets
+    without ``grid_axes``, averages rows that share a cell, and spans only the values
+    present, on two axes sorted ascending.
+
     Returns:
         ``xr.Dataset`` whose row variables have dims ``(*grid axes, <other dims>)``,
         e.g. ``(orientation, curvature, mixed3b_channel)``, with the axis values as

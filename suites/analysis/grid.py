@@ -110,6 +110,15 @@ def grid(
     Returns:
         DataArray with dims ``(<layer>_channel, y, x)``; cells never measured are NaN,
         cells measured several times hold the mean.
+
+    Not the same job as :func:`suites.results.unstack_grid`, and neither can stand in for
+    the other: this places rows by their coordinate *values*, so it takes any row order,
+    subsets (:func:`select`) and datasets without the ``grid_axes`` attribute (e.g.
+    :mod:`suites.analysis.synthetic`), averages rows that share a cell, and spans only the
+    values present (an unfinished run gives a narrower grid, not NaN columns).
+    ``unstack_grid`` places row ``i`` by its position in the grid stored in the file:
+    every swept axis in the suite's order, every value (NaN where no row reached yet),
+    every row variable, and it refuses rows that do not follow the stored grid.
     """
     if values is None:
         if layer is None:
