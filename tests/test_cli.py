@@ -6,6 +6,7 @@ import argparse
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,10 +90,21 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         (["run", "nosuchsuite"], r"no suite named 'nosuchsuite'.*curves"),
         (["plot", "/nonexistent/results.h5"], r"results file not found: /nonexistent/results.h5"),
         (["tuning", "/nonexistent/results.h5"], r"results file not found"),
+        (["run", "curves", "--model", "nosuch"], r"unknown model 'nosuch'; known: .*groundtruth"),
+        (["run", "curves", "--model", "inceptionv1"],
+         r"would be at .*/home/weights/inception5h\.pth\. Run `curvebench weights download`"),
+        (["run", "typo.toml"], r"typo\.toml: unknown key \[sweep\]\.curvatur; allowed: orientation, curvature"),
+        (["probe", "--model", "groundtruth", "--images", "/nonexistent", "--layers", "curves", "--out", "p.h5"],
+         r"images: folder not found: /nonexistent"),
     ],
 )
 def test_common_mistakes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CURVEBENCH_HOME", str(tmp_path / "home"))
+    import suites.builtin
+
+    demo = (Path(suites.builtin.__file__).parent / "demo.toml").read_text()
+    (tmp_path / "typo.toml").write_text(demo.replace("\ncurvature =", "\ncurvatur ="))
     assert re.search(expected, _one_line_error(capsys, argv))
     assert not (tmp_path / "x.png").exists()
 
