@@ -82,11 +82,14 @@ def probe_images(
     import probes
     from tqdm.auto import tqdm
 
-    from suites.runner import _resolve_device, _sha256, _versions
+    from probes.weights import sha256sum
+    from suites.runner import _resolve_device, _versions
 
     if not layers:
         raise ValueError("layers: give at least one layer name (comma-separated)")
     out = Path(out)
+    if out.exists():  # checked again, race-free, when the writer creates it
+        raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
     dev = _resolve_device(device)
     if weights is not None and weights != "random" and not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
@@ -138,7 +141,7 @@ def probe_images(
         "title": f"curvebench probe of {source_label} on {model}",
         "images": source_label, "model": model, "weights": weights or "",
         "weights_sha256": (net.meta or {}).get("weights_sha256") or (
-            _sha256(weights) if weights and weights != "random" else ""),
+            sha256sum(weights) if weights and weights != "random" else ""),
         "layers": " ".join(layers), "full_map": int(full_map), "image_size_hw": np.asarray(hw, dtype=np.int64),
         "probed_units": json.dumps(units), "device": str(dev), "dtype": "float32",
         "created": utc_now(), "rows_total": count, **_versions(),

@@ -96,6 +96,11 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         (["run", "typo.toml"], r"typo\.toml: unknown key \[sweep\]\.curvatur; allowed: orientation, curvature"),
         (["probe", "--model", "groundtruth", "--images", "/nonexistent", "--layers", "curves", "--out", "p.h5"],
          r"images: folder not found: /nonexistent"),
+        (["probe", "--model", "groundtruth", "--images", "builtin", "--layers", "curves", "--out", "typo.toml"],
+         r"out: typo\.toml already exists; probe files are never overwritten"),
+        (["validate", "typo.toml", "--max-rms", "-1"], r"--max-rms = -1: allowed a number of degrees >= 0"),
+        (["validate", "typo.toml", "--min-order", "1.5"], r"--min-order = 1.5: allowed a fraction in \[0, 1\]"),
+        (["plot", "typo.toml", "--vmax", "0"], r"--vmax = 0: allowed a number of sigma > 0"),
     ],
 )
 def test_common_mistakes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, expected):
@@ -107,6 +112,7 @@ def test_common_mistakes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, ex
     (tmp_path / "typo.toml").write_text(demo.replace("\ncurvature =", "\ncurvatur ="))
     assert re.search(expected, _one_line_error(capsys, argv))
     assert not (tmp_path / "x.png").exists()
+    assert (tmp_path / "typo.toml").read_text() == demo.replace("\ncurvature =", "\ncurvatur =")
 
 
 def test_negative_sweeps_are_values_not_options(tmp_path, capsys):

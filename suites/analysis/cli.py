@@ -93,14 +93,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .grid import layer_names
     from .plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
 
-    datasets = [(Path(f).stem, _open(f)) for f in args.files]  # bad files fail before any output
+    if not (math.isfinite(args.vmax) and args.vmax > 0):
+        raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
+    datasets = [(Path(f).stem, _open(f)) for f in args.files]
+    requested = _csv(args.layers) if args.layers else None
+    layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
     channels = _ints(args.channels) if args.channels else None
     written = []
-    for name, ds in datasets:
-        layers = _layers(ds, _csv(args.layers) if args.layers else None)
+    for (name, ds), layers in zip(datasets, layer_lists):
         written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=not args.no_strip, name=name)
         written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
@@ -195,6 +198,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from .plots import provenance
 
+    if not (math.isfinite(args.max_rms) and args.max_rms >= 0):
+        raise ValueError(f"--max-rms = {args.max_rms:g}: allowed a number of degrees >= 0")
+    if not 0.0 <= args.min_order <= 1.0:
+        raise ValueError(f"--min-order = {args.min_order:g}: allowed a fraction in [0, 1]")
     ds = _open(args.file)
     model = str(ds.attrs.get("model", ""))
     fams = article_families(args.against or model)
