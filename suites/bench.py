@@ -171,6 +171,9 @@ def bench_run(
     e2e, probe, render = [], [], []
     probe_only()  # warm-up (allocator, kernels); not counted
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        # warm-up of the runner too (on CUDA its render stream has its own allocator pool)
+        run_suite(suite, out=Path(tmp) / "warm-up.h5", limit=min(n, 2 * batch_size), progress=False, log=None,
+                  probe_model=net)
         for r in range(repeats):
             res = run_suite(suite, out=Path(tmp) / f"bench-{r}.h5", limit=n, progress=False, log=None,
                             probe_model=net)
