@@ -18,7 +18,8 @@ step() { local limit=$1; shift; local name=$1; shift; echo "== $name"; local t0=
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; echo "rc=$? after $((SECONDS - t0)) s"; tail -n 4 "$OUT/$name.log"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, kornia, h5netcdf; print('torch', torch.__version__, 'kornia', kornia.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
-#step 80 pytest-stimuli-cuda python3 -m pytest tests/test_stimuli.py --device cuda -q -x -p no:cacheprovider
+step 80 pytest-stimuli-cuda python3 -m pytest tests/test_stimuli.py --device cuda -q -x -p no:cacheprovider
+step 60 pytest-pipeline-cuda python3 -m pytest tests/test_pipeline.py -q -rs -p no:cacheprovider
 step 100 bench-render python3 -m suites bench render --device cuda --json "$OUT/bench-render-cuda.json" --quiet
 step 120 bench-run python3 -m suites bench run --device cuda --stimuli 16384 --batch-size 1024 --repeats 3 --json "$OUT/bench-run-cuda.json"
 step 80 run-curves python3 -m suites run curves --model inceptionv1 --weights random --device cuda --batch-size 2048 --out /tmp/curves-gpu.h5 --no-progress
