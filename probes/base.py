@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,13 +32,22 @@ class InputTransform:
     shift: float | tuple[float, float, float] = 0.0
     description: str = "identity: RGB in [0, 1]"
 
+    # (device, dtype) -> (scale, shift) tensors: built once, not two host->device copies per call
+    _cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def _tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (device, dtype)
+        pair = self._cache.get(key)
+        if pair is None:
+            scale = torch.as_tensor(self.scale, dtype=dtype, device=device)
+            shift = torch.as_tensor(self.shift, dtype=dtype, device=device)
+            pair = (scale.view(1, -1, 1, 1) if scale.ndim else scale, shift.view(1, -1, 1, 1) if shift.ndim else shift)
+            self._cache[key] = pair
+        return pair
+
     def __call__(self, images01: torch.Tensor) -> torch.Tensor:
-        scale = torch.as_tensor(self.scale, dtype=images01.dtype, device=images01.device)
-        shift = torch.as_tensor(self.shift, dtype=images01.dtype, device=images01.device)
-        if scale.ndim:
-            scale = scale.view(1, -1, 1, 1)
-        if shift.ndim:
-            shift = shift.view(1, -1, 1, 1)
+        scale, shift = self._tensors(images01.device, images01.dtype)
         return images01 * scale + shift
 
     def as_dict(self) -> dict[str, Any]:

@@ -23,7 +23,6 @@ the same values, also across a resume (on CPU; GPU kernels may differ in the las
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import queue
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.weights import sha256sum
 from suites.grid import Grid
 from suites.render_args import render_kwargs
 from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
@@ -201,14 +201,6 @@ def _resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import h5py
 
@@ -243,7 +235,7 @@ def _weights_sha(model: Any, suite: Suite) -> str:
     if sha:
         return str(sha)
     if suite.weights and suite.weights != "random":
-        return _sha256(suite.weights)
+        return sha256sum(suite.weights)
     return ""
 
 
@@ -471,8 +463,12 @@ def run_suite(
         rpath = Path(resume)
         if not rpath.is_file():
             raise FileNotFoundError(f"cannot resume: results file {rpath} not found")
-        with h5py.File(rpath, "r", locking=False) as f:
-            attrs = dict(f.attrs)
+        try:
+            with h5py.File(rpath, "r", locking=False) as f:
+                attrs = dict(f.attrs)
+        except OSError:  # h5py: "file signature not found", truncated file, ...
+            raise ValueError(f"cannot resume {rpath}: not a curvebench results file "
+                             f"(HDF5 cannot read it; is it a truncated or non-HDF5 file?)") from None
         if "run_options" not in attrs or "suite" not in attrs:
             raise ValueError(f"cannot resume {rpath}: not a results file written by `curvebench run`")
         s, opts = _suite_from_file(attrs)
@@ -488,7 +484,7 @@ def run_suite(
             if s.weights != "random":
                 raise ValueError(f"cannot resume {rpath}: it was written with weights {s.weights!r}, not random weights")
         elif weights is not None:
-            sha = _sha256(weights) if Path(weights).is_file() else None
+            sha = sha256sum(weights) if Path(weights).is_file() else None
             if sha is None:
                 raise FileNotFoundError(f"weights file not found: {weights}")
             if sha != str(attrs.get("weights_sha256", "")):
@@ -505,8 +501,6 @@ def run_suite(
         s = prepare_suite(suite, model=model, weights=weights, device=device, batch_size=batch_size,
                           storage=storage, layers=layers, quick=quick)
         path = Path(out) if out is not None else default_out_path(s)
-        if out is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
 
     import stimuli
 
@@ -579,6 +573,8 @@ def run_suite(
         for name, values in grid.axes:
             if values.size <= MAX_AXIS_ATTR:  # HDF5 attributes are limited to 64 KiB
                 attrs[f"grid_axis_{name}"] = values
+        if out is None:  # only now: a run that fails earlier leaves no empty results/ behind
+            path.parent.mkdir(parents=True, exist_ok=True)
         writer = ResultsWriter.create(path, layout, attrs)
 
     summaries = None

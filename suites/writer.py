@@ -176,6 +176,8 @@ class ResultsWriter:
             raise FileNotFoundError(f"cannot resume: results file {path} not found")
         if not os.access(path, os.W_OK):
             raise PermissionError(f"cannot resume: results file {path} is not writable")
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"cannot resume {path}: not a curvebench results file (not an HDF5 file)")
         fd = _acquire_lock(path)
         try:
             h5 = h5py.File(path, "r+", locking=False)

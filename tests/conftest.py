@@ -1,9 +1,11 @@
-"""Shared pytest fixtures: ``--device`` and ``--dtype`` select where tensors live."""
+"""Shared pytest fixtures (``--device`` and ``--dtype`` select where tensors live) and test helpers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+
+from suites.spec import Suite, parse_suite
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,3 +37,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+CURVE_SUITE = """
+name = "{name}"
+description = "{description}"
+kind = "curve"
+[sweep]
+orientation = {{ start = 0, stop = 360, step = {step} }}
+curvature = {{ start = 0, stop = 0.3, num = 5 }}
+[fixed]
+length = 16
+width = 2
+[model]
+name = "groundtruth"
+layers = {layers}
+{model_extra}
+[run]
+batch_size = {batch_size}
+{run_extra}
+"""
+
+
+def curve_suite(name: str, description: str, *, step: float, layers: str, batch_size: int,
+                model_extra: str = "", run_extra: str = "") -> Suite:
+    """A small ground-truth curve sweep (orientation every ``step`` degrees x 5 curvatures) for runner tests.
+
+    ``layers`` is TOML (``'["edges"]'``); ``model_extra``/``run_extra`` are TOML lines added to
+    ``[model]``/``[run]`` (``run_extra`` may also open further tables, e.g. ``[summary]``).
+    Import it with ``from conftest import curve_suite``.
+    """
+    text = CURVE_SUITE.format(name=name, description=description, step=step, layers=layers,
+                              batch_size=batch_size, model_extra=model_extra, run_extra=run_extra)
+    return parse_suite(text, path=f"{name}.toml")

@@ -13,34 +13,16 @@ import torch
 import xarray as xr
 
 import probes
+from conftest import curve_suite
 from suites.render_args import render_kwargs
 from suites.runner import BatchReadout, resolve_readout, run_suite
-from suites.spec import parse_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SUITE = """
-name = "pipe"
-description = "pipeline test sweep"
-kind = "curve"
-[sweep]
-orientation = {{ start = 0, stop = 360, step = 15 }}
-curvature = {{ start = 0, stop = 0.3, num = 5 }}
-[fixed]
-length = 16
-width = 2
-[model]
-name = "groundtruth"
-layers = ["edges", "curves"]
-{channels}
-[run]
-batch_size = {bs}
-storage = "{storage}"
-"""
-
 
 def make(bs: int = 16, channels: str = "", storage: str = "float32"):
-    return parse_suite(SUITE.format(bs=bs, channels=channels, storage=storage), path="pipe.toml")
+    return curve_suite("pipe", "pipeline test sweep", step=15, layers='["edges", "curves"]', batch_size=bs,
+                       model_extra=channels, run_extra=f'storage = "{storage}"')
 
 
 def test_batch_readout_selects_casts_and_copies():

@@ -136,3 +136,28 @@ def test_bench_probe_report_shape(tmp_path) -> None:  # type: ignore[no-untyped-
     assert "rf_crop_speedup_curves" in rep and rep["truncated"]["curves"]["speedup_vs_full"] > 0
     with pytest.raises(ValueError, match="repeats"):
         bench_probe("groundtruth", repeats=0)
+
+
+def test_input_transform_builds_its_tensors_once_per_device_and_dtype(monkeypatch) -> None:
+    t = probes.InputTransform((2.0, 0.5, 255.0), (-1.0, 0.25, -117.0), "per channel")
+    x = torch.rand(2, 3, 5, 4, dtype=torch.float64)
+    want = x * torch.tensor([2.0, 0.5, 255.0], dtype=torch.float64).view(1, 3, 1, 1) \
+        + torch.tensor([-1.0, 0.25, -117.0], dtype=torch.float64).view(1, 3, 1, 1)
+    torch.testing.assert_close(t(x), want, rtol=0, atol=0)
+    calls = {"n": 0}
+    real = torch.as_tensor
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "as_tensor", counting)
+    for _ in range(3):
+        torch.testing.assert_close(t(x), want, rtol=0, atol=0)
+    assert calls["n"] == 0  # float64 on this device: built by the first call, reused since
+    y = x.float()
+    torch.testing.assert_close(t(y), y * torch.tensor([2.0, 0.5, 255.0]).view(1, 3, 1, 1)
+                               + torch.tensor([-1.0, 0.25, -117.0]).view(1, 3, 1, 1), rtol=0, atol=0)
+    t(y)
+    assert calls["n"] == 2  # float32: one scale and one shift tensor, once
+    assert t == probes.InputTransform((2.0, 0.5, 255.0), (-1.0, 0.25, -117.0), "per channel")

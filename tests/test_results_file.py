@@ -221,3 +221,11 @@ def test_unstack_grid_shapes_values_and_missing_rows(tmp_path):
             unstack_grid(bad)
         with pytest.raises(ValueError, match="not a grid sweep"):
             unstack_grid(ds.drop_attrs())
+
+
+def test_resume_of_a_non_hdf5_file_names_it(tmp_path):
+    p = tmp_path / "notes.h5"
+    p.write_text("plain text\n")
+    with pytest.raises(ValueError, match=f"cannot resume {p}: not a curvebench results file"):
+        ResultsWriter.open_resume(p)
+    assert not p.with_name(p.name + ".lock").exists()

@@ -9,39 +9,19 @@ import xarray as xr
 
 import probes
 import stimuli
+from conftest import curve_suite
 from suites.cli import main as cli_main
 from suites.grid import Grid
 from suites.results import open_results, unstack_grid
 from suites.runner import resolve_readout, run_suite
 from suites.spec import SuiteError, parse_suite
 
-SUITE = """
-name = "tiny"
-description = "test sweep"
-kind = "curve"
-[sweep]
-orientation = {{ start = 0, stop = 360, step = 30 }}
-curvature = {{ start = 0, stop = 0.3, num = 5 }}
-[fixed]
-length = 16
-width = 2
-[model]
-name = "groundtruth"
-layers = {layers}
-{model_extra}
-[run]
-batch_size = {bs}
-{run_extra}
-{summary}
-"""
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(layers='["edges"]', bs=16, model_extra="", run_extra="", summary=""):
-    return parse_suite(SUITE.format(layers=layers, bs=bs, model_extra=model_extra, run_extra=run_extra,
-                                    summary=summary), path="tiny.toml")
+    return curve_suite("tiny", "test sweep", step=30, layers=layers, batch_size=bs, model_extra=model_extra,
+                       run_extra=f"{run_extra}\n{summary}")
 
 
 def _load(path):
@@ -208,7 +188,7 @@ def test_failure_mid_run_keeps_committed_rows_and_first_batch_failure_leaves_no_
 
 
 def test_long_axes_unstack_from_the_stored_suite(tmp_path):
-    s = parse_suite(SUITE.format(layers='["edges"]', bs=512, model_extra="", run_extra="", summary="").replace(
+    s = parse_suite(make(bs=512).source.replace(
         "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000 }"),
         path="long.toml")
     res = run_suite(s, out=tmp_path / "l.h5", limit=700, progress=False, log=None)
@@ -236,3 +216,33 @@ def test_bench_run_report_and_memory_sweep(tmp_path, capsys):
     mem = memory_sweep_in_process(3000, batch_size=500, device="cpu", workdir=tmp_path)
     assert mem["stimuli"] == 3000 and mem["peak_rss_mb_at_10pct"] > 0
     assert len(mem["rss_mb_trace"]) >= 5 and mem["peak_rss_growth_mb_10_to_100pct"] >= 0
+
+
+def test_resume_of_a_text_or_truncated_file_is_one_line_naming_it(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an HDF5 file\n")
+    good = run_suite(make(bs=8), out=tmp_path / "good.h5", progress=False, log=None, stop_after_batches=1)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(good.path.read_bytes()[:1000])  # HDF5 signature, but truncated
+    for bad in (text, cut):
+        with pytest.raises(ValueError, match="not a curvebench results file"):
+            run_suite(resume=bad, progress=False, log=None)
+        assert cli_main(["run", "--resume", str(bad), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(bad) in err and "not a curvebench results file" in err
+        assert "Traceback" not in err
+
+
+def test_failed_run_leaves_no_empty_results_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "t.toml"
+    p.write_text(make().source)
+    missing = str(tmp_path / "missing.pth")
+    assert cli_main(["run", str(p), "--model", "inceptionv1", "--weights", missing, "--no-progress"]) == 2
+    assert "missing.pth" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli_main(["run", str(p), "--device", "cuda", "--no-progress"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+    assert cli_main(["run", str(p), "--no-progress", "--limit", "8"]) == 0  # a run that writes creates it
+    assert len(list((tmp_path / "results").glob("tiny-groundtruth-*.h5"))) == 1

@@ -70,3 +70,14 @@ def test_validate_cli_exit_codes(tmp_path, capsys) -> None:
     swapped = {c: ARTICLE_3B[chans[(i * 3) % len(chans)]] for i, c in enumerate(chans)}
     assert main(["validate", _family_file(tmp_path, swapped, "bad.h5")]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_table_shows_angles_wrapped_to_0_360_after_rounding() -> None:
+    article = {0: 10.0, 1: 100.0, 2: 200.0, 3: 300.0}
+    v = compare_family("mixed3b", {c: a + 0.04 for c, a in article.items()}, article, allow_reflection=False)
+    assert v.shift == pytest.approx(359.95)  # the search grid's value; only the display wraps
+    table = v.table()
+    assert "+measured + 0.0 deg" in table and "360.0" not in table and "-0.0" not in table
+    w = compare_family("mixed3b", {0: 10.0, 1: 100.0, 2: 200.0, 3: 359.99}, {0: 10.0, 1: 100.0, 2: 200.0, 3: 0.0},
+                       allow_reflection=False)
+    assert "360.0" not in w.table() and "-0.0" not in w.table()

@@ -35,6 +35,11 @@ DEFAULT_MAX_RMS = 20.0
 DEFAULT_MIN_ORDER = 0.9
 
 
+def _deg360(angle: float) -> float:
+    """``angle`` (degrees) rounded to the 0.1 degree shown, then wrapped to [0, 360): 359.96 shows as 0.0."""
+    return round(angle, 1) % 360.0 + 0.0  # + 0.0: no "-0.0"
+
+
 @dataclass
 class FamilyValidation:
     """Result of :func:`compare_family` (all angles in degrees)."""
@@ -58,11 +63,11 @@ class FamilyValidation:
     def table(self) -> str:
         """Per-channel residual table and the summary line, as plain text."""
         lines = [
-            f"{self.layer}: mapping article = {'-' if self.reflected else '+'}measured + {self.shift:.1f} deg",
+            f"{self.layer}: mapping article = {'-' if self.reflected else '+'}measured + {_deg360(self.shift):.1f} deg",
             f"  {'channel':>8} {'measured':>9} {'mapped':>8} {'article':>8} {'residual':>9}",
         ]
         for c, m, p, a, r in zip(self.channels, self.measured, self.mapped, self.article, self.residuals):
-            lines.append(f"  {c:>8d} {m:>9.1f} {p:>8.1f} {a:>8.1f} {r:>+9.1f}")
+            lines.append(f"  {c:>8d} {_deg360(m):>9.1f} {_deg360(p):>8.1f} {_deg360(a):>8.1f} {round(r, 1) + 0.0:>+9.1f}")
         verdict = "PASS" if self.passed else "FAIL"
         lines.append(
             f"  RMS residual {self.rms:.1f} deg (max |{self.max_abs:.1f}|, tolerance {self.max_rms:g}); "
