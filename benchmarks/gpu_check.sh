@@ -20,8 +20,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, kornia, h5netcdf; print('torch', torch.__version__, 'kornia', kornia.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 step 80 pytest-stimuli-cuda python3 -m pytest tests/test_stimuli.py --device cuda -q -x -p no:cacheprovider
 step 60 pytest-pipeline-cuda python3 -m pytest tests/test_pipeline.py -q -rs -p no:cacheprovider
-step 100 bench-render python3 -m suites bench render --device cuda --json "$OUT/bench-render-cuda.json" --quiet
-step 120 bench-run python3 -m suites bench run --device cuda --stimuli 16384 --batch-size 1024 --repeats 3 --json "$OUT/bench-run-cuda.json"
-step 80 run-curves python3 -m suites run curves --model inceptionv1 --weights random --device cuda --batch-size 2048 --out /tmp/curves-gpu.h5 --no-progress
-step 170 bench-probe python3 -m suites bench probe --device cuda --json "$OUT/bench-probe-cuda.json" --quiet
+step 100 bench-render python3 -m curvebench bench render --device cuda --json "$OUT/bench-render-cuda.json" --quiet
+step 120 bench-run python3 -m curvebench bench run --device cuda --stimuli 16384 --batch-size 1024 --repeats 3 --json "$OUT/bench-run-cuda.json"
+step 80 run-curves python3 -m curvebench run curves --model inceptionv1 --weights random --device cuda --batch-size 2048 --out /tmp/curves-gpu.h5 --no-progress
+step 170 bench-probe python3 -m curvebench bench probe --device cuda --json "$OUT/bench-probe-cuda.json" --quiet
 ls -la "$OUT"

@@ -27,10 +27,7 @@ from typing import Any
 import torch
 
 from probes.base import InputTransform
-
-
-class WeightsError(RuntimeError):
-    """A weights file is missing, unreachable, incomplete or not the expected state dict."""
+from probes.errors import WeightsError
 
 
 @dataclass(frozen=True)

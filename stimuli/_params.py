@@ -13,6 +13,7 @@ from typing import Union
 
 import torch
 from torch import Tensor
+from .errors import StimulusError
 
 Number = Union[int, float]
 ParamLike = Union[Number, Tensor, Sequence[Number]]
@@ -21,18 +22,18 @@ ParamLike = Union[Number, Tensor, Sequence[Number]]
 def image_size(size: int | Sequence[int]) -> tuple[int, int]:
     """``size`` as ``(H, W)``; an int means a square image."""
     if isinstance(size, bool):
-        raise ValueError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
+        raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
     if isinstance(size, int):
         hw = (size, size)
     else:
         try:
             hw = tuple(int(s) for s in size)  # type: ignore[union-attr]
         except (TypeError, ValueError):
-            raise ValueError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}") from None
+            raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}") from None
         if len(hw) != 2 or any(int(s) != s for s in size):  # type: ignore[union-attr]
-            raise ValueError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
+            raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
     if min(hw) < 1:
-        raise ValueError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
+        raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
     return hw  # type: ignore[return-value]
 
 
@@ -58,13 +59,13 @@ def as_tensor(name: str, value: ParamLike, trailing: int | None, *, dtype: torch
         try:
             t = torch.as_tensor(value, dtype=dtype, device=device)
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{name} must be a number or a tensor of numbers, got {value!r}") from None
+            raise StimulusError(f"{name} must be a number or a tensor of numbers, got {value!r}") from None
     if trailing is None:
         if t.dim() > 1:
-            raise ValueError(f"{name} must be a number or a 1-D tensor of shape (B,), got shape {tuple(t.shape)}")
+            raise StimulusError(f"{name} must be a number or a 1-D tensor of shape (B,), got shape {tuple(t.shape)}")
     else:
         if t.dim() not in (1, 2) or t.shape[-1] != trailing:
-            raise ValueError(
+            raise StimulusError(
                 f"{name} must have shape ({trailing},) or (B, {trailing}), got shape {tuple(t.shape)}"
             )
     return t
@@ -77,7 +78,7 @@ def batch_size(shapes: dict[str, tuple[int, ...]]) -> int:
     except RuntimeError:
         batched = {k: v[0] for k, v in shapes.items() if len(v) == 1 and v[0] != 1}
         listing = ", ".join(f"{k}: {n}" for k, n in batched.items())
-        raise ValueError(
+        raise StimulusError(
             f"parameter batch sizes do not broadcast ({listing}); every batched parameter must have "
             "the same length B (or length 1, or be a plain number)"
         ) from None
@@ -107,7 +108,7 @@ def check_finite(name: str, value: Tensor, *, vector: bool = False) -> None:
             idx = int(bad.reshape(-1).nonzero()[0, 0])
             shown = float(value.reshape(-1)[idx])
             where = _where(name, value, idx)
-        raise ValueError(f"{where} = {shown} is not finite; {name} must be finite (no NaN or inf)")
+        raise StimulusError(f"{where} = {shown} is not finite; {name} must be finite (no NaN or inf)")
 
 
 def check_range(
@@ -129,7 +130,7 @@ def check_range(
             idx = int(bad.reshape(-1).nonzero()[0, 0])
             shown = _fmt(float(value.reshape(-1)[idx]))
             where = _where(name, value, idx)
-        raise ValueError(f"{where} = {shown}{unit} is out of range: allowed {allowed}")
+        raise StimulusError(f"{where} = {shown}{unit} is out of range: allowed {allowed}")
 
 
 def check_integer(name: str, value: Tensor, allowed: str) -> None:
@@ -138,7 +139,7 @@ def check_integer(name: str, value: Tensor, allowed: str) -> None:
     if bool(bad.any()):
         idx = int(bad.reshape(-1).nonzero()[0, 0])
         where = _where(name, value, idx)
-        raise ValueError(f"{where} = {_fmt(float(value.reshape(-1)[idx]))} is not an integer: allowed {allowed}")
+        raise StimulusError(f"{where} = {_fmt(float(value.reshape(-1)[idx]))} is not an integer: allowed {allowed}")
 
 
 def check_curvature(curvature: Tensor, length: Tensor, max_turn: float) -> None:
@@ -150,7 +151,7 @@ def check_curvature(curvature: Tensor, length: Tensor, max_turn: float) -> None:
         k = float(curvature.reshape(-1)[idx] if curvature.numel() > 1 else curvature)
         n = float(length.reshape(-1)[idx] if length.numel() > 1 else length)
         where = f"curvature[{idx}]" if turn.numel() > 1 else "curvature"
-        raise ValueError(
+        raise StimulusError(
             f"{where} = {_fmt(k)} 1/px is out of range for length {_fmt(n)} px: allowed "
             f"|curvature| <= 2*pi/length = {_fmt(max_turn / n if n > 0 else math.inf)} 1/px "
             "(curvature * length = 2*pi is a full circle)"

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from . import _params as P
 from .geometry import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
+from .errors import StimulusError
 
 #: Default arc length (px at 224 px input). mixed3b's receptive field is ~91 px wide;
 #: 64 px (0.7 of it) keeps every orientation and curvature, up to a full circle of
@@ -104,11 +105,11 @@ def render(
             and the allowed range.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
+        raise StimulusError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
     if tick_side not in TICK_SIDES:
-        raise ValueError(f"tick_side = {tick_side!r} is unknown: allowed {', '.join(map(repr, TICK_SIDES))}")
+        raise StimulusError(f"tick_side = {tick_side!r} is unknown: allowed {', '.join(map(repr, TICK_SIDES))}")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype = {dtype!r} is not allowed: use a floating dtype (float16, bfloat16, float32, float64)")
+        raise StimulusError(f"dtype = {dtype!r} is not allowed: use a floating dtype (float16, bfloat16, float32, float64)")
     H, W = P.image_size(size)
     if rounding is None:
         rounding = 0.0 if kind == "angle" else 1.0
@@ -162,7 +163,7 @@ def render(
         ]).tolist()
     if facts[0]:
         _explain(kind, H, W, vals, *given)
-        raise ValueError("render: invalid parameters")  # pragma: no cover - _explain raises first
+        raise StimulusError("render: invalid parameters")  # pragma: no cover - _explain raises first
     return _draw(H, W, p, pos, fg_t, bg_t, tick_side, dtype, facts[1:])
 
 
@@ -296,7 +297,7 @@ class Renderer(nn.Module):
     def __init__(self, kind: str = "curve", **defaults: object) -> None:
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
+            raise StimulusError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
         self.kind = kind
         self.defaults = dict(defaults)
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from .errors import StimulusError
 
 
 def crop_around(images: Tensor, positions: Tensor, cell: int) -> Tensor:
@@ -41,7 +42,7 @@ def contact_sheet(cells: Tensor, rows: int, cols: int, gap: int = 0, gap_value: 
     """Tile ``rows * cols`` cells (row-major, ``(N, 3, c, c)``) into an ``(H, W, 3)`` uint8 image."""
     n, _, ch, cw = cells.shape
     if n != rows * cols:
-        raise ValueError(f"contact_sheet: got {n} cells for a {rows} x {cols} grid")
+        raise StimulusError(f"contact_sheet: got {n} cells for a {rows} x {cols} grid")
     H, W = rows * ch + (rows - 1) * gap, cols * cw + (cols - 1) * gap
     sheet = torch.full((3, H, W), gap_value, dtype=torch.float32)
     for r in range(rows):

@@ -54,6 +54,8 @@ Convention:
 
 from __future__ import annotations
 
+from suites.errors import SuiteError
+
 import math
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -98,10 +100,6 @@ _DEFAULT_LENGTH = 64.0  # stimuli.DEFAULT_LENGTH (checked by tests/test_suite_sp
 _MAX_TURN = 2 * math.pi  # stimuli.MAX_TURN: curvature * length <= a full circle
 #: Family kinds a suite may name in [model].family ("curves" = the model's curve families).
 FAMILY_KINDS: tuple[str, ...] = ("curves",)
-
-
-class SuiteError(ValueError):
-    """A suite file (or an override) is invalid; the message names file, key and what is allowed."""
 
 
 @dataclass(frozen=True)

@@ -34,29 +34,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from suites.errors import ResultsExistsError, ResultsLockedError, ResultsWriteError
+
 __all__ = ["Layout", "Variable", "ResultsWriter", "ResultsExistsError", "ResultsLockedError", "ResultsWriteError",
            "utc_now"]
-
-
-def _error_base() -> type[Exception]:
-    try:  # one-line CLI errors; the writer itself does not need the CLI
-        from suites.cli import CurvebenchError
-
-        return CurvebenchError
-    except ImportError:  # pragma: no cover
-        return RuntimeError
-
-
-class ResultsLockedError(_error_base()):
-    """Another process is writing the same results file."""
-
-
-class ResultsExistsError(_error_base(), FileExistsError):
-    """The output file exists already (results are never overwritten)."""
-
-
-class ResultsWriteError(_error_base()):
-    """Writing a batch failed (disk full, I/O error); rows already counted stay readable."""
 
 
 def utc_now() -> str:

@@ -15,7 +15,7 @@ import pytest
 
 import probes
 from suites.analysis.tuning import layer_tuning, wrap180
-from suites.cli import main
+from curvebench.cli import main
 from suites.results import open_results
 from suites.runner import run_suite
 from suites.spec import parse_suite

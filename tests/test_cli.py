@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suites.cli import build_parser, main
+from curvebench.cli import build_parser, main
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "curvebench"):
@@ -24,7 +24,7 @@ def _subparsers(parser: argparse.ArgumentParser, prefix: str = "curvebench"):
 
 def test_parser_does_not_import_heavy_libraries():
     code = (
-        "import sys, suites.cli; suites.cli.build_parser(); "
+        "import sys, curvebench.cli; curvebench.cli.build_parser(); "
         "print(' '.join(m for m in ('torch', 'xarray', 'matplotlib', 'h5py') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

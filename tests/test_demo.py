@@ -6,7 +6,7 @@ import pytest
 import torch
 import xarray as xr
 
-from suites.cli import main as cli_main
+from curvebench.cli import main as cli_main
 from suites.spec import load_suite
 
 

@@ -9,7 +9,7 @@ import xarray as xr
 from PIL import Image
 
 import probes
-from suites.cli import main as cli_main
+from curvebench.cli import main as cli_main
 from suites.probe_images import load_npy_images
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 import probes
 from probes.taps import capture, run_until
-from suites.cli import main as cli
+from curvebench.cli import main as cli
 
 
 def test_list_models_and_cli_json(capsys: pytest.CaptureFixture[str]) -> None:

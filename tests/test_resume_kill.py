@@ -47,7 +47,7 @@ def _rows(path) -> int:
 def _start(args):
     # one torch thread: tiny batches on a shared 2-core machine are much faster without thread hand-offs
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "suites", "run", *args, "--no-progress"],
+    return subprocess.Popen([sys.executable, "-m", "curvebench", "run", *args, "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 

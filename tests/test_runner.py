@@ -10,7 +10,7 @@ import xarray as xr
 import probes
 import stimuli
 from conftest import curve_suite
-from suites.cli import main as cli_main
+from curvebench.cli import main as cli_main
 from suites.grid import Grid
 from suites.results import open_results, unstack_grid
 from suites.runner import resolve_readout, run_suite

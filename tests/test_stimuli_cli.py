@@ -1,4 +1,4 @@
-"""``curvebench render`` and ``curvebench bench render`` through ``suites.cli.main``."""
+"""``curvebench render`` and ``curvebench bench render`` through ``curvebench.cli.main``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import stimuli
-from stimuli.cli import parse_colour, parse_values
-from suites.cli import main
+from curvebench.cli.render import parse_colour, parse_values
+from curvebench.cli import main
 
 
 def test_parse_values_and_colours() -> None:

@@ -10,7 +10,7 @@ import pytest
 import probes
 from suites.analysis.synthetic import synthetic_results
 from suites.analysis.validate import best_mapping, compare_family, cyclic_order_agreement
-from suites.cli import main
+from curvebench.cli import main
 
 ARTICLE_3B = probes.get_family("inceptionv1", "mixed3b").peaks()
 

@@ -13,7 +13,7 @@ import torch
 import probes
 from probes.inception import InceptionV1Net
 from probes.weights import WeightsError, cache_path, check_state_dict, download, get_weights_entry, read_state_dict
-from suites.cli import main as cli
+from curvebench.cli import main as cli
 
 ENTRY = get_weights_entry("inception5h")
 

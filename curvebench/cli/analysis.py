@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from suites.cli import positive_int
+from curvebench.cli.argtypes import positive_int
 
 
 def _open(path: str):
@@ -22,13 +22,13 @@ def _open(path: str):
 def _stats(path: str | None):
     if not path:
         return None
-    from .sigma import load_stats
+    from suites.analysis.sigma import load_stats
 
     return load_stats(path)
 
 
 def _say_statistics(stats) -> None:
-    from .sigma import SWEEP_LABEL, stats_label
+    from suites.analysis.sigma import SWEEP_LABEL, stats_label
 
     if stats is None:
         print(f"note: no --stats file given; sigma values use the {SWEEP_LABEL}")
@@ -37,7 +37,7 @@ def _say_statistics(stats) -> None:
 
 
 def _layers(ds, requested: list[str] | None) -> list[str]:
-    from .grid import layer_names
+    from suites.analysis.grid import layer_names
 
     have = layer_names(ds)
     if not have:
@@ -66,10 +66,10 @@ def _ints(text: str) -> list[int]:
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
 
-    from .datastats import compute_stats, default_stats_path, save_stats
-    from .distribution import plot_activation_distribution
-    from .families import article_families
-    from .images import image_source
+    from suites.analysis.datastats import compute_stats, default_stats_path, save_stats
+    from suites.analysis.distribution import plot_activation_distribution
+    from suites.analysis.families import article_families
+    from suites.analysis.images import image_source
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)
     layers = _csv(args.layers) if args.layers else list(model.layers)
@@ -90,8 +90,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 # -- plot ------------------------------------------------------------------------------
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .grid import layer_names
-    from .plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
+    from suites.analysis.grid import layer_names
+    from suites.analysis.plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -133,9 +133,9 @@ def _jsonable(obj):
 
 def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
     """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance."""
-    from .families import family_channels
-    from .plots import provenance
-    from .tuning import PREFERRED_METHOD, layer_tuning
+    from suites.analysis.families import family_channels
+    from suites.analysis.plots import provenance
+    from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
 
     report = {
         "model": str(ds.attrs.get("model", "")),
@@ -192,11 +192,11 @@ _VALIDATE_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .families import article_families
-    from .tuning import layer_tuning
-    from .validate import compare_family
+    from suites.analysis.families import article_families
+    from suites.analysis.tuning import layer_tuning
+    from suites.analysis.validate import compare_family
 
-    from .plots import provenance
+    from suites.analysis.plots import provenance
 
     if not (math.isfinite(args.max_rms) and args.max_rms >= 0):
         raise ValueError(f"--max-rms = {args.max_rms:g}: allowed a number of degrees >= 0")
@@ -234,9 +234,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     import probes
 
-    from .families import article_families
-    from .images import image_source
-    from .rotate import plot_rotation_tuning, rotation_tuning
+    from suites.analysis.families import article_families
+    from suites.analysis.images import image_source
+    from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)
     layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
@@ -258,7 +258,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
     """Add the analysis subcommands to the ``curvebench`` parser."""
-    from .validate import DEFAULT_MAX_RMS, DEFAULT_MIN_ORDER
+    from suites.analysis.validate import DEFAULT_MAX_RMS, DEFAULT_MIN_ORDER
 
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",

@@ -8,45 +8,38 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suites.cli import CurvebenchError, nonnegative_int, positive_int
-
-
-def _user_error(exc: Exception) -> Exception:
-    return CurvebenchError(str(exc))
+from curvebench.cli.argtypes import nonnegative_int, positive_int
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
     from probes.weights import WeightsError, cache_path, download, get_weights_entry, verify
 
     entry = get_weights_entry(args.name)
-    try:
-        if args.action == "path":
-            path = Path(args.weights).expanduser() if args.weights else cache_path(entry)
-            print(path)
-            if not path.is_file():
-                print(f"(not there yet: `curvebench weights download` fetches {entry.url})", file=sys.stderr)
-            return 0
-        if args.action == "verify":
-            info = verify(entry, args.weights)
-            print(json.dumps(info, indent=2) if args.json else
-                  f"ok: {info['path']}: {info['tensors']} tensors, {info['parameters']:,} parameters, "
-                  f"sha256 {info['sha256']}")
-            return 0
-        # download
-        target = Path(args.weights).expanduser() if args.weights else cache_path(entry)
-        if target.is_file() and not args.force:
-            try:
-                info = verify(entry, target)
-            except WeightsError as exc:
-                raise WeightsError(f"{exc}; a file is already at {target}: use --force to replace it") from None
-            print(f"already present and valid: {target} (sha256 {info['sha256']}); --force downloads again")
-            return 0
-        path = download(entry, url=args.url, dest=target, timeout=args.timeout, progress=not args.quiet)
-        info = verify(entry, path)
-        print(f"downloaded {path}: {info['bytes']:,} bytes, sha256 {info['sha256']}")
+    if args.action == "path":
+        path = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+        print(path)
+        if not path.is_file():
+            print(f"(not there yet: `curvebench weights download` fetches {entry.url})", file=sys.stderr)
         return 0
-    except WeightsError as exc:
-        raise _user_error(exc) from None
+    if args.action == "verify":
+        info = verify(entry, args.weights)
+        print(json.dumps(info, indent=2) if args.json else
+              f"ok: {info['path']}: {info['tensors']} tensors, {info['parameters']:,} parameters, "
+              f"sha256 {info['sha256']}")
+        return 0
+    # download
+    target = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+    if target.is_file() and not args.force:
+        try:
+            info = verify(entry, target)
+        except WeightsError as exc:
+            raise WeightsError(f"{exc}; a file is already at {target}: use --force to replace it") from None
+        print(f"already present and valid: {target} (sha256 {info['sha256']}); --force downloads again")
+        return 0
+    path = download(entry, url=args.url, dest=target, timeout=args.timeout, progress=not args.quiet)
+    info = verify(entry, path)
+    print(f"downloaded {path}: {info['bytes']:,} bytes, sha256 {info['sha256']}")
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suites.cli import nonnegative_int, positive_int
+from curvebench.cli.argtypes import nonnegative_int, positive_int
 
 __all__ = ["register", "parse_values", "parse_colour", "parse_size"]
 

@@ -1,15 +1,16 @@
-"""The ``curvebench`` command line: one parser, subcommands registered by each layer.
+"""The ``curvebench`` command line: one parser, one error boundary, on top of the libraries.
 
-Each layer keeps its own commands next to its code and exposes
-``register(commands, bench_commands)``, which adds argparse sub-parsers and sets
-``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit
-code). Heavy imports (torch, xarray) happen inside those callables so that
-``curvebench --help`` stays fast. :func:`positive_int` and :func:`nonnegative_int` are
-the argparse types every layer's commands share.
+Each module of this package (``render``, ``models``, ``run``, ``analysis``, ...) exposes
+``register(commands, bench_commands)``, which adds argparse sub-parsers and sets ``func``
+(a callable taking the parsed ``argparse.Namespace`` and returning an exit code). Heavy
+imports (torch, xarray) happen inside those callables so that ``curvebench --help`` stays
+fast. The shared argparse types live in :mod:`curvebench.cli.argtypes`.
 
-Errors a user can fix (``ValueError``, ``FileNotFoundError``, ``PermissionError``,
-:class:`CurvebenchError`) are printed as one line, ``curvebench: error: ...``, with
-exit status 2; ``--debug`` shows the traceback instead.
+The error boundary is :func:`main`: every user error a library documents
+(:class:`stimuli.errors.StimulusError`, :class:`probes.errors.ProbesError`,
+:class:`suites.errors.SuitesError`, and ``ValueError``/``OSError`` from bad paths) is
+printed as one line, ``curvebench: error: ...``, with exit status 2; ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -22,35 +23,24 @@ from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "stimuli.cli",
-    "probes.cli",
-    "suites.run_cli",
-    "suites.analysis.cli",
+    "curvebench.cli.render",
+    "curvebench.cli.models",
+    "curvebench.cli.run",
+    "curvebench.cli.analysis",
 )
 
 
-class CurvebenchError(Exception):
-    """An error with a message meant for the user (no traceback needed)."""
+class CommandError(Exception):
+    """An error of the command line itself (bad combination of options) meant for the user."""
 
 
-def _int_at_least(text: str, minimum: int) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-    if n < minimum:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
-    return n
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that end in one line (imported here: light modules, no torch)."""
+    from probes.errors import ProbesError
+    from stimuli.errors import StimulusError
+    from suites.errors import SuitesError
 
-
-def positive_int(text: str) -> int:
-    """argparse ``type`` for counts and sizes: an integer >= 1 (argparse names the option)."""
-    return _int_at_least(text, 1)
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse ``type``: an integer >= 0 (argparse names the option)."""
-    return _int_at_least(text, 0)
+    return (CommandError, StimulusError, ProbesError, SuitesError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Point stdout at devnull so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CurvebenchError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except _user_errors() as exc:
         if args.debug:
             raise
         print(f"curvebench: error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suites.cli import positive_int
+from curvebench.cli.argtypes import positive_int
 
 __all__ = ["register"]
 

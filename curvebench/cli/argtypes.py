@@ -1,0 +1,39 @@
+"""argparse types shared by every ``curvebench`` subcommand.
+
+Each raises :class:`argparse.ArgumentTypeError`, so argparse names the option in its
+one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["positive_int", "nonnegative_int", "name_list"]
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (counts and sizes)."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def name_list(text: str) -> list[str]:
+    """A comma-separated list of names (layers, channels as text), blanks dropped; at least one."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    return names

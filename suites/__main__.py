@@ -1,5 +1,0 @@
-import sys
-
-from suites.cli import main
-
-sys.exit(main())

@@ -1,0 +1,38 @@
+"""Exceptions the suites layer (suites, runner, results files) raises for user mistakes.
+
+Every one derives from :class:`SuitesError`, so a caller can catch the layer's user errors
+in one ``except``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
+           "ResultsWriteError", "ResultsFileError"]
+
+
+class SuitesError(Exception):
+    """Base class of the suites layer's user-facing errors (one line, no traceback needed)."""
+
+
+class SuiteError(SuitesError, ValueError):
+    """A suite (TOML text, file or built-in name) that is invalid; the message names the key."""
+
+
+class ResultsError(SuitesError):
+    """Base class of errors about results files."""
+
+
+class ResultsLockedError(ResultsError):
+    """Another process is writing the same results file."""
+
+
+class ResultsExistsError(ResultsError, FileExistsError):
+    """The output file exists already (results are never overwritten)."""
+
+
+class ResultsWriteError(ResultsError):
+    """Writing a batch failed (disk full, I/O error); rows already counted stay readable."""
+
+
+class ResultsFileError(ResultsError, ValueError):
+    """A file that is not a curvebench results file, or one whose attributes disagree with its data."""
