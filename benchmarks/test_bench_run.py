@@ -17,7 +17,7 @@ import torch
 
 import probes
 import stimuli
-from suites.grid import Grid
+from suites.parameter_grid import Grid
 from suites.render_args import render_kwargs
 from suites.runner import prepare_suite, resolve_readout, run_suite
 

@@ -15,21 +15,19 @@ See ``docs/probes.md``. The names are loaded on first use (PEP 562), so
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from probes.base import InputTransform, ProbeModel, wrap_module
-    from probes.families import Family, families, get_family
-    from probes.geometry import InputPlan, ReceptiveField
+    from probes.article_families import Family, families, get_family
+    from probes.receptive import InputPlan, ReceptiveField
     from probes.registry import ModelEntry, list_models, load_model, register_model
 
 # public name -> submodule that defines it
 _EXPORTS = {
     **dict.fromkeys(("InputTransform", "ProbeModel", "wrap_module"), "base"),
-    **dict.fromkeys(("Family", "families", "get_family"), "families"),
-    **dict.fromkeys(("InputPlan", "ReceptiveField"), "geometry"),
+    **dict.fromkeys(("Family", "families", "get_family"), "article_families"),
+    **dict.fromkeys(("InputPlan", "ReceptiveField"), "receptive"),
     **dict.fromkeys(("ModelEntry", "list_models", "load_model", "register_model"), "registry"),
 }
 __all__ = sorted(_EXPORTS)
@@ -41,22 +39,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """``probes.families`` is the dict of families, although a submodule has the same name.
-
-    Importing a submodule binds it on the package (``setattr``); for ``families`` that would
-    hide the dict, so that one binding is dropped and reads go through :func:`__getattr__`.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "families" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

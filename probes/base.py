@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from probes.geometry import Geometry, InputPlan, ReceptiveField, _check_size, plan_input, receptive_field
+from probes.receptive import Geometry, InputPlan, ReceptiveField, _check_size, plan_input, receptive_field
 from probes.taps import run_until
 
 
@@ -103,7 +103,7 @@ class ProbeModel(nn.Module):
         net: the wrapped ``nn.Module``; ``taps[key]`` is the name of its submodule whose
             output is tap ``key`` (``"<layer>"`` post-ReLU, ``"<layer>_pre_relu"``).
         transform: :class:`InputTransform` applied inside :meth:`probe`.
-        geometry: :class:`~probes.geometry.Geometry` or None (then the probed unit is the
+        geometry: :class:`~probes.receptive.Geometry` or None (then the probed unit is the
             map's middle element and no receptive-field crop is available).
         meta: provenance and channel metadata (see ``docs/probes.md``).
         unit_forward: optional ``f(net, network_input, {layer: (row, col)})`` returning
@@ -186,7 +186,7 @@ class ProbeModel(nn.Module):
         return receptive_field(self.geometry, layer, size)  # type: ignore[arg-type]
 
     def input_plan(self, layers: str | Sequence[str], size: int = 224) -> InputPlan:
-        """Smallest input reproducing the centre units of a ``size`` input (see :func:`probes.geometry.plan_input`)."""
+        """Smallest input reproducing the centre units of a ``size`` input (see :func:`probes.receptive.plan_input`)."""
         self._need_geometry("input_plan")
         _check_size(size)
         return self._plan(_as_layers(layers, self.layers), size)

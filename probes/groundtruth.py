@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from probes.base import InputTransform, ProbeModel
-from probes.geometry import Geometry, same_pads
+from probes.receptive import Geometry, same_pads
 
 EDGE_ORIENTATIONS = tuple(15.0 * m for m in range(12))
 UNIT_ORIENTATIONS = tuple(30.0 * k for k in range(12))

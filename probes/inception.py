@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probes.geometry import Geometry, same_pads
+from probes.receptive import Geometry, same_pads
 
 # (in, 1x1, 3x3_bottleneck, 3x3, 5x5_bottleneck, 5x5, pool_reduce) per mixed layer
 MIXED: dict[str, tuple[int, int, int, int, int, int, int]] = {

@@ -2,7 +2,7 @@
 
 A probe reads one unit per layer. Its value depends on a window of every earlier
 map (the receptive field, layer by layer). When no op on the way reads padding (the
-case for every exact :class:`~probes.geometry.InputPlan` and for centre units whose
+case for every exact :class:`~probes.receptive.InputPlan` and for centre units whose
 receptive field fits the image), each op can run without padding on just that window
 and gives the same numbers as the full forward: the same multiply-adds on the same
 inputs. For a mixed3b centre probe that skips most of mixed3a/mixed3b and part of
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from probes.geometry import _same
+from probes.receptive import _same
 from probes.inception import LAYERS, InceptionV1Net
 
 Interval = tuple[int, int]

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _params as P
-from .geometry import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
+from .shapes import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
 from .errors import StimulusError
 
 #: Default arc length (px at 224 px input). mixed3b's receptive field is ~91 px wide;
@@ -69,7 +69,7 @@ def render(
 
     One primitive covers every kind: a path of total length ``length`` turning by
     ``curvature * length``, whose middle fraction ``rounding`` is a circular fillet and
-    the rest two straight arms (see :mod:`stimuli.geometry`). ``rounding = 1`` is the
+    the rest two straight arms (see :mod:`stimuli.shapes`). ``rounding = 1`` is the
     circular arc (the curve), ``rounding = 0`` the sharp angle whose arms run along the
     arc's end tangents, each ``length / 2`` long. The path's midpoint sits on ``position``.
 

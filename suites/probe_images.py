@@ -11,7 +11,7 @@ The per-image coordinate ``source`` names the file (or ``<file.npy>[i]``).
 Convention:
     * a folder: every ``.jpg``/``.jpeg``/``.png`` below it, sorted by path; each image's
       shorter side is resized to ``size`` px (bilinear, antialiased), then the centre
-      ``size x size`` square is cropped (``suites.analysis.images``);
+      ``size x size`` square is cropped (``probes.images``);
     * a ``.npy`` file: ``(N, H, W, 3)`` or ``(N, 3, H, W)``, uint8 in 0..255 or float in
       [0, 1], used as it is (no resize);
     * ``"builtin"``: scikit-image's bundled photographs (a small proxy, not ImageNet).
@@ -108,7 +108,7 @@ def probe_images(
         batches = _npy_batches(arr, Path(src).name, batch_size)
         source_label = f"npy {src}"
     else:
-        from suites.analysis.images import image_source, iter_batches
+        from probes.images import image_source, iter_batches
 
         source = image_source(src)
         count = len(source)

@@ -70,7 +70,7 @@ def unstack_grid(ds: xr.Dataset) -> xr.Dataset:
     Rows not yet written (a running, interrupted or ``--limit`` run) are NaN.
     Variables without the ``stimulus`` dimension (summaries) are kept as they are.
 
-    Not the same job as :func:`suites.analysis.grid.grid` (heatmaps), and neither can
+    Not the same job as :func:`suites.analysis.arrays.grid` (heatmaps), and neither can
     stand in for the other: this places row ``i`` by its *position* in the grid stored in
     the file (``grid_axes``), so it gives every swept axis in the suite's order with
     *every* value, including values no row has reached yet (NaN), for every row variable,

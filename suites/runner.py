@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from probes.weights import sha256sum
-from suites.grid import Grid
+from suites.parameter_grid import Grid
 from suites.render_args import render_kwargs
 from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
 from suites.summary import RunningSummary, summary_names

@@ -94,7 +94,7 @@ def test_fill_and_colour_invariance_match_design(runs) -> None:
         scores = [u["invariance_score"] for u in res["channels"].values()]
         assert min(scores) > 0.9, (name, scores)
     # control: the same score between *different* units' heatmaps is low
-    from suites.analysis.grid import grid
+    from suites.analysis.arrays import grid
     from suites.analysis.tuning import invariance_score
 
     g = grid(ref, layer="curves").values

@@ -33,7 +33,7 @@ def test_parser_does_not_import_heavy_libraries():
 
 def test_lazy_packages_keep_their_public_names():
     code = (
-        "import probes.families, suites.analysis.tuning, probes, suites.analysis, stimuli, suites; "
+        "import probes.article_families, suites.analysis.tuning, probes, suites.analysis, stimuli, suites; "
         "assert isinstance(probes.families, dict), type(probes.families); "
         "assert callable(suites.analysis.grid) and not hasattr(suites.analysis.grid, '__file__'); "
         "assert callable(stimuli.render) and callable(suites.run_suite) and issubclass(suites.SuiteError, ValueError); "

@@ -138,7 +138,7 @@ def test_tf_lrn_matches_formula() -> None:
                                            (111, 3, 2, (1, 1)), (14, 3, 1, (1, 1))])
 def test_same_padding(n: int, k: int, s: int, pads: tuple[int, int]) -> None:
     # expected values: TF's rule out = ceil(n/s), pad = (out-1)*s + k - n, before = pad // 2
-    from probes.geometry import same_pads
+    from probes.receptive import same_pads
 
     assert same_pads((n, n), k, s)[:2] == pads
 

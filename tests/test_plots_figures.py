@@ -65,7 +65,7 @@ def test_radial_side_by_side_and_layer_comparison(family, tmp_path) -> None:
 def test_distribution_figure(tmp_path) -> None:
     import torch
 
-    from suites.analysis.datastats import RunningChannelStats
+    from suites.dataset_stats import RunningChannelStats
     from suites.analysis.sigma import STATS_KIND
 
     rng = np.random.default_rng(0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import probes
-from probes.geometry import unit_footprint
+from probes.receptive import unit_footprint
 
 PROBED = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 

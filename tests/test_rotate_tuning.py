@@ -42,7 +42,7 @@ def test_rotation_is_counter_clockwise_and_centred() -> None:
 
 
 def test_rotation_arguments_are_checked() -> None:
-    from suites.analysis.images import image_source
+    from probes.images import image_source
     from suites.analysis.rotate import rotation_tuning
 
     model = probes.load_model("groundtruth")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from suites.builtin import builtin_names
-from suites.grid import Grid
+from suites.parameter_grid import Grid
 from suites.render_args import hsv_to_rgb, render_kwargs
 from suites.spec import SuiteError, load_suite, parse_suite
 

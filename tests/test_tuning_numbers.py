@@ -126,7 +126,7 @@ def test_flat_curve_has_no_preferred_orientation() -> None:
 
 
 def test_pre_relu_only_run_gives_post_relu_view() -> None:
-    from suites.analysis.grid import layer_array, layer_names
+    from suites.analysis.arrays import layer_array, layer_names
 
     ds = synthetic_results([dict(preferred=50.0)]).drop_vars("mixed3b")
     assert layer_names(ds) == ["mixed3b"]

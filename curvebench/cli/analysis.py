@@ -37,7 +37,7 @@ def _say_statistics(stats) -> None:
 
 
 def _layers(ds, requested: list[str] | None) -> list[str]:
-    from suites.analysis.grid import layer_names
+    from suites.analysis.arrays import layer_names
 
     have = layer_names(ds)
     if not have:
@@ -66,10 +66,10 @@ def _ints(text: str) -> list[int]:
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
 
-    from suites.analysis.datastats import compute_stats, default_stats_path, save_stats
+    from suites.dataset_stats import compute_stats, default_stats_path, save_stats
     from suites.analysis.distribution import plot_activation_distribution
-    from suites.analysis.families import article_families
-    from suites.analysis.images import image_source
+    from suites.analysis.family_channels import article_families
+    from probes.images import image_source
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)
     layers = _csv(args.layers) if args.layers else list(model.layers)
@@ -90,7 +90,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 # -- plot ------------------------------------------------------------------------------
 def cmd_plot(args: argparse.Namespace) -> int:
-    from suites.analysis.grid import layer_names
+    from suites.analysis.arrays import layer_names
     from suites.analysis.plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
@@ -133,7 +133,7 @@ def _jsonable(obj):
 
 def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
     """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance."""
-    from suites.analysis.families import family_channels
+    from suites.analysis.family_channels import family_channels
     from suites.analysis.plots import provenance
     from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
 
@@ -192,7 +192,7 @@ _VALIDATE_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from suites.analysis.families import article_families
+    from suites.analysis.family_channels import article_families
     from suites.analysis.tuning import layer_tuning
     from suites.analysis.validate import compare_family
 
@@ -234,8 +234,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     import probes
 
-    from suites.analysis.families import article_families
-    from suites.analysis.images import image_source
+    from suites.analysis.family_channels import article_families
+    from probes.images import image_source
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)

@@ -60,7 +60,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_probe(args: argparse.Namespace) -> int:
-    from probes.bench import bench_probe
+    from probes.probe_bench import bench_probe
 
     import torch
 

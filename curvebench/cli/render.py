@@ -224,7 +224,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_render(args: argparse.Namespace) -> int:
-    from stimuli.bench import bench_render
+    from stimuli.render_bench import bench_render
 
     report = bench_render(
         device=args.device, batch_size=args.batch_size, repeats=args.repeats, n_ours=args.n_ours,

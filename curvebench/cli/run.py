@@ -117,7 +117,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- bench run
 
 def _cmd_bench_run(args: argparse.Namespace) -> int:
-    from suites.bench import bench_run
+    from suites.run_bench import bench_run
 
     report = bench_run(
         model=args.model, weights=args.weights, layers=_layers(args.layers) or ["mixed3b"], stimuli=args.stimuli,

@@ -5,38 +5,34 @@ Works on :class:`xarray.Dataset` objects laid out like a results file (dimension
 ``<layer>_pre_relu`` variables with dims ``(stimulus, <layer>_channel)``).
 
 Modules (one job each):
-    grid       reshape rows into (channel, curvature, orientation) grids
+    arrays     pick layers/channels and reshape rows into (channel, curvature, orientation) grids
     sigma      dataset / sweep statistics and sigma values
     tuning     preferred orientation, FWHM, echo index, invariance, family coverage
-    families   which channels form a layer's curve family (from probes.families)
+    family_channels  which channels form a layer's curve family (from probes.article_families)
     validate   compare a family's orientations with the article's
     plots      heatmaps (article style), series side by side, radial and layer figures
     strip      the stimulus strip drawn above heatmaps
-    datastats  `curvebench stats`: per-channel statistics over natural images
-    images     image folders and the built-in proxy photographs
     distribution  pre-ReLU histograms, exponential tail fits, the distribution figure
     rotate     `curvebench rotate-tuning`: rotated natural-image crops
     synthetic  results datasets with known tuning (tests, demos)
 
 The names below are loaded on first use (PEP 562), so the ``curvebench`` parser can
-import ``suites.analysis.cli`` without importing xarray.
+be built without importing xarray.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .grid import grid, layer_names, select, swept_parameters
+    from .arrays import grid, layer_names, select, swept_parameters
     from .sigma import SWEEP_LABEL, load_stats, to_sigma
     from .tuning import layer_tuning
 
 # public name -> submodule that defines it
 _EXPORTS = {
-    **dict.fromkeys(("grid", "layer_names", "select", "swept_parameters"), "grid"),
+    **dict.fromkeys(("grid", "layer_names", "select", "swept_parameters"), "arrays"),
     **dict.fromkeys(("SWEEP_LABEL", "load_stats", "to_sigma"), "sigma"),
     "layer_tuning": "tuning",
 }
@@ -50,18 +46,3 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-
-class _Package(types.ModuleType):
-    """``suites.analysis.grid`` is the function :func:`grid.grid`, although a submodule has that name.
-
-    Importing a submodule binds it on the package (``setattr``); for ``grid`` that would hide
-    the function, so that one binding is dropped and reads go through :func:`__getattr__`.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "grid" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

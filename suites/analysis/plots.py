@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
-from .grid import grid, layer_names, select, series_values  # noqa: E402
+from .arrays import grid, layer_names, select, series_values  # noqa: E402
 from .sigma import to_sigma  # noqa: E402
 from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
 
@@ -268,7 +268,7 @@ def plot_heatmaps(
     Returns:
         Paths of the PNGs written.
     """
-    from .families import family_channels
+    from .family_channels import family_channels
 
     out_dir = Path(out_dir)
     paths: list[Path] = []
@@ -328,7 +328,7 @@ def plot_side_by_side(
         averaged = sorted(series_values(ds))
         panels.append(Panel(title + (f" (averaged over {', '.join(averaged)})" if averaged else ""), g, strip_img))
     if families is None:
-        from .families import family_channels
+        from .family_channels import family_channels
 
         families = family_channels(runs[0][1], layer)
     chans = order_channels(panels[0].sigma, pick_channels(panels[0].sigma, channels, families))
@@ -377,7 +377,7 @@ def plot_radial(
     name: str | None = None,
 ) -> list[Path]:
     """Radial tuning curves (sigma vs orientation on a circle) of each layer's family, one PNG per layer."""
-    from .families import family_channels
+    from .family_channels import family_channels
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -414,7 +414,7 @@ def plot_layer_comparison(
     Each unit's curve is normalised to its own peak so that shapes (width, echoes)
     compare across layers; the mean echo index of the layer's units is in the title.
     """
-    from .families import family_channels
+    from .family_channels import family_channels
 
     present = [layer for layer in layers if layer in layer_names(ds)]
     if not present:

@@ -19,7 +19,7 @@ Steps (all on the probes' receptive-field geometry):
    orientation ``pref_s + a``. Relative preferred orientations are estimated from the
    data (where each neuron peaks, on average, for each source neuron's crops, solved
    self-consistently on the circle), anchored so that the first channel sits at its
-   known peak orientation (``probes.families``; 0 if unknown). Every example is then
+   known peak orientation (``probes.article_families``; 0 if unknown). Every example is then
    placed on the common axis ``pref_s + a`` and averaged per responding neuron.
 
 Convention:
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from .images import ImageSource, iter_batches
+from probes.images import ImageSource, iter_batches
 from .tuning import circular_mean, fitted_peak, fwhm
 
 
@@ -137,7 +137,7 @@ def rotation_tuning(
     """
     from tqdm.auto import tqdm
 
-    from .families import article_families
+    from .family_channels import article_families
 
     if not 0 < step <= 90:
         raise ValueError(f"step must be in (0, 90] degrees, got {step}")
@@ -177,7 +177,7 @@ def rotation_tuning(
             resp[s] = ((out.double().cpu().numpy() - shift) / scale).reshape(k_eff, angles.size, len(channels))
             bar.update(k_eff)
     bar.close()
-    # anchor: the first channel that has a preferred orientation, at its known peak (probes.families)
+    # anchor: the first channel that has a preferred orientation, at its known peak (probes.article_families)
     probe_pref = align(resp, angles, 0.0)
     usable = [i for i in range(len(channels)) if math.isfinite(probe_pref[i])]
     if not usable:

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .grid import STIMULUS_DIM, channel_dim, layer_array
+from .arrays import STIMULUS_DIM, channel_dim, layer_array
+
+from suites.file_kinds import STATS_KIND
 
 SWEEP_LABEL = "sweep's own statistics (no dataset statistics given)"
-STATS_KIND = "curvebench-stats"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def stats_label(stats: xr.Dataset) -> str:
 
 
 def load_stats(path: str | Path) -> xr.Dataset:
-    """Open a statistics file written by :func:`suites.analysis.datastats.save_stats`."""
+    """Open a statistics file written by :func:`suites.dataset_stats.save_stats`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"statistics file not found: {path}")

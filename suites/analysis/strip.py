@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from .grid import swept_parameters
+from .arrays import swept_parameters
 
 SUITE_ATTRS = ("suite", "suite_text", "suite_toml")
 

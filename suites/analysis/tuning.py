@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from .grid import channel_dim, grid
+from .arrays import channel_dim, grid
 from .sigma import to_sigma
 
 PREFERRED_METHOD = (

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .images import ImageSource, iter_batches
-from .sigma import STATS_KIND
+from probes.images import ImageSource, iter_batches
+from suites.file_kinds import STATS_KIND
 
 DEFAULT_BINS = 200
 
@@ -117,7 +117,7 @@ def compute_stats(
 
     Args:
         model: from ``probes.load_model``.
-        source: from :func:`suites.analysis.images.image_source`.
+        source: from :func:`probes.images.image_source`.
         layers: tap names of the model.
         size: images are resized (short side) and centre-cropped to ``size`` px.
     """

@@ -1,7 +1,7 @@
 """Which channels of a layer form its curve family (for plots, tuning summaries and validation).
 
 The channel ids and the article's peak orientations live in :mod:`probes`
-(``probes.families``); this module only looks them up for a results dataset's model.
+(``probes.article_families``); this module only looks them up for a results dataset's model.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def bench_run(
     """Run the benchmark and return the JSON-able report (see the module docstring)."""
     import stimuli as stim
 
-    from suites.grid import Grid
+    from suites.parameter_grid import Grid
     from suites.render_args import render_kwargs
     from suites.runner import (BatchReadout, _resolve_device, load_probe_model, prepare_suite, resolve_readout,
                                run_suite)
@@ -205,7 +205,7 @@ def bench_run(
 
 def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
     """Run the memory sweep in a fresh Python process (so earlier work does not set the peak RSS)."""
-    cmd = [sys.executable, "-m", "suites.bench", "memory", str(n), str(batch_size), device, str(workdir or "")]
+    cmd = [sys.executable, "-m", "suites.run_bench", "memory", str(n), str(batch_size), device, str(workdir or "")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"memory sweep failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -252,6 +252,6 @@ def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto"
 
 if __name__ == "__main__":  # child process of run_memory_sweep
     if len(sys.argv) != 6 or sys.argv[1] != "memory":
-        sys.exit("usage: python -m suites.bench memory N BATCH_SIZE DEVICE WORKDIR")
+        sys.exit("usage: python -m suites.run_bench memory N BATCH_SIZE DEVICE WORKDIR")
     result = memory_sweep_in_process(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] or None)
     print(json.dumps(result))

@@ -1,0 +1,6 @@
+"""The ``kind`` attribute that names each kind of file curvebench writes (no heavy imports)."""
+
+from __future__ import annotations
+
+#: Per-channel activation statistics over natural images (``curvebench stats``).
+STATS_KIND = "curvebench-stats"
