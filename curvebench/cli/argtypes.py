@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonnegative_int", "name_list"]
+__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list"]
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -37,3 +37,11 @@ def name_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
     return names
+
+
+def int_list(text: str) -> list[int]:
+    """A comma-separated list of integers (channel ids); at least one."""
+    try:
+        return [int(s) for s in name_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None

@@ -11,18 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import positive_int
+from curvebench.cli.argtypes import name_list, positive_int
 
 __all__ = ["register"]
-
-
-def _layers(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    layers = [s.strip() for s in text.split(",") if s.strip()]
-    if not layers:
-        raise ValueError(f"--layers must list layer names separated by commas, got {text!r}")
-    return layers
 
 
 # ----------------------------------------------------------------------------- run
@@ -41,7 +32,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          "--layers, --limit or --quick")
     run_suite(
         args.suite, out=args.out, resume=args.resume, model=args.model, weights=args.weights, device=args.device,
-        batch_size=args.batch_size, storage=args.storage, layers=_layers(args.layers), limit=args.limit,
+        batch_size=args.batch_size, storage=args.storage, layers=args.layers, limit=args.limit,
         quick=args.quick, progress=False if args.no_progress else None,
     )
     return 0
@@ -106,7 +97,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from suites.probe_images import probe_images
 
     res = probe_images(
-        args.model, _layers(args.layers) or [], args.images, args.out, weights=args.weights, device=args.device,
+        args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
         full_map=args.full_map, size=args.size, batch_size=args.batch_size,
         progress=False if args.no_progress else None,
     )
@@ -120,7 +111,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     from suites.run_bench import bench_run
 
     report = bench_run(
-        model=args.model, weights=args.weights, layers=_layers(args.layers) or ["mixed3b"], stimuli=args.stimuli,
+        model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
         batch_size=args.batch_size, device=args.device, repeats=args.repeats,
         memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
     )
@@ -155,7 +146,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="stimuli per batch (default: the suite's)")
     p.add_argument("--storage", choices=["float32", "float16"],
                    help="on-disk dtype of activations (default: the suite's)")
-    p.add_argument("--layers", metavar="A,B", help="comma-separated layers (default: the suite's)")
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default: the suite's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -182,7 +173,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
     p.add_argument("--weights", metavar="PATH",
                    help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
-    p.add_argument("--layers", required=True, metavar="A,B", help="comma-separated layer names")
+    p.add_argument("--layers", type=name_list, required=True, metavar="A,B", help="comma-separated layer names")
     p.add_argument("--images", required=True, metavar="PATH",
                    help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
     p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
@@ -206,7 +197,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
     p.add_argument("--weights", metavar="PATH", help="weights file (default: random weights, seed 0)")
-    p.add_argument("--layers", default="mixed3b", metavar="A,B",
+    p.add_argument("--layers", type=name_list, default=["mixed3b"], metavar="A,B",
                    help="comma-separated layers to probe (default mixed3b)")
     p.add_argument("--stimuli", type=positive_int, default=1024, metavar="N",
                    help="stimuli per measurement (default 1024)")
