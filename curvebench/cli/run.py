@@ -1,4 +1,4 @@
-"""``curvebench run | suites | demo | probe`` and ``curvebench bench run``.
+"""``curvebench run | suites | probe`` and ``curvebench bench run`` (``demo``: :mod:`curvebench.cli.discover`).
 
 Heavy imports happen inside the handlers so that ``curvebench --help`` stays fast.
 """
@@ -62,35 +62,6 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- demo
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from suites.results import open_results
-    from suites.runner import run_suite
-
-    res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
-                    progress=False if args.no_progress else None)
-    figures: list[Path] = []
-    try:
-        from suites.analysis.plots import plot_heatmaps
-    except ImportError:
-        plot_heatmaps = None
-    if plot_heatmaps is None:
-        print("heatmaps skipped: suites.analysis.plots.plot_heatmaps is not available in this installation",
-              file=sys.stderr)
-    else:
-        out_dir = res.path.with_suffix("")
-        with open_results(res.path) as ds:
-            figures = plot_heatmaps(ds, out_dir)
-        for p in figures:
-            print(f"figure: {p}")
-    print("next:")
-    print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
-    print("  curvebench weights download        # InceptionV1 (inception5h.pth), or use --weights PATH")
-    print("  curvebench run curves --model inceptionv1 --weights PATH/inception5h.pth")
-    return 0
-
-
 # ----------------------------------------------------------------------------- probe
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -124,7 +95,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``run``, ``suites``, ``demo``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
+    """Add ``run``, ``suites``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
     p = commands.add_parser(
         "run", help="run a sweep suite into an xarray-readable HDF5 results file",
         description="Render, probe and write a suite's stimuli (streaming, resumable). "
@@ -153,17 +124,6 @@ def register(commands: Any, bench_commands: Any) -> None:
     p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=_cmd_suites)
-
-    p = commands.add_parser(
-        "demo", help="offline demo: a small curves sweep on the ground-truth model, with heatmaps",
-        description="Runs the built-in `demo` suite (curves on the ground-truth model, about a minute on a "
-                    "laptop CPU), writes results/demo-groundtruth-<time>.h5 and its heatmaps.",
-    )
-    p.add_argument("--out", metavar="FILE", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
-    p.add_argument("--device", help="torch device (default auto)")
-    p.add_argument("--quick", action="store_true", help="thin the sweep to 12 x 12 stimuli (smoke test)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_demo)
 
     p = commands.add_parser(
         "probe", help="activations of arbitrary images (folder or .npy) into an HDF5 file",
