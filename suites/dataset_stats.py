@@ -133,7 +133,8 @@ def compute_stats(
         for names, images in iter_batches(source, size, batch_size):
             out = model.probe(images.to(model.device), list(layers), full_map=True)
             for l in layers:
-                running[l].update(out[f"{l}_pre_relu"])
+                # a tap without a ReLU (e.g. a linear block output) is its own "pre-ReLU" value
+                running[l].update(out.get(f"{l}_pre_relu", out[l]))
             n_images += len(names)
             bar.update(len(names))
     bar.close()

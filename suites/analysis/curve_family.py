@@ -12,7 +12,9 @@ The test (every number a field of :class:`Criteria`, a ``curvebench discover`` f
    (curvature 0) response, over all orientations (a line that does not excite the
    unit passes any ratio).
 3. **Unimodal orientation tuning**, at the peak's curvature (responses clipped at 0):
-   a main lobe no wider than ``max_tuning_width`` degrees at half its height (FWHM),
+   a main lobe no wider than ``max_tuning_width`` degrees at half its height (FWHM)
+   and no narrower than ``min_tuning_width`` (a one-sample spike, typical of random
+   weights, is not a tuning curve),
    circular variance ``<= max_circular_variance`` (1 = not used by default: a 180
    degree echo inflates it) and every other local maximum at
    least ``second_peak_distance`` degrees from the peak is ``<= max_second_peak`` of it.
@@ -58,6 +60,7 @@ class Criteria:
     min_curvature: float = 0.02
     min_line_ratio: float = 2.0
     max_tuning_width: float = 180.0
+    min_tuning_width: float = 12.0
     max_circular_variance: float = 1.0
     max_second_peak: float = 0.5
     second_peak_distance: float = 90.0
@@ -81,7 +84,8 @@ class Criteria:
             f"curve sweep in both contrast polarities at the centre unit, responses in sigma above the blank image "
             f"(post-ReLU std over natural images); in each polarity: peak at curvature >= {c.min_curvature:g}/px "
             f">= {c.min_sigma:g} sigma, >= {c.min_line_ratio:g}x the best straight-line response, unimodal "
-            f"orientation tuning at the peak curvature (one lobe: FWHM <= {c.max_tuning_width:g} deg, circular variance "
+            f"orientation tuning at the peak curvature (one lobe: {c.min_tuning_width:g} deg <= FWHM <= "
+            f"{c.max_tuning_width:g} deg, circular variance "
             f"<= {c.max_circular_variance:g}, any other "
             f"peak >= {c.second_peak_distance:g} deg away <= {c.max_second_peak:g} of the peak); preferred "
             f"orientations of the two polarities within {c.max_polarity_diff:g} deg; flagged and not counted: "
@@ -172,7 +176,7 @@ def _passes(n: dict[str, float], crit: Criteria) -> bool:
         n["peak_sigma"] >= crit.min_sigma
         and n["line_ratio"] >= crit.min_line_ratio
         and n["circular_variance"] <= crit.max_circular_variance
-        and math.isfinite(n["fwhm"]) and n["fwhm"] <= crit.max_tuning_width
+        and math.isfinite(n["fwhm"]) and crit.min_tuning_width <= n["fwhm"] <= crit.max_tuning_width
         and n["second_peak"] <= crit.max_second_peak
     )
 

@@ -537,6 +537,8 @@ def family_heatmap_figure(
     cb.set_label("sigma above blank (post-ReLU)", fontsize=8)
     cb.ax.tick_params(labelsize=7)
     head = title or f"{n} curve detectors in {layer}"
+    if len(short) > 6:
+        head += f"  (rows: channel of {layer}, preferred orientation)"
     sub = (f"{provenance(resp)}; sigma from {resp.attrs.get('statistics', '?')}\n"
            f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, closed ring "
            f"at bottom), black on white; sorted by preferred orientation (white line)")
@@ -554,8 +556,8 @@ def family_heatmap_figure(
 
 
 def c_label(short: str, channel: int) -> str:
-    """``"<layer>:<channel>"`` label of a unit."""
-    return f"{short}:{channel}"
+    """Label of a unit: ``"3b:379"`` for the article's short layer names, else the channel (the title names the layer)."""
+    return f"{short}:{channel}" if len(short) <= 6 else f"ch {channel}"
 
 
 def family_radial_figure(
