@@ -17,7 +17,7 @@ For a model and one or more tap layers this module renders, probes and returns
   model, a hash of the model's parameters and buffers, images and size.
 
 The selection test itself lives in :mod:`suites.analysis.curve_family` and works on the
-returned dataset alone.
+returned dataset alone; :mod:`suites.discovery` puts the two together (files, figures).
 
 Convention:
     * orientation: degrees counter-clockwise on screen, toward the side the arc opens
@@ -52,8 +52,8 @@ import xarray as xr
 
 from suites.errors import SuitesError
 
-__all__ = ["Sweep", "DEMO_SWEEP", "measure", "model_fingerprint", "cached_stats", "discover_responses",
-           "DiscoverError", "POLARITIES", "RESPONSES_KIND"]
+__all__ = ["Sweep", "DEMO_SWEEP", "DEFAULT_SWEEP", "measure", "model_fingerprint", "cached_stats", "discover_responses",
+           "check_layers", "load_network", "DiscoverError", "POLARITIES", "RESPONSES_KIND"]
 
 RESPONSES_KIND = "curvebench-discover-responses"
 POLARITIES = ("black_on_white", "white_on_black")
@@ -150,7 +150,6 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
     """
     from probes.images import image_source
     from suites.dataset_stats import compute_stats, save_stats
-    from suites.analysis.sigma import load_stats
 
     source = image_source(images)
     fp = model_fingerprint(model)
@@ -160,10 +159,7 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
         tag = "builtin" if source.builtin else hashlib.sha256("\n".join(source.names).encode()).hexdigest()[:12]
         path = Path(cache_dir) / f"stats-{model.name}-{fp[:16]}-{tag}-{size}px.nc"
         if path.exists():
-            try:
-                stats = load_stats(path)
-            except (OSError, ValueError):
-                stats = None
+            stats = _read_stats(path)
             if stats is not None and stats.attrs.get("fingerprint") == fp:
                 if all(f"{l}_std" in stats for l in wanted):
                     stats.attrs["cache_file"] = str(path)
@@ -177,6 +173,23 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
         tmp.replace(path)
         stats.attrs["cache_file"] = str(path)
     return stats
+
+
+def _read_stats(path: Path) -> xr.Dataset | None:
+    """A cached statistics file, or None if it cannot be read or is not one."""
+    from suites.file_kinds import STATS_KIND
+
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            stats = ds.load()
+    except (OSError, ValueError):
+        return None
+    return stats if stats.attrs.get("kind") == STATS_KIND else None
+
+
+def stats_label(stats: xr.Dataset) -> str:
+    """``"dataset statistics: <images>, <n> images"`` (the proxy warning is part of the builtin label)."""
+    return f"dataset statistics: {stats.attrs.get('source', 'unknown images')}, {stats.attrs.get('n_images', '?')} images"
 
 
 def _render_batches(kind: str, params: dict[str, np.ndarray], common: dict, size: int, batch: int, device,
@@ -400,34 +413,12 @@ def discover_responses(
         ds[f"{l}_std"] = ((c,), np.asarray(stats[f"{key}_std"].values, dtype=np.float64))
         ds[f"{l}_std"].attrs["statistics_of"] = ("post-ReLU activation" if key == l
                                                  else "the tap's own (linear) value: it has no ReLU")
-    from suites.analysis.sigma import stats_label
-
     ds.attrs["statistics"] = stats_label(stats)
     ds.attrs["statistics_proxy"] = int(stats.attrs.get("proxy", 0))
     ds.attrs["fingerprint"] = fp
     if "cache_file" in stats.attrs:
         ds.attrs["statistics_file"] = str(stats.attrs["cache_file"])
     return ds
-
-
-@dataclass
-class DiscoverResult:
-    """What :func:`discover` made: datasets, the JSON summary and the files written."""
-
-    responses: xr.Dataset
-    family: xr.Dataset
-    summary: dict
-    control_responses: xr.Dataset | None = None
-    control_family: xr.Dataset | None = None
-    files: dict[str, Path] | None = None
-    seconds: float = 0.0
-
-    def line(self, layer: str | None = None) -> str:
-        """The one-line summary of ``layer`` (default: the first layer)."""
-        from suites.analysis.curve_family import summary_line
-
-        layer = layer or next(iter(self.summary["layers"]))
-        return summary_line(self.summary, layer)
 
 
 def load_network(model: str, weights: str | Path | None, *, seed: int = 0, device: str = "cpu"):
@@ -437,130 +428,3 @@ def load_network(model: str, weights: str | Path | None, *, seed: int = 0, devic
     if isinstance(weights, str) and weights == "random":
         torch.manual_seed(seed)
     return probes.load_model(model, weights=weights, device=device)
-
-
-def discover(
-    model: str,
-    layers: Sequence[str],
-    *,
-    weights: str | Path | None = None,
-    control: bool = False,
-    seed: int = 0,
-    sweep: Sweep = DEFAULT_SWEEP,
-    criteria=None,
-    images: str = "builtin",
-    stats: xr.Dataset | None = None,
-    cache_dir: str | Path | None = "results/cache",
-    out_dir: str | Path | None = None,
-    figures: bool = True,
-    device: str = "cpu",
-    progress: bool = False,
-) -> DiscoverResult:
-    """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
-
-    Args:
-        model: registry id (``probes.list_models()``).
-        layers: tap names.
-        weights: weights file, None (the model's default) or ``"random"`` (seeded with
-            ``seed``; the random-weights control alone).
-        control: also run the same test on the same architecture with random weights.
-        seed: torch seed of the random initialisation.
-        sweep: stimuli (:class:`Sweep`).
-        criteria: :class:`suites.analysis.curve_family.Criteria` (default thresholds).
-        images: ``"builtin"`` or a folder, for the sigma statistics.
-        stats: precomputed statistics of the trained network (not used for the control).
-        cache_dir: statistics cache (None: no cache).
-        out_dir: if given, write ``family.nc`` (and ``family-control.nc``), the raw
-            ``responses.nc``, ``summary.json`` and, with ``figures``, per layer
-            ``<layer>-family-heatmaps.png`` and ``<layer>-radial.png``, plus
-            ``layers-summary.png``.
-
-    Returns:
-        :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
-    """
-    import json
-    import time
-
-    from suites.analysis.curve_family import Criteria, classify_all, summary
-
-    t0 = time.perf_counter()
-    crit = criteria or Criteria()
-    layers = list(dict.fromkeys(layers))
-    net = load_network(model, weights, seed=seed, device=device)
-    rnd = None
-    if control:  # before any work: a model built from code has no random control
-        rnd = load_network(model, "random", seed=seed, device=device)
-        if model_fingerprint(rnd) == model_fingerprint(net):
-            raise DiscoverError(f"control: model {model!r} has no random initialisation (its weights are built from "
-                                f"code); drop --control")
-    resp = discover_responses(net, layers, sweep, images=images, stats=stats, cache_dir=cache_dir, progress=progress)
-    if isinstance(weights, str) and weights == "random":
-        resp.attrs["weights"] = f"random (torch seed {seed})"
-    family = classify_all(resp, crit, layers)
-    c_resp = c_family = None
-    if control:
-        del net
-        c_resp = discover_responses(rnd, layers, sweep, images=images, cache_dir=cache_dir, progress=progress)
-        c_resp.attrs["weights"] = f"random (torch seed {seed})"
-        c_family = classify_all(c_resp, crit, layers)
-    summ = summary(family, c_family)
-    result = DiscoverResult(resp, family, summ, c_resp, c_family, {}, 0.0)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files = result.files
-        files["family"] = _save(family, out / "family.nc")
-        files["responses"] = _save(resp, out / "responses.nc")
-        if c_family is not None:
-            files["family_control"] = _save(c_family, out / "family-control.nc")
-            files["responses_control"] = _save(c_resp, out / "responses-control.nc")
-        if figures:
-            files.update(write_figures(result, out))
-    result.seconds = time.perf_counter() - t0
-    summ["seconds"] = round(result.seconds, 2)
-    if out_dir is not None:
-        path = Path(out_dir) / "summary.json"
-        path.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
-        result.files["summary"] = path
-    return result
-
-
-def _save(ds: xr.Dataset, path: Path) -> Path:
-    tmp = path.with_suffix(".tmp.nc")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(path)
-    return path
-
-
-def write_figures(result: DiscoverResult, out: Path) -> dict[str, Path]:
-    """Family heatmaps and radial plot per layer with detectors, and the per-layer summary figure."""
-    from suites.analysis.curve_family import summary_line
-    from suites.analysis.plots import compare_figure, family_heatmap_figure, family_radial_figure
-
-    files: dict[str, Path] = {}
-    for layer, s in result.summary["layers"].items():
-        if not s["detectors"]:
-            continue
-        safe = layer.replace("/", "_")
-        files[f"{layer}:heatmaps"] = family_heatmap_figure(result.responses, result.family, layer,
-                                                           out / f"{safe}-family-heatmaps.png",
-                                                           title=summary_line(result.summary, layer))
-        files[f"{layer}:radial"] = family_radial_figure(result.responses, result.family, layer, out / f"{safe}-radial.png",
-                                                        control=result.control_family)
-    files["layers"] = compare_figure(compare_rows(result.summary), out / "layers-summary.png",
-                                     title=f"{result.summary['model']}: curve families by layer")
-    return files
-
-
-def compare_rows(summ: dict, label: str | None = None) -> list[dict]:
-    """One row per layer (and per control layer) of a discover summary, for :func:`suites.analysis.plots.compare_figure`."""
-    rows = []
-    for key, part in (("trained", summ), ("control", summ.get("control"))):
-        if part is None:
-            continue
-        for layer, s in part["layers"].items():
-            name = f"{label or part['model']} {layer}" + (" (random)" if part.get("random_weights") else "")
-            rows.append({"label": name, "model": part["model"], "layer": layer,
-                         "control": bool(part.get("random_weights")),
-                         **{k: v for k, v in s.items() if k != "family"}})
-    return rows

@@ -108,7 +108,7 @@ def _print_result(result, out: Path | None) -> None:
 # ----------------------------------------------------------------------------- discover
 
 def _cmd_discover(args: argparse.Namespace) -> int:
-    from suites.discover import discover
+    from suites.discovery import discover
 
     if args.control and args.weights == "random":
         raise ValueError("discover: --weights random already is the random-weights control; drop --control")
@@ -135,7 +135,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- compare
 
 def _rows_from(path: Path) -> list[dict]:
-    from suites.discover import compare_rows
+    from suites.discovery import compare_rows
 
     if path.suffix == ".json":
         try:
@@ -212,7 +212,8 @@ def _demo_groundtruth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.model == "groundtruth":
         return _demo_groundtruth(args)
-    from suites.discover import DEMO_SWEEP, discover
+    from suites.discover import DEMO_SWEEP
+    from suites.discovery import discover
 
     sweep = DEMO_SWEEP
     if args.quick:
