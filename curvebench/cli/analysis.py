@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, int_list, name_list, positive_int, input_transform
 
 
 def _open(path: str):
@@ -60,7 +60,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
 
-    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    model = probes.load_model(args.model, weights=args.weights, device=args.device,
+                              input_transform=args.input_transform, layers=args.layers)
     layers = args.layers if args.layers else list(model.layers)
     source = image_source(args.images, limit=args.limit)
     if source.proxy:
@@ -227,7 +228,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from probes.images import image_source
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
 
-    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    model = probes.load_model(args.model, weights=args.weights, device=args.device,
+                              input_transform=args.input_transform, layers=[args.layer] if args.layer else None)
     layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
     channels = args.channels if args.channels else list(article_families(model.name).get(layer, {}))
     if not channels:
@@ -255,7 +257,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "natural images (resize short side to --size, centre crop), plus pre-ReLU histograms and the "
         "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
+                   "or module.path:factory for any torch model")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
@@ -329,7 +333,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
+                   "or module.path:factory for any torch model")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, positive_int
+from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, name_list, positive_int
 
 __all__ = ["register"]
 
@@ -99,7 +99,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     res = probe_images(
         args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
         full_map=args.full_map, size=args.size, batch_size=args.batch_size,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, input_transform=args.input_transform,
     )
     print(res)
     return 0
@@ -170,10 +170,14 @@ def register(commands: Any, bench_commands: Any) -> None:
         description="Probe images at the unit nearest the image centre (or full maps) and write "
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
-    p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
+    p.add_argument("--model", required=True,
+                   help="model id, e.g. inceptionv1, efficientnet-lite0, groundtruth, or module.path:factory "
+                        "(any torch model: a callable returning an nn.Module)")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", metavar="PATH",
                    help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
-    p.add_argument("--layers", type=name_list, required=True, metavar="A,B", help="comma-separated layer names")
+    p.add_argument("--layers", type=name_list, required=True, metavar="A,B",
+                   help="comma-separated layer names (a factory model: dotted named_modules() names)")
     p.add_argument("--images", required=True, metavar="PATH",
                    help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
     p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
