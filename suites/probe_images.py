@@ -134,7 +134,8 @@ def probe_images(
             vdims = ("image", cdim, f"{layer}_y", f"{layer}_x")
         elif net.geometry is not None or getattr(net, "measure_geometry", False):
             units[layer] = list(net.nearest_units(layer, (hw[1] / 2, hw[0] / 2), hw)[layer])
-        for name, pre in ((layer, False), (f"{layer}_pre_relu", True)):
+        pairs = ((layer, False), (f"{layer}_pre_relu", True)) if f"{layer}_pre_relu" in net.taps else ((layer, False),)
+        for name, pre in pairs:  # a wrapped module may have no pre-ReLU tap
             variables.append(Variable(name, vdims, "float32", {
                 "layer": layer, "readout": "pre_relu" if pre else "post_relu",
                 "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} "

@@ -121,3 +121,51 @@ def test_bad_layers_are_one_line_errors() -> None:
     corner = probes.load_model("toy_nets:corner", layers=["corner"])
     with pytest.raises(LayerError, match=r"'corner'.*no unit centred within half a stride"):
         corner.probe(torch.rand(1, 3, 32, 32), "corner")
+
+
+# -- the command line -----------------------------------------------------------------------------------
+
+def test_cli_probes_a_factory_model(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from curvebench.cli import main
+
+    images = tmp_path / "x.npy"
+    np.save(images, np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32))
+    weights = tmp_path / "w.pth"
+    torch.save(toy_nets.torch_pad().state_dict(), weights)
+    out = tmp_path / "acts.h5"
+    assert main(["probe", "--model", "toy_nets:torch_pad", "--layers", "features.4,features.0",
+                 "--input-transform", "imagenet", "--weights", str(weights), "--images", str(images),
+                 "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    import xarray as xr
+
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    # the stored value is the unit centred nearest the image centre, with the imagenet transform applied
+    m = probes.load_model("toy_nets:torch_pad", weights=weights, input_transform="imagenet", layers=["features.4"])
+    x = torch.from_numpy(np.load(images))
+    expected = m.probe(x, "features.4")["features.4"].numpy()
+    np.testing.assert_allclose(ds["features.4"].values, expected, rtol=1e-5, atol=1e-6)
+    ds.close()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "toy_nets:not_a_module", "--layers", "a"], "returned a dict, not a torch.nn.Module"),
+    (["--model", "nosuch", "--layers", "a"], "unknown model 'nosuch'; known: inceptionv1, efficientnet-lite0"),
+    (["--model", "toy_nets:tf_same", "--layers", "c9"], "no submodule 'c9'"),
+    (["--model", "toy_nets:tf_same", "--layers", "c1", "--input-transform", "bogus"], "argument --input-transform"),
+])
+def test_cli_bad_models_are_one_line(tmp_path, capsys, argv, message) -> None:
+    import numpy as np
+
+    from curvebench.cli import main
+
+    images = tmp_path / "x.npy"
+    np.save(images, np.zeros((1, 3, 32, 32), dtype=np.float32))
+    try:
+        code = main(["probe", *argv, "--images", str(images), "--out", str(tmp_path / "o.h5"), "--device", "cpu"])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1]  # one line (argparse prints its usage above it)
