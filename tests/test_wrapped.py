@@ -169,3 +169,15 @@ def test_cli_bad_models_are_one_line(tmp_path, capsys, argv, message) -> None:
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert message in err.strip().splitlines()[-1]  # one line (argparse prints its usage above it)
+
+
+@pytest.mark.parametrize("size", [63])  # odd: asymmetric TF SAME padding at every stride-2 conv
+def test_measured_geometry_of_efficientnet_equals_its_geometry(size: int) -> None:
+    from probes import efficientnet
+
+    torch.manual_seed(0)
+    net = efficientnet.EfficientNetLite0Net()  # random weights: NaN propagation does not depend on them
+    layers = ["stem", "blocks.1", "blocks.2.0.depthwise"]
+    m = probes.wrap_module(net, layers)
+    for layer in layers:
+        assert m.receptive_field(layer, size) == receptive_field(efficientnet.GEOMETRY, layer, size), (layer, size)
