@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.argtypes import int_list, name_list, positive_int, weights_spec
 
 
 def _open(path: str):
@@ -265,7 +265,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG (flat or nested) or 'builtin'")
@@ -339,7 +339,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG or 'builtin' (small proxy)")
