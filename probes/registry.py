@@ -21,6 +21,7 @@ from torch import nn
 from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
 from probes.errors import ModelError, WeightsError
 from probes.receptive import Geometry
+from probes.weights_spec import WeightsLike, WeightsSpec
 
 Builder = Callable[..., ProbeModel]
 
@@ -34,7 +35,7 @@ class ModelEntry:
         description: one line for ``curvebench models``.
         layers: tap names, shallow to deep.
         channels: ``{layer: channels}``.
-        builder: ``builder(weights, device, dtype) -> ProbeModel``.
+        builder: ``builder(weights: WeightsSpec, device: torch.device, dtype) -> ProbeModel``.
         weights: registry id of its weights file (see :mod:`probes.weights`), or None.
         extra: JSON-able details listed by ``curvebench models --json``.
         geometry: receptive-field description, or None; when given, :meth:`as_dict` lists
@@ -146,18 +147,18 @@ def load_factory(spec: str) -> nn.Module:
     return net
 
 
-def _build_factory(spec: str, weights: str | Path | None, device: torch.device, dtype: torch.dtype,
+def _build_factory(spec: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
                    input_transform: str | InputTransform | None, layers: Sequence[str] | None) -> ProbeModel:
     from probes.weights import sha256sum
 
     net = load_factory(spec)
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
+    if weights.is_random:
         for module in net.modules():  # the random-init control: every layer's own initialiser
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-    elif weights is not None:
-        path = Path(weights).expanduser()
+    elif weights.is_file:
+        path = weights.path
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist")
         try:
@@ -179,14 +180,14 @@ def _build_factory(spec: str, weights: str | Path | None, device: torch.device, 
     net = net.to(device=device, dtype=dtype)
     model = wrap_module(net, list(layers) if layers else names, name=spec, transform=transform,
                         meta={"weights": str(path) if path else None, "weights_sha256": digest,
-                              "random_weights": isinstance(weights, str) and weights == "random",
+                              "random_weights": weights.is_random,
                               "factory": spec, "geometry": "measured (probes.measure)"})
     return model
 
 
 def load_model(
     name: str,
-    weights: str | Path | None = None,
+    weights: WeightsLike = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     *,
@@ -202,10 +203,11 @@ def load_model(
             geometry is measured from the network (:mod:`probes.measure`). For a factory,
             ``weights`` is None (as built), ``"random"`` (``reset_parameters()`` of every
             submodule) or a state-dict file loaded strictly with ``weights_only=True``.
-        weights: for trained networks, a state-dict file path; None uses the cached
-            download (``curvebench weights path``); ``"random"`` keeps the random
-            initialisation (tests and benchmarks). ``"groundtruth"`` takes None (or
-            ``"random"``, ignored): it is built from code.
+        weights: a :class:`~probes.weights_spec.WeightsSpec` or its text: for trained
+            networks a state-dict file path; None (default) uses the packaged file
+            (EfficientNet-Lite0) or the cached download (``curvebench weights path``);
+            ``"random"`` keeps the random initialisation (tests, benchmarks, controls).
+            ``"groundtruth"`` takes the default (or random, ignored): it is built from code.
         device: torch device.
         dtype: floating dtype of parameters and computation.
         input_transform: factory models only: :func:`~probes.base.parse_input_transform`
@@ -217,14 +219,14 @@ def load_model(
     if is_factory_spec(name):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        return _build_factory(name, weights, _device(device), dtype, input_transform, layers)
+        return _build_factory(name, WeightsSpec.parse(weights), _device(device), dtype, input_transform, layers)
     entry = get_entry(name)
     if input_transform is not None:
         raise ModelError(f"input_transform: the built-in model {name!r} uses its weights' transform "
                          f"({entry.extra.get('input_transform', 'fixed')}); --input-transform is for 'module:factory' models")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    return entry.builder(weights=weights, device=_device(device), dtype=dtype)
+    return entry.builder(weights=WeightsSpec.parse(weights), device=_device(device), dtype=dtype)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -234,26 +236,24 @@ def _device(device: str | torch.device) -> torch.device:
         raise ModelError(f"device: invalid torch device {device!r} ({exc})") from None
 
 
-def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import groundtruth
 
-    if weights is not None and not (isinstance(weights, str) and weights == "random"):
+    if weights.is_file:
         raise ValueError(f"weights: the ground-truth model is built from code and takes no weights file "
-                         f"(None or 'random'), got {weights!r}")
+                         f"(None or 'random'), got {weights.text()!r}")
     return groundtruth.build(device, dtype)
 
 
-def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import inception, sliced
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("inception5h")
     net = inception.InceptionV1Net()
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
-        pass
-    else:
-        path = resolve(entry, weights)
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
         net.load_state_dict(read_state_dict(path, entry), strict=True)
         digest = sha256sum(path)
     net = net.to(device=device, dtype=dtype)
@@ -276,17 +276,15 @@ def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: 
     )
 
 
-def _build_efficientnet_lite0(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import efficientnet
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("efficientnet-lite0")
     net = efficientnet.EfficientNetLite0Net()
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
-        pass
-    else:
-        path = resolve(entry, weights)
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
         net.load_state_dict(efficientnet.map_state_dict(read_state_dict(path, entry)), strict=True)
         digest = sha256sum(path)
     net = net.to(device=device, dtype=dtype)

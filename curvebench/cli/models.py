@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int
+from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int, weights_spec
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -145,7 +145,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="truncated-forward layers (default: the model's, see the description)")
     p.add_argument("--crop-layer", default=None, metavar="LAYER",
                    help="layer of the RF-crop comparison (default mixed3b / blocks.3.2.depthwise)")
-    p.add_argument("--weights", metavar="PATH", default=None,
+    p.add_argument("--weights", type=weights_spec, metavar="PATH", default=None,
                    help="weights file (default: random weights; speed does not depend on them)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch", type=positive_int, default=None, metavar="N",
