@@ -7,17 +7,21 @@ weights entry, which carries the input transform. ``list_models()`` is what
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from probes.base import ProbeModel
-from probes.errors import ModelError
+from torch import nn
+
+from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
+from probes.errors import ModelError, WeightsError
 from probes.receptive import Geometry
+from probes.weights_spec import WeightsLike, WeightsSpec
 
 Builder = Callable[..., ProbeModel]
 
@@ -31,7 +35,7 @@ class ModelEntry:
         description: one line for ``curvebench models``.
         layers: tap names, shallow to deep.
         channels: ``{layer: channels}``.
-        builder: ``builder(weights, device, dtype) -> ProbeModel``.
+        builder: ``builder(weights: WeightsSpec, device: torch.device, dtype) -> ProbeModel``.
         weights: registry id of its weights file (see :mod:`probes.weights`), or None.
         extra: JSON-able details listed by ``curvebench models --json``.
         geometry: receptive-field description, or None; when given, :meth:`as_dict` lists
@@ -104,57 +108,152 @@ def list_models() -> list[dict[str, Any]]:
 
 def get_entry(name: str) -> ModelEntry:
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ModelError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}")
+        raise ModelError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}, "
+                         f"or 'module.path:factory' for any torch model (a callable returning an nn.Module)")
     return _REGISTRY[name]
+
+
+def is_factory_spec(name: object) -> bool:
+    """True for ``"module.path:factory"`` (any torch model), False for registry ids."""
+    return isinstance(name, str) and ":" in name and name not in _REGISTRY
+
+
+def load_factory(spec: str) -> nn.Module:
+    """Import ``module.path`` and call ``factory()`` (``attr.sub`` paths allowed); it must return an ``nn.Module``.
+
+    Raises :class:`~probes.errors.ModelError` naming what went wrong (module not importable,
+    no such attribute, not callable, the call failed, not a module).
+    """
+    module_path, _, attr = spec.partition(":")
+    if not module_path or not attr or not all(p.isidentifier() for p in (*module_path.split("."), *attr.split("."))):
+        raise ModelError(f"model: {spec!r} is not 'module.path:factory' (dotted Python names)")
+    try:
+        obj: Any = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise ModelError(f"model {spec!r}: cannot import module {module_path!r} ({exc}); known models: "
+                         f"{', '.join(_REGISTRY)}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"model {spec!r}: module {module_path!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelError(f"model {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable factory")
+    try:
+        net = obj()
+    except Exception as exc:  # the user's code: report it in one line
+        raise ModelError(f"model {spec!r}: {attr}() raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"model {spec!r}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def _build_factory(spec: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
+                   input_transform: str | InputTransform | None, layers: Sequence[str] | None) -> ProbeModel:
+    from probes.weights import sha256sum
+
+    net = load_factory(spec)
+    path = digest = None
+    if weights.is_random:
+        for module in net.modules():  # the random-init control: every layer's own initialiser
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    elif weights.is_file:
+        path = weights.path
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(f"{path} is not a readable torch state dict (torch.load with weights_only=True "
+                               f"failed: {type(exc).__name__})") from None
+        if not isinstance(state, dict):
+            raise WeightsError(f"{path} is not a state dict (got {type(state).__name__})")
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path} does not fit {spec}: {' '.join(str(exc).split())[:400]}") from None
+        digest = sha256sum(path)
+    if input_transform is None:
+        input_transform = getattr(net, "input_transform", None)
+    transform = parse_input_transform(input_transform) if input_transform is not None else InputTransform()
+    names = [n for n, _ in net.named_modules() if n]
+    net = net.to(device=device, dtype=dtype)
+    model = wrap_module(net, list(layers) if layers else names, name=spec, transform=transform,
+                        meta={"weights": str(path) if path else None, "weights_sha256": digest,
+                              "random_weights": weights.is_random,
+                              "factory": spec, "geometry": "measured (probes.measure)"})
+    return model
 
 
 def load_model(
     name: str,
-    weights: str | Path | None = None,
+    weights: WeightsLike = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    *,
+    input_transform: str | InputTransform | None = None,
+    layers: Sequence[str] | None = None,
 ) -> ProbeModel:
-    """Build a registered model, ready to :meth:`~probes.base.ProbeModel.probe`.
+    """Build a registered model, or any torch model from a factory, ready to :meth:`~probes.base.ProbeModel.probe`.
 
     Args:
-        name: registry id (``"inceptionv1"``, ``"groundtruth"``; see :func:`list_models`).
-        weights: for trained networks, a state-dict file path; None uses the cached
-            download (``curvebench weights path``); ``"random"`` keeps the random
-            initialisation (tests and benchmarks). ``"groundtruth"`` takes None (or
-            ``"random"``, ignored): it is built from code.
+        name: registry id (``"inceptionv1"``, ``"efficientnet-lite0"``, ``"groundtruth"``; see
+            :func:`list_models`), or ``"module.path:factory"``: ``factory()`` must return an
+            ``nn.Module``; its taps are its ``named_modules()`` names (or ``layers``), its
+            geometry is measured from the network (:mod:`probes.measure`). For a factory,
+            ``weights`` is None (as built), ``"random"`` (``reset_parameters()`` of every
+            submodule) or a state-dict file loaded strictly with ``weights_only=True``.
+        weights: a :class:`~probes.weights_spec.WeightsSpec` or its text: for trained
+            networks a state-dict file path; None (default) uses the packaged file
+            (EfficientNet-Lite0) or the cached download (``curvebench weights path``);
+            ``"random"`` keeps the random initialisation (tests, benchmarks, controls).
+            ``"groundtruth"`` takes the default (or random, ignored): it is built from code.
         device: torch device.
         dtype: floating dtype of parameters and computation.
+        input_transform: factory models only: :func:`~probes.base.parse_input_transform`
+            text or an :class:`~probes.base.InputTransform`; default the module's own
+            ``input_transform`` attribute if it has one, else identity. Built-in models
+            always use their weights' transform.
+        layers: factory models only: the taps (dotted ``named_modules()`` names); default all.
     """
+    if is_factory_spec(name):
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        return _build_factory(name, WeightsSpec.parse(weights), _device(device), dtype, input_transform, layers)
     entry = get_entry(name)
+    if input_transform is not None:
+        raise ModelError(f"input_transform: the built-in model {name!r} uses its weights' transform "
+                         f"({entry.extra.get('input_transform', 'fixed')}); --input-transform is for 'module:factory' models")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    return entry.builder(weights=WeightsSpec.parse(weights), device=_device(device), dtype=dtype)
+
+
+def _device(device: str | torch.device) -> torch.device:
     try:
-        device = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device: invalid torch device {device!r} ({exc})") from None
-    return entry.builder(weights=weights, device=device, dtype=dtype)
+        raise ModelError(f"device: invalid torch device {device!r} ({exc})") from None
 
 
-def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import groundtruth
 
-    if weights is not None and not (isinstance(weights, str) and weights == "random"):
+    if weights.is_file:
         raise ValueError(f"weights: the ground-truth model is built from code and takes no weights file "
-                         f"(None or 'random'), got {weights!r}")
+                         f"(None or 'random'), got {weights.text()!r}")
     return groundtruth.build(device, dtype)
 
 
-def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import inception, sliced
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("inception5h")
     net = inception.InceptionV1Net()
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
-        pass
-    else:
-        path = resolve(entry, weights)
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
         net.load_state_dict(read_state_dict(path, entry), strict=True)
         digest = sha256sum(path)
     net = net.to(device=device, dtype=dtype)
@@ -177,17 +276,15 @@ def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: 
     )
 
 
-def _build_efficientnet_lite0(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import efficientnet
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("efficientnet-lite0")
     net = efficientnet.EfficientNetLite0Net()
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
-        pass
-    else:
-        path = resolve(entry, weights)
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
         net.load_state_dict(efficientnet.map_state_dict(read_state_dict(path, entry)), strict=True)
         digest = sha256sum(path)
     net = net.to(device=device, dtype=dtype)

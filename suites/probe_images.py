@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.weights_spec import WeightsLike, WeightsSpec
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
 __all__ = ["probe_images", "load_npy_images"]
@@ -71,29 +72,33 @@ def probe_images(
     images: str | Path,
     out: str | Path,
     *,
-    weights: str | None = None,
+    weights: WeightsLike = None,
     device: str = "auto",
     full_map: bool = False,
     size: int = 224,
     batch_size: int = 16,
     progress: bool | None = None,
+    input_transform: str | None = None,
 ) -> str:
-    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line."""
+    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line.
+
+    ``model`` is a registry id or ``"module.path:factory"`` (then ``input_transform`` may
+    name its input transform, see ``probes.parse_input_transform``).
+    """
     import probes
     from tqdm.auto import tqdm
 
-    from probes.weights import sha256sum
-    from suites.runner import _resolve_device, _versions
+    from suites.runner import resolve_device, versions
 
     if not layers:
         raise ValueError("layers: give at least one layer name (comma-separated)")
     out = Path(out)
     if out.exists():  # checked again, race-free, when the writer creates it
         raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
-    dev = _resolve_device(device)
-    if weights is not None and weights != "random" and not Path(weights).is_file():
-        raise FileNotFoundError(f"weights file not found: {weights}")
-    net = probes.load_model(model, weights=weights, device=dev)
+    dev = resolve_device(device)
+    weights = WeightsSpec.parse(weights)
+    weights.check_exists()
+    net = probes.load_model(model, weights=weights, device=dev, input_transform=input_transform, layers=layers)
     for layer in layers:
         if layer not in net.layers:
             raise ValueError(f"layers: unknown layer {layer!r} for model {model!r}; allowed: {', '.join(net.layers)}")
@@ -127,10 +132,10 @@ def probe_images(
             grid = _map_coords(net, layer, hw)
             dims[f"{layer}_y"], dims[f"{layer}_x"] = grid
             vdims = ("image", cdim, f"{layer}_y", f"{layer}_x")
-        elif net.geometry is not None:
-            units[layer] = [net.receptive_field(layer, hw[0]).nearest_unit(hw[0] / 2),
-                            net.receptive_field(layer, hw[1]).nearest_unit(hw[1] / 2)]
-        for name, pre in ((layer, False), (f"{layer}_pre_relu", True)):
+        elif net.geometry is not None or getattr(net, "measure_geometry", False):
+            units[layer] = list(net.nearest_units(layer, (hw[1] / 2, hw[0] / 2), hw)[layer])
+        pairs = ((layer, False), (f"{layer}_pre_relu", True)) if f"{layer}_pre_relu" in net.taps else ((layer, False),)
+        for name, pre in pairs:  # a wrapped module may have no pre-ReLU tap
             variables.append(Variable(name, vdims, "float32", {
                 "layer": layer, "readout": "pre_relu" if pre else "post_relu",
                 "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} "
@@ -139,12 +144,11 @@ def probe_images(
     layout = Layout("image", dims, {"source": "str"}, tuple(variables), chunk_rows=batch_size)
     attrs = {
         "title": f"curvebench probe of {source_label} on {model}",
-        "images": source_label, "model": model, "weights": weights or "",
-        "weights_sha256": (net.meta or {}).get("weights_sha256") or (
-            sha256sum(weights) if weights and weights != "random" else ""),
+        "images": source_label, "model": model, "weights": weights.text() or "",
+        "weights_sha256": (net.meta or {}).get("weights_sha256") or weights.file_sha256(),
         "layers": " ".join(layers), "full_map": int(full_map), "image_size_hw": np.asarray(hw, dtype=np.int64),
         "probed_units": json.dumps(units), "device": str(dev), "dtype": "float32",
-        "created": utc_now(), "rows_total": count, **_versions(),
+        "created": utc_now(), "rows_total": count, **versions(),
     }
     writer = ResultsWriter.create(out, layout, attrs)
     t0 = time.perf_counter()
@@ -171,7 +175,7 @@ def probe_images(
 
 def _map_coords(net: Any, layer: str, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Receptive-field centres (continuous px) of a layer's map rows and columns."""
-    if net.geometry is None:
+    if net.geometry is None and not getattr(net, "measure_geometry", False):
         with torch.inference_mode():
             m = net.probe(torch.zeros(1, 3, *hw), [layer], full_map=True)[layer]
         return np.arange(m.shape[-2], dtype=np.float64), np.arange(m.shape[-1], dtype=np.float64)

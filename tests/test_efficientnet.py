@@ -198,3 +198,20 @@ def test_imagenet_sanity_on_bundled_photographs(lite0: probes.ProbeModel) -> Non
     assert int(logits[0].argmax()) == 967  # espresso
     top3 = logits[1].topk(3).indices.tolist()
     assert any(281 <= c <= 285 for c in top3), top3  # a domestic cat
+
+
+def test_bench_probe_reports_the_rf_crop_at_the_best_layer(capsys) -> None:
+    from curvebench.cli import main
+
+    assert main(["bench", "probe", "--model", "efficientnet-lite0", "--batch", "1", "--repeats", "1",
+                 "--warmup", "0", "--layers", "blocks.2", "--quiet", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "blocks.3.2.depthwise centre probe: full 224 px" in out and "crop 154 px" in out
+    from probes.probe_bench import bench_probe
+
+    report = bench_probe("efficientnet-lite0", batch=1, repeats=1, warmup=0, layers=("blocks.1",),
+                         full_network=False, progress=False)
+    rf = report["rf_crop"]
+    assert (rf["layer"], rf["crop_size"], rf["exact"]) == ("blocks.3.2.depthwise", 154, True)
+    assert report["rf_crop_speedup"] == report["rf_crop_speedup_blocks.3.2.depthwise"] > 0
+    assert report["weights"] == "random"

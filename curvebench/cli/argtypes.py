@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list"]
+from probes.weights_spec import WeightsSpec
+
+__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
+           "INPUT_TRANSFORM_HELP"]
+
+INPUT_TRANSFORM_HELP = (
+    "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
+    "(torchvision mean/std), pm1 ((x-0.5)/0.5), caffe (x*255-117), or affine:SCALE:SHIFT (each one number or "
+    "three comma-separated, per RGB); default the module's `input_transform` attribute, else identity")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -45,3 +53,22 @@ def int_list(text: str) -> list[int]:
         return [int(s) for s in name_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def weights_spec(text: str) -> WeightsSpec:
+    """``--weights``: a weights file path or ``random``, parsed once into a :class:`~probes.weights_spec.WeightsSpec`."""
+    try:
+        return WeightsSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def input_transform(text: str) -> str:
+    """An ``--input-transform`` value (see ``probes.parse_input_transform``), checked, returned as text."""
+    from probes.base import parse_input_transform
+
+    try:
+        parse_input_transform(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -187,14 +187,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- demo
 
 def _demo_groundtruth(args: argparse.Namespace) -> int:
+    from curvebench.cli.run import run_options
+    from suites.analysis.plots import plot_heatmaps
     from suites.results import open_results
     from suites.runner import run_suite
-    from suites.analysis.plots import plot_heatmaps
+    from suites.strips import stimulus_strip
 
-    res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
-                    progress=False if args.no_progress else None)
+    res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
     with open_results(res.path) as ds:
-        figures = plot_heatmaps(ds, res.path.with_suffix(""))
+        figures = plot_heatmaps(ds, res.path.with_suffix(""), strip=stimulus_strip)
     for p in figures:
         print(f"figure: {p}")
     if args.figure:
