@@ -538,11 +538,10 @@ def family_heatmap_figure(
     cb.set_label("sigma above blank (post-ReLU)", fontsize=8)
     cb.ax.tick_params(labelsize=7)
     head = title or f"{n} curve detectors in {layer}"
-    if len(short) > 6:
-        head += f"  (rows: channel of {layer}, preferred orientation)"
     sub = (f"{provenance(resp)}; sigma from {resp.attrs.get('statistics', '?')}\n"
            f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, closed ring "
-           f"at bottom), black on white; sorted by preferred orientation (white line)")
+           f"at bottom), black on white; labels: {'channel' if len(short) > 6 else 'layer:channel'} and preferred "
+           f"orientation (white line), sorted by it")
     fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=12, fontweight="bold")
     import textwrap
 
