@@ -253,7 +253,7 @@ def register(commands: Any, bench_commands: Any) -> None:
 
     # the defaults of suites.discover.Sweep, repeated here so that --help does not import torch
     sweep_defaults = SimpleNamespace(orientations=72, curvatures=10, length=64.0, width=3.0, size=224,
-                                     angle_curvatures=3, batch_size=64)
+                                     angle_curvatures=3, batch_size=8)
     p = commands.add_parser(
         "discover", help="find the curve family of any model's layers (with a random-weights control)",
         description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "
