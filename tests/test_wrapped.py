@@ -201,3 +201,20 @@ def test_suite_run_with_a_factory_model(tmp_path) -> None:
         assert "features.4" in f and "features.4_pre_relu" not in f  # the module has no pre-ReLU tap
         values = f["features.4"][:]
         assert values.shape == (8, 8) and np.isfinite(values).all()
+
+
+def test_models_describes_a_factory_model(capsys) -> None:
+    import json
+
+    from curvebench.cli import main
+
+    assert main(["models", "--model", "toy_nets:tf_same", "--layers", "c2,c4", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    taps = {t["layer"]: t for t in entry["taps"]}
+    expected = receptive_field(toy_nets.TFSame.GEOMETRY, "c4", 224)
+    assert (taps["c4"]["stride"], taps["c4"]["rf_size"], taps["c4"]["grid"]) == (16, 31, 14)
+    assert (expected.stride, expected.size) == (16, 31)
+    assert taps["c4"]["centre_unit"] == [6, 6] and taps["c4"]["centre_xy"] == [111.5, 111.5]
+    assert taps["c2"]["channels"] == 4
+    assert main(["models", "--model", "toy_nets:tf_same"]) == 2
+    assert "give --layers" in capsys.readouterr().err
