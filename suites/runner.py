@@ -155,10 +155,15 @@ def resolve_readout(suite: Suite, model: Any) -> Readout:
                                     f"({width} channels: ids 0..{width - 1})")
         channels[layer] = np.asarray(ids, dtype=np.int64)
     variables = []
+    taps = getattr(model, "taps", None)
     for layer in layers:
+        has_pre = taps is None or f"{layer}_pre_relu" in taps  # a wrapped module may have no pre-ReLU tap
+        if suite.readout == "pre_relu" and not has_pre:
+            raise _error(suite, f"readout: layer {layer!r} of model {model.name!r} has no pre-ReLU tap; "
+                                f"use readout = 'post_relu' (or 'both', which then stores post-ReLU only)")
         if suite.readout in ("both", "post_relu"):
             variables.append((layer, layer, False))
-        if suite.readout in ("both", "pre_relu"):
+        if suite.readout in ("both", "pre_relu") and has_pre:
             variables.append((f"{layer}_pre_relu", layer, True))
     return Readout(tuple(layers), channels, tuple(variables), suite.family)
 
@@ -481,7 +486,9 @@ def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: to
     if s.dtype != "float32":
         net = net.to(dtype=getattr(torch, s.dtype))
     readout = resolve_readout(s, net)
-    plan = net.input_plan(list(readout.layers), size=s.size) if getattr(net, "geometry", None) is not None else None
+    # analytic geometry: the exact crop; measured (wrapped modules): the full input, drawn at the centre unit's RF centre
+    has_geometry = getattr(net, "geometry", None) is not None or getattr(net, "measure_geometry", False)
+    plan = net.input_plan(list(readout.layers), size=s.size) if has_geometry else None
     size = plan.size if plan is not None else s.size
     position = plan.position if plan is not None else (s.size / 2, s.size / 2)
     grid = Grid(s.axes)

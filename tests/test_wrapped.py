@@ -181,3 +181,40 @@ def test_measured_geometry_of_efficientnet_equals_its_geometry(size: int) -> Non
     m = probes.wrap_module(net, layers)
     for layer in layers:
         assert m.receptive_field(layer, size) == receptive_field(efficientnet.GEOMETRY, layer, size), (layer, size)
+
+
+def test_suite_run_with_a_factory_model(tmp_path) -> None:
+    import json
+
+    import h5py
+    import numpy as np
+
+    from curvebench.cli import main
+
+    out = tmp_path / "run.h5"
+    assert main(["run", "curves", "--model", "toy_nets:torch_pad", "--weights", "random", "--layers", "features.4",
+                 "--limit", "8", "--out", str(out), "--no-progress"]) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["model"] == "toy_nets:torch_pad"
+        # measured geometry: features.4 unit j is centred on 4 j + 0.5 px; nearest the centre of 224 px: 28 (112.5 px)
+        assert json.loads(f.attrs["probed_units"]) == {"features.4": [28, 28]}
+        assert "features.4" in f and "features.4_pre_relu" not in f  # the module has no pre-ReLU tap
+        values = f["features.4"][:]
+        assert values.shape == (8, 8) and np.isfinite(values).all()
+
+
+def test_models_describes_a_factory_model(capsys) -> None:
+    import json
+
+    from curvebench.cli import main
+
+    assert main(["models", "--model", "toy_nets:tf_same", "--layers", "c2,c4", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    taps = {t["layer"]: t for t in entry["taps"]}
+    expected = receptive_field(toy_nets.TFSame.GEOMETRY, "c4", 224)
+    assert (taps["c4"]["stride"], taps["c4"]["rf_size"], taps["c4"]["grid"]) == (16, 31, 14)
+    assert (expected.stride, expected.size) == (16, 31)
+    assert taps["c4"]["centre_unit"] == [6, 6] and taps["c4"]["centre_xy"] == [111.5, 111.5]
+    assert taps["c2"]["channels"] == 4
+    assert main(["models", "--model", "toy_nets:tf_same"]) == 2
+    assert "give --layers" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int, weights_spec
+from curvebench.cli.argtypes import (INPUT_TRANSFORM_HELP, input_transform, name_list, nonnegative_int, positive_int,
+                                    weights_spec)
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -47,10 +48,32 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _factory_taps(args: argparse.Namespace) -> dict[str, Any]:
+    """A ``module:factory`` model's layers with measured geometry at ``--size`` px (as list_models() entries)."""
+    import probes
+
+    model = probes.load_model(args.model, layers=args.layers, input_transform=args.input_transform)
+    taps = []
+    for layer in model.layers:
+        rf = model.receptive_field(layer, args.size)
+        j = rf.nearest_unit(args.size / 2)
+        taps.append({"layer": layer, "channels": model.num_channels(layer), "stride": rf.stride, "rf_size": rf.size,
+                     "grid": rf.grid, "centre_unit": [j, j], "centre_xy": [rf.centre(j), rf.centre(j)],
+                     "crop": None, "geometry": "measured"})
+    return {"name": model.name, "description": f"factory model {args.model} (geometry measured at {args.size} px)",
+            "layers": list(model.layers), "channels": {t["layer"]: t["channels"] for t in taps},
+            "weights": None, "input_transform": model.transform.description, "taps": taps}
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from probes.registry import list_models
 
-    models = list_models()
+    if args.model is not None:
+        if not args.layers:
+            raise ValueError("models --model: give --layers (dotted named_modules() names) to measure")
+        models = [_factory_taps(args)]
+    else:
+        models = list_models()
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
@@ -129,7 +152,14 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
 
     p = commands.add_parser("models", help="list models, their layers and (ground truth) designed units",
                             description="List registered models with tap layers and channel counts.")
-    p.add_argument("--json", action="store_true", help="print JSON (includes the ground-truth units)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (includes per-tap channels, stride, RF size and centre unit at 224 px, "
+                        "and the ground-truth units)")
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="describe a factory model instead: its --layers with geometry measured from the network")
+    p.add_argument("--layers", type=name_list, default=None, metavar="A,B", help="with --model: the layers")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
+    p.add_argument("--size", type=positive_int, default=224, metavar="PX", help="with --model: input size (default 224)")
     p.set_defaults(func=_cmd_models)
 
     p = bench_commands.add_parser(
