@@ -91,6 +91,8 @@ class Param:
             the side by the orientation).
         default_text: how to show the default where ``default`` is not a plain number.
         allow_inf: ``+inf`` is a valid value (no limit); NaN never is.
+        period: values that differ by a multiple of it draw the same stimulus (360 for
+            orientation); ``None`` if none.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Param:
     suite_low: float | None = None
     default_text: str | None = None
     allow_inf: bool = False
+    period: float | None = None
 
     def default_for(self, kind: str) -> float:
         """The default of this parameter for ``kind``."""
@@ -166,7 +169,7 @@ class Choice:
 #: Numeric parameters, in the order ``curvebench render`` picks a contact sheet's x axis.
 PARAMS: tuple[Param, ...] = (
     Param("orientation", 0.0, "deg",
-          "degrees, counter-clockwise on screen, the side the path opens to (0 = +x, 90 = up)"),
+          "degrees, counter-clockwise on screen, the side the path opens to (0 = +x, 90 = up)", period=360.0),
     Param("curvature", 0.0, "1/px",
           "1/px, 0 = straight line, |curvature| * length <= 2 pi (a full circle); negative opens toward "
           "orientation + 180", suite_low=0.0),

@@ -173,6 +173,37 @@ class Suite:
             axes.append((n, v))
         return replace(self, axes=tuple(axes))
 
+    def render_parameters(self) -> dict[str, Any]:
+        """Every render parameter this suite does not sweep, with its value.
+
+        The suite's ``[fixed]`` values over the declared defaults of its kind
+        (:func:`stimuli.kinds.defaults`), plus ``fg``/``bg`` (RGB, or ``"complement"``) unless
+        a colour is swept. An unlimited value (``window = inf``: the whole image) is ``None``.
+        """
+        swept = set(self.axis_names)
+        out: dict[str, Any] = {}
+        for key, value in {**_decl.defaults(self.kind), **self.fixed}.items():
+            if key in swept:
+                continue
+            if isinstance(value, float) and math.isinf(value):
+                value = None
+            out[key] = list(value) if isinstance(value, tuple) else value
+        colour_swept = {side for side in ("fg", "bg") if any(k.startswith(side + "_") for k in swept)}
+        for side, default in (("fg", [0.0, 0.0, 0.0]), ("bg", [1.0, 1.0, 1.0])):
+            if side not in colour_swept:
+                out.setdefault(side, default)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary: ``name``, ``description``, ``kind``, ``stimuli``, ``axes``
+        (``{param: {min, max, count}}``), ``fixed`` (:meth:`render_parameters`), ``model``, ``layers``."""
+        return {
+            "name": self.name, "description": self.description, "kind": self.kind, "stimuli": self.num_stimuli,
+            "axes": {n: {"min": float(v.min()), "max": float(v.max()), "count": int(len(v))} for n, v in self.axes},
+            "fixed": self.render_parameters(),
+            "model": self.model, "layers": list(self.layers) or f"family {self.family}",
+        }
+
     def with_overrides(self, **kw: Any) -> Suite:
         """Copy with some fields replaced (``None`` values are ignored); validates them."""
         kw = {k: v for k, v in kw.items() if v is not None}
@@ -239,6 +270,7 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
             raise SuiteError(f"{path}: unknown key [sweep].{key}; allowed: {', '.join(SWEEPABLE)}")
         values = _axis_values(spec, path, f"[sweep].{key}")
         _check_param_values(key, values, path, f"[sweep].{key}")
+        _check_distinct(key, values, path, f"[sweep].{key}")
         axes.append((key, values))
 
     fixed = {}
@@ -423,8 +455,35 @@ def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> 
         raise SuiteError(f"{path}: {where} must be whole numbers >= {d.low:g}, got {values.tolist()[:8]}")
 
 
+#: Suite colour parameters that are periodic (degrees of hue).
+_COLOUR_PERIODS = {"fg_hue": 360.0, "bg_hue": 360.0}
+
+
+def _check_distinct(key: str, values: np.ndarray, path: str, where: str) -> None:
+    """No two values of an axis may draw the same stimuli: no repeats, none a period apart."""
+    period = _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+    folded = np.mod(values, period) if period else values
+    order = np.argsort(folded, kind="stable")
+    gaps = np.diff(folded[order])
+    if period and len(folded) > 1:
+        gaps = np.append(gaps, folded[order[0]] + period - folded[order[-1]])
+    close = np.flatnonzero(gaps <= 1e-9 * max(1.0, float(np.abs(values).max())))
+    if close.size:
+        i = order[close[0]]
+        j = order[(close[0] + 1) % len(order)]
+        a, b = sorted((float(values[i]), float(values[j])))
+        why = f" ({key} is periodic: {a:g} and {b:g} differ by a multiple of {period:g})" if period and a != b else ""
+        raise SuiteError(f"{path}: {where} has the values {a:g} and {b:g}, which draw the same stimuli{why}; "
+                         "keep one (a step range excludes its stop: orientation = { start = 0, stop = 360, step = 1 })")
+
+
 def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, Any], path: str) -> None:
-    """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle."""
+    """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle.
+
+    Angles (any rounding < 1) must turn by at most pi (``curvature * length <= pi``): a sharp
+    angle turning by ``tau`` and one turning by ``2 pi - tau`` are the same image, and
+    rounded angles past pi are loops.
+    """
     kmax = float(sweep["curvature"].max()) if "curvature" in sweep else float(fixed.get("curvature", 0.0))
     where = "[sweep].curvature" if "curvature" in sweep else "[fixed].curvature"
     for name, value in _decl.kind(kind).pinned.items():
@@ -438,6 +497,14 @@ def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, An
         raise SuiteError(
             f"{path}: {where}: curvature up to {kmax:g} 1/px with length up to {lmax:g} px exceeds a full circle; "
             f"allowed curvature * length <= 2*pi (curvature <= {_decl.MAX_TURN / lmax:g} 1/px at length {lmax:g})"
+        )
+    rounding = sweep["rounding"] if "rounding" in sweep else np.array([float(fixed.get("rounding", _PARAMS["rounding"].default_for(kind)))])
+    if rounding.min() < 1 and kmax * lmax > _decl.ARTICLE_MAX_TURN * (1 + 1e-9):
+        raise SuiteError(
+            f"{path}: {where}: angles (rounding < 1) turn by up to curvature * length = {kmax * lmax:.4g} rad; "
+            f"angles repeat beyond a turn of pi (a sharp angle turning by t and one turning by 2*pi - t are the same "
+            f"image, and rounded angles become loops): sweep curvature <= pi/length = {math.pi / lmax:g} 1/px "
+            f"at length {lmax:g} px"
         )
 
 

@@ -189,14 +189,14 @@ def test_failure_mid_run_keeps_committed_rows_and_first_batch_failure_leaves_no_
 
 def test_long_axes_unstack_from_the_stored_suite(tmp_path):
     s = parse_suite(make(bs=512).source.replace(
-        "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000 }"),
+        "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000, endpoint = false }"),
         path="long.toml")
     res = run_suite(s, out=tmp_path / "l.h5", limit=700, progress=False, log=None)
     with open_results(res.path) as ds:
         assert "grid_axis_orientation" not in ds.attrs and "grid_axis_curvature" in ds.attrs
         u = unstack_grid(ds)
     assert u["edges"].shape == (5000, 5, 12)
-    np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000))
+    np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000, endpoint=False))
     assert not np.isnan(u["edges"].values[:140]).any() and np.isnan(u["edges"].values[140:]).all()
 
 
