@@ -29,7 +29,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import torch
 from probes.weights import sha256sum
 from suites.parameter_grid import Grid
 from suites.render_args import render_kwargs
-from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
+from suites.spec import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, parse_suite, scale_render_kwargs
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
@@ -108,6 +108,20 @@ def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> 
     if fam.layer != layer:
         raise _error(suite, f"[model].channels: family {name!r} belongs to layer {fam.layer!r}, not {layer!r}")
     return {layer: [int(c) for c in fam.channels]}
+
+
+def layer_scales(suite: Suite, model: Any, layers: Sequence[str]) -> dict[str, float]:
+    """Stimulus scale per layer (:func:`suites.spec.layer_scale`); all 1 unless the suite sizes per layer.
+
+    Raises:
+        SuiteError: the suite sizes per layer but the model has no receptive-field geometry.
+    """
+    if suite.length_per_receptive_field is None:
+        return {layer: 1.0 for layer in layers}
+    if getattr(model, "geometry", None) is None:
+        raise _error(suite, f"[model].length_per_receptive_field needs a model with receptive-field geometry; "
+                            f"{getattr(model, 'name', model)!r} has none")
+    return {layer: layer_scale(suite, model.receptive_field(layer, suite.size).size) for layer in layers}
 
 
 def resolve_readout(suite: Suite, model: Any) -> Readout:
@@ -521,6 +535,10 @@ def run_suite(
     grid = Grid(s.axes)
     stop = grid.size if limit is None else min(limit, grid.size)
     weights_sha = _weights_sha(net, s)
+    scales = layer_scales(s, net, readout.layers)
+    groups: dict[float, list[str]] = {}  # one render per stimulus size, probing the layers that use it
+    for layer in readout.layers:
+        groups.setdefault(scales[layer], []).append(layer)
 
     store_dtype = "float16" if s.storage == "float16" else "float32"
     keep_rows = s.summary.keep_rows
@@ -532,7 +550,8 @@ def run_suite(
     for name, layer, pre in readout.variables:
         cdim = readout.channel_dim(layer)
         vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
-                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
+                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit",
+                  "stimulus_scale": scales[layer]}
         if keep_rows:
             variables.append(Variable(name, ("stimulus", cdim), store_dtype, vattrs))
         if s.summary.enabled:
@@ -564,6 +583,7 @@ def run_suite(
             "batch_size": s.batch_size, "created": utc_now(), "rows_total": stop,
             "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
             "input_size": size, "stimulus_position_xy": np.asarray(position, dtype=np.float64),
+            "stimulus_scale": json.dumps(scales),
             "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
             "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
                                    "keep_rows": keep_rows}),
@@ -616,22 +636,26 @@ def run_suite(
         with torch.inference_mode():
             for batch in grid.batches(s.batch_size, start=start_row, stop=stop):
                 n = len(batch)
-                if render_stream is None:
-                    kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
-                    images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype,
-                                            **kw)
-                else:
-                    main_stream = torch.cuda.current_stream(dev)
-                    with torch.cuda.stream(render_stream):
-                        kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
+                acts = {}
+                for scale, group in groups.items():
+                    if render_stream is None:
+                        kw = scale_render_kwargs(s.kind, render_kwargs(batch.params, s.fixed, n, device=dev,
+                                                                       dtype=compute_dtype), scale)
                         images = stimuli.render(s.kind, position=position, size=size, device=dev,
                                                 dtype=compute_dtype, **kw)
-                    main_stream.wait_stream(render_stream)
-                    # the probe reads `images` on the main stream: keep the block from being
-                    # reused by the next render until that work is done
-                    images.record_stream(main_stream)
-                acts = net.probe(images, list(readout.layers), plan=plan, pre_relu=want_pre,
-                                 check_range=dev.type == "cpu")
+                    else:
+                        main_stream = torch.cuda.current_stream(dev)
+                        with torch.cuda.stream(render_stream):
+                            kw = scale_render_kwargs(s.kind, render_kwargs(batch.params, s.fixed, n, device=dev,
+                                                                           dtype=compute_dtype), scale)
+                            images = stimuli.render(s.kind, position=position, size=size, device=dev,
+                                                    dtype=compute_dtype, **kw)
+                        main_stream.wait_stream(render_stream)
+                        # the probe reads `images` on the main stream: keep the block from being
+                        # reused by the next render until that work is done
+                        images.record_stream(main_stream)
+                    acts.update(net.probe(images, group, plan=plan, pre_relu=want_pre,
+                                          check_range=dev.type == "cpu"))
                 data, done = copy_out.to_host(acts)
                 del images, acts
                 wt.put((batch.start, batch.params if keep_rows else {}, data, done))

@@ -86,7 +86,9 @@ SWEEPABLE: tuple[str, ...] = RENDER_NUMERIC + COLOUR_HSV + COLOUR_RGB
 FIXED_ONLY: tuple[str, ...] = ("fg", "bg") + tuple(c.name for c in _decl.CHOICES)
 
 _TOP_KEYS = ("name", "description", "kind", "sweep", "fixed", "model", "run", "summary")
-_MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout")
+_MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout", "length_per_receptive_field")
+#: Parameters in px along the stimulus that per-layer scaling multiplies (curvature is divided).
+SCALED_LENGTHS: tuple[str, ...] = ("length", "window", "tick_length")
 _RUN_KEYS = ("batch_size", "device", "dtype", "storage", "seed", "size")
 _SUMMARY_KEYS = ("enabled", "top_k", "keep_rows")
 _READOUTS = ("both", "pre_relu", "post_relu")
@@ -119,6 +121,10 @@ class Suite:
         axes: ordered ``(parameter, values)`` pairs, float64 1-D arrays; the grid is
             their Cartesian product with the first axis slowest (C order).
         fixed: constant render parameters (numbers, RGB tuples, ``"complement"``, strings).
+        length_per_receptive_field: None, or the stimulus is sized per probed layer: the arc
+            length is this fraction of the layer's theoretical receptive-field width (see
+            :func:`layer_scale`); ``[fixed].length`` and the curvature axis then describe the
+            stimulus at scale 1.
         model, weights, layers, channels, family, readout: what to probe. ``channels`` is
             ``"all"``, a family name, a list of ids, or a per-layer dict of those; None
             (not given) means the family's channels when ``family`` is set, else all.
@@ -138,6 +144,7 @@ class Suite:
     layers: tuple[str, ...] = ()
     channels: Any = None
     family: str | None = None
+    length_per_receptive_field: float | None = None
     readout: str = "both"
     batch_size: int = 256
     device: str = "auto"
@@ -202,6 +209,8 @@ class Suite:
             "axes": {n: {"min": float(v.min()), "max": float(v.max()), "count": int(len(v))} for n, v in self.axes},
             "fixed": self.render_parameters(),
             "model": self.model, "layers": list(self.layers) or f"family {self.family}",
+            **({"length_per_receptive_field": self.length_per_receptive_field}
+               if self.length_per_receptive_field is not None else {}),
         }
 
     def with_overrides(self, **kw: Any) -> Suite:
@@ -307,6 +316,14 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
         raise SuiteError(f"{path}: [model].layers must be a list of layer names, got {layers!r}")
     family = model.get("family", "") or None
+    per_rf = model.get("length_per_receptive_field")
+    if per_rf is not None:
+        per_rf = _number(per_rf, path, "[model].length_per_receptive_field")
+        if not 0 < per_rf <= 4:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field must be a fraction > 0 (at most 4), got {per_rf:g}")
+        if "length" in sweep:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field sizes the stimulus per layer; it needs a "
+                             "fixed length, not [sweep].length")
     if family is not None and family not in FAMILY_KINDS:
         raise SuiteError(f"{path}: [model].family: family {family!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
     if not layers and family is None:
@@ -343,12 +360,39 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     suite = Suite(
         name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
         model=model_name, weights=weights, layers=tuple(layers), channels=channels, family=family,
+        length_per_receptive_field=per_rf,
         readout=readout, batch_size=batch_size, device=device, dtype=dtype, storage=storage, seed=seed,
         size=size, summary=summary, source=text, path=path,
     )
     if suite.num_stimuli > 10**12:
         raise SuiteError(f"{path}: the grid has {suite.num_stimuli} stimuli; at most 10**12 are allowed")
     return suite
+
+
+def layer_scale(suite: Suite, receptive_field_px: float) -> float:
+    """Scale of the stimulus for a layer whose theoretical receptive field is ``receptive_field_px`` wide.
+
+    ``s = length_per_receptive_field * receptive_field_px / length``: the layer sees the
+    suite's stimulus with every length along it (``length``, ``window``, ``tick_length``)
+    multiplied by ``s`` and curvature divided by ``s`` (the same shape, the same turn),
+    the stroke width unchanged. 1 when the suite does not scale per layer.
+    """
+    if suite.length_per_receptive_field is None:
+        return 1.0
+    length = float(suite.fixed.get("length", _PARAMS["length"].default_for(suite.kind)))
+    return suite.length_per_receptive_field * float(receptive_field_px) / length
+
+
+def scale_render_kwargs(kind: str, kw: dict[str, Any], scale: float) -> dict[str, Any]:
+    """``render`` keyword arguments of a stimulus scaled by ``scale`` (see :func:`layer_scale`)."""
+    if scale == 1.0:
+        return kw
+    out = dict(kw)
+    for key in SCALED_LENGTHS:
+        out[key] = out.get(key, _PARAMS[key].default_for(kind)) * scale
+    if "curvature" in out:
+        out["curvature"] = out["curvature"] / scale
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers
