@@ -102,6 +102,9 @@ def stimulus_strip(
     from suites.render_args import render_kwargs
 
     params = {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
+    from .orientation_axis import axis_of, from_axis
+
+    params["orientation"] = from_axis(params["orientation"], axis_of(ds))  # the renderer's own axis
     kwargs = render_kwargs(params, suite.fixed, len(per_tile))
     length = float(np.max(params["length"])) if "length" in params else float(suite.fixed.get("length", 64))
     size = int(min(max(32, round(1.5 * length)), 256))
