@@ -184,7 +184,8 @@ def test_every_builtin_suite_stays_in_the_article_range():
         d = load_suite(name).describe()
         length = d["fixed"]["length"]
         k = d["axes"]["curvature"]
-        assert k["min"] == 0 and k["max"] * length == pytest.approx(np.pi), name  # line -> semicircle
+        turn = 0.75 * np.pi if d["kind"] == "angle" else np.pi  # the article's sharpest angle; a semicircle
+        assert k["min"] == 0 and k["max"] * length == pytest.approx(turn), name
         o = d["axes"]["orientation"]
         assert o["min"] == 0 and o["max"] < 360 and o["count"] * (o["max"] - o["min"]) / (o["count"] - 1) == pytest.approx(360)
     for name in ("fill", "color"):
