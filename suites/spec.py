@@ -54,6 +54,7 @@ Convention:
 
 from __future__ import annotations
 
+from probes.weights_spec import WeightsSpec
 from suites.errors import SuiteError
 
 import math
@@ -140,7 +141,7 @@ class Suite:
     description: str = ""
     fixed: dict[str, Any] = field(default_factory=dict)
     model: str = "groundtruth"
-    weights: str | None = None
+    weights: WeightsSpec = field(default_factory=WeightsSpec)
     layers: tuple[str, ...] = ()
     channels: Any = None
     family: str | None = None
@@ -227,6 +228,8 @@ class Suite:
             _check_choice(kw["readout"], where, "readout", _READOUTS)
         if "layers" in kw:
             kw["layers"] = tuple(kw["layers"])
+        if "weights" in kw:
+            kw["weights"] = WeightsSpec.parse(kw["weights"])
         return replace(self, **kw)
 
 
@@ -307,9 +310,10 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     model_name = model.get("name", "groundtruth")
     if not isinstance(model_name, str) or not model_name:
         raise SuiteError(f"{path}: [model].name must be a non-empty string, got {model_name!r}")
-    weights = model.get("weights", "") or None
-    if weights is not None and not isinstance(weights, str):
-        raise SuiteError(f"{path}: [model].weights must be a path string, got {weights!r}")
+    weights = model.get("weights", "")
+    if not isinstance(weights, str):
+        raise SuiteError(f"{path}: [model].weights must be a path string or 'random', got {weights!r}")
+    weights = WeightsSpec.parse(weights)
     layers = model.get("layers", [])
     if isinstance(layers, str):
         layers = [layers]
