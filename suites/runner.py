@@ -29,7 +29,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import torch
 from suites.options import RunOptions, load_with_options, suite_from_file
 from suites.parameter_grid import Grid, GridBatch
 from suites.render_args import render_kwargs
-from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite
+from suites.spec import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
@@ -109,6 +109,20 @@ def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> 
     if fam.layer != layer:
         raise _error(suite, f"[model].channels: family {name!r} belongs to layer {fam.layer!r}, not {layer!r}")
     return {layer: [int(c) for c in fam.channels]}
+
+
+def layer_scales(suite: Suite, model: Any, layers: Sequence[str]) -> dict[str, float]:
+    """Stimulus scale per layer (:func:`suites.spec.layer_scale`); all 1 unless the suite sizes per layer.
+
+    Raises:
+        SuiteError: the suite sizes per layer but the model has no receptive-field geometry.
+    """
+    if suite.length_per_receptive_field is None:
+        return {layer: 1.0 for layer in layers}
+    if getattr(model, "geometry", None) is None:
+        raise _error(suite, f"[model].length_per_receptive_field needs a model with receptive-field geometry; "
+                            f"{getattr(model, 'name', model)!r} has none")
+    return {layer: layer_scale(suite, model.receptive_field(layer, suite.size).size) for layer in layers}
 
 
 def resolve_readout(suite: Suite, model: Any) -> Readout:
@@ -464,6 +478,15 @@ class RunSetup:
     grid: Grid
     stop: int
     weights_sha: str
+    #: stimulus scale per layer (:func:`layer_scales`); all 1 unless the suite sizes per layer
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def scale_groups(self) -> dict[float, list[str]]:
+        """Layers grouped by stimulus scale: one render per group, probing its layers."""
+        groups: dict[float, list[str]] = {}
+        for layer in self.readout.layers:
+            groups.setdefault(self.scales.get(layer, 1.0), []).append(layer)
+        return groups
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -493,7 +516,8 @@ def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: to
     position = plan.position if plan is not None else (s.size / 2, s.size / 2)
     grid = Grid(s.axes)
     stop = grid.size if options.limit is None else min(options.limit, grid.size)
-    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s))
+    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s),
+                    layer_scales(s, net, readout.layers))
 
 
 # ----------------------------------------------------------------------------- layout and attributes
@@ -509,7 +533,8 @@ def results_layout(setup: RunSetup) -> Layout:
     for name, layer, pre in readout.variables:
         cdim = readout.channel_dim(layer)
         vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
-                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
+                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit",
+                  "stimulus_scale": setup.scales.get(layer, 1.0)}
         if keep_rows:
             variables.append(Variable(name, ("stimulus", cdim), setup.store_dtype, vattrs))
         if s.summary.enabled:
@@ -536,6 +561,7 @@ def results_attrs(setup: RunSetup) -> dict[str, Any]:
         "batch_size": s.batch_size, "created": utc_now(), "rows_total": setup.stop,
         "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
         "input_size": setup.size, "stimulus_position_xy": np.asarray(setup.position, dtype=np.float64),
+        "stimulus_scale": json.dumps({l: setup.scales.get(l, 1.0) for l in readout.layers}),
         "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
         "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
                                "keep_rows": s.summary.keep_rows}),
@@ -618,10 +644,13 @@ def stream_rows(
     wt.start()
     try:
         with torch.inference_mode():
+            groups = setup.scale_groups()
             for batch in setup.grid.batches(s.batch_size, start=start, stop=stop):
-                images = _render_batch(setup, batch, render_stream)
-                acts = net.probe(images, list(readout.layers), plan=setup.plan, pre_relu=want_pre,
-                                 check_range=dev.type == "cpu")
+                acts = {}
+                for scale, layers in groups.items():  # one group unless the suite sizes per layer
+                    images = _render_batch(setup, batch, render_stream, scale)
+                    acts.update(net.probe(images, layers, plan=setup.plan, pre_relu=want_pre,
+                                          check_range=dev.type == "cpu"))
                 data, done = copy_out.to_host(acts)
                 del images, acts
                 wt.put((batch.start, batch.params if keep_rows else {}, data, done))
@@ -642,14 +671,16 @@ def stream_rows(
     return StreamOutcome(time.perf_counter() - t0, interrupted, error)
 
 
-def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any) -> torch.Tensor:
-    """The batch's stimuli on the device; on CUDA drawn on the render stream, ready for the main stream."""
+def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any, scale: float = 1.0) -> torch.Tensor:
+    """The batch's stimuli on the device, at ``scale`` (:func:`suites.spec.layer_scale`); on CUDA drawn on the
+    render stream, ready for the main stream."""
     import stimuli
 
     s, dev, dtype = setup.suite, setup.device, setup.compute_dtype
 
     def draw() -> torch.Tensor:
-        kw = render_kwargs(batch.params, s.fixed, len(batch), device=dev, dtype=dtype)
+        kw = scale_render_kwargs(s.kind, render_kwargs(batch.params, s.fixed, len(batch), device=dev, dtype=dtype),
+                                 scale)
         return stimuli.render(s.kind, position=setup.position, size=setup.size, device=dev, dtype=dtype, **kw)
 
     if render_stream is None:

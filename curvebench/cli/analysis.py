@@ -58,6 +58,13 @@ def _layers(ds, requested: list[str] | None) -> list[str]:
     return requested
 
 
+def _orientation_axis_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--orientation-axis", choices=("curvebench", "article"), default="curvebench",
+                   help="axis of the orientations shown: curvebench = counter-clockwise on screen; article = the "
+                   "article's, clockwise on screen, (360 - curvebench) mod 360; both 0 = opening right "
+                   "(default curvebench)")
+
+
 # -- stats -----------------------------------------------------------------------------
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
@@ -92,7 +99,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
-    datasets = [(Path(f).stem, _open(f)) for f in args.files]
+    from suites.analysis.orientation_axis import with_orientation_axis
+
+    datasets = [(Path(f).stem, with_orientation_axis(_open(f), args.orientation_axis)) for f in args.files]
     requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
     stats = _stats(args.stats)
@@ -128,9 +137,18 @@ def _jsonable(obj):
     return obj
 
 
-def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
-    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance."""
+def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis: str = "curvebench") -> dict:
+    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance.
+
+    ``orientation_axis``: ``"curvebench"`` or ``"article"`` (see :mod:`suites.analysis.orientation_axis`);
+    every orientation in the report is on that axis.
+    """
     from suites.analysis.family_channels import family_channels
+    from suites.analysis.orientation_axis import describe, with_orientation_axis
+
+    ds = with_orientation_axis(ds, orientation_axis)
+    if reference is not None:
+        reference = with_orientation_axis(reference, orientation_axis)
     from suites.analysis.plots import provenance
     from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
 
@@ -139,8 +157,9 @@ def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
         "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
         "provenance": provenance(ds),
         "preferred_orientation_method": PREFERRED_METHOD,
+        "orientation_axis": orientation_axis,
         "units": {
-            "orientation": "degrees, counter-clockwise on screen, 0 = opening toward +x",
+            "orientation": describe(orientation_axis),
             "curvature": "1/px",
             "fwhm": "degrees (post-ReLU activation, baseline 0)",
             "peak_sigma": "post-ReLU sigma",
@@ -162,7 +181,9 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     layers = _layers(ds, args.layers)  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
-    report = tuning_report(ds, stats, layers, reference)
+    report = tuning_report(ds, stats, layers, reference, orientation_axis=args.orientation_axis)
+    if args.orientation_axis != "curvebench":
+        print(f"orientations on the {args.orientation_axis}'s axis: {report['units']['orientation']}")
     report["file"] = str(args.file)
     for layer, res in report["layers"].items():
         print(f"{layer}:")
@@ -302,6 +323,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
+    _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
     p = commands.add_parser(
@@ -316,6 +338,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="plain-curve results file: adds invariance scores (fill, colour runs)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the full report as JSON")
+    _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
 
     p = commands.add_parser(

@@ -48,20 +48,13 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     from suites.builtin import builtin_names
     from suites.spec import load_suite
 
-    rows = []
-    for name in builtin_names():
-        s = load_suite(name)
-        rows.append({
-            "name": name, "description": s.description, "kind": s.kind, "stimuli": s.num_stimuli,
-            "axes": {n: len(v) for n, v in s.axes}, "model": s.model,
-            "layers": list(s.layers) or f"family {s.family}",
-        })
+    rows = [{**load_suite(name).describe(), "name": name} for name in builtin_names()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        axes = " x ".join(f"{n} {k}" for n, k in r["axes"].items())
+        axes = " x ".join(f"{n} {a['count']}" for n, a in r["axes"].items())
         print(f"{r['name']:<{width}}  {r['description']}  [{axes} = {r['stimuli']:,} stimuli]")
     return 0
 
@@ -126,7 +119,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
-    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the list as JSON: per suite name, kind, axes {param: {min, max, count}}, fixed "
+                   "(every other render parameter, incl. length; null = unlimited) and more")
     p.set_defaults(func=_cmd_suites)
 
     p = commands.add_parser(

@@ -193,7 +193,7 @@ def heatmap_figure(
             ax.set_xticks(ticks[(ticks >= xext[0]) & (ticks <= xext[1])])
             if i == n_rows - 1:
                 ax.set_xticklabels([f"{t:g}°" for t in ax.get_xticks()], fontsize=8)
-                ax.set_xlabel("orientation (degrees)", fontsize=9)
+                ax.set_xlabel(_orientation_label(p.sigma), fontsize=9)
             else:
                 ax.set_xticklabels([])
             ax.tick_params(length=2)
@@ -226,6 +226,15 @@ def completeness(ds: xr.Dataset) -> str:
 
 def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
     return f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
+
+
+def _orientation_label(g: xr.DataArray | xr.Dataset) -> str:
+    """x label of heatmaps: the orientation axis in use (see :mod:`suites.analysis.orientation_axis`)."""
+    from .orientation_axis import AXIS_ATTR
+
+    if g.attrs.get(AXIS_ATTR) == "article":
+        return "orientation (degrees, the article's axis: clockwise on screen, 0 = opens right)"
+    return "orientation (degrees, counter-clockwise on screen, 0 = opens right)"
 
 
 def _strip(strip: StripRenderer | None, ds: xr.Dataset, o: np.ndarray, k: np.ndarray,
