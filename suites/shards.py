@@ -38,7 +38,7 @@ def shard_bounds(rows: int, batch_size: int, world_size: int) -> list[tuple[int,
     """``[start, stop)`` grid rows of each rank: whole batches, as even as possible, in rank order.
 
     >>> shard_bounds(10, 2, 2)
-    [(0, 6), (6, 10)]
+    [(0, 4), (4, 10)]
     """
     if world_size < 1 or batch_size < 1 or rows < 0:
         raise ValueError(f"shard_bounds: need rows >= 0, batch_size >= 1, world_size >= 1; got "
