@@ -163,8 +163,9 @@ class _Ranks:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if isinstance(exc, (ValueError, OSError, RuntimeError)) else f"{type(exc).__name__}: {text}"
+    """One line: the exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _init_ranks() -> _Ranks:
@@ -233,9 +234,16 @@ def _run(ranks: _Ranks, suite: Any, options: RunOptions, out: Any, resume: Any, 
     start, stop = bounds[ranks.rank]
     writer = ranks.step(lambda: _open_shard(ranks, setup, path, names, bounds, resume is not None))
     t0, before = time.perf_counter(), writer.rows_completed
+    rss_at_10pct: list[float] = []
+
+    def on_progress(done: int, _total: int) -> None:  # memory check: peak RSS once 10% of the shard is in
+        if not rss_at_10pct and done - before >= 0.1 * (stop - start - before):
+            rss_at_10pct.append(_peak_rss_mb())
+
     outcome = stream_rows(setup, writer, start + writer.rows_completed, stop,
                           progress=progress if ranks.rank == 0 else False, queue_depth=queue_depth,
-                          stop_after_batches=stop_after_batches, should_stop=ranks.failed_elsewhere)
+                          on_progress=on_progress, stop_after_batches=stop_after_batches,
+                          should_stop=ranks.failed_elsewhere)
     if outcome.error is not None:
         ranks.signal_failure(f"{ranks.who}: {_reason(outcome.error)}")
         writer.close()
@@ -245,17 +253,22 @@ def _run(ranks: _Ranks, suite: Any, options: RunOptions, out: Any, resume: Any, 
     ranks.wait_all_done()
     failure = None
     if ranks.rank == 0 and ranks.failed_elsewhere():
-        failure = (f"{ranks.store.get(_ERROR_KEY).decode()}; every rank stopped and committed rows are kept: "
-                   f"continue with the same torchrun command and --resume {path}")
+        failure = ranks.store.get(_ERROR_KEY).decode() + "; every rank stopped"
+        if "--resume" not in failure:
+            failure += f" (committed rows are kept: continue with {_resume_hint(path)})"
     ranks.agree(failure)
     report = ranks.gather({"complete": complete, "seconds": outcome.seconds, "wall": time.perf_counter() - t0,
                            "rows": writer.rows_completed - before, "summaries": outcome.summaries,
-                           "peak_rss_mb": _peak_rss_mb()})
+                           "peak_rss_mb": _peak_rss_mb(), "peak_rss_mb_at_10pct": (rss_at_10pct or [np.nan])[0]})
     if outcome.interrupted and stop_after_batches is None:
         raise KeyboardInterrupt
     if ranks.rank != 0:
         return None
     return _finish(path, setup, report, say)
+
+
+def _resume_hint(path: Path) -> str:
+    return f"the same torchrun command and --resume {path}"
 
 
 def _read_attrs(path: Path) -> dict[str, Any] | str:
@@ -272,6 +285,7 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
     start, stop = bounds[ranks.rank]
     if resuming and shard.exists():
         writer = ResultsWriter.open_resume(shard)
+        writer.resume_hint = _resume_hint(path)
         try:
             _check_resumed_writer(writer, setup.suite, setup.weights_sha)
         except BaseException:
@@ -283,6 +297,7 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
              "shard_rows": np.asarray([start, stop], dtype=np.int64), "combined_file": path.name}
     layout = results_layout(setup)
     writer = ResultsWriter.create(shard, layout, attrs)
+    writer.resume_hint = _resume_hint(path)
     if ranks.rank == 0 and not resuming:
         try:
             combined = results_attrs(setup)
@@ -312,7 +327,9 @@ def _finish(path: Path, setup: RunSetup, report: list[dict[str, Any]], say: Call
                     merged.merge(r["summaries"][name])
                 statics.update(merged.arrays(name))
         finish_combined(path, statics, seconds=before + seconds,
-                        peak_rss_mb_per_rank=np.asarray([r["peak_rss_mb"] for r in report], dtype=np.float64))
+                        peak_rss_mb_per_rank=np.asarray([r["peak_rss_mb"] for r in report], dtype=np.float64),
+                        peak_rss_mb_at_10pct_per_rank=np.asarray([r["peak_rss_mb_at_10pct"] for r in report],
+                                                                 dtype=np.float64))
     else:
         with h5py.File(path, "r+", locking=False) as h5:
             h5.attrs["seconds"] = before + seconds
@@ -323,7 +340,7 @@ def _finish(path: Path, setup: RunSetup, report: list[dict[str, Any]], say: Call
     if say is not None:
         say(result.summary_line().replace(" stimuli in", f" stimuli on {len(report)} processes in", 1))
         if not complete:
-            say(f"continue with the same torchrun command and --resume {path}")
+            say(f"continue with {_resume_hint(path)}")
     return result
 
 

@@ -51,7 +51,7 @@ top_k = 3
 
 #: attributes that describe the run rather than the data
 RUN_ATTRS = {"created", "finished", "seconds", "host", "command", "title", "world_size", "shards", "shard_rows",
-             "peak_rss_mb_per_rank"}
+             "peak_rss_mb_per_rank", "peak_rss_mb_at_10pct_per_rank"}
 #: running summaries merged over shards equal one pass up to float64 rounding
 MERGED = ("_mean", "_std", "_m2")
 
@@ -133,6 +133,9 @@ def test_torchrun_file_equals_single_process_and_moves(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on 2 processes" in proc.stdout
     _assert_same(ref, out)
+    with h5py.File(out, "r") as f:  # memory per rank: flat from 10% of the shard to the end
+        growth = f.attrs["peak_rss_mb_per_rank"] - f.attrs["peak_rss_mb_at_10pct_per_rank"]
+    assert growth.shape == (2,) and np.all(growth < 64), growth
     # the folder moves: shards are found relative to the file; plain xarray, no curvebench import
     moved = tmp_path / "elsewhere"
     shutil.move(out.parent, moved)

@@ -130,7 +130,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     report = bench_run(
         model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
         batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
+        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size, scaling=args.scaling,
     )
     text = json.dumps(report, indent=2)
     if args.json:
@@ -228,4 +228,7 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
     p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
+    p.add_argument("--scaling", type=positive_int, metavar="N",
+                   help="also run the sweep in 1 process and under torchrun with N processes and report "
+                        "stimuli/s of each and scaling_efficiency = rate(N) / (N * rate(1)) (default: off)")
     p.set_defaults(func=_cmd_bench_run)
