@@ -90,6 +90,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     figures: list[Path] = []
     try:
         from suites.analysis.plots import plot_heatmaps
+        from suites.strips import stimulus_strip
     except ImportError:
         plot_heatmaps = None
     if plot_heatmaps is None:
@@ -98,7 +99,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         out_dir = res.path.with_suffix("")
         with open_results(res.path) as ds:
-            figures = plot_heatmaps(ds, out_dir)
+            figures = plot_heatmaps(ds, out_dir, strip=stimulus_strip)
         for p in figures:
             print(f"figure: {p}")
     print("next:")
