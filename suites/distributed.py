@@ -22,14 +22,14 @@ the rendezvous) and calls :func:`run_sharded`:
    it stops the others. Committed rows stay in the shards either way;
 6. **resume**: the same command with ``--resume FILE`` (world size as stored in
    ``FILE``; another size is refused in one line naming the right one) continues every
-   shard from its own ``rows_completed``.
+   shard from its own ``rows_completed``; a group that ``torchrun --max-restarts``
+   restarts continues the file its first attempt made (same ``TORCHELASTIC_RUN_ID``).
 """
 
 from __future__ import annotations
 
 import os
 import resource
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -224,16 +224,18 @@ def _run(ranks: _Ranks, suite: Any, options: RunOptions, out: Any, resume: Any, 
             return prepare_suite(suite, options), options, None
         return (*resume_checks(path, suite, options, attrs=attrs, world_size=ranks.world), attrs)
 
-    attrs = ranks.broadcast(_read_attrs(path) if (resume is not None and ranks.rank == 0) else None)
+    attrs = ranks.broadcast(_stored_attrs(path, resume is not None) if ranks.rank == 0 else None)
     if isinstance(attrs, str):  # rank 0 could not read the file: its one-line reason
         ranks.agree(attrs if ranks.rank == 0 else None)
+    if resume is None and attrs is not None:  # torchrun restarted this job: continue its own file
+        resume = path
     s, options, attrs = ranks.step(what_to_run)
     setup = ranks.step(lambda: setup_run(s, options, device=rank_device(s.device, ranks.local_rank)))
     bounds = shard_bounds(setup.stop, s.batch_size, ranks.world)
     names = str(attrs["shards"]).split() if attrs is not None else shard_names(path, ranks.world)
     start, stop = bounds[ranks.rank]
     writer = ranks.step(lambda: _open_shard(ranks, setup, path, names, bounds, resume is not None))
-    t0, before = time.perf_counter(), writer.rows_completed
+    before = writer.rows_completed
     rss_at_10pct: list[float] = []
 
     def on_progress(done: int, _total: int) -> None:  # memory check: peak RSS once 10% of the shard is in
@@ -257,7 +259,7 @@ def _run(ranks: _Ranks, suite: Any, options: RunOptions, out: Any, resume: Any, 
         if "--resume" not in failure:
             failure += f" (committed rows are kept: continue with {_resume_hint(path)})"
     ranks.agree(failure)
-    report = ranks.gather({"complete": complete, "seconds": outcome.seconds, "wall": time.perf_counter() - t0,
+    report = ranks.gather({"complete": complete, "seconds": outcome.seconds,
                            "rows": writer.rows_completed - before, "summaries": outcome.summaries,
                            "peak_rss_mb": _peak_rss_mb(), "peak_rss_mb_at_10pct": (rss_at_10pct or [np.nan])[0]})
     if outcome.interrupted and stop_after_batches is None:
@@ -271,7 +273,26 @@ def _resume_hint(path: Path) -> str:
     return f"the same torchrun command and --resume {path}"
 
 
-def _read_attrs(path: Path) -> dict[str, Any] | str:
+def _run_id() -> str:
+    return os.environ.get("TORCHELASTIC_RUN_ID", "")
+
+
+def _stored_attrs(path: Path, resuming: bool) -> dict[str, Any] | str | None:
+    """Rank 0: the attributes of the file to continue (or a one-line reason it cannot be read).
+
+    Without ``--resume`` this is the file a previous attempt of the *same* torchrun job
+    made (``torchrun --max-restarts``: same ``TORCHELASTIC_RUN_ID``, restart count > 0),
+    or None: a fresh run.
+    """
+    if not resuming:
+        restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+        if not (restarted and _run_id() and path.is_file()):
+            return None
+        try:
+            attrs = read_results_attrs(path)
+        except (ValueError, OSError):
+            return None  # not ours: the fresh run refuses to overwrite it
+        return attrs if str(attrs.get("torchelastic_run_id", "")) == _run_id() else None
     try:
         return read_results_attrs(path)
     except (ValueError, OSError) as exc:
@@ -294,7 +315,8 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
         return writer
     shard.parent.mkdir(parents=True, exist_ok=True)
     attrs = {**results_attrs(setup), "rows_total": stop - start, "world_size": ranks.world, "shard_rank": ranks.rank,
-             "shard_rows": np.asarray([start, stop], dtype=np.int64), "combined_file": path.name}
+             "shard_rows": np.asarray([start, stop], dtype=np.int64), "combined_file": path.name,
+             "torchelastic_run_id": _run_id()}
     layout = results_layout(setup)
     writer = ResultsWriter.create(shard, layout, attrs)
     writer.resume_hint = _resume_hint(path)
@@ -302,6 +324,7 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
         try:
             combined = results_attrs(setup)
             combined["title"] += f" ({ranks.world} processes)"
+            combined["torchelastic_run_id"] = _run_id()
             create_combined(path, layout, combined, names, bounds)
         except BaseException:
             writer.close()

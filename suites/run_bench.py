@@ -212,17 +212,19 @@ def bench_run(
         report["memory_sweep"] = run_memory_sweep(memory_sweep, memory_batch_size, device, workdir)
     if scaling:
         report["scaling"] = run_scaling(scaling, model=model, weights=spec, layers=list(readout.layers), stimuli=n,
-                                        batch_size=batch_size, device=device, workdir=workdir)
+                                        batch_size=batch_size, device=device, repeats=repeats, workdir=workdir)
         report["scaling_efficiency"] = report["scaling"]["scaling_efficiency"]
     return report
 
 
 def run_scaling(processes: int, *, model: str, weights: WeightsSpec, layers: list[str], stimuli: int,
-                batch_size: int, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
+                batch_size: int, device: str = "auto", repeats: int = 1,
+                workdir: str | Path | None = None) -> dict[str, Any]:
     """Stimuli/s of ``curvebench run curves`` in 1 process and in ``processes`` under torchrun; their ratio.
 
-    Both runs are fresh child processes with ``OMP_NUM_THREADS=1`` (one core each on CPU;
-    on GPUs each rank takes ``cuda:LOCAL_RANK``). The rate is rows / the run's ``seconds``
+    Each is run ``repeats`` times, alternating; medians and every run are reported. All
+    runs are fresh child processes with ``OMP_NUM_THREADS=1`` (one core each on CPU; on
+    GPUs each rank takes ``cuda:LOCAL_RANK``). The rate is rows / the run's ``seconds``
     attribute (first batch to last committed row; for N processes the slowest rank).
     """
     import h5py
@@ -239,25 +241,30 @@ def run_scaling(processes: int, *, model: str, weights: WeightsSpec, layers: lis
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     env.pop("WORLD_SIZE", None)
-    out: dict[str, Any] = {"processes": processes, "stimuli": stimuli, "threads_per_process": 1}
+    out: dict[str, Any] = {"processes": processes, "stimuli": stimuli, "threads_per_process": 1, "repeats": repeats}
+    rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        runs = {1: [sys.executable, "-m", "curvebench", *args, "--out", f"{tmp}/one.h5"],
-                processes: [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={processes}", "-m", "curvebench", *args, "--out", f"{tmp}/many.h5"]}
-        for k, cmd in runs.items():
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"scaling run with {k} process(es) failed (exit {proc.returncode}): "
-                                   f"{proc.stderr.strip()[-2000:]}")
-            with h5py.File(cmd[cmd.index("--out") + 1], "r") as f:
-                seconds, rows = float(f.attrs["seconds"]), int(f.attrs["rows_completed"])
-                rss = [float(x) for x in np.atleast_1d(f.attrs.get("peak_rss_mb_per_rank", []))]
-            out[f"stimuli_per_s_{k}"] = rows / seconds
-            out[f"wall_stimuli_per_s_{k}"] = rows / wall
-            if rss:
-                out[f"peak_rss_mb_per_rank_{k}"] = rss
+        for r in range(repeats):  # alternate 1 and N processes; medians reported
+            runs = {1: [sys.executable, "-m", "curvebench", *args, "--out", f"{tmp}/one-{r}.h5"],
+                    processes: [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                f"--nproc-per-node={processes}", "-m", "curvebench", *args, "--out", f"{tmp}/many-{r}.h5"]}
+            for k, cmd in runs.items():
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                wall = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise RuntimeError(f"scaling run with {k} process(es) failed (exit {proc.returncode}): "
+                                       f"{proc.stderr.strip()[-2000:]}")
+                with h5py.File(cmd[cmd.index("--out") + 1], "r") as f:
+                    seconds, rows = float(f.attrs["seconds"]), int(f.attrs["rows_completed"])
+                    rss = [float(x) for x in np.atleast_1d(f.attrs.get("peak_rss_mb_per_rank", []))]
+                rates.setdefault(f"stimuli_per_s_{k}", []).append(rows / seconds)
+                rates.setdefault(f"wall_stimuli_per_s_{k}", []).append(rows / wall)
+                if rss:
+                    out[f"peak_rss_mb_per_rank_{k}"] = rss
+    for key, values in rates.items():
+        out[key] = statistics.median(values)
+        out[key + "_runs"] = values
     out["scaling_efficiency"] = out[f"stimuli_per_s_{processes}"] / (processes * out["stimuli_per_s_1"])
     out["wall_scaling_efficiency"] = out[f"wall_stimuli_per_s_{processes}"] / (processes * out["wall_stimuli_per_s_1"])
     out["command"] = " ".join(runs[processes][1:])
