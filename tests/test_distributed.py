@@ -257,3 +257,20 @@ def test_failing_rank_stops_the_job_with_one_line(tmp_path: Path) -> None:
     ours = [line for line in bad.stderr.splitlines() if line.startswith("curvebench: error:")]
     assert bad.returncode != 0 and len(ours) == 1 and "rank 0 of 2" in ours[0] and "CUDA" in ours[0], bad.stderr[-3000:]
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_a_restarted_group_continues_only_its_own_file(tmp_path: Path, monkeypatch) -> None:
+    from suites.distributed import _stored_attrs
+
+    suite_file = _suite_file(tmp_path, 2)
+    ref = _reference(tmp_path, suite_file)
+    with h5py.File(ref, "r+") as f:
+        f.attrs["torchelastic_run_id"] = "job-1"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    assert _stored_attrs(ref, resuming=False) is None  # first attempt: a fresh run (refuses an existing file)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert _stored_attrs(ref, resuming=False)["torchelastic_run_id"] == "job-1"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-2")  # another job's file is never continued unasked
+    assert _stored_attrs(ref, resuming=False) is None
+    assert "not found" in _stored_attrs(tmp_path / "nope.h5", resuming=True)
