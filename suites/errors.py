@@ -7,7 +7,7 @@ in one ``except``.
 from __future__ import annotations
 
 __all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
-           "ResultsWriteError", "ResultsFileError"]
+           "ResultsWriteError", "ResultsFileError", "RankFailedError"]
 
 
 class SuitesError(Exception):
@@ -36,3 +36,15 @@ class ResultsWriteError(ResultsError):
 
 class ResultsFileError(ResultsError, ValueError):
     """A file that is not a curvebench results file, or one whose attributes disagree with its data."""
+
+
+class RankFailedError(SuitesError):
+    """A process of a distributed run (``torchrun``) failed; the whole job stopped.
+
+    The message names the rank and the reason. ``report`` is True on the one rank
+    (rank 0) that prints it, so the job prints one line, not one per process.
+    """
+
+    def __init__(self, message: str, report: bool = True) -> None:
+        super().__init__(message)
+        self.report = report

@@ -419,17 +419,26 @@ def read_results_attrs(path: str | Path) -> dict[str, Any]:
     return attrs
 
 
-def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: RunOptions) -> tuple[Suite, RunOptions]:
+def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: RunOptions, *,
+                  attrs: Mapping[str, Any] | None = None, world_size: int = 1) -> tuple[Suite, RunOptions]:
     """Everything checked before resuming ``path``; returns the stored suite and options to continue with.
 
-    The file must be a ``curvebench run`` results file; a ``suite`` given must be the
-    stored one; ``options.model``/``options.weights`` must match the file (weights by
-    SHA-256); ``options.device`` may change. The returned options are the stored ones
-    (limit, quick, batch size, storage, layers) with the device override. Raises
-    ``ValueError``/``FileNotFoundError`` naming the file and the mismatch.
+    The file must be a ``curvebench run`` results file written by ``world_size``
+    processes (1: a plain run; N: a ``torchrun`` run over N shards); a ``suite`` given
+    must be the stored one; ``options.model``/``options.weights`` must match the file
+    (weights by SHA-256); ``options.device`` may change. The returned options are the
+    stored ones (limit, quick, batch size, storage, layers) with the device override.
+    ``attrs``: the file's attributes when already read (the distributed runner reads
+    them on rank 0 only). Raises ``ValueError``/``FileNotFoundError`` naming the file
+    and the mismatch.
     """
     path = Path(path)
-    attrs = read_results_attrs(path)
+    attrs = read_results_attrs(path) if attrs is None else attrs
+    written_by = int(attrs.get("world_size", 1))
+    if written_by != world_size:
+        how = ("with `torchrun --nnodes=... --nproc-per-node=...` giving " if written_by > 1 else "without torchrun, ")
+        raise ValueError(f"cannot resume {path} with {world_size} process(es): it was written by {written_by}; "
+                         f"resume it {how}world size {written_by}")
     s, stored = suite_from_file(attrs)
     if suite is not None:
         given = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -593,11 +602,12 @@ def restore_summaries(setup: RunSetup, writer: ResultsWriter) -> dict[str, Runni
 
 @dataclass
 class StreamOutcome:
-    """What :func:`stream_rows` did: seconds, whether it stopped early, and the first error."""
+    """What :func:`stream_rows` did: seconds, whether it stopped early, the first error, the summaries."""
 
     seconds: float
     interrupted: bool
     error: BaseException | None
+    summaries: dict[str, RunningSummary] | None = None
 
 
 def stream_rows(
@@ -634,7 +644,8 @@ def stream_rows(
         if on_progress is not None:
             on_progress(writer.rows_completed, setup.stop)
 
-    wt = _WriterThread(writer, queue_depth, restore_summaries(setup, writer), keep_rows, on_rows)
+    summaries = restore_summaries(setup, writer)
+    wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
     want_pre = any(pre for _, _, pre in readout.variables)
     out_dtype = torch.float16 if setup.store_dtype == "float16" else torch.float32
     copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, out_dtype)
@@ -668,7 +679,7 @@ def stream_rows(
     except BaseException as exc:  # noqa: BLE001
         error = error or exc
     bar.close()
-    return StreamOutcome(time.perf_counter() - t0, interrupted, error)
+    return StreamOutcome(time.perf_counter() - t0, interrupted, error, summaries)
 
 
 def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any, scale: float = 1.0) -> torch.Tensor:

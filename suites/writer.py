@@ -120,6 +120,9 @@ class ResultsWriter:
         self.row_dim: str = h5.attrs["row_dim"]
         self._row_names = [self.row_dim] + list(_split(h5.attrs.get("row_variables", "")))
         self.rows_completed: int = int(h5.attrs["rows_completed"])
+        #: how a user continues this file, quoted in error messages (a distributed run's shards
+        #: are continued through their combined file)
+        self.resume_hint = f"`curvebench run --resume {path}`"
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -224,7 +227,7 @@ class ResultsWriter:
         except (OSError, RuntimeError) as exc:
             raise ResultsWriteError(
                 f"writing rows {r0}..{r1} to {self.path} failed ({exc}); the {r0} rows written before "
-                f"stay readable; free space and continue with `curvebench run --resume {self.path}`"
+                f"stay readable; free space and continue with {self.resume_hint}"
             ) from None
         self.rows_completed = r1
         return r1
@@ -252,7 +255,7 @@ class ResultsWriter:
             raise ResultsWriteError(
                 f"no space to write rows {r0}..{r1} to {self.path} ({exc.strerror}: needed about "
                 f"{nbytes / 2**20:.1f} MiB); the {r0} rows written before are intact and readable; "
-                f"free space and continue with `curvebench run --resume {self.path}`"
+                f"free space and continue with {self.resume_hint}"
             ) from None
 
     def read_static(self, name: str) -> np.ndarray:

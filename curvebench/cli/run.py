@@ -38,7 +38,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and options.overrides_grid:
         raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
                          "--layers, --limit or --quick")
-    run_suite(args.suite, options, out=args.out, resume=args.resume, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    from suites.distributed import launched
+
+    if not launched():
+        run_suite(args.suite, options, out=args.out, resume=args.resume, progress=progress)
+        return 0
+    from suites.distributed import run_sharded
+    from suites.errors import RankFailedError
+
+    try:
+        run_sharded(args.suite, options, out=args.out, resume=args.resume, progress=progress)
+    except RankFailedError as exc:
+        if not exc.report:  # rank 0 prints the one line for the whole job
+            return 2
+        raise
     return 0
 
 
@@ -81,7 +95,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     report = bench_run(
         model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
         batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
+        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size, scaling=args.scaling,
     )
     text = json.dumps(report, indent=2)
     if args.json:
@@ -96,7 +110,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p = commands.add_parser(
         "run", help="run a sweep suite into an xarray-readable HDF5 results file",
         description="Render, probe and write a suite's stimuli (streaming, resumable). "
-                    "SUITE is a built-in name (`curvebench suites`) or a TOML file.",
+                    "SUITE is a built-in name (`curvebench suites`) or a TOML file. Under torchrun "
+                    "(`torchrun --standalone --nproc-per-node=N $(command -v curvebench) run SUITE --out FILE`) "
+                    "each process runs one shard of the grid and FILE combines them (docs/scale-out.md).",
     )
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
     p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
@@ -172,4 +188,7 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
     p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
+    p.add_argument("--scaling", type=positive_int, metavar="N",
+                   help="also run the sweep in 1 process and under torchrun with N processes and report "
+                        "stimuli/s of each and scaling_efficiency = rate(N) / (N * rate(1)) (default: off)")
     p.set_defaults(func=_cmd_bench_run)
