@@ -1,0 +1,374 @@
+"""``curvebench report``: one self-contained, interactive HTML page for one or more results.
+
+The page holds every shown channel's orientation x curvature heatmap in sigma (the
+article's layout and colour scale, channels sorted by preferred orientation), a
+stimulus inspector (hover a cell: the stimulus of that cell is drawn in the page from
+its stored parameters, with its activation), the radial tuning plot of the family
+(hover a curve: that unit alone; click: its heatmap), the tuning table and the
+provenance (both sortable), and, for several files, the families side by side.
+
+Everything is inlined (styles, script, data): the page needs no network and no
+folder beside it. Activations are stored once, as float32 post-ReLU cell means in
+base64; the page computes sigma from each channel's mean and std.
+
+Kinds of file: a loader per kind (:data:`KINDS`) turns a dataset into the page's
+JSON. Adding a kind is one function ``(name, ds, options) -> dict`` plus a detector,
+registered with :func:`register_kind`.
+
+Safety: every text from a file (attributes, suite text, names) reaches the page only
+as JSON inside ``<script type="application/json">`` (with ``<``, ``>``, ``&`` and the
+JS line separators escaped) and is inserted by the script with ``textContent``; the
+page title goes through :func:`html.escape`.
+
+Convention (as :mod:`suites.analysis.plots`):
+    x = orientation (degrees, counter-clockwise on screen, 0 = the curve opens toward
+    +x), y = curvature (1/px), straight line at the top; colour = post-ReLU sigma on
+    0..``vmax`` (turbo), <= 0 black, no value dark grey. Radial plots: angle =
+    orientation (0 = right, counter-clockwise), radius = post-ReLU sigma at each unit's
+    best curvature (below 0 drawn at 0).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from suites.errors import ResultsFileError
+
+from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
+from .sigma import channel_stats
+from .tuning import PREFERRED_METHOD, layer_tuning
+
+__all__ = ["ReportOptions", "KINDS", "register_kind", "report_kind", "report_data", "report_html", "write_report"]
+
+MAX_SERIES = 8
+DEFAULT_VMAX = 25.0
+DEFAULT_MAX_CHANNELS = 16
+#: Attributes that are bulky or only duplicate the grid (not shown in the provenance table).
+_HIDDEN_ATTRS = ("grid_axis_",)
+
+
+@dataclass
+class ReportOptions:
+    """What the page shows.
+
+    Attributes:
+        stats: dataset statistics (``curvebench stats``) for sigma; ``None`` = each
+            sweep's own statistics, labelled as such on the page.
+        channels: channel ids whose heatmaps are shown (default: the layer's curve
+            family if known, else all channels if at most ``max_channels``, else the
+            ``max_channels`` strongest). The tuning table always lists every channel.
+        layers: layers to show (default: all in the file).
+        max_channels: cap of the default channel choice.
+        vmax: top of the colour scale in sigma (the article's 25).
+    """
+
+    stats: xr.Dataset | None = None
+    channels: Sequence[int] | None = None
+    layers: Sequence[str] | None = None
+    max_channels: int = DEFAULT_MAX_CHANNELS
+    vmax: float = DEFAULT_VMAX
+    families: Mapping[str, Sequence[int]] | None = field(default=None)
+
+
+# -- kinds -----------------------------------------------------------------------------
+Detector = Callable[[xr.Dataset], bool]
+Builder = Callable[[str, xr.Dataset, ReportOptions], dict]
+#: kind name -> (detector, builder), tried in order.
+KINDS: dict[str, tuple[Detector, Builder]] = {}
+
+
+def register_kind(name: str, detect: Detector, build: Builder) -> None:
+    """Teach the report a kind of file: ``detect(ds)`` says if it is one, ``build(name, ds, options)`` gives its page data."""
+    KINDS[name] = (detect, build)
+
+
+def report_kind(ds: xr.Dataset) -> str:
+    """The kind of ``ds`` the report can show, or :class:`~suites.errors.ResultsFileError` naming what is missing."""
+    for name, (detect, _) in KINDS.items():
+        if detect(ds):
+            return name
+    have = sorted(str(c) for c in ds.coords if ds.coords[c].dims == (STIMULUS_DIM,))
+    raise ResultsFileError(
+        "the report cannot show this kind of result: it shows sweeps with per-stimulus activations over "
+        f"orientation and curvature (curves, fill, colour, angles, rounding, families); this file has stimulus "
+        f"parameters {have or 'none'} and layers {layer_names(ds) or 'none'}"
+        + (f" (kind attribute {str(ds.attrs['kind'])[:40]!r})" if "kind" in ds.attrs else "")
+    )
+
+
+# -- encoding --------------------------------------------------------------------------
+def _b64_float32(values: np.ndarray) -> str:
+    """Little-endian float32 bytes of ``values`` (C order) in base64."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _num(x: Any) -> float | None:
+    """JSON number (NaN/inf -> None)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return obj if obj is None or isinstance(obj, str) else str(obj)
+
+
+def provenance_rows(ds: xr.Dataset, statistics: str) -> list[list[str]]:
+    """``[key, value]`` rows: every scalar attribute of the file (as text) plus the sigma source."""
+    rows = [["sigma source", statistics]]
+    for key, value in ds.attrs.items():
+        if str(key).startswith(_HIDDEN_ATTRS):
+            continue
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.size <= 8 else f"array of {value.size} values"
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        rows.append([str(key), str(value)])
+    return rows
+
+
+def _stimulus_spec(ds: xr.Dataset) -> dict:
+    """What the page needs to draw a stimulus: kind, fixed parameters, image size and position (px)."""
+    try:
+        fixed = json.loads(str(ds.attrs.get("fixed", "{}")))
+    except ValueError:
+        fixed = {}
+    if not isinstance(fixed, dict):
+        fixed = {}
+    if not fixed:  # older files: the fixed table of the stored suite text
+        from .strip import suite_of
+
+        suite = suite_of(ds)
+        fixed = dict(suite.fixed) if suite is not None else {}
+    kind = str(ds.attrs.get("kind", "curve"))
+    size = _num(ds.attrs.get("input_size"))
+    pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
+    length = _num(fixed.get("length")) or 64.0
+    if size is None:
+        size = float(min(max(32, round(1.5 * length)), 256))
+    return {
+        "kind": kind if kind in ("curve", "angle", "line") else "curve",
+        "fixed": _jsonable(fixed),
+        "size": int(size),
+        "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
+    }
+
+
+def _pick_channels(peak_sigma: Mapping[int, float], ids: Sequence[int], family: Sequence[int] | None,
+                   options: ReportOptions) -> list[int]:
+    if options.channels is not None:
+        bad = [c for c in options.channels if int(c) not in ids]
+        if bad:
+            raise ValueError(f"--channels: {bad} not in the results (available: {list(ids)[:20]}{'...' if len(ids) > 20 else ''})")
+        return [int(c) for c in options.channels]
+    if family:
+        present = [int(c) for c in family if int(c) in ids]
+        if present:
+            return present
+    if len(ids) <= options.max_channels:
+        return list(ids)
+    ranked = sorted(ids, key=lambda c: -(peak_sigma.get(c) if peak_sigma.get(c) is not None and math.isfinite(peak_sigma[c]) else -math.inf))
+    return sorted(ranked[: options.max_channels])
+
+
+def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
+    """One layer: tuning of every channel, grids of the shown channels (whole sweep and per series value)."""
+    from .family_channels import family_channels
+
+    fam = (options.families or {}).get(layer) if options.families is not None else family_channels(ds, layer)
+    families = {f"{layer} curve family": fam} if fam else None
+    tuned = layer_tuning(ds, layer, options.stats, families=families)
+    ids = [int(c) for c in tuned["channels"]]
+    peak = {c: tuned["channels"][c].get("peak_sigma", math.nan) for c in ids}
+    shown = _pick_channels(peak, ids, fam, options)
+    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in shown}
+    order = sorted(shown, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
+    cdim = channel_dim(ds, layer)
+    sub = ds[[layer] if layer in ds.data_vars else [f"{layer}_pre_relu"]].sel({cdim: order})
+    cs = channel_stats(ds, layer, options.stats)
+    all_ids = [int(c) for c in ds.coords[cdim].values] if cdim in ds.coords else list(range(ds.sizes[cdim]))
+    take = [all_ids.index(c) for c in order]
+    post = grid(sub, layer=layer)
+    grids = {"": _b64_float32(post.values)}
+    for param, values in series_values(ds).items():
+        if values.size > MAX_SERIES:
+            continue
+        for v in values:
+            part = select(sub, **{param: float(v)})
+            g = grid(part, layer=layer).reindex(
+                {"orientation": post.coords["orientation"].values, "curvature": post.coords["curvature"].values},
+                method="nearest", tolerance=1e-6,
+            )
+            grids[f"{param}={float(v):.6g}"] = _b64_float32(g.values)
+    channels = []
+    for c in ids:
+        u = tuned["channels"][c]
+        channels.append({"channel": c, **{k: _num(v) for k, v in u.items() if not isinstance(v, dict)}})
+    fam_summary = [{"name": n, **_jsonable(f)} for n, f in tuned["families"].items()]
+    return {
+        "name": layer,
+        "channel_dim": cdim,
+        "shown": order,
+        "family": [int(c) for c in fam] if fam else None,
+        "mean": [_num(cs.mean[i]) for i in take],
+        "std": [_num(cs.std[i]) for i in take],
+        "grids": grids,
+        "tuning": channels,
+        "families": fam_summary,
+        "statistics": tuned["statistics"],
+    }
+
+
+def _is_sweep(ds: xr.Dataset) -> bool:
+    params = swept_parameters(ds) if STIMULUS_DIM in ds.dims else {}
+    return "orientation" in params and "curvature" in params and bool(layer_names(ds))
+
+
+def sweep_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
+    """Page data of a sweep (curves, fill, colour, angles, rounding, families, ...)."""
+    have = layer_names(ds)
+    layers = list(options.layers) if options.layers else have
+    bad = [l for l in layers if l not in have]
+    if bad:
+        raise ValueError(f"--layers: {bad} not in {name}; available: {', '.join(have)}")
+    ds = ds.load()
+    params = swept_parameters(ds)
+    series = {k: [float(x) for x in v] for k, v in series_values(ds).items() if v.size <= MAX_SERIES}
+    averaged = [k for k in series_values(ds) if k not in series]
+    pages = [_layer_page(ds, layer, options) for layer in layers]
+    statistics = pages[0]["statistics"] if pages else ""
+    done = int(ds.sizes.get(STIMULUS_DIM, 0))
+    total = int(_num(ds.attrs.get("rows_total", done)) or done)
+    return {
+        "kind": "sweep",
+        "name": name,
+        "title": str(ds.attrs.get("suite_name") or ds.attrs.get("title") or name),
+        "description": str(ds.attrs.get("description", "")),
+        "model": str(ds.attrs.get("model", "")),
+        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
+        "statistics": statistics,
+        "rows": done,
+        "rows_total": total,
+        "orientation": [float(x) for x in params["orientation"]],
+        "curvature": [float(x) for x in params["curvature"]],
+        "series": series,
+        "averaged": {k: [float(x) for x in series_values(ds)[k][:3]] for k in averaged},
+        "stimulus": _stimulus_spec(ds),
+        "layers": pages,
+        "provenance": provenance_rows(ds, statistics),
+        "suite_text": str(ds.attrs.get("suite", "")),
+    }
+
+
+register_kind("sweep", _is_sweep, sweep_page)
+
+
+# -- page ------------------------------------------------------------------------------
+def _colormap(n: int = 256) -> list[list[int]]:
+    """The heatmaps' colour scale (turbo, as :func:`suites.analysis.plots.article_cmap`) as ``n`` RGB bytes."""
+    import matplotlib
+
+    rgba = matplotlib.colormaps["turbo"](np.linspace(0.0, 1.0, n))
+    return (np.round(rgba[:, :3] * 255)).astype(int).tolist()
+
+
+def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions | None = None) -> dict:
+    """The page's JSON-able data for ``(name, dataset)`` pairs (one section each; several = also side by side)."""
+    options = options or ReportOptions()
+    if not (isinstance(options.vmax, (int, float)) and math.isfinite(options.vmax) and options.vmax > 0):
+        raise ValueError(f"vmax: top of the colour scale must be a positive number of sigma, got {options.vmax!r}")
+    if not runs:
+        raise ValueError("report: no results given")
+    pages = []
+    for name, ds in runs:
+        kind = report_kind(ds)
+        pages.append(KINDS[kind][1](name, ds, options))
+    return {
+        "vmax": float(options.vmax),
+        "colormap": _colormap(),
+        "preferred_method": PREFERRED_METHOD,
+        "runs": pages,
+    }
+
+
+def script_json(data: Any) -> str:
+    """``json.dumps`` safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``."""
+    text = json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
+    for ch in ("<", ">", "&", "\u2028", "\u2029"):
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+def _asset(name: str) -> str:
+    return resources.files("suites.analysis").joinpath("report_assets", name).read_text(encoding="utf-8")
+
+
+def report_html(data: Mapping[str, Any], title: str = "curvebench report") -> str:
+    """The whole page as one HTML string (styles, script and data inlined)."""
+    page = _asset("report.html")
+    js = _asset("report.js")
+    css = _asset("report.css")
+    if "</script" in js.lower() or "</style" in css.lower():  # pragma: no cover - a packaging mistake
+        raise RuntimeError("report assets must not close their own <script>/<style> element")
+    parts = {
+        "__TITLE__": html.escape(title, quote=True),
+        "/*__CSS__*/": css,
+        "__DATA__": script_json(data),
+        "/*__JS__*/": js,
+    }
+    out = []
+    rest = page
+    # Replace placeholders in order, one pass each, so inserted text is never searched again.
+    for key in ("__TITLE__", "/*__CSS__*/", "__DATA__", "/*__JS__*/"):
+        before, sep, rest = rest.partition(key)
+        if not sep:
+            raise RuntimeError(f"report template lacks {key}")  # pragma: no cover
+        out += [before, parts[key]]
+    out.append(rest)
+    return "".join(out)
+
+
+def write_report(runs: Sequence[tuple[str, xr.Dataset]], out: str | Path, options: ReportOptions | None = None,
+                 title: str | None = None) -> Path:
+    """Write the report of ``runs`` to ``out`` (one HTML file); returns the path.
+
+    Example::
+
+        from suites.results import open_results
+        from suites.analysis.report import write_report
+        write_report([("curves", open_results("curves.h5"))], "report.html")
+    """
+    data = report_data(runs, options)
+    if title is None:
+        title = "curvebench report: " + ", ".join(str(r["title"]) for r in data["runs"])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report_html(data, title), encoding="utf-8")
+    return out
