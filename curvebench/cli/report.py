@@ -24,7 +24,8 @@ def _open(path: str):
     except ResultsFileError:
         raise
     except ValueError as exc:  # not HDF5 / not a results file: one line naming the file
-        raise ResultsFileError(f"{path}: not a curvebench results file ({exc})") from None
+        text = str(exc)
+        raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
