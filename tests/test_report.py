@@ -273,8 +273,8 @@ def test_browser_hovering_a_cell_shows_its_parameters_and_stimulus(page) -> None
     assert size == spec["size"]
     ink_drawn, ink_ref = drawn < 0.5, ref < 0.5
     iou = (ink_drawn & ink_ref).sum() / max((ink_drawn | ink_ref).sum(), 1)
-    assert ink_ref.sum() > 20 and iou > 0.6, f"page stimulus vs renderer: IoU {iou:.2f}"
-    assert np.abs(drawn - ref).mean() < 0.05
+    assert ink_ref.sum() > 20 and iou > 0.9, f"page stimulus vs renderer: IoU {iou:.2f}"
+    assert np.abs(drawn - ref).mean() < 0.01
 
 
 def test_browser_radial_hover_isolates_a_unit_and_click_selects_its_heatmap(page) -> None:
@@ -328,3 +328,41 @@ def test_browser_screenshot_is_not_blank(page, tmp_path) -> None:
     black = (region.max(-1) < 10).mean()
     coloured = (region.max(-1) - region.min(-1) > 60).mean()
     assert black > 0.2 and coloured > 0.02, (black, coloured)
+
+
+STIMULUS_CASES = [
+    ("curve", {"orientation": 30.0, "curvature": 0.1, "length": 32, "width": 2}),
+    ("curve", {"orientation": 200.0, "curvature": -0.08, "length": 32, "width": 3}),
+    ("curve", {"orientation": 90.0, "curvature": 0.19634954, "length": 32, "width": 2}),  # closed circle
+    ("curve", {"orientation": 300.0, "curvature": 0.12, "length": 32, "width": 2, "fill": 1.0}),
+    ("curve", {"orientation": 45.0, "curvature": 0.1, "length": 32, "width": 2, "fill": 1.0, "fg_hue": 120.0, "bg": "complement"}),
+    ("curve", {"orientation": 120.0, "curvature": 0.08, "length": 32, "width": 2, "ticks": 5, "tick_length": 4, "tick_side": "both"}),
+    ("curve", {"orientation": 10.0, "curvature": 0.08, "length": 32, "width": 2, "ticks": 3, "tick_length": 5, "tick_side": "out"}),
+    ("angle", {"orientation": 250.0, "curvature": 0.1, "length": 32, "width": 2}),
+    ("angle", {"orientation": 250.0, "curvature": 0.1, "length": 32, "width": 2, "rounding": 0.5}),
+]
+
+
+def test_browser_stimulus_drawing_matches_the_renderer(page) -> None:
+    """The page draws stimuli from parameters; each kind of parameter must give the renderer's picture."""
+    import stimuli
+    from suites.render_args import render_kwargs
+
+    driver = page[0]
+    for kind, params in STIMULUS_CASES:
+        rgba = driver.execute_script(
+            "const c = document.createElement('canvas');"
+            "window.__report.drawStimulus(c, {kind: arguments[0], fixed: {}, size: 48, position: [23.5, 25]}, arguments[1]);"
+            "return Array.from(c.getContext('2d').getImageData(0, 0, 48, 48).data);", kind, params)
+        drawn = np.asarray(rgba, dtype=np.float64).reshape(48, 48, 4)[..., :3] / 255.0
+        swept = {k: np.array([v]) for k, v in params.items() if not isinstance(v, str) and k not in ("fg", "bg", "tick_side")}
+        fixed = {k: v for k, v in params.items() if isinstance(v, str)}
+        ref = stimuli.render(kind, position=(23.5, 25.0), size=48, **render_kwargs(swept, fixed, 1))[0].permute(1, 2, 0).numpy()
+        # ink = pixels far from the background colour
+        bg = ref[0, 0]
+        ink_ref = np.abs(ref - bg).sum(-1) > 0.5
+        ink_drawn = np.abs(drawn - bg).sum(-1) > 0.5
+        iou = (ink_drawn & ink_ref).sum() / max((ink_drawn | ink_ref).sum(), 1)
+        err = np.abs(drawn - ref).mean()
+        assert ink_ref.sum() > 30
+        assert iou > 0.9 and err < 0.01, f"{kind} {params}: IoU {iou:.2f}, mean abs difference {err:.3f}"
