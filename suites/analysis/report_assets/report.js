@@ -133,6 +133,11 @@
     },
   };
 
+  // the hovered heatmap cell, outlined
+  const cursor = el("div", { id: "cell-cursor" });
+  cursor.hidden = true;
+  document.body.appendChild(cursor);
+
   // ---------------------------------------------------------------- per-layer data
   function layerView(run, layer) {
     // Lazily decoded grids: key "" = all stimuli, "param=value" = one series value.
@@ -358,6 +363,11 @@
         const io = Math.min(view.O - 1, Math.max(0, Math.floor((ev.clientX - r.left) / r.width * view.O)));
         const ik = Math.min(view.K - 1, Math.max(0, Math.floor((ev.clientY - r.top) / r.height * view.K)));
         const [a, s] = view.value(key, ci, ik, io);
+        cursor.hidden = false;
+        cursor.style.left = (window.scrollX + r.left + io * r.width / view.O - 1) + "px";
+        cursor.style.top = (window.scrollY + r.top + ik * r.height / view.K - 1) + "px";
+        cursor.style.width = Math.max(3, r.width / view.O) + "px";
+        cursor.style.height = Math.max(3, r.height / view.K) + "px";
         const cells = cellParams(run, key, io, ik);
         const fields = [["layer", layer.name], ["channel", String(ch)],
           ["orientation", gnum(run.orientation[io]) + "\u00b0"], ["curvature", gnum(run.curvature[ik]) + " 1/px"]];
@@ -367,6 +377,7 @@
           "post-ReLU activation; sigma from " + run.statistics;
         inspector.show(run, cells, fields, note);
       });
+      cv.addEventListener("mouseleave", () => { cursor.hidden = true; });
       row.appendChild(cv);
       maps.appendChild(row);
     });
