@@ -162,11 +162,14 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         fixed = {}
     if not isinstance(fixed, dict):
         fixed = {}
-    if not fixed:  # older files: the fixed table of the stored suite text
-        from .strip import suite_of
+    if not fixed:  # files without the attribute: the [fixed] table of the stored suite text
+        import tomllib
 
-        suite = suite_of(ds)
-        fixed = dict(suite.fixed) if suite is not None else {}
+        try:
+            table = tomllib.loads(str(ds.attrs.get("suite", ""))).get("fixed", {})
+        except tomllib.TOMLDecodeError:
+            table = {}
+        fixed = table if isinstance(table, dict) else {}
     kind = str(ds.attrs.get("kind", "curve"))
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
