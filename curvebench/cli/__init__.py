@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "curvebench.cli.models",
     "curvebench.cli.run",
     "curvebench.cli.analysis",
+    "curvebench.cli.optimize",
 )
 
 
