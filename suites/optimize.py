@@ -498,7 +498,7 @@ def sensitivity(ev: Evaluator, x_best: Tensor, channels: Tensor, act: Tensor, st
         room_up[:, o] = room_down[:, o] = 180.0
 
     # gradient at x* and at x* + eps e_j (eps toward the side with room)
-    eps = 1e-3 * span
+    eps = 1e-2 * span
     sgn = torch.where(room_up >= eps, 1.0, -1.0).double()
     pts = xs[:, None, :].repeat(1, D + 1, 1)  # (C, D+1, D)
     pts[:, 1:, :] += torch.diag_embed(eps * sgn)
