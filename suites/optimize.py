@@ -196,13 +196,25 @@ def _pick_starts(acts: Tensor, orient: Tensor, restarts: int, separation: float)
     return out
 
 
+def _load_stats(path: str | Path) -> xr.Dataset:
+    """A dataset statistics file (``curvebench stats``), checked by its ``kind`` attribute."""
+    from suites.file_kinds import STATS_KIND
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"statistics file not found: {path}")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        stats = ds.load()
+    if stats.attrs.get("kind") != STATS_KIND:
+        raise OptimizeError(f"stats: {path} is not a curvebench statistics file (kind={stats.attrs.get('kind')!r})")
+    return stats
+
+
 def _reference(evaluator: Evaluator, stats: Any, sweep: dict[str, Tensor], channels: list[int]) -> tuple[np.ndarray, np.ndarray, str]:
     """Mean and std (pre-ReLU readout) per channel, and where they come from."""
     if stats is None:
         pre = sweep["pre"][:, channels].double()
         return pre.mean(0).numpy(), pre.std(0, unbiased=False).numpy(), "coarse sweep's own statistics (no dataset statistics given)"
-    from suites.analysis.sigma import stats_label
-
     name = evaluator.key
     if f"{name}_mean" not in stats or f"{name}_std" not in stats:
         raise OptimizeError(f"stats: no statistics for {name!r} in the statistics file")
@@ -215,7 +227,8 @@ def _reference(evaluator: Evaluator, stats: Any, sweep: dict[str, Tensor], chann
         raise OptimizeError(f"stats: computed for weights sha256 {s_sha[:12] or 'none'}, the model has {m_sha[:12] or 'none'}")
     mean = np.asarray(stats[f"{name}_mean"].values, dtype=np.float64)[channels]
     std = np.asarray(stats[f"{name}_std"].values, dtype=np.float64)[channels]
-    return mean, std, stats_label(stats)
+    a = stats.attrs
+    return mean, std, f"dataset statistics: {a.get('source', 'unknown images')}, {a.get('n_images', '?')} images"
 
 
 def optimize(
@@ -299,16 +312,14 @@ def optimize(
         raise OptimizeError(f"lr must be > 0 and tol >= 0, got lr={lr!r}, tol={tol!r}")
     torch.manual_seed(seed)
     if isinstance(model, str):
-        from suites.runner import _resolve_device
+        from suites.runner import resolve_device
 
-        model = probes.load_model(model, weights=weights, device=_resolve_device(device))
+        model = probes.load_model(model, weights=weights, device=resolve_device(device))
     if getattr(model, "geometry", None) is None:
         raise OptimizeError(f"model {model.name!r} has no receptive-field geometry; optimize needs the probed unit's crop")
     ids = resolve_channels(model, layer, channels)
     if isinstance(stats, str) or hasattr(stats, "__fspath__"):
-        from suites.analysis.sigma import load_stats
-
-        stats = load_stats(stats)
+        stats = _load_stats(stats)
     plan = model.input_plan([layer], size=size)
     space = build_space(size=plan.size, fix=fix, bounds=bounds, rounding=rounding, fill=fill)
     ev = Evaluator(model, layer, space, size=size, chunk=chunk)

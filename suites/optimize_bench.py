@@ -72,12 +72,12 @@ def bench_optimize(
     import probes
     from suites.optimize import Evaluator, optimize
     from suites.optimize_space import build_space
-    from suites.runner import _resolve_device
+    from suites.runner import resolve_device
 
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     net = probes.load_model(model, weights=weights, device=dev)
     fix = {"position": 0.0, "fg": 0.0, "bg": 1.0}
 
