@@ -10,6 +10,7 @@ side the curve opens to; curvature 1/px; length, width, position px.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +131,11 @@ def plot_sheet(ds: xr.Dataset, path: str | Path, columns: int = 8) -> Path:
         )
     a = ds.attrs
     sha = str(a.get("weights_sha256", ""))[:8]
-    fig.suptitle(
-        f"optimal stimuli: {a.get('model')} {a.get('layer')} ({a.get('readout')}), weights "
-        f"{Path(str(a.get('weights') or 'none')).name}{f' ({sha})' if sha else ''}; sigma: {a.get('statistics')}",
-        fontsize=8,
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    title = (f"optimal stimuli: {a.get('model')} {a.get('layer')} ({a.get('readout')}), weights "
+             f"{Path(str(a.get('weights') or 'none')).name}{f' ({sha})' if sha else ''}; sigma: {a.get('statistics')}")
+    lines = textwrap.wrap(title, width=max(40, 30 * cols))
+    fig.suptitle("\n".join(lines), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.12 * len(lines) / (2.25 * rows + 0.5)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
