@@ -7,7 +7,7 @@ in one ``except``.
 from __future__ import annotations
 
 __all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
-           "ResultsWriteError", "ResultsFileError"]
+           "ResultsWriteError", "ResultsFileError", "OptimizeError"]
 
 
 class SuitesError(Exception):
@@ -36,3 +36,7 @@ class ResultsWriteError(ResultsError):
 
 class ResultsFileError(ResultsError, ValueError):
     """A file that is not a curvebench results file, or one whose attributes disagree with its data."""
+
+
+class OptimizeError(SuitesError, ValueError):
+    """A bad request to :func:`suites.optimize.optimize`: unknown parameter, bound or channel."""

@@ -28,6 +28,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "curvebench.cli.run",
     "curvebench.cli.analysis",
     "curvebench.cli.report",
+    "curvebench.cli.optimize",
 )
 
 
