@@ -366,3 +366,46 @@ def test_browser_stimulus_drawing_matches_the_renderer(page) -> None:
         err = np.abs(drawn - ref).mean()
         assert ink_ref.sum() > 30
         assert iou > 0.9 and err < 0.01, f"{kind} {params}: IoU {iou:.2f}, mean abs difference {err:.3f}"
+
+
+# -- optimize results ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def optimum(tmp_path_factory) -> Path:
+    """A short `curvebench optimize` run on the ground-truth model (12 channels, free position and fill)."""
+    import probes
+    from suites.optimize import optimize
+
+    ds = optimize(probes.load_model("groundtruth"), "curves", restarts=1, steps=3, fill=True)
+    path = tmp_path_factory.mktemp("opt") / "opt.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_cli_report_of_an_optimize_file(optimum, tmp_path, capsys) -> None:
+    out = tmp_path / "opt.html"
+    assert main(["report", str(optimum), "--out", str(out)]) == 0
+    ds = xr.open_dataset(optimum, engine="h5netcdf")
+    data = report_data([("opt", ds)])["runs"][0]
+    assert data["kind"] == "optimum" and [c["channel"] for c in data["channels"]] == list(range(12))
+    assert data["channels"][3]["orientation"] == pytest.approx(float(ds["orientation"][3]))
+
+
+def test_browser_draws_each_optimum_as_the_unit_saw_it(optimum, tmp_path, browser) -> None:
+    """The page's drawing of each optimal stimulus (from its parameters) matches the image stored by optimize."""
+    ds = xr.open_dataset(optimum, engine="h5netcdf").load()
+    path = write_report([("opt", ds)], tmp_path / "opt.html")
+    browser.get(path.as_uri())
+    cards = browser.find_elements("css selector", ".optimum-card")
+    assert len(cards) == 12
+    for card in cards[:4]:
+        c = int(card.get_attribute("data-channel"))
+        size, rgba = browser.execute_script(
+            "const c = arguments[0].querySelector('canvas');"
+            "return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];", card)
+        drawn = np.asarray(rgba, dtype=np.float64).reshape(size, size, 4)[..., :3] / 255.0
+        stored = ds["image"].sel(channel=c).values / 255.0
+        assert stored.shape == drawn.shape
+        bg = np.asarray(ds["bg"].sel(channel=c).values)
+        ink_s, ink_d = np.abs(stored - bg).sum(-1) > 0.5, np.abs(drawn - bg).sum(-1) > 0.5
+        iou = (ink_s & ink_d).sum() / max((ink_s | ink_d).sum(), 1)
+        assert ink_s.sum() > 30 and iou > 0.93 and np.abs(drawn - stored).mean() < 0.01, f"channel {c}: IoU {iou:.2f} between the page's drawing and the stored image"

@@ -16,6 +16,7 @@ __all__ = ["register"]
 
 
 def _open(path: str):
+    """A sweep results file (committed rows only), or another kind of file the report knows (by its ``kind``)."""
     from suites.errors import ResultsFileError
     from suites.results import open_results
 
@@ -23,8 +24,17 @@ def _open(path: str):
         return open_results(path)
     except ResultsFileError:
         raise
-    except ValueError as exc:  # not HDF5 / not a results file: one line naming the file
+    except ValueError as exc:  # not HDF5, or HDF5 without rows_completed (optimize files, statistics, ...)
         text = str(exc)
+        if "rows_completed" in text:
+            import xarray as xr
+
+            from suites.analysis.report import KINDS
+
+            ds = xr.open_dataset(path, engine="h5netcdf")
+            if any(detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
+                return ds
+            ds.close()
         raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
 
 

@@ -293,6 +293,65 @@ def sweep_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
 register_kind("sweep", _is_sweep, sweep_page)
 
 
+# -- optimize results (``curvebench optimize``) ------------------------------------------
+_OPTIMUM_COLUMNS = ("orientation", "curvature", "length", "width", "dx", "dy", "rounding", "fill", "activation",
+                    "activation_relu", "activation_sigma", "sweep_max", "sweep_max_sigma", "steps", "converged")
+
+
+def _is_optimum(ds: xr.Dataset) -> bool:
+    from suites.file_kinds import OPTIMIZE_KIND
+
+    return ds.attrs.get("kind") == OPTIMIZE_KIND and "channel" in ds.dims and "orientation" in ds.data_vars
+
+
+def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
+    """Page data of an optimize result: each channel's optimal stimulus (parameters) and activations.
+
+    The page draws every optimum from its parameters on the receptive-field crop the unit
+    saw (``crop_size`` px; midpoint at ``(x, y)`` minus ``crop_origin_xy``).
+    """
+    ds = ds.load()
+    size = int(_num(ds.attrs.get("crop_size")) or _num(ds.attrs.get("input_size")) or 224)
+    origin = np.asarray(ds.attrs.get("crop_origin_xy", [0, 0]), dtype=np.float64).reshape(-1)[:2]
+    ids = [int(c) for c in ds.coords["channel"].values]
+    if options.channels is not None:
+        bad = [c for c in options.channels if int(c) not in ids]
+        if bad:
+            raise ValueError(f"--channels: {bad} not in the optimize result (it has {ids[:20]})")
+    rows = []
+    for i, c in enumerate(ids):
+        row: dict[str, Any] = {"channel": c}
+        for key in _OPTIMUM_COLUMNS:
+            if key in ds.data_vars and ds[key].dims == ("channel",):
+                row[key] = _num(ds[key].values[i])
+        for side in ("fg", "bg"):
+            if side in ds.data_vars:
+                row[side] = [float(v) for v in np.asarray(ds[side].values[i], dtype=np.float64).reshape(-1)[:3]]
+        if "x" in ds.data_vars and "y" in ds.data_vars:
+            row["position"] = [float(ds["x"].values[i]) - float(origin[0]), float(ds["y"].values[i]) - float(origin[1])]
+        rows.append(row)
+    shown = [int(c) for c in options.channels] if options.channels is not None else ids
+    statistics = str(ds.attrs.get("statistics", ""))
+    return {
+        "kind": "optimum",
+        "name": name,
+        "title": f"optimal stimuli of {ds.attrs.get('layer', '?')}",
+        "description": "",
+        "model": str(ds.attrs.get("model", "")),
+        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
+        "statistics": statistics,
+        "layer": str(ds.attrs.get("layer", "")),
+        "stimulus": {"kind": "curve", "fixed": {}, "size": size, "position": [size / 2.0, size / 2.0]},
+        "channels": rows,
+        "shown": shown,
+        "provenance": provenance_rows(ds, statistics),
+        "suite_text": "",
+    }
+
+
+register_kind("optimum", _is_optimum, optimum_page)
+
+
 # -- page ------------------------------------------------------------------------------
 def _colormap(n: int = 256) -> list[list[int]]:
     """The heatmaps' colour scale (turbo, as :func:`suites.analysis.plots.article_cmap`) as ``n`` RGB bytes."""

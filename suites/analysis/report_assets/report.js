@@ -449,6 +449,70 @@
     }
   }
 
+  // ---------------------------------------------------------------- optimize results
+  const OPTIMUM_COLUMNS = [
+    { key: "channel", label: "channel", digits: 0 },
+    { key: "orientation", label: "orientation (deg)", digits: 1 },
+    { key: "curvature", label: "curvature (1/px)", digits: 4 },
+    { key: "length", label: "length (px)", digits: 1 },
+    { key: "width", label: "width (px)", digits: 2 },
+    { key: "dx", label: "dx (px)", digits: 2 },
+    { key: "dy", label: "dy (px)", digits: 2 },
+    { key: "rounding", label: "rounding", digits: 2 },
+    { key: "fill", label: "fill", digits: 2 },
+    { key: "activation", label: "activation", digits: 4 },
+    { key: "activation_sigma", label: "\u03c3", digits: 2 },
+    { key: "sweep_max", label: "sweep max", digits: 4 },
+    { key: "steps", label: "steps", digits: 0 },
+    { key: "converged", label: "converged", digits: 0 },
+  ];
+  function optimumCell(c) {
+    const p = { orientation: c.orientation, curvature: c.curvature, length: c.length, width: c.width };
+    ["rounding", "fill", "fg", "bg"].forEach(k => { if (c[k] !== undefined && c[k] !== null) p[k] = c[k]; });
+    return p;
+  }
+  function buildOptimum(run, ri, container) {
+    const sec = el("section", { class: "run optimum", id: "run-" + ri, "data-run": ri });
+    sec.appendChild(el("h2", {}, run.name + " \u2014 " + run.title));
+    sec.appendChild(el("p", { class: "meta" }, "model " + (run.model || "?") + (run.weights_sha256 ? ", weights sha256 " + run.weights_sha256.slice(0, 12) : "") +
+      " \u00b7 " + run.channels.length + " channels \u00b7 sigma from " + (run.statistics || "?")));
+    sec.appendChild(el("p", { class: "note" }, "each channel's optimal stimulus, drawn from its parameters on the " + run.stimulus.size +
+      " px receptive-field crop the unit saw; sorted by orientation; hover one for its numbers"));
+    const grid = el("div", { class: "optima" });
+    const byId = {};
+    run.channels.forEach(c => { byId[c.channel] = c; });
+    const shown = run.shown.map(ch => byId[ch]).filter(Boolean);
+    shown.sort((a, b) => (a.orientation === null ? 1e9 : a.orientation) - (b.orientation === null ? 1e9 : b.orientation));
+    shown.forEach(c => {
+      const spec = { kind: run.stimulus.kind, fixed: {}, size: run.stimulus.size, position: c.position || run.stimulus.position };
+      const card = el("div", { class: "optimum-card", "data-channel": c.channel });
+      const cv = el("canvas", { class: "stim" });
+      drawStimulus(cv, spec, optimumCell(c));
+      card.appendChild(cv);
+      card.appendChild(el("div", { class: "label" }, shortLayer(run.layer) + ":" + c.channel + " \u00b7 " + fmt(c.activation_sigma, 1) + " \u03c3"));
+      card.addEventListener("mouseenter", () => {
+        const fields = [["layer", run.layer], ["channel", String(c.channel)]];
+        OPTIMUM_COLUMNS.slice(1).forEach(col => fields.push([col.key, fmt(c[col.key], col.digits)]));
+        if (c.fg) fields.push(["fg", c.fg.map(v => v.toFixed(2)).join(", ")]);
+        if (c.bg) fields.push(["bg", c.bg.map(v => v.toFixed(2)).join(", ")]);
+        inspector.show({ stimulus: spec }, [{ params: optimumCell(c), label: "" }], fields,
+          "activation: the objective (pre-ReLU where the layer has it); sigma from " + (run.statistics || "?"));
+      });
+      grid.appendChild(card);
+    });
+    sec.appendChild(grid);
+    sec.appendChild(el("h3", {}, "optima: " + run.layer + " (" + run.channels.length + " channels)"));
+    const rows = run.channels.map(c => OPTIMUM_COLUMNS.map(col => (c[col.key] === undefined ? null : c[col.key])));
+    const t = sortableTable(OPTIMUM_COLUMNS, rows);
+    t.querySelector("table").classList.add("tuning");
+    sec.appendChild(t);
+    sec.appendChild(el("h3", {}, "provenance"));
+    const pt = sortableTable([{ key: "key", label: "attribute", text: true }, { key: "value", label: "value", text: true }], run.provenance);
+    pt.querySelector("table").classList.add("provenance");
+    sec.appendChild(pt);
+    container.appendChild(sec);
+  }
+
   // ---------------------------------------------------------------- several files
   function largestGap(prefs) {
     const p = prefs.filter(x => x !== null && isFinite(x)).map(x => ((x % 360) + 360) % 360).sort((a, b) => a - b);
@@ -465,7 +529,7 @@
     sec.appendChild(el("p", { class: "note" }, "shown channels of each file and layer; radius: post-ReLU sigma at each unit's best curvature (each plot on its own scale)"));
     const cards = el("div", { class: "cards" });
     const rows = [];
-    runs.forEach((run, ri) => run.layers.forEach(layer => {
+    runs.forEach((run, ri) => (run.kind === "sweep" ? run.layers : []).forEach(layer => {
       const card = el("div", { class: "card", "data-run": ri, "data-layer": layer.name });
       card.appendChild(el("h3", {}, run.name + " \u00b7 " + layer.name));
       card.appendChild(el("p", { class: "meta" }, (run.model || "?") + " \u00b7 " + run.title));
@@ -492,7 +556,9 @@
   // ---------------------------------------------------------------- page
   document.getElementById("page-title").textContent = document.title;
   const container = document.getElementById("runs");
-  if (DATA.runs.length > 1) buildCompare(DATA.runs);
-  DATA.runs.forEach((run, ri) => buildRun(run, ri, container));
+  // one builder per kind of section (suites.analysis.report.KINDS)
+  const BUILDERS = { sweep: buildRun, optimum: buildOptimum };
+  if (DATA.runs.filter(r => r.kind === "sweep").length > 1) buildCompare(DATA.runs);
+  DATA.runs.forEach((run, ri) => BUILDERS[run.kind](run, ri, container));
   window.__report = { ready: performance.now(), data: DATA, drawStimulus: drawStimulus };
 })();
