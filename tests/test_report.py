@@ -409,3 +409,87 @@ def test_browser_draws_each_optimum_as_the_unit_saw_it(optimum, tmp_path, browse
         ink_s, ink_d = np.abs(stored - bg).sum(-1) > 0.5, np.abs(drawn - bg).sum(-1) > 0.5
         iou = (ink_s & ink_d).sum() / max((ink_s | ink_d).sum(), 1)
         assert ink_s.sum() > 30 and iou > 0.93 and np.abs(drawn - stored).mean() < 0.01, f"channel {c}: IoU {iou:.2f} between the page's drawing and the stored image"
+
+
+# -- discover results ------------------------------------------------------------------
+DISCOVER_LAYER = "blocks.3.2.depthwise"
+
+
+@pytest.fixture(scope="module")
+def discover_dir(tmp_path_factory) -> Path:
+    """A discover output folder in the layout of ``suites.discover`` (responses.nc + family.nc), with known answers.
+
+    Channels 0-2 are curve detectors preferring 20, 140 and 260 deg; channel 3 fires for
+    everything (not a detector, flagged ``corner``).
+    """
+    from suites.analysis.synthetic import von_mises_unit
+
+    o, k = np.arange(0, 360, 10.0), np.linspace(0, 0.19634954, 6)
+    go, gk = np.meshgrid(o, k)  # (curvature, orientation)
+    units = [von_mises_unit(go, gk, preferred=p) for p in (20.0, 140.0, 260.0)] + [np.full(go.shape, 3.0)]
+    bw = np.clip(np.stack(units, axis=-1), 0, None)
+    wb = np.clip(np.stack([von_mises_unit(go, gk, preferred=p + 5) for p in (20.0, 140.0, 260.0)] + [np.full(go.shape, 3.0)], -1), 0, None)
+    cdim = f"{DISCOVER_LAYER}_channel"
+    responses = xr.Dataset(
+        {f"{DISCOVER_LAYER}_curve": (("polarity", "curvature", "orientation", cdim), np.stack([bw, wb]).astype(np.float32)),
+         f"{DISCOVER_LAYER}_mean": ((cdim,), np.full(4, 0.5)), f"{DISCOVER_LAYER}_std": ((cdim,), np.full(4, 0.4))},
+        coords={"polarity": ["black_on_white", "white_on_black"], "curvature": k, "orientation": o, cdim: np.arange(4)},
+        attrs={"kind": "curvebench-discover-responses", "model": "synthetic", "layers": DISCOVER_LAYER, "length": 32.0,
+               "width": 2.0, "size": 224, "stimulus_position": "(27.5, 27.5) px on the 55 px input",
+               "statistics": "dataset statistics: test images"},
+    )
+    family = xr.Dataset(
+        {"detector": (("unit",), np.array([1, 1, 1, 0], np.int8)), "curve_line_ratio": (("unit",), [3.0, 3.1, 2.9, 1.0]),
+         "polarity_diff_deg": (("unit",), [5.0, 5.0, 5.0, np.nan]), "flags": (("unit",), ["", "", "", "corner"])},
+        coords={"layer": (("unit",), [DISCOVER_LAYER] * 4), "channel": (("unit",), np.arange(4))},
+        attrs={"kind": "curvebench-curve-family", "test": "synthetic test " + HOSTILE},
+    )
+    root = tmp_path_factory.mktemp("discover") / "discover-synthetic"
+    root.mkdir()
+    responses.to_netcdf(root / "responses.nc", engine="h5netcdf")
+    family.to_netcdf(root / "family.nc", engine="h5netcdf")
+    return root
+
+
+def test_report_of_a_discover_folder_shows_its_detectors(discover_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "d.html"
+    assert main(["report", str(discover_dir), "--out", str(out)]) == 0
+    for given in (discover_dir / "responses.nc", discover_dir / "family.nc"):  # either file finds the other
+        assert main(["report", str(given), "--out", str(tmp_path / "e.html")]) == 0
+    from curvebench.cli.report import _open
+
+    run = report_data([("d", _open(str(discover_dir)))])["runs"][0]
+    layer = run["layers"][0]
+    assert layer["name"] == DISCOVER_LAYER and layer["shown"] == [0, 1, 2]  # detectors only, by preferred orientation
+    assert set(layer["grids"]) == {"", "polarity=black_on_white", "polarity=white_on_black"}
+    bw = _decode(layer["grids"]["polarity=black_on_white"], (3, 6, 36))
+    want = xr.open_dataset(discover_dir / "responses.nc", engine="h5netcdf")[f"{DISCOVER_LAYER}_curve"].values[0]
+    np.testing.assert_allclose(bw, np.moveaxis(want, -1, 0)[:3], rtol=1e-6)
+    table = {r["channel"]: r for r in layer["tuning"]}
+    assert [round(table[c]["preferred_orientation"]) for c in (0, 1, 2)] == [20, 140, 260]
+    assert table[3]["flags"] == "corner" and table[3]["detector"] == 0
+    assert run["stimulus"]["size"] == 55 and run["stimulus"]["position"] == [27.5, 27.5]
+    assert "3 of 4 channels" in layer["families"][0]["name"]
+
+
+def test_browser_discover_page_draws_each_polarity(discover_dir, tmp_path, browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from curvebench.cli.report import _open
+
+    path = write_report([("d", _open(str(discover_dir)))], tmp_path / "d.html")
+    browser.get(path.as_uri())
+    assert len(browser.find_elements("css selector", "#run-0 .hm canvas.heatmap")) == 3
+    assert HOSTILE in browser.find_element("css selector", "#run-0 .meta").text  # the family test text, as text
+    corners = []
+    for polarity in ("black_on_white", "white_on_black"):
+        browser.execute_script("const s = document.querySelector('#run-0 .series-select'); s.value = arguments[0];"
+                               "s.dispatchEvent(new Event('change'));", f"polarity={polarity}")
+        canvas = browser.find_elements("css selector", "#run-0 .hm canvas.heatmap")[0]
+        w, h = canvas.size["width"], canvas.size["height"]
+        ActionChains(browser).move_to_element_with_offset(canvas, int(2.5 / 36 * w - w / 2), int(4.5 / 6 * h - h / 2)).perform()
+        assert _field(browser, "polarity") == polarity
+        assert float(_field(browser, "orientation").rstrip("°")) == pytest.approx(20.0)
+        corners.append(browser.execute_script(
+            "const c = document.querySelector('#stim-row canvas'); return Array.from(c.getContext('2d').getImageData(0, 0, 1, 1).data)"))
+    assert corners[0][:3] == [255, 255, 255] and corners[1][:3] == [0, 0, 0]  # background of each polarity

@@ -16,6 +16,38 @@ __all__ = ["register"]
 
 
 def _open(path: str):
+    """A sweep results file, an optimize file, or a discover output (folder, responses.nc or family.nc).
+
+    A discover ``responses.nc`` is joined with the ``family.nc`` beside it when there is one.
+    """
+    import xarray as xr
+
+    from suites.analysis.report import DISCOVER_FAMILY_KIND, DISCOVER_RESPONSES_KIND, with_family
+    from suites.errors import ResultsFileError
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "responses.nc").is_file():
+            raise ResultsFileError(f"{p} is a folder without responses.nc (the report reads results files, "
+                                   "optimize files, or the output folder of curvebench discover)")
+        p = p / "responses.nc"
+    ds = _open_file(str(p))
+    kind = ds.attrs.get("kind")
+    if kind == DISCOVER_FAMILY_KIND:
+        if not (p.parent / "responses.nc").is_file():
+            raise ResultsFileError(f"{p}: a curve-family file holds no heatmaps; give the discover output folder "
+                                   "or its responses.nc (the family file is read from beside it)")
+        ds.close()
+        p = p.parent / "responses.nc"
+        ds = _open_file(str(p))
+        kind = ds.attrs.get("kind")
+    if kind == DISCOVER_RESPONSES_KIND and (p.parent / "family.nc").is_file():
+        with xr.open_dataset(p.parent / "family.nc", engine="h5netcdf") as fam:
+            ds = with_family(ds.load(), fam.load())
+    return ds
+
+
+def _open_file(path: str):
     """A sweep results file (committed rows only), or another kind of file the report knows (by its ``kind``)."""
     from suites.errors import ResultsFileError
     from suites.results import open_results
@@ -31,8 +63,11 @@ def _open(path: str):
 
             from suites.analysis.report import KINDS
 
+            from suites.analysis.report import DISCOVER_FAMILY_KIND
+
             ds = xr.open_dataset(path, engine="h5netcdf")
-            if any(detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
+            if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
+                    detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
                 return ds
             ds.close()
         raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
@@ -54,7 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             report_kind(ds)
         except ValueError as exc:
             raise type(exc)(f"{f}: {exc}") from None
-        name = Path(f).stem
+        name = Path(f).name if Path(f).is_dir() else Path(f).stem
         while name in names:  # same stem from two folders: keep both sections apart
             name += "'"
         names.add(name)
@@ -83,7 +118,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "heatmap); the sortable tuning table and provenance; several files = the families side by side.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="results file(s) of `curvebench run` (curves, fill, colour, "
-                   "angles, rounding, families, ...)")
+                   "angles, rounding, families, ...), `curvebench optimize` files, `curvebench discover` output "
+                   "folders (or their responses.nc)")
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (overwritten)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")

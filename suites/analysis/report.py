@@ -352,6 +352,136 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
 register_kind("optimum", _is_optimum, optimum_page)
 
 
+# -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
+#: ``kind`` attributes of the two files ``curvebench discover`` writes (suites.discover, issue 9).
+DISCOVER_RESPONSES_KIND = "curvebench-discover-responses"
+DISCOVER_FAMILY_KIND = "curvebench-curve-family"
+_POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+                   ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
+
+
+def with_family(responses: xr.Dataset, family: xr.Dataset) -> xr.Dataset:
+    """The discover responses with the family file's per-unit results added as ``family_<name>`` on dim ``family_unit``."""
+    if family.attrs.get("kind") != DISCOVER_FAMILY_KIND:
+        raise ResultsFileError(f"not a curve-family file of curvebench discover (attribute kind={family.attrs.get('kind')!r})")
+    names = {str(v): f"family_{v}" for v in family.variables if v != "unit"}
+    fam = family.rename(names).rename({"unit": "family_unit"}) if "unit" in family.dims else family.rename(names)
+    out = xr.merge([responses, fam], combine_attrs="override")
+    out.attrs = {**dict(responses.attrs), "family_test": str(family.attrs.get("test", ""))}
+    return out
+
+
+def _is_discover(ds: xr.Dataset) -> bool:
+    return ds.attrs.get("kind") == DISCOVER_RESPONSES_KIND and "polarity" in ds.dims
+
+
+def _discover_position(ds: xr.Dataset) -> tuple[int, list[float]]:
+    """Input size (px) and stimulus midpoint (x, y) of a discover run, from its attributes."""
+    import re
+
+    text = str(ds.attrs.get("stimulus_position", ""))
+    m = re.search(r"\(\s*([-+\d.eE]+)\s*,\s*([-+\d.eE]+)\s*\)\s*px on the (\d+) px input", text)
+    if m:
+        return int(m.group(3)), [float(m.group(1)), float(m.group(2))]
+    size = int(_num(ds.attrs.get("size")) or 224)
+    return size, [size / 2.0, size / 2.0]
+
+
+def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
+    """Page data of discover responses: the curve sweep in both polarities, family detectors shown.
+
+    Heatmaps show one polarity at a time (black on white first); sigma uses the run's own
+    dataset statistics (``<layer>_mean``/``<layer>_std``); the tuning numbers are those of
+    :func:`suites.analysis.tuning.unit_tuning` on the black-on-white sweep, with the family
+    file's verdict (detector, curve/line ratio, polarity difference, flags) when present.
+    """
+    from .tuning import best_curvature_index, family_coverage, unit_tuning
+
+    ds = ds.load()
+    have = [l for l in str(ds.attrs.get("layers", "")).split() if f"{l}_curve" in ds.data_vars]
+    layers = list(options.layers) if options.layers else have
+    bad = [l for l in layers if l not in have]
+    if bad:
+        raise ValueError(f"--layers: {bad} not in {name}; available: {', '.join(have)}")
+    o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
+    k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
+    polarities = [str(p) for p in ds.coords["polarity"].values]
+    first = polarities[0]
+    statistics = str(ds.attrs.get("statistics", "the run's dataset statistics"))
+    pages = []
+    for layer in layers:
+        cdim = f"{layer}_channel"
+        cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
+        ids = [int(c) for c in cur.coords[cdim].values]
+        mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
+        std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
+        post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sig = (post - mean[:, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
+        tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
+        verdict: dict[int, dict] = {}
+        fam = None
+        if "family_detector" in ds.data_vars:
+            rows = np.flatnonzero(np.asarray(ds["family_layer"].values).astype(str) == layer)
+            for r in rows:
+                c = int(ds["family_channel"].values[r])
+                verdict[c] = {key: (str(ds[f"family_{key}"].values[r]) if text else _num(ds[f"family_{key}"].values[r]))
+                              for key, _, _, text in _FAMILY_COLUMNS if f"family_{key}" in ds.data_vars}
+            fam = [c for c in ids if verdict.get(c, {}).get("detector")]
+        peak = {c: tuned[c]["peak_sigma"] for c in ids}
+        shown = _pick_channels(peak, ids, fam, options)
+        order = sorted(shown, key=lambda c: tuned[c]["preferred_orientation"] if math.isfinite(tuned[c]["preferred_orientation"]) else 1e9)
+        take = [ids.index(c) for c in order]
+        grids = {"": _b64_float32(np.asarray(cur.values, dtype=np.float64)[:, take].mean(axis=0))}
+        for p in polarities:
+            grids[f"polarity={p}"] = _b64_float32(np.asarray(cur.sel(polarity=p).values)[take])
+        table = []
+        for c in ids:
+            row = {"channel": c, **{key: _num(v) for key, v in tuned[c].items() if not isinstance(v, dict)}}
+            row.update(verdict.get(c, {}))
+            table.append(row)
+        families = []
+        if fam:
+            curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
+            summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
+            families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **_jsonable(summary),
+                             "channels": fam})
+        pages.append({
+            "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
+            "mean": [_num(mean[i]) for i in take], "std": [_num(std[i]) for i in take],
+            "grids": grids, "tuning": table, "families": families, "statistics": statistics,
+            "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
+                              for key, label, digits, text in _FAMILY_COLUMNS if verdict],
+        })
+    size, position = _discover_position(ds)
+    fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
+    return {
+        "kind": "sweep",
+        "name": name,
+        "title": f"discover: {ds.attrs.get('model', '?')} " + ", ".join(layers),
+        "description": str(ds.attrs.get("family_test", "")),
+        "model": str(ds.attrs.get("model", "")),
+        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
+        "statistics": statistics,
+        "rows": int(o.size * k.size * len(polarities)),
+        "rows_total": int(o.size * k.size * len(polarities)),
+        "orientation": [float(x) for x in o],
+        "curvature": [float(x) for x in k],
+        "series": {"polarity": polarities},
+        "series_params": {f"polarity={p}": dict(zip(("fg", "bg"), _POLARITY_COLOURS[p])) for p in polarities if p in _POLARITY_COLOURS},
+        "default_series": f"polarity={first}",
+        "averaged": {},
+        "stimulus": {"kind": "curve", "fixed": fixed, "size": size, "position": position},
+        "layers": pages,
+        "provenance": provenance_rows(ds, statistics),
+        "suite_text": "",
+    }
+
+
+register_kind("discover", _is_discover, discover_page)
+
+
 # -- page ------------------------------------------------------------------------------
 def _colormap(n: int = 256) -> list[list[int]]:
     """The heatmaps' colour scale (turbo, as :func:`suites.analysis.plots.article_cmap`) as ``n`` RGB bytes."""

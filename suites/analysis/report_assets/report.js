@@ -27,7 +27,7 @@
     if (typeof x !== "number") return String(x);
     return x.toFixed(digits === undefined ? 2 : digits);
   }
-  function gnum(x) { return Number(x.toPrecision(6)); }
+  function gnum(x) { return typeof x === "number" ? Number(x.toPrecision(6)) : x; }
   function shortLayer(l) { return l.startsWith("mixed") ? l.slice(5) : l; }
   function decode(b64) {
     const bin = atob(b64);
@@ -286,6 +286,7 @@
   function seriesKeys(run) {
     const keys = [["", "all stimuli (mean over " + (Object.keys(run.series).join(", ") || "nothing") + ")"]];
     for (const p in run.series) run.series[p].forEach(v => keys.push([p + "=" + gnum(v), p + " = " + gnum(v)]));
+    if (run.default_series) keys.sort((a, b) => (b[0] === run.default_series) - (a[0] === run.default_series));
     return keys;
   }
 
@@ -294,17 +295,23 @@
     const base = { orientation: run.orientation[io], curvature: run.curvature[ik] };
     for (const p in run.averaged) base[p] = run.averaged[p][0];
     const names = Object.keys(run.series);
+    // a series value is a parameter value, or (series_params) a set of parameters, e.g. a polarity's fg/bg
+    const setValue = (q, p, v) => {
+      const sp = (run.series_params || {})[p + "=" + gnum(v)];
+      if (sp) Object.assign(q, sp); else q[p] = v;
+    };
     if (key) {
-      const i = key.indexOf("="), p = key.slice(0, i), v = Number(key.slice(i + 1));
-      names.forEach(n => { if (n !== p) base[n] = run.series[n][0]; });
-      base[p] = v;
+      const i = key.indexOf("="), p = key.slice(0, i);
+      const v = run.series[p].find(x => String(gnum(x)) === key.slice(i + 1));
+      names.forEach(n => { if (n !== p) setValue(base, n, run.series[n][0]); });
+      setValue(base, p, v);
       return [{ params: base, label: "" }];
     }
     if (!names.length) return [{ params: base, label: "" }];
     const first = names[0];
     return run.series[first].map(v => {
-      const q = Object.assign({}, base); q[first] = v;
-      names.slice(1).forEach(n => { q[n] = run.series[n][0]; });
+      const q = Object.assign({}, base); setValue(q, first, v);
+      names.slice(1).forEach(n => { setValue(q, n, run.series[n][0]); });
       return { params: q, label: first + " = " + gnum(v) };
     });
   }
@@ -432,8 +439,9 @@
       f.name + ": coverage " + fmt(100 * f.coverage, 0) + "% of orientations, largest gap between preferred orientations " +
       fmt(f.largest_gap_deg, 1) + " deg, longest uncovered run " + fmt(f.largest_uncovered_deg, 1) + " deg")));
     const shown = new Set(layer.shown);
-    const rows = layer.tuning.map(t => TUNING_COLUMNS.map(c => t[c.key] === undefined ? null : t[c.key]));
-    const tt = sortableTable(TUNING_COLUMNS, rows, i => (shown.has(layer.tuning[i].channel) ? "family" : ""));
+    const columns = TUNING_COLUMNS.concat(layer.extra_columns || []);
+    const rows = layer.tuning.map(t => columns.map(c => t[c.key] === undefined ? null : t[c.key]));
+    const tt = sortableTable(columns, rows, i => (shown.has(layer.tuning[i].channel) ? "family" : ""));
     tt.querySelector("table").classList.add("tuning");
     body.appendChild(tt);
 
