@@ -432,7 +432,8 @@ def discover_dir(tmp_path_factory) -> Path:
     cdim = f"{DISCOVER_LAYER}_channel"
     responses = xr.Dataset(
         {f"{DISCOVER_LAYER}_curve": (("polarity", "curvature", "orientation", cdim), np.stack([bw, wb]).astype(np.float32)),
-         f"{DISCOVER_LAYER}_mean": ((cdim,), np.full(4, 0.5)), f"{DISCOVER_LAYER}_std": ((cdim,), np.full(4, 0.4))},
+         f"{DISCOVER_LAYER}_mean": ((cdim,), np.full(4, 0.5)), f"{DISCOVER_LAYER}_std": ((cdim,), np.full(4, 0.4)),
+         f"{DISCOVER_LAYER}_blank": (("polarity", cdim), np.array([[0.1] * 4, [0.3] * 4]))},
         coords={"polarity": ["black_on_white", "white_on_black"], "curvature": k, "orientation": o, cdim: np.arange(4)},
         attrs={"kind": "curvebench-discover-responses", "model": "synthetic", "layers": DISCOVER_LAYER, "length": 32.0,
                "width": 2.0, "size": 224, "stimulus_position": "(27.5, 27.5) px on the 55 px input",
@@ -490,6 +491,8 @@ def test_browser_discover_page_draws_each_polarity(discover_dir, tmp_path, brows
         ActionChains(browser).move_to_element_with_offset(canvas, int(2.5 / 36 * w - w / 2), int(4.5 / 6 * h - h / 2)).perform()
         assert _field(browser, "polarity") == polarity
         assert float(_field(browser, "orientation").rstrip("°")) == pytest.approx(20.0)
+        blank = 0.1 if polarity == "black_on_white" else 0.3  # discover's sigma: above the blank, over the std
+        assert float(_field(browser, "sigma")) == pytest.approx((float(_field(browser, "activation")) - blank) / 0.4, abs=2e-3)
         corners.append(browser.execute_script(
             "const c = document.querySelector('#stim-row canvas'); return Array.from(c.getContext('2d').getImageData(0, 0, 1, 1).data)"))
     assert corners[0][:3] == [255, 255, 255] and corners[1][:3] == [0, 0, 0]  # background of each polarity

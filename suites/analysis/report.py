@@ -408,7 +408,9 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
     first = polarities[0]
-    statistics = str(ds.attrs.get("statistics", "the run's dataset statistics"))
+    statistics = ("the blank image's response and the post-ReLU std of "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
+                  + " (discover's sigma above blank: (response - blank) / std)")
     pages = []
     for layer in layers:
         cdim = f"{layer}_channel"
@@ -417,8 +419,11 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
         std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
         post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
+        # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
+        blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
+                 if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            sig = (post - mean[:, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
+            sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
         tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
         verdict: dict[int, dict] = {}
         fam = None
@@ -449,7 +454,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
                              "channels": fam})
         pages.append({
             "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
-            "mean": [_num(mean[i]) for i in take], "std": [_num(std[i]) for i in take],
+            "mean": [_num(blank[i].mean()) for i in take], "std": [_num(std[i]) for i in take],
+            "mean_by_series": {f"polarity={p}": [_num(blank[i, j]) for i in take] for j, p in enumerate(polarities)},
             "grids": grids, "tuning": table, "families": families, "statistics": statistics,
             "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
                               for key, label, digits, text in _FAMILY_COLUMNS if verdict],

@@ -152,7 +152,8 @@
       // post-ReLU activation and sigma of shown channel index ci at (row ik, column io)
       value(key, ci, ik, io) {
         const a = this.grid(key)[(ci * K + ik) * O + io];
-        const m = layer.mean[ci], s = layer.std[ci];
+        const byKey = (layer.mean_by_series || {})[key];  // a reference level per series value (discover: the blank)
+        const m = byKey ? byKey[ci] : layer.mean[ci], s = layer.std[ci];
         const sig = (s && s > 0 && m !== null) ? (a - m) / s : NaN;
         return [a, sig];
       },
