@@ -41,9 +41,9 @@ def _page(files: list[str], out: Path, stats_path: str | None) -> Path:
 
         options = ReportOptions(stats=load_stats(stats_path))
     if files:
-        from suites.results import open_results
+        from curvebench.cli.report import _open  # results, discover folders, optimize files
 
-        runs = [(Path(f).stem, open_results(f)) for f in files]
+        runs = [(Path(f).name if Path(f).is_dir() else Path(f).stem, _open(f)) for f in files]
     else:
         from suites.analysis.synthetic import synthetic_results
 

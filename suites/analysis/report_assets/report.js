@@ -29,6 +29,8 @@
   }
   function gnum(x) { return typeof x === "number" ? Number(x.toPrecision(6)) : x; }
   function shortLayer(l) { return l.startsWith("mixed") ? l.slice(5) : l; }
+  // the article's unit label ("3b:379"); long layer names (blocks.3.2.depthwise) give just the channel
+  function unitLabel(l, ch) { const s = shortLayer(l); return s.length > 8 ? "#" + ch : s + ":" + ch; }
   function decode(b64) {
     const bin = atob(b64);
     const bytes = new Uint8Array(bin.length);
@@ -221,7 +223,7 @@
       const pref = (tuningById[ch] || {}).preferred_orientation;
       const col = pref === null || pref === undefined ? "#888" : hueColour(pref);
       const path = svg("path", { class: "curve", d: d + "Z", stroke: col, fill: col, "data-channel": ch });
-      const title = svg("title"); title.textContent = shortLayer(layer.name) + ":" + ch + "  preferred " + fmt(pref, 1) + "\u00b0";
+      const title = svg("title"); title.textContent = layer.name + ":" + ch + "  preferred " + fmt(pref, 1) + "\u00b0";
       path.appendChild(title);
       path.addEventListener("mouseenter", () => { root.classList.add("isolating"); path.classList.add("active"); });
       path.addEventListener("mouseleave", () => { root.classList.remove("isolating"); path.classList.remove("active"); });
@@ -357,12 +359,11 @@
     layer.tuning.forEach(t => { tuningById[t.channel] = t; });
     const fig = el("div", { class: "figure" });
     const maps = el("div", { class: "heatmaps" });
-    const short = shortLayer(layer.name);
     const kTop = run.curvature[0], kBot = run.curvature[run.curvature.length - 1];
     layer.shown.forEach((ch, ci) => {
       const row = el("div", { class: "hm", "data-layer": layer.name, "data-channel": ch, "data-index": ci });
-      const label = el("div", { class: "label" }, short + ":" + ch);
-      label.appendChild(el("small", {}, "k " + gnum(kTop) + "\u2013" + gnum(kBot)));
+      const label = el("div", { class: "label", title: layer.name + " channel " + ch }, unitLabel(layer.name, ch));
+      label.appendChild(el("small", {}, "k " + Number(kTop.toPrecision(3)) + "\u2013" + Number(kBot.toPrecision(3))));
       row.appendChild(label);
       const cv = el("canvas", { class: "heatmap" });
       paintHeatmap(cv, view, key, ci);
@@ -423,7 +424,7 @@
       const t = tuningById[ch] || {};
       const item = el("span", { "data-channel": ch });
       const sw = el("i"); sw.style.background = t.preferred_orientation === null ? "#888" : hueColour(t.preferred_orientation);
-      item.appendChild(sw); item.appendChild(document.createTextNode(short + ":" + ch));
+      item.appendChild(sw); item.appendChild(document.createTextNode(unitLabel(layer.name, ch)));
       item.addEventListener("mouseenter", () => rp.paths[ci].dispatchEvent(new MouseEvent("mouseenter")));
       item.addEventListener("mouseleave", () => rp.paths[ci].dispatchEvent(new MouseEvent("mouseleave")));
       item.addEventListener("click", () => selectHeatmap(ri, layer.name, ch));
@@ -498,7 +499,7 @@
       const cv = el("canvas", { class: "stim" });
       drawStimulus(cv, spec, optimumCell(c));
       card.appendChild(cv);
-      card.appendChild(el("div", { class: "label" }, shortLayer(run.layer) + ":" + c.channel + " \u00b7 " + fmt(c.activation_sigma, 1) + " \u03c3"));
+      card.appendChild(el("div", { class: "label" }, unitLabel(run.layer, c.channel) + " \u00b7 " + fmt(c.activation_sigma, 1) + " \u03c3"));
       card.addEventListener("mouseenter", () => {
         const fields = [["layer", run.layer], ["channel", String(c.channel)]];
         OPTIMUM_COLUMNS.slice(1).forEach(col => fields.push([col.key, fmt(c[col.key], col.digits)]));
