@@ -542,10 +542,11 @@
     runs.forEach((run, ri) => (run.kind === "sweep" ? run.layers : []).forEach(layer => {
       const card = el("div", { class: "card", "data-run": ri, "data-layer": layer.name });
       card.appendChild(el("h3", {}, run.name + " \u00b7 " + layer.name));
-      card.appendChild(el("p", { class: "meta" }, (run.model || "?") + " \u00b7 " + run.title));
+      card.appendChild(el("p", { class: "meta" }, (run.model || "?") + " \u00b7 " + run.title +
+        (run.default_series ? " \u00b7 " + run.default_series.replace("=", " = ") : "")));
       const tuningById = {};
       layer.tuning.forEach(t => { tuningById[t.channel] = t; });
-      const rp = radialPlot(run, layer, layerView(run, layer), "", tuningById, 300, ch => selectHeatmap(ri, layer.name, ch));
+      const rp = radialPlot(run, layer, layerView(run, layer), run.default_series || "", tuningById, 300, ch => selectHeatmap(ri, layer.name, ch));
       card.appendChild(rp.root);
       cards.appendChild(card);
       const ts = layer.shown.map(c => tuningById[c] || {});
