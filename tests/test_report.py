@@ -133,9 +133,11 @@ def test_script_json_cannot_close_the_script_element() -> None:
 
 def test_hostile_attributes_are_escaped_in_the_html(runs, tmp_path) -> None:
     ds = open_results(runs["curves"]).load()
-    ds.attrs.update(suite_name=HOSTILE, description=HOSTILE, model=HOSTILE, suite=HOSTILE + '"\'&')
+    ds.attrs.update(suite_name=HOSTILE + "/*__CSS__*/", description=HOSTILE + "/*__JS__*/ __DATA__", model=HOSTILE,
+                    suite=HOSTILE + '"\'&')
     path = write_report([(HOSTILE, ds)], tmp_path / "r.html")
     page = path.read_text()
+    assert page.count('"use strict"') == 1 and page.count("--accent: #1a73e8") == 1  # placeholders in text are text
     assert "<script>alert" not in page
     assert page.lower().count("<script") == 2  # the data block and the page's own script
     assert page.lower().count("</script") == 2
