@@ -109,7 +109,7 @@ class Evaluator:
             x = self.space.full(part if natural else self.space.natural(part), b)
             v = self.objective(x, channels[s : s + self.chunk])
             (g,) = torch.autograd.grad(v.sum(), part)
-            vals.append(v.detach())
+            vals.append(v.detach().cpu())
             grads.append(g)
         return torch.cat(vals), torch.cat(grads)
 
@@ -118,7 +118,7 @@ class Evaluator:
         out = []
         with torch.no_grad():
             for s in range(0, x.shape[0], self.chunk):
-                out.append(self.objective(x[s : s + self.chunk], channels[s : s + self.chunk]))
+                out.append(self.objective(x[s : s + self.chunk], channels[s : s + self.chunk]).cpu())
         return torch.cat(out) if out else torch.zeros(0, dtype=x.dtype)
 
 

@@ -176,3 +176,12 @@ def test_bench_optimize_smoke():
     assert rep["channels"] == 2 and rep["sweeps"][0]["stimuli"] == 256
     assert rep["sweep_equivalent_speedup"] is not None and rep["sweep_equivalent_speedup"] > 0
     assert rep["optimizer_forward_passes_to_99pct"] >= rep["coarse_sweep_stimuli"]
+
+
+def test_rounding_and_fill_flags_and_family(gt):
+    ds = optimize(gt, "curves", "family", rounding=True, fill=True, restarts=1, steps=2, sweep_orientations=8,
+                  sweep_curvatures=2, bounds={"fill": (0.0, 0.5)})
+    assert list(ds.channel.values) == [int(c) for c in probes.get_family("groundtruth", "curves").channels]
+    assert {"rounding", "fill"} <= set(ds.coordinate.values)
+    assert ((ds.fill >= 0) & (ds.fill <= 0.5)).all() and ((ds.rounding >= 0) & (ds.rounding <= 1)).all()
+    assert int(ds.attrs["steps_run"]) <= 2 and (ds.activation >= ds.sweep_max).all()
