@@ -323,7 +323,7 @@ def optimize(
     plan = model.input_plan([layer], size=size)
     space = build_space(size=plan.size, fix=fix, bounds=bounds, rounding=rounding, fill=fill)
     ev = Evaluator(model, layer, space, size=size, chunk=chunk)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
 
     # 1. coarse sweep: sweep_max and starts
     start = space.start()
@@ -355,6 +355,7 @@ def optimize(
     best_u = u.detach().clone()
     history: list[Tensor] = []  # per evaluated step: (C,) best so far
     wall: list[float] = []
+    cpu: list[float] = []
     passes: list[int] = []
     conv_step = torch.full((C,), -1, dtype=torch.long)
     for step in range(steps + 1):
@@ -367,6 +368,7 @@ def optimize(
         per_channel = best_val.view(C, R).max(1).values
         history.append(per_channel.clone())
         wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         passes.append(ev.forward_passes)
         done = (row_scale.view(C, R) <= 0.125 + 1e-12).all(1) & (stale.view(C, R) >= patience).all(1)
         conv_step[done & (conv_step < 0)] = step
@@ -433,6 +435,7 @@ def optimize(
             "best_restart": ("channel", win.numpy().astype(np.int64)),
             "history": (("step", "channel"), torch.stack(history).numpy(), {"long_name": "best activation so far"}),
             "history_wall_s": ("step", np.asarray(wall), {"units": "s", "long_name": "wall time since the start (sweep included)"}),
+            "history_cpu_s": ("step", np.asarray(cpu), {"units": "s", "long_name": "CPU time of this process since the start"}),
             "history_forward_passes": ("step", np.asarray(passes, dtype=np.int64)),
             "image": (("channel", "image_y", "image_x", "image_rgb"), images, {"long_name": "optimal stimulus, receptive-field crop"}),
         },
