@@ -7,11 +7,7 @@ in one ``except``.
 from __future__ import annotations
 
 __all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
-<<<<<<< HEAD
-           "ResultsWriteError", "ResultsFileError", "RankFailedError"]
-=======
-           "ResultsWriteError", "ResultsFileError", "OptimizeError"]
->>>>>>> issue13-report
+           "ResultsWriteError", "ResultsFileError", "RankFailedError", "OptimizeError"]
 
 
 class SuitesError(Exception):
@@ -42,7 +38,6 @@ class ResultsFileError(ResultsError, ValueError):
     """A file that is not a curvebench results file, or one whose attributes disagree with its data."""
 
 
-<<<<<<< HEAD
 class RankFailedError(SuitesError):
     """A process of a distributed run (``torchrun``) failed; the whole job stopped.
 
@@ -53,7 +48,7 @@ class RankFailedError(SuitesError):
     def __init__(self, message: str, report: bool = True) -> None:
         super().__init__(message)
         self.report = report
-=======
+
+
 class OptimizeError(SuitesError, ValueError):
     """A bad request to :func:`suites.optimize.optimize`: unknown parameter, bound or channel."""
->>>>>>> issue13-report
