@@ -76,10 +76,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     source = image_source(args.images, limit=args.limit)
     if source.proxy:
         print(f"images: {source.label}")
-    stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size)
+    stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size, positions=args.positions)
     out = Path(args.out) if args.out else default_stats_path(stats)
     save_stats(stats, out)
-    print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)})")
+    print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)}; {stats.attrs['positions_description']})")
     fams = article_families(model.name)
     for layer in layers:
         channels = _ints(args.figure_channels) if args.figure_channels else list(fams.get(layer, {}))[:6] or list(range(min(3, model.num_channels(layer))))
@@ -272,9 +272,11 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
 
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",
-        description="Mean/std of pre- and post-ReLU activations per channel over all spatial positions of "
-        "natural images (resize short side to --size, centre crop), plus pre-ReLU histograms and the "
-        "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
+        description="Mean/std of pre- and post-ReLU activations per channel over the spatial positions of "
+        "natural images (resize short side to --size, centre crop): all of them, or with --positions valid only "
+        "those whose receptive field lies entirely inside the image (no padding, like the centre unit the sweeps "
+        "probe); plus pre-ReLU histograms and the activation-distribution figure. 'builtin' = scikit-image sample "
+        "photographs, a small proxy, not ImageNet.",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
     p.add_argument("--weights", default=None, metavar="PATH",
@@ -291,6 +293,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N images (default: all)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--positions", choices=("all", "valid"), default="all",
+                   help="spatial positions counted: all (default) or valid = padding-free units only; "
+                   "stored in the file and named in every figure")
     p.add_argument("--figure-channels", default="", metavar="A,B",
                    help="channel ids for the distribution figure (default: the layer's family, up to 6)")
     p.set_defaults(func=cmd_stats)
