@@ -92,6 +92,8 @@ def probe_images(
         raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
     dev = _resolve_device(device)
     if weights is not None and weights != "random" and not Path(weights).is_file():
+        if Path(weights).is_dir():
+            raise FileNotFoundError(f"weights: {weights} is a folder, not a weights file (give the .pth file, or 'random')")
         raise FileNotFoundError(f"weights file not found: {weights}")
     net = probes.load_model(model, weights=weights, device=dev)
     for layer in layers:
