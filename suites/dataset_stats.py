@@ -39,6 +39,7 @@ import xarray as xr
 
 from probes.images import ImageSource, iter_batches
 from suites.file_kinds import STATS_KIND
+from suites.moments import merge_moments
 
 DEFAULT_BINS = 200
 #: which spatial positions of each map are counted (see the module docstring)
@@ -72,11 +73,8 @@ class RunningChannelStats:
         for key, v in (("pre", x), ("post", x.clamp_min(0))):
             bmean = v.mean(dim=1)
             bm2 = ((v - bmean[:, None]) ** 2).sum(dim=1)
-            bmean, bm2 = bmean.cpu().numpy(), bm2.cpu().numpy()
-            total = self.n + n
-            delta = bmean - self.mean[key]
-            self.mean[key] = self.mean[key] + delta * n / total
-            self.m2[key] = self.m2[key] + bm2 + delta**2 * self.n * n / total
+            _, self.mean[key], self.m2[key] = merge_moments(self.n, self.mean[key], self.m2[key], n,
+                                                            bmean.cpu().numpy(), bm2.cpu().numpy())
         self.min = np.minimum(self.min, x.min(dim=1).values.cpu().numpy())
         self.max = np.maximum(self.max, x.max(dim=1).values.cpu().numpy())
         self.firing += (x > 0).sum(dim=1).cpu().numpy()

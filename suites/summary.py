@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from suites.moments import merge_moments
+
 __all__ = ["RunningSummary", "summary_names"]
 
 _FIELDS = ("mean", "std", "max", "m2", "top_value", "top_stimulus")
@@ -44,12 +46,8 @@ class RunningSummary:
         if n == 0:
             return
         bmean = x.mean(axis=0)
-        bm2 = ((x - bmean) ** 2).sum(axis=0)
-        total = self.count + n
-        delta = bmean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + bm2 + delta**2 * (self.count * n / total)
-        self.count = total
+        self.count, self.mean, self.m2 = merge_moments(self.count, self.mean, self.m2, n, bmean,
+                                                       ((x - bmean) ** 2).sum(axis=0))
         self.max = np.maximum(self.max, x.max(axis=0))
         rows = np.broadcast_to(np.arange(first_row, first_row + n, dtype=np.int64)[:, None], x.shape)
         vals = np.concatenate([self.top_value, x], axis=0)

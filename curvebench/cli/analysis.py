@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from curvebench.cli.argtypes import positive_int
+from curvebench.cli.argtypes import int_list, name_list, positive_int, weights_spec
 
 
 def _open(path: str):
@@ -36,6 +36,13 @@ def _say_statistics(stats) -> None:
         print(f"sigma values use {stats_label(stats)}")
 
 
+def _strip(args: argparse.Namespace):
+    """The stimulus-strip renderer for figures, or None with --no-strip."""
+    from suites.strips import stimulus_strip
+
+    return None if args.no_strip else stimulus_strip
+
+
 def _layers(ds, requested: list[str] | None) -> list[str]:
     from suites.analysis.arrays import layer_names
 
@@ -51,17 +58,6 @@ def _layers(ds, requested: list[str] | None) -> list[str]:
     return requested
 
 
-def _csv(text: str) -> list[str]:
-    return [s for s in text.replace(",", " ").split() if s]
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(s) for s in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected channel ids like '379,406', got {text!r}") from None
-
-
 # -- stats -----------------------------------------------------------------------------
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
@@ -72,7 +68,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from probes.images import image_source
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)
-    layers = _csv(args.layers) if args.layers else list(model.layers)
+    layers = args.layers if args.layers else list(model.layers)
     source = image_source(args.images, limit=args.limit)
     if source.proxy:
         print(f"images: {source.label}")
@@ -82,7 +78,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)}; {stats.attrs['positions_description']})")
     fams = article_families(model.name)
     for layer in layers:
-        channels = _ints(args.figure_channels) if args.figure_channels else list(fams.get(layer, {}))[:6] or list(range(min(3, model.num_channels(layer))))
+        channels = args.figure_channels if args.figure_channels else list(fams.get(layer, {}))[:6] or list(range(min(3, model.num_channels(layer))))
         fig = plot_activation_distribution(stats, layer, channels, out.with_name(f"{out.stem}-{layer}-distribution.png"))
         print(f"wrote {fig}")
     return 0
@@ -96,23 +92,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
     datasets = [(Path(f).stem, _open(f)) for f in args.files]
-    requested = _csv(args.layers) if args.layers else None
+    requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
-    channels = _ints(args.channels) if args.channels else None
+    channels = args.channels if args.channels else None
     written = []
     for (name, ds), layers in zip(datasets, layer_lists):
-        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=not args.no_strip, name=name)
+        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=_strip(args), name=name)
         written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
         if len(present) >= 2:
             written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
-        for layer in _csv(args.layers) if args.layers else common:
-            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=not args.no_strip))
+        for layer in args.layers if args.layers else common:
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=_strip(args)))
     for p in written:
         print(f"wrote {p}")
     return 0
@@ -162,7 +158,7 @@ def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
 def cmd_tuning(args: argparse.Namespace) -> int:
     ds = _open(args.file)
     reference = _open(args.reference) if args.reference else None
-    layers = _layers(ds, _csv(args.layers) if args.layers else None)  # bad input fails before any output
+    layers = _layers(ds, args.layers)  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
     report = tuning_report(ds, stats, layers, reference)
@@ -216,7 +212,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ds = _open(args.file)
     model = args.against or str(ds.attrs.get("model", ""))
     print(f"results: {args.file} ({provenance(ds)})")
-    layers = _csv(args.layers) if args.layers else [l for l in _VALIDATE_LAYERS if l in ds.data_vars]
+    layers = args.layers if args.layers else [l for l in _VALIDATE_LAYERS if l in ds.data_vars]
     checked = []
     for layer in layers:
         ref = reference_family(model, layer)
@@ -246,15 +242,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
+    from suites.rotation_responses import measure_rotation_responses
 
     model = probes.load_model(args.model, weights=args.weights, device=args.device)
     layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
-    channels = _ints(args.channels) if args.channels else list(article_families(model.name).get(layer, {}))
+    channels = args.channels if args.channels else list(article_families(model.name).get(layer, {}))
     if not channels:
         raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
     stats = _stats(args.stats)
     source = image_source(args.images, limit=args.limit)
-    result = rotation_tuning(model, source, layer, channels, k=args.k, step=args.step, size=args.size, stats=stats)
+    measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size)
+    result = rotation_tuning(measured, stats=stats)
     print("preferred orientation on the common axis (degrees): " + ", ".join(
         f"{c}: {p:.1f}" for c, p in zip(result.coords["channel"].values, result["preferred"].values)))
     print(f"typical tuning curve FWHM: {result.attrs['typical_fwhm_deg']:.1f} deg ({result.attrs['response_units']})")
@@ -279,11 +277,11 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "photographs, a small proxy, not ImageNet.",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG (flat or nested) or 'builtin'")
-    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default: all of the model's)")
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default: all of the model's)")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="output file (default results/stats-<model>-<weights sha>-<images>-<size>px.nc)")
     p.add_argument("--size", type=positive_int, default=224, metavar="PX",
@@ -296,7 +294,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--positions", choices=("all", "valid"), default="all",
                    help="spatial positions counted: all (default) or valid = padding-free units only; "
                    "stored in the file and named in every figure")
-    p.add_argument("--figure-channels", default="", metavar="A,B",
+    p.add_argument("--figure-channels", type=int_list, metavar="A,B",
                    help="channel ids for the distribution figure (default: the layer's family, up to 6)")
     p.set_defaults(func=cmd_stats)
 
@@ -309,8 +307,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
-    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default all)")
-    p.add_argument("--channels", default="", metavar="A,B",
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
+    p.add_argument("--channels", type=int_list, metavar="A,B",
                    help="comma-separated channel ids (default: the layer's family)")
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
@@ -327,7 +325,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--reference", default=None, metavar="FILE",
                    help="plain-curve results file: adds invariance scores (fill, colour runs)")
-    p.add_argument("--layers", default="", metavar="A,B", help="comma-separated layers (default all)")
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the full report as JSON")
     p.set_defaults(func=cmd_tuning)
 
@@ -342,7 +340,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         f"correlation < --min-corr ({DEFAULT_MIN_CORR:g}). Defaults calibrated by simulation (docs/analysis.md).",
     )
     p.add_argument("file", help="results file of an orientation (full circle) x curvature sweep")
-    p.add_argument("--layers", default="", metavar="A,B",
+    p.add_argument("--layers", type=name_list, metavar="A,B",
                    help=f"layers to check (default: those of {', '.join(_VALIDATE_LAYERS)} in the file)")
     p.add_argument("--against", default=None, metavar="MODEL",
                    help="model whose families to compare with (default: the file's model)")
@@ -366,12 +364,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG or 'builtin' (small proxy)")
     p.add_argument("--layer", default=None, help="layer (default: the model's first family layer)")
-    p.add_argument("--channels", default="", metavar="A,B", help="channel ids (default: the layer's family)")
+    p.add_argument("--channels", type=int_list, metavar="A,B", help="channel ids (default: the layer's family)")
     p.add_argument("--k", type=positive_int, default=4, metavar="N",
                    help="top crops per channel (default 4; article scale: 20+)")
     p.add_argument("--step", type=float, default=10.0, metavar="DEG",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonnegative_int", "name_list"]
+from probes.weights_spec import WeightsSpec
+
+__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec"]
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -37,3 +39,19 @@ def name_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
     return names
+
+
+def int_list(text: str) -> list[int]:
+    """A comma-separated list of integers (channel ids); at least one."""
+    try:
+        return [int(s) for s in name_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def weights_spec(text: str) -> WeightsSpec:
+    """``--weights``: a weights file path or ``random``, parsed once into a :class:`~probes.weights_spec.WeightsSpec`."""
+    try:
+        return WeightsSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

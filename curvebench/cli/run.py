@@ -11,21 +11,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import positive_int
+from curvebench.cli.argtypes import name_list, positive_int, weights_spec
 
 __all__ = ["register"]
 
 
-def _layers(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    layers = [s.strip() for s in text.split(",") if s.strip()]
-    if not layers:
-        raise ValueError(f"--layers must list layer names separated by commas, got {text!r}")
-    return layers
-
-
 # ----------------------------------------------------------------------------- run
+
+def run_options(args: argparse.Namespace) -> Any:
+    """The :class:`~suites.options.RunOptions` of parsed ``run``/``demo`` arguments (absent ones: None)."""
+    from suites.options import RunOptions
+
+    return RunOptions.of(**{k: getattr(args, k, None) for k in
+                            ("model", "weights", "device", "batch_size", "storage", "layers", "limit")},
+                         quick=bool(getattr(args, "quick", False)))
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from suites.runner import run_suite
@@ -34,16 +34,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("run: name a SUITE (see `curvebench suites`) or give --resume FILE")
     if args.resume is not None and args.out is not None:
         raise ValueError("run: --resume continues FILE in place; do not combine it with --out")
-    if args.resume is not None and any(v is not None for v in (args.batch_size, args.storage, args.layers, args.limit)) or (
-        args.resume is not None and args.quick
-    ):
+    options = run_options(args)
+    if args.resume is not None and options.overrides_grid:
         raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
                          "--layers, --limit or --quick")
-    run_suite(
-        args.suite, out=args.out, resume=args.resume, model=args.model, weights=args.weights, device=args.device,
-        batch_size=args.batch_size, storage=args.storage, layers=_layers(args.layers), limit=args.limit,
-        quick=args.quick, progress=False if args.no_progress else None,
-    )
+    run_suite(args.suite, options, out=args.out, resume=args.resume, progress=False if args.no_progress else None)
     return 0
 
 
@@ -77,11 +72,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from suites.results import open_results
     from suites.runner import run_suite
 
-    res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
-                    progress=False if args.no_progress else None)
+    res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
     figures: list[Path] = []
     try:
         from suites.analysis.plots import plot_heatmaps
+        from suites.strips import stimulus_strip
     except ImportError:
         plot_heatmaps = None
     if plot_heatmaps is None:
@@ -90,7 +85,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         out_dir = res.path.with_suffix("")
         with open_results(res.path) as ds:
-            figures = plot_heatmaps(ds, out_dir)
+            figures = plot_heatmaps(ds, out_dir, strip=stimulus_strip)
         for p in figures:
             print(f"figure: {p}")
     print("next:")
@@ -106,7 +101,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from suites.probe_images import probe_images
 
     res = probe_images(
-        args.model, _layers(args.layers) or [], args.images, args.out, weights=args.weights, device=args.device,
+        args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
         full_map=args.full_map, size=args.size, batch_size=args.batch_size,
         progress=False if args.no_progress else None,
     )
@@ -120,7 +115,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     from suites.run_bench import bench_run
 
     report = bench_run(
-        model=args.model, weights=args.weights, layers=_layers(args.layers) or ["mixed3b"], stimuli=args.stimuli,
+        model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
         batch_size=args.batch_size, device=args.device, repeats=args.repeats,
         memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
     )
@@ -142,7 +137,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
     p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
                    "see `curvebench models`)")
-    p.add_argument("--weights", metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, metavar="PATH",
                    help="weights file (e.g. inception5h.pth) or 'random' (default: the suite's, "
                    "else the cached file of `curvebench weights download`)")
     p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1 (default: the suite's)")
@@ -155,7 +150,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="stimuli per batch (default: the suite's)")
     p.add_argument("--storage", choices=["float32", "float16"],
                    help="on-disk dtype of activations (default: the suite's)")
-    p.add_argument("--layers", metavar="A,B", help="comma-separated layers (default: the suite's)")
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default: the suite's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -180,9 +175,9 @@ def register(commands: Any, bench_commands: Any) -> None:
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
     p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
-    p.add_argument("--weights", metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, metavar="PATH",
                    help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
-    p.add_argument("--layers", required=True, metavar="A,B", help="comma-separated layer names")
+    p.add_argument("--layers", type=name_list, required=True, metavar="A,B", help="comma-separated layer names")
     p.add_argument("--images", required=True, metavar="PATH",
                    help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
     p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
@@ -205,8 +200,8 @@ def register(commands: Any, bench_commands: Any) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
-    p.add_argument("--weights", metavar="PATH", help="weights file (default: random weights, seed 0)")
-    p.add_argument("--layers", default="mixed3b", metavar="A,B",
+    p.add_argument("--weights", type=weights_spec, metavar="PATH", help="weights file (default: random weights, seed 0)")
+    p.add_argument("--layers", type=name_list, default=["mixed3b"], metavar="A,B",
                    help="comma-separated layers to probe (default mixed3b)")
     p.add_argument("--stimuli", type=positive_int, default=1024, metavar="N",
                    help="stimuli per measurement (default 1024)")
