@@ -64,6 +64,18 @@ def test_published_curves_pass_reflected_and_shifted(layer: str) -> None:
         assert min(u.correlation for u in v.units) > 0.99
 
 
+def test_unfinished_runs_use_the_orientations_measured_so_far() -> None:
+    ds = family_results(exact("mixed3b", 40.0, False), ORIENTATIONS, layer="mixed3b")
+    done = ds.copy(deep=True)
+    later = ds.orientation.values % 10 >= 5  # rows of a results file not written yet read as NaN
+    for var in ("mixed3b", "mixed3b_pre_relu"):
+        done[var].values[later] = np.nan
+    v = validate_layer(done, "mixed3b", published("mixed3b"))
+    assert v.passed and v.shift == 40.0 and not v.missing
+    with pytest.raises(ValueError, match="gap of 42 deg"):  # 358 -> 40
+        validate_layer(ds.isel(stimulus=np.flatnonzero(ds.orientation.values >= 40)), "mixed3b", published("mixed3b"))
+
+
 def test_an_echo_that_wins_by_a_little_does_not_flip_the_unit() -> None:
     # conv2d2:63 has the strongest echo (0.88 of its peak); made to win by 10%
     ref = published("conv2d2")

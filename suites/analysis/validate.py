@@ -356,7 +356,8 @@ def compare_curves(
 
 def radial_curves(ds, layer: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """``(orientations, {channel: curve})``: each channel's post-ReLU response vs orientation,
-    the maximum over the swept non-zero curvatures (all curvatures if only 0 was swept)."""
+    the maximum over the swept non-zero curvatures (all curvatures if only 0 was swept).
+    Orientations no channel has a value for (an unfinished run) are left out."""
     from .arrays import channel_dim, grid
 
     post = grid(ds, layer=layer)  # (channel, curvature, orientation)
@@ -367,7 +368,9 @@ def radial_curves(ds, layer: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         radial = np.where(np.isfinite(values).any(axis=1), np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1), np.nan)
     cdim = channel_dim(ds, layer)
     ids = [int(c) for c in post.coords[cdim].values]
-    return np.asarray(post.coords["orientation"].values, dtype=np.float64), dict(zip(ids, radial))
+    o = np.asarray(post.coords["orientation"].values, dtype=np.float64)
+    swept = np.isfinite(radial).any(axis=0)  # an unfinished run: orientations not measured yet are left out
+    return o[swept], dict(zip(ids, radial[:, swept]))
 
 
 def validate_layer(ds, layer: str, reference: ReferenceFamily, **options) -> FamilyValidation:
