@@ -72,6 +72,11 @@ def test_unfinished_runs_use_the_orientations_measured_so_far() -> None:
         done[var].values[later] = np.nan
     v = validate_layer(done, "mixed3b", published("mixed3b"))
     assert v.passed and v.shift == 40.0 and not v.missing
+    ends = np.arange(0.0, 360.1, 2.0)
+    curves, _ = simulate_family_curves(published("mixed3b"), ends, rotation_sd=0.0, echo_gain=(1.0, 1.0),
+                                       amplitude_noise=0.0, shift=40.0, reflect=False)
+    both_ends = family_results(curves, ends, layer="mixed3b")
+    assert validate_layer(both_ends, "mixed3b", published("mixed3b")).passed  # 0 and 360 both swept
     with pytest.raises(ValueError, match="gap of 42 deg"):  # 358 -> 40
         validate_layer(ds.isel(stimulus=np.flatnonzero(ds.orientation.values >= 40)), "mixed3b", published("mixed3b"))
 

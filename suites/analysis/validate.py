@@ -357,7 +357,8 @@ def compare_curves(
 def radial_curves(ds, layer: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """``(orientations, {channel: curve})``: each channel's post-ReLU response vs orientation,
     the maximum over the swept non-zero curvatures (all curvatures if only 0 was swept).
-    Orientations no channel has a value for (an unfinished run) are left out."""
+    Orientations no channel has a value for (an unfinished run) are left out, and of
+    orientations equal modulo 360 (0 and 360) the first is kept."""
     from .arrays import channel_dim, grid
 
     post = grid(ds, layer=layer)  # (channel, curvature, orientation)
@@ -370,7 +371,12 @@ def radial_curves(ds, layer: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     ids = [int(c) for c in post.coords[cdim].values]
     o = np.asarray(post.coords["orientation"].values, dtype=np.float64)
     swept = np.isfinite(radial).any(axis=0)  # an unfinished run: orientations not measured yet are left out
-    return o[swept], dict(zip(ids, radial[:, swept]))
+    # one sample per direction: a sweep with both 0 and 360 keeps the first
+    _, first = np.unique(np.round(o % 360.0, 6), return_index=True)
+    keep = np.zeros(o.size, dtype=bool)
+    keep[first] = True
+    keep &= swept
+    return o[keep], dict(zip(ids, radial[:, keep]))
 
 
 def validate_layer(ds, layer: str, reference: ReferenceFamily, **options) -> FamilyValidation:
