@@ -35,7 +35,7 @@ SUITE = """
 name = "dist"
 kind = "curve"
 [sweep]
-orientation = {{start = 0, stop = 360, num = {n}}}
+orientation = {{start = 0, stop = 360, step = {step}}}
 curvature = {{start = 0, stop = 0.09, num = 4}}
 [model]
 name = "groundtruth"
@@ -73,7 +73,7 @@ def _run(cmd: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
 
 def _suite_file(tmp_path: Path, n: int) -> Path:
     p = tmp_path / "dist.toml"
-    p.write_text(SUITE.format(n=n))
+    p.write_text(SUITE.format(step=360 / n))  # n orientations, 0 included, 360 not
     return p
 
 

@@ -34,7 +34,7 @@ description = "report test: {name}"
 kind = "{kind}"
 [sweep]
 orientation = {{ start = 0, stop = 360, step = 12 }}
-curvature = {{ start = 0, stop = 0.19634954084936207, num = 6 }}
+curvature = {{ start = 0, stop = {kmax}, num = 6 }}
 {extra}
 [fixed]
 length = 32
@@ -56,8 +56,10 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """Two small ground-truth sweeps: plain curves (180 stimuli) and angles with a rounding series (360)."""
     root = tmp_path_factory.mktemp("report")
     out = {}
-    for name, kind, extra, fixed in (("curves", "curve", "", ""), ("rounding", "angle", "rounding = [0.0, 1.0]", "")):
-        suite = parse_suite(SUITE.format(name=name, kind=kind, extra=extra, fixed=fixed))
+    # a full circle (2 pi / 32 px) for curves; angles turn by at most pi
+    for name, kind, kmax, extra in (("curves", "curve", 2 * np.pi / 32, ""),
+                                    ("rounding", "angle", np.pi / 32, "rounding = [0.0, 1.0]")):
+        suite = parse_suite(SUITE.format(name=name, kind=kind, kmax=repr(float(kmax)), extra=extra, fixed=""))
         out[name] = run_suite(suite, out=root / f"{name}.h5", progress=False, log=None).path
     return out
 
