@@ -7,7 +7,9 @@ The measurement behind the EfficientNet-Lite0 table of ``docs/optimize.md``:
 2. curve units: best curve response >= 1.5x the best line response, resultant length
    of the orientation tuning (at the best curvature) >= 0.5, peak at nonzero
    curvature; the ``--family`` strongest (max / sweep std) form the family;
-3. ``optimize`` those channels and compare the optimum's orientation with the sweep's
+3. ``optimize`` those channels (``--sweep-space``: over orientation and curvature, the
+   sweep's own space; ``--sweep-family``: also length and width; neither: every default
+   parameter) and compare the optimum's orientation with the sweep's
    preferred orientation (the orientation of its best cell) and its activation with
    the sweep's maximum.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -40,8 +43,17 @@ def main() -> None:
     ap.add_argument("--family", type=int, default=12)
     ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--tol", type=float, default=0.001)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--escapes", type=int, default=3)
+    ap.add_argument("--sweep-orientations", type=int, default=36, help="optimize's coarse sweep (default 36 x 6)")
+    ap.add_argument("--sweep-curvatures", type=int, default=6)
     ap.add_argument("--sweep-family", action="store_true",
                     help="optimise only orientation, curvature, length, width (black on white, centred)")
+    ap.add_argument("--sweep-space", action="store_true",
+                    help="optimise only orientation and curvature (64 px, 3 px, black on white, centred: the "
+                         "comparison sweep's own space)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -76,19 +88,28 @@ def main() -> None:
     flat = pre.reshape(-1, pre.shape[-1])
 
     fix = {"position": 0.0, "fg": 0.0, "bg": 1.0} if args.sweep_family else None
-    ds = optimize(m, layer, family, restarts=args.restarts, steps=args.steps, chunk=64, fix=fix, sweep_orientations=36)
+    if args.sweep_space:
+        fix = fixed
+    ds = optimize(m, layer, family, restarts=args.restarts, steps=args.steps, chunk=64, fix=fix, lr=args.lr, tol=args.tol,
+                  patience=args.patience, escapes=args.escapes, sweep_orientations=args.sweep_orientations,
+                  sweep_curvatures=args.sweep_curvatures)
     rows = []
     for i, c in enumerate(family):
         pref, smax = float(oo.ravel()[flat[:, c].argmax()]), float(flat[:, c].max())
+        pref_k = float(kk.ravel()[flat[:, c].argmax()])
         diff = abs((float(ds.orientation[i]) - pref + 180) % 360 - 180)
-        rows.append({"channel": c, "sweep_preferred_orientation": pref, "optimum_orientation": float(ds.orientation[i]),
+        rows.append({"channel": c, "sweep_preferred_orientation": pref, "sweep_preferred_curvature": pref_k, "optimum_orientation": float(ds.orientation[i]),
                      "difference_deg": diff, "activation": float(ds.activation[i]), "sweep_max": smax,
-                     "curvature": float(ds.curvature[i]), "steps": int(ds.steps[i]), "converged": bool(ds.converged[i])})
+                     "curvature": float(ds.curvature[i]), "length": float(ds.length[i]), "width": float(ds.width[i]),
+                     "coarse_sweep_max": float(ds.sweep_max[i]), "steps": int(ds.steps[i]),
+                     "converged": bool(ds.converged[i]), "escapes": int(ds.escapes[i])})
         print(rows[-1], flush=True)
     summary = {"model": args.model, "layer": layer, "candidates": len(candidates), "family": family,
                "within_10deg": sum(r["difference_deg"] <= 10 for r in rows),
                "activation_ge_sweep_max": sum(r["activation"] >= r["sweep_max"] for r in rows),
-               "n": len(rows), "wall_s": time.time() - t0}
+               "n": len(rows), "converged": int(ds.converged.sum()), "optimize_steps_run": int(ds.attrs["steps_run"]),
+               "optimize_forward_passes": int(ds.attrs["forward_passes"]), "optimize_wall_s": float(ds.attrs["wall_s"]),
+               "wall_s": time.time() - t0, "argv": sys.argv[1:]}
     print(json.dumps(summary))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

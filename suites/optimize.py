@@ -250,6 +250,7 @@ def optimize(
     lr: float = 0.02,
     tol: float = 0.001,
     patience: int = 5,
+    escapes: int = 3,
     stats: Any = None,
     sensitivity_sigma: float | None = None,
     size: int = 224,
@@ -276,8 +277,10 @@ def optimize(
             of 0.02 is 2% of a parameter's range, 7.2 deg of orientation).
         tol, patience: a row whose best has not improved by ``tol`` sigma for ``patience``
             steps goes back to its best point with half the learning rate; a channel has
-            converged when all its rows are at lr / 8 and stale again. Stop when every
-            channel has converged or after ``steps``.
+            converged when all its rows are at lr / 8 and stale again (a row that is done
+            is no longer rendered). Stop when every channel has converged or after ``steps``.
+        escapes: how many times a row whose gradient is exactly zero (a dead receptive
+            field, where no step can move it) jumps to a uniform random point in range.
         stats: a dataset statistics file (path or dataset) for sigma; default the coarse
             sweep's own statistics.
         sensitivity_sigma: also compute :func:`sensitivity` for a drop of this many sigma.
@@ -305,6 +308,7 @@ def optimize(
     if init not in ("sweep", "random"):
         raise OptimizeError(f"init: {init!r} is not allowed; use 'sweep' or 'random'")
     for name, v, low in (("restarts", restarts, 1), ("steps", steps, 0), ("patience", patience, 1), ("chunk", chunk, 1),
+                         ("escapes", escapes, 0),
                          ("sweep_orientations", sweep_orientations, 1), ("sweep_curvatures", sweep_curvatures, 1)):
         if int(v) != v or v < low:
             raise OptimizeError(f"{name}: expected an integer >= {low}, got {v!r}")
@@ -345,49 +349,89 @@ def optimize(
 
     # 2. projected Adam on normalised coordinates, a learning rate per row that halves
     #    (restarting from the row's best point) after `patience` steps without a gain of
-    #    `tol` sigma; a channel has converged when all its rows are down to lr / 8.
+    #    `tol` sigma; a row is done when it is down to lr / 8 and stale again, and is no
+    #    longer rendered; a channel has converged when all its rows are done. A row still
+    #    at its start whose gradient is flat (a full step would gain less than `tol`, e.g.
+    #    a dead receptive field) jumps to a uniform random point, at most `escapes` times;
+    #    its best point is kept.
+    D = len(space.free)
     u = space.normalise(x0).clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    floor = 0.125 + 1e-12
     row_scale = torch.ones(C * R, dtype=torch.float64)
     stale = torch.zeros(C * R, dtype=torch.long)
+    row_done = torch.zeros(C * R, dtype=torch.bool)
+    row_escapes = torch.zeros(C * R, dtype=torch.long)
     row_tol = (tol * scale).repeat_interleave(R)
-    best_val = torch.full((C * R,), -math.inf, dtype=torch.float64)
+    flat_gain = torch.maximum(row_tol, 1e-6 * scale.repeat_interleave(R))
+    climbed = torch.zeros(C * R, dtype=torch.bool)
+    since_start = torch.zeros(C * R, dtype=torch.long)
+    best_val = torch.full((C * R,), -math.inf, dtype=torch.float64)  # each row's best ever
     best_u = u.detach().clone()
+    run_val = best_val.clone()  # each row's best since its last (re)start: plateaus, halving
+    run_u = best_u.clone()
     history: list[Tensor] = []  # per evaluated step: (C,) best so far
     wall: list[float] = []
     cpu: list[float] = []
     passes: list[int] = []
+    active_rows: list[int] = []
     conv_step = torch.full((C,), -1, dtype=torch.long)
     for step in range(steps + 1):
-        vals, grads = ev.values_and_grads(u.detach(), start, chan)
-        gained = vals > best_val + row_tol
+        active = ~row_done
+        rows_now = active.nonzero()[:, 0]
+        vals = torch.full((C * R,), -math.inf, dtype=torch.float64)
+        grads = torch.zeros(C * R, D, dtype=torch.float64)
+        if rows_now.numel():
+            v, g = ev.values_and_grads(u.detach()[rows_now], start, chan[rows_now])
+            vals[rows_now], grads[rows_now] = v.double(), g.double()
+        gained = active & (vals > run_val + row_tol)
+        better = vals > run_val
+        run_val = torch.where(better, vals, run_val)
+        run_u[better] = u.detach()[better]
         better = vals > best_val
         best_val = torch.where(better, vals, best_val)
         best_u[better] = u.detach()[better]
-        stale = torch.where(gained, 0, stale + 1)
+        climbed |= gained & (since_start > 0)
+        since_start += active.long()
+        stale = torch.where(gained, 0, stale + active.long())
         per_channel = best_val.view(C, R).max(1).values
         history.append(per_channel.clone())
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         passes.append(ev.forward_passes)
-        done = (row_scale.view(C, R) <= 0.125 + 1e-12).all(1) & (stale.view(C, R) >= patience).all(1)
+        active_rows.append(int(rows_now.numel()))
+        row_done |= active & (row_scale <= floor) & (stale >= patience)
+        done = row_done.view(C, R).all(1)
         conv_step[done & (conv_step < 0)] = step
         if progress is not None:
             progress(step, float(per_channel.mean()))
         if step == steps or bool((conv_step >= 0).all()):
             break
-        halve = (stale >= patience) & (row_scale > 0.125 + 1e-12)
+        halve = ~row_done & (stale >= patience) & (row_scale > floor)
+        # flat: still at its (re)start point and a full step along the gradient would gain
+        # less than the tolerance (or 1e-6 sigma)
+        flat = (~row_done & ~climbed & (lr * grads.abs().sum(1) <= flat_gain) & (row_escapes < escapes))
         with torch.no_grad():
             if bool(halve.any()):
                 row_scale[halve] *= 0.5
                 stale[halve] = 0
-                u[halve] = best_u[halve]
+                u[halve] = run_u[halve]
             before = u.detach().clone()
         opt.zero_grad()
         u.grad = -grads  # ascend
         opt.step()
         with torch.no_grad():
             u.copy_(space.project(before + row_scale[:, None] * (u - before), start))
+            u[row_done] = before[row_done]
+            if bool(flat.any()):
+                n_flat = int(flat.sum())
+                jump = torch.rand(n_flat, D, generator=gen, dtype=torch.float64)
+                u[flat] = space.project(jump.to(u.dtype), start)
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    opt.state[u][moment][flat] = 0.0
+                row_scale[flat], stale[flat], since_start[flat], run_val[flat] = 1.0, 0, 0, -math.inf
+                row_escapes[flat] += 1
     n_steps = len(history) - 1
 
     # 3. report the best restart of each channel
@@ -436,7 +480,12 @@ def optimize(
             "history": (("step", "channel"), torch.stack(history).numpy(), {"long_name": "best activation so far"}),
             "history_wall_s": ("step", np.asarray(wall), {"units": "s", "long_name": "wall time since the start (sweep included)"}),
             "history_cpu_s": ("step", np.asarray(cpu), {"units": "s", "long_name": "CPU time of this process since the start"}),
-            "history_forward_passes": ("step", np.asarray(passes, dtype=np.int64)),
+            "history_forward_passes": ("step", np.asarray(passes, dtype=np.int64),
+                                       {"long_name": "forward passes since the start (coarse sweep included)"}),
+            "history_active_rows": ("step", np.asarray(active_rows, dtype=np.int64),
+                                    {"long_name": "rows (channel x restart) rendered at this step"}),
+            "escapes": ("channel", row_escapes.view(C, R).sum(1).numpy(),
+                        {"long_name": "jumps away from a zero-gradient point (all restarts)"}),
             "image": (("channel", "image_y", "image_x", "image_rgb"), images, {"long_name": "optimal stimulus, receptive-field crop"}),
         },
         coords={"channel": np.asarray(ids, dtype=np.int64), "restart": np.arange(R), "rgb": ["r", "g", "b"],
@@ -460,7 +509,7 @@ def optimize(
             "fix": {k: list(v) for k, v in space.fixed.items()}, "bounds": {k: list(v) for k, v in space.bounds.items()},
             "rounding": rounding, "fill": fill, "restarts": restarts, "init": init,
             "sweep": [sweep_orientations, sweep_curvatures], "steps": steps, "lr": lr, "tol": tol,
-            "patience": patience, "seed": seed, "optimizer": "adam (projected, per-row lr halving on plateaus)",
+            "patience": patience, "escapes": escapes, "seed": seed, "optimizer": "adam (projected, per-row lr halving on plateaus)",
         }),
         "steps_run": n_steps,
         "forward_passes": ev.forward_passes,

@@ -2,19 +2,25 @@
 
 Protocol (one process, one model, the same renderer and probe for both):
 
-1. :func:`suites.optimize.optimize` on every requested channel over orientation,
-   curvature, length and width (black on white, centred: the sweep's own stimuli), for
-   the full step budget (``tol = 0``). Its *final* value per channel is the last step's
-   best; the *target* is 99% of it (channels whose final value is <= 0 are left out and
-   counted). The optimiser's cost is the wall time and forward passes (coarse sweep
-   included) until every channel's best is at or above its target.
-2. Dense sweeps of the same four parameters within the same bounds, ``n`` values per
-   axis for ``n = 4, 5, 6, ...`` while ``n^4 <= max_sweep``, each timed on its own (render
-   + probe, no gradients). The first grid whose maximum reaches every channel's target
-   is the sweep needed. ``sweep_equivalent_speedup`` = its wall time / the optimiser's;
-   if no grid up to ``max_sweep`` reaches it, the largest grid's wall time gives a lower
-   bound (``sweep_reached`` false). The same ratio of process CPU times
-   (``sweep_equivalent_speedup_cpu_time``) is steadier on a shared machine.
+1. :func:`suites.optimize.optimize` on every requested channel over the free
+   parameters: ``free="sweep"`` orientation, curvature, length and width (black on
+   white, centred: the sweep's own stimuli), or ``free="default"`` every parameter
+   ``optimize`` frees by default (also position and both colours: 12 coordinates). The
+   run stops on its tolerance (``tol`` sigma, ``patience``; a row that is done is no
+   longer rendered) or its step budget. Its *final* value per channel is the best at
+   the end; the *target* is 99% of it (channels whose final value is <= 0 are left out
+   and counted). The optimiser's cost is the wall time, CPU time and forward passes
+   (coarse sweep included; only the rows actually rendered) until every channel's best
+   is at or above its target.
+2. Dense sweeps of the same free coordinates within the same bounds, ``n`` values per
+   axis for ``n = 2, 3, 4, ...`` while ``n^D <= max_sweep``, each timed on its own
+   (render + probe, no gradients). The first grid whose maximum reaches every channel's
+   target is the sweep needed. ``sweep_equivalent_speedup`` = its wall time / the
+   optimiser's; if no grid up to ``max_sweep`` reaches it, the largest grid's wall time
+   gives a lower bound (``sweep_reached`` false), and ``sweep_stimuli_lower_bound`` is
+   the size of the next grid of the sequence (the smallest the protocol could still
+   need). The same ratio of process CPU times (``sweep_equivalent_speedup_cpu_time``) is
+   steadier on a shared machine.
 
 Note that one sweep serves every channel at once while the optimiser renders one
 stimulus per channel and restart, and that each optimiser step also runs a backward
@@ -34,16 +40,17 @@ import torch
 
 __all__ = ["bench_optimize"]
 
-FREE = ("orientation", "curvature", "length", "width")
+#: Parameters held fixed in each configuration (``free="sweep"``: the sweeps' own stimuli).
+FIXED = {"sweep": {"position": 0.0, "fg": 0.0, "bg": 1.0}, "default": {}}
 
 
 def _grid(space: Any, start: torch.Tensor, n: int) -> torch.Tensor:
-    """``(n^4, N)`` points: n values per free axis (orientation periodic) within the space's bounds."""
+    """``(n^D, N)`` points: n values per free axis (orientation periodic) within the space's bounds."""
     from suites.optimize_space import COORDINATES
 
     idx = {c: i for i, c in enumerate(COORDINATES)}
     axes = []
-    for c in FREE:
+    for c in space.free:
         lo, hi = float(space.lo[idx[c]]), float(space.hi[idx[c]])
         if c == "orientation" and space.periodic:
             axes.append(torch.linspace(0.0, 360.0, n + 1, dtype=torch.float64)[:-1])
@@ -51,7 +58,7 @@ def _grid(space: Any, start: torch.Tensor, n: int) -> torch.Tensor:
             axes.append(torch.linspace(lo, hi, n, dtype=torch.float64))
     pts = torch.tensor(list(itertools.product(*[a.tolist() for a in axes])), dtype=torch.float64)
     x = start.expand(pts.shape[0], -1).clone()
-    for j, c in enumerate(FREE):
+    for j, c in enumerate(space.free):
         x[:, idx[c]] = pts[:, j]
     return space.clamp(x)
 
@@ -64,6 +71,9 @@ def bench_optimize(
     channels: Sequence[int] | str | None = "all",
     restarts: int = 1,
     steps: int = 30,
+    free: str = "sweep",
+    tol: float = 0.001,
+    patience: int = 3,
     device: str = "cpu",
     max_sweep: int = 20736,
     threads: int | None = None,
@@ -80,14 +90,16 @@ def bench_optimize(
     torch.manual_seed(seed)
     dev = resolve_device(device)
     net = probes.load_model(model, weights=weights, device=dev)
-    fix = {"position": 0.0, "fg": 0.0, "bg": 1.0}
+    if free not in FIXED:
+        raise ValueError(f"free: {free!r} is not allowed; use {' or '.join(map(repr, FIXED))}")
+    fix = FIXED[free]
 
     def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
     sync()
-    ds = optimize(net, layer, channels, fix=fix, restarts=restarts, steps=steps, tol=0.0, seed=seed)
+    ds = optimize(net, layer, channels, fix=fix, restarts=restarts, steps=steps, tol=tol, patience=patience, seed=seed)
     hist = ds.history.values  # (step, C)
     final = hist[-1]
     keep = final > 0
@@ -105,8 +117,9 @@ def bench_optimize(
     start = space.start()
     sweeps = []
     reached_at = None
-    n = 4
-    while n ** 4 <= max_sweep:
+    dims = len(space.free)
+    n = 2
+    while n ** dims <= max_sweep:
         x = _grid(space, start, n)
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -121,6 +134,7 @@ def bench_optimize(
             reached_at = sweeps[-1]
             break
         n += 1 if n < 8 else 2
+    next_grid = None if reached_at else n ** dims
     ref = reached_at or (sweeps[-1] if sweeps else None)
     speedup = (ref["wall_s"] / opt_wall) if ref else None
     return {
@@ -130,7 +144,11 @@ def bench_optimize(
         "layer": layer,
         "channels": len(ids),
         "channels_with_positive_final": int(keep.sum()),
-        "free_parameters": list(FREE),
+        "free": free,
+        "free_parameters": list(space.parameters),
+        "free_coordinates": list(space.free),
+        "tol": tol,
+        "patience": patience,
         "restarts": restarts,
         "steps_budget": steps,
         "optimizer_steps_to_99pct": t99,
@@ -139,6 +157,9 @@ def bench_optimize(
         "optimizer_cpu_s_to_99pct": opt_cpu,
         "optimizer_forward_passes_to_99pct": opt_passes,
         "optimizer_wall_s_total": float(ds.history_wall_s.values[-1]),
+        "optimizer_forward_passes_total": int(ds.history_forward_passes.values[-1]),
+        "optimizer_steps_run": int(ds.attrs["steps_run"]),
+        "optimizer_channels_converged": int(ds.converged.values.sum()),
         "coarse_sweep_stimuli": int(ds.attrs["sweep_stimuli"]),
         "final_activation_mean": float(final.mean()),
         "final_over_coarse_sweep_max_median": float(np.median(final[keep] / np.maximum(ds.sweep_max.values[keep], 1e-12)))
@@ -149,6 +170,8 @@ def bench_optimize(
         "sweep_wall_s": ref["wall_s"] if ref else None,
         "sweep_forward_passes": ref["stimuli"] if ref else None,
         "forward_pass_ratio": (ref["stimuli"] / opt_passes) if ref else None,
+        "sweep_stimuli_lower_bound": next_grid,
+        "forward_pass_ratio_lower_bound": (next_grid / opt_passes) if next_grid else None,
         "sweep_equivalent_speedup": speedup,
         "sweep_equivalent_speedup_cpu_time": (ref["cpu_s"] / opt_cpu) if ref and opt_cpu > 0 else None,
         "sweep_equivalent_speedup_is_lower_bound": reached_at is None,
@@ -157,6 +180,7 @@ def bench_optimize(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "seed": seed,
-        "command": f"curvebench bench optimize --model {model} --layer {layer} --restarts {restarts} --steps {steps} "
-                   f"--max-sweep {max_sweep}" + (f" --threads {threads}" if threads else ""),
+        "command": f"curvebench bench optimize --model {model} --layer {layer} --free {free} --restarts {restarts} "
+                   f"--steps {steps} --tol {tol:g} --patience {patience} --max-sweep {max_sweep}"
+                   + (f" --threads {threads}" if threads else ""),
     }

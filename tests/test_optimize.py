@@ -173,9 +173,54 @@ def test_bench_optimize_smoke():
     from suites.optimize_bench import bench_optimize
 
     rep = bench_optimize(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=3, max_sweep=300)
-    assert rep["channels"] == 2 and rep["sweeps"][0]["stimuli"] == 256
+    assert rep["channels"] == 2 and [s["stimuli"] for s in rep["sweeps"]][:3] == [16, 81, 256]
+    assert rep["free_coordinates"] == ["orientation", "curvature", "length", "width"]
     assert rep["sweep_equivalent_speedup"] is not None and rep["sweep_equivalent_speedup"] > 0
-    assert rep["optimizer_forward_passes_to_99pct"] >= rep["coarse_sweep_stimuli"]
+    assert rep["coarse_sweep_stimuli"] <= rep["optimizer_forward_passes_to_99pct"] <= rep["optimizer_forward_passes_total"]
+    if not rep["sweep_reached"]:  # the next grid of the sequence is the smallest the protocol could still need
+        assert rep["sweep_stimuli_lower_bound"] == 5 ** 4 and rep["sweep_equivalent_speedup_is_lower_bound"]
+
+
+def test_bench_optimize_default_free_parameters():
+    """--free default: 12 coordinates, so even 2 values per axis is 4096 stimuli, above this max_sweep."""
+    from suites.optimize_bench import bench_optimize
+
+    rep = bench_optimize(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=4, max_sweep=4095,
+                         free="default")
+    assert rep["free_parameters"] == ["orientation", "curvature", "length", "width", "position", "fg", "bg"]
+    assert len(rep["free_coordinates"]) == 12 and rep["sweeps"] == [] and not rep["sweep_reached"]
+    assert rep["sweep_stimuli_lower_bound"] == 2 ** 12 and rep["sweep_equivalent_speedup"] is None
+    assert rep["forward_pass_ratio_lower_bound"] == 2 ** 12 / rep["optimizer_forward_passes_to_99pct"]
+    with pytest.raises(ValueError, match="free"):
+        bench_optimize(model="groundtruth", weights=None, layer="curves", channels=[0], free="everything")
+
+
+def test_zero_gradient_starts_escape(gt):
+    """A start where the unit sees nothing (a 22 px offset: the bias, no gradient) jumps to random points.
+
+    Without escapes the rows never move (activation = the coarse sweep's, the bias); with
+    them, channel 6 finds a stimulus that drives it. Forward passes count only the rows
+    rendered: done rows are not.
+    """
+    kw = dict(restarts=1, steps=25, bounds={"length": (4.0, 96.0)}, fix={"position": (22.0, 22.0)},
+              sweep_orientations=4, sweep_curvatures=1)
+    stuck = optimize(gt, "curves", [4, 6], escapes=0, **kw)
+    assert (stuck.escapes == 0).all()
+    np.testing.assert_allclose(stuck.activation, stuck.sweep_max, atol=1e-6)
+    np.testing.assert_allclose(stuck.sweep_max, -0.15, atol=1e-4)  # the curve units' bias
+    free = optimize(gt, "curves", [4, 6], escapes=3, **kw)
+    assert (free.escapes > 0).all() and (free.escapes <= 3).all()
+    assert float(free.activation.sel(channel=6)) > float(free.sweep_max.sel(channel=6)) + 0.1
+    assert (free.activation >= free.sweep_max).all()
+    # accounting: the coarse sweep, then one pass per rendered row and step, then the final renders
+    active = free.history_active_rows.values
+    passes = free.history_forward_passes.values
+    assert passes[0] == free.attrs["sweep_stimuli"] + active[0]
+    np.testing.assert_array_equal(np.diff(passes), active[1:])
+    assert free.attrs["forward_passes"] == passes[-1] + 2
+    # channel 4 gave up after its escapes: converged, and its row was no longer rendered
+    assert int(free.converged.sel(channel=4)) == 1 and active[-1] == 1
+    assert int(free.steps.sel(channel=4)) < int(free.attrs["steps_run"])
 
 
 def test_rounding_and_fill_flags_and_family(gt):

@@ -81,7 +81,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     ds = optimize(
         args.model, args.layer, args.channels, weights=args.weights, device=args.device, fix=fix, bounds=bounds,
         rounding=args.rounding, fill=args.fill, restarts=args.restarts, init=args.init, steps=args.steps,
-        lr=args.lr, tol=args.tol, patience=args.patience, stats=args.stats, sensitivity_sigma=args.sensitivity,
+        lr=args.lr, tol=args.tol, patience=args.patience, escapes=args.escapes, stats=args.stats, sensitivity_sigma=args.sensitivity,
         chunk=args.chunk, seed=args.seed, progress=progress,
     )
     if not args.quiet:
@@ -108,7 +108,7 @@ def _cmd_bench_optimize(args: argparse.Namespace) -> int:
 
     rep = bench_optimize(model=args.model, weights=args.weights, layer=args.layer, channels=args.channels,
                          restarts=args.restarts, steps=args.steps, device=args.device, max_sweep=args.max_sweep,
-                         threads=args.threads)
+                         threads=args.threads, free=args.free, tol=args.tol, patience=args.patience)
     text = json.dumps(rep, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
@@ -150,6 +150,9 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="a row that has not gained TOL sigma for --patience steps restarts from its best point with half "
                         "the learning rate; converged at lr/8 (default 0.001)")
     p.add_argument("--patience", type=positive_int, default=5, metavar="N", help="see --tol (default 5)")
+    p.add_argument("--escapes", type=nonnegative_int, default=3, metavar="N",
+                   help="times a start at a zero-gradient point (dead receptive field) may jump to a random point "
+                        "(default 3)")
     p.add_argument("--stats", metavar="FILE", help="dataset statistics (`curvebench stats`) for sigma "
                    "(default: the coarse sweep's own statistics)")
     p.add_argument("--sensitivity", type=float, nargs="?", const=2.0, metavar="K",
@@ -163,10 +166,10 @@ def register(commands: Any, bench_commands: Any) -> None:
 
     p = bench_commands.add_parser(
         "optimize", help="gradient ascent vs the dense sweep needed to reach the same activations",
-        description="Optimises every channel of a layer (orientation, curvature, length, width; black on white, "
-                    "centred) and measures wall time and forward passes until every channel is within 1% of "
-                    "its final activation, against dense sweeps of the same four parameters (grids refined "
-                    "until each channel reaches that activation). sweep_equivalent_speedup = sweep wall time "
+        description="Optimises every channel of a layer (--free sweep: orientation, curvature, length, width; "
+                    "black on white, centred; --free default: also position and colours) and measures wall time "
+                    "and forward passes until every channel is within 1% of its final activation, against dense "
+                    "sweeps of the same free parameters (grids refined until each channel reaches that activation). sweep_equivalent_speedup = sweep wall time "
                     "/ optimiser wall time (a lower bound when no sweep up to --max-sweep reaches it).",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
@@ -176,6 +179,12 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--channels", type=channel_list, default="all", metavar="IDS", help="channels (default all)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="N", help="starts per channel (default 1)")
     p.add_argument("--steps", type=positive_int, default=30, metavar="N", help="step budget (default 30)")
+    p.add_argument("--free", choices=["sweep", "default"], default="sweep",
+                   help="free parameters: 'sweep' = orientation, curvature, length, width (black on white, centred; "
+                        "default), 'default' = also position, fg, bg (as `curvebench optimize`)")
+    p.add_argument("--tol", type=float, default=0.001, help="optimiser tolerance in sigma (default 0.001; 0 = run "
+                   "the whole step budget)")
+    p.add_argument("--patience", type=positive_int, default=3, metavar="N", help="optimiser patience (default 3)")
     p.add_argument("--max-sweep", type=positive_int, default=20736, metavar="N",
                    help="largest dense sweep tried, in stimuli (default 20736 = 12^4)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
