@@ -14,8 +14,13 @@ layer's centre unit. Every channel is optimised in one batch whose rows are
    row's objective is its channel's activation. A row whose best value has not grown by
    ``tol`` (in the channel's standard deviations) for ``patience`` steps returns to its
    best point with half its learning rate;
-3. a channel has converged when all its rows are down to an eighth of the learning rate
-   and stale again; stop when every channel has converged, or after ``steps``.
+3. a row is done when it is down to an eighth of the learning rate and stale again, and
+   is no longer rendered (forward passes count only the rows rendered); a channel has
+   converged when all its rows are done; stop when every channel has converged, or
+   after ``steps``. A row still at its start whose gradient is flat (a full step would
+   gain less than ``tol``: e.g. a dead receptive field) jumps to a uniform random point
+   in range, at most ``escapes`` times; every row keeps its best point ever, so no
+   channel ends below its coarse-sweep maximum.
 
 Each step renders ``stimuli.render`` at the probed unit's exact receptive-field crop
 (``model.input_plan``) and reads the unit with ``model.probe(..., grad=True)``.
