@@ -169,8 +169,9 @@ def _coarse_points(space: Space, start: Tensor, n_orientations: int, n_curvature
     free = set(space.free)
     if "orientation" in free:
         lo, hi = float(space.lo[o_i]), float(space.hi[o_i])
-        o = torch.linspace(lo, hi, n_orientations + (0 if space.periodic else 1), dtype=torch.float64)
-        o = o[:-1] if space.periodic else o[:n_orientations]
+        # periodic: n steps of 360 / n from lo (hi = lo + 360 is lo again); bounded: n values from lo to hi
+        o = torch.linspace(lo, hi, n_orientations + (1 if space.periodic else 0), dtype=torch.float64)
+        o = o[:n_orientations]
     else:
         o = start[o_i : o_i + 1]
     if "curvature" in free:

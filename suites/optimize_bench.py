@@ -74,6 +74,7 @@ def bench_optimize(
     free: str = "sweep",
     tol: float = 0.001,
     patience: int = 3,
+    lr: float = 0.02,
     device: str = "cpu",
     max_sweep: int = 20736,
     threads: int | None = None,
@@ -99,7 +100,8 @@ def bench_optimize(
             torch.cuda.synchronize(dev)
 
     sync()
-    ds = optimize(net, layer, channels, fix=fix, restarts=restarts, steps=steps, tol=tol, patience=patience, seed=seed)
+    ds = optimize(net, layer, channels, fix=fix, restarts=restarts, steps=steps, tol=tol, patience=patience, lr=lr,
+                  seed=seed)
     hist = ds.history.values  # (step, C)
     final = hist[-1]
     keep = final > 0
@@ -149,6 +151,7 @@ def bench_optimize(
         "free_coordinates": list(space.free),
         "tol": tol,
         "patience": patience,
+        "lr": lr,
         "restarts": restarts,
         "steps_budget": steps,
         "optimizer_steps_to_99pct": t99,
@@ -181,6 +184,6 @@ def bench_optimize(
         "python_version": platform.python_version(),
         "seed": seed,
         "command": f"curvebench bench optimize --model {model} --layer {layer} --free {free} --restarts {restarts} "
-                   f"--steps {steps} --tol {tol:g} --patience {patience} --max-sweep {max_sweep}"
+                   f"--steps {steps} --lr {lr:g} --tol {tol:g} --patience {patience} --max-sweep {max_sweep}"
                    + (f" --threads {threads}" if threads else ""),
     }

@@ -136,7 +136,7 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
     out, js = tmp_path / "o.nc", tmp_path / "o.json"
     argv = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", "0,7", "--restarts", "1",
             "--steps", "8", "--fix", "fg=0", "--fix", "bg=1", "--out", str(out), "--json", str(js),
-            "--sensitivity", "1", "--quiet"]
+            "--sensitivity", "1", "--sweep-orientations", "12", "--sweep-curvatures", "4", "--escapes", "1", "--quiet"]
     assert main(argv) == 0
     rep = json.loads(js.read_text())
     assert rep["model"] == "groundtruth" and rep["layer"] == "curves"
@@ -149,7 +149,9 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
         assert set(c["sensitivity"]) == {"orientation", "curvature", "length", "width", "dx", "dy"}
     ds = open_optimum(out)
     assert ds.attrs["model"] == "groundtruth" and ds.attrs["layer"] == "curves"
-    assert json.loads(ds.attrs["options"])["fix"]["fg"] == [0.0, 0.0, 0.0]
+    options = json.loads(ds.attrs["options"])
+    assert options["fix"]["fg"] == [0.0, 0.0, 0.0] and options["sweep"] == [12, 4] and options["escapes"] == 1
+    assert ds.attrs["sweep_stimuli"] == 48 and set(ds.escapes.values) <= {0, 1}
     assert ds.image.shape[0] == 2 and (tmp_path / "o.png").stat().st_size > 0
     # the measured orientation change really moves the activation by >= 1 sigma, and half of it does not
     i = 0

@@ -109,7 +109,7 @@ def _cmd_bench_optimize(args: argparse.Namespace) -> int:
 
     rep = bench_optimize(model=args.model, weights=args.weights, layer=args.layer, channels=args.channels,
                          restarts=args.restarts, steps=args.steps, device=args.device, max_sweep=args.max_sweep,
-                         threads=args.threads, free=args.free, tol=args.tol, patience=args.patience)
+                         threads=args.threads, free=args.free, tol=args.tol, patience=args.patience, lr=args.lr)
     text = json.dumps(rep, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
@@ -190,6 +190,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--tol", type=float, default=0.001, help="optimiser tolerance in sigma (default 0.001; 0 = run "
                    "the whole step budget)")
     p.add_argument("--patience", type=positive_int, default=3, metavar="N", help="optimiser patience (default 3)")
+    p.add_argument("--lr", type=float, default=0.02, help="optimiser learning rate (default 0.02)")
     p.add_argument("--max-sweep", type=positive_int, default=20736, metavar="N",
                    help="largest dense sweep tried, in stimuli (default 20736 = 12^4)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
