@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=0.001)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--escapes", type=int, default=3)
+    ap.add_argument("--separation", type=float, default=2.0, help="starts >= this many coarse-sweep steps apart")
     ap.add_argument("--sweep-orientations", type=int, default=36, help="optimize's coarse sweep (default 36 x 6)")
     ap.add_argument("--sweep-curvatures", type=int, default=6)
     ap.add_argument("--sweep-family", action="store_true",
@@ -91,7 +92,8 @@ def main() -> None:
     if args.sweep_space:
         fix = fixed
     ds = optimize(m, layer, family, restarts=args.restarts, steps=args.steps, chunk=64, fix=fix, lr=args.lr, tol=args.tol,
-                  patience=args.patience, escapes=args.escapes, sweep_orientations=args.sweep_orientations,
+                  patience=args.patience, escapes=args.escapes, separation=args.separation,
+                  sweep_orientations=args.sweep_orientations,
                   sweep_curvatures=args.sweep_curvatures)
     rows = []
     for i, c in enumerate(family):

@@ -257,6 +257,7 @@ def optimize(
     tol: float = 0.001,
     patience: int = 5,
     escapes: int = 3,
+    separation: float = 2.0,
     stats: Any = None,
     sensitivity_sigma: float | None = None,
     size: int = 224,
@@ -279,6 +280,8 @@ def optimize(
         restarts: starts per channel.
         init: ``"sweep"`` (best coarse-sweep points) or ``"random"`` (uniform in bounds).
         sweep_orientations, sweep_curvatures: coarse sweep size.
+        separation: the sweep starts of a channel lie at least this many coarse-sweep
+            orientation steps apart (2; 0 = simply the best points).
         steps: step budget; ``lr``: Adam learning rate on normalised coordinates (a step
             of 0.02 is 2% of a parameter's range, 7.2 deg of orientation).
         tol, patience: a row whose best has not improved by ``tol`` sigma for ``patience``
@@ -318,6 +321,8 @@ def optimize(
                          ("sweep_orientations", sweep_orientations, 1), ("sweep_curvatures", sweep_curvatures, 1)):
         if int(v) != v or v < low:
             raise OptimizeError(f"{name}: expected an integer >= {low}, got {v!r}")
+    if not (separation >= 0 and math.isfinite(separation)):
+        raise OptimizeError(f"separation: expected a number of sweep steps >= 0, got {separation!r}")
     if not (lr > 0 and math.isfinite(lr)) or not (tol >= 0):
         raise OptimizeError(f"lr must be > 0 and tol >= 0, got lr={lr!r}, tol={tol!r}")
     torch.manual_seed(seed)
@@ -346,7 +351,7 @@ def optimize(
     C, R = len(ids), restarts
     chan = torch.tensor(ids).repeat_interleave(R)  # row b -> channel id
     if init == "sweep":
-        sep = 2 * 360.0 / sweep_orientations if "orientation" in space.free else 0.0
+        sep = separation * 360.0 / sweep_orientations if "orientation" in space.free else 0.0
         pick = _pick_starts(sweep_pre, grid[:, _INDEX["orientation"]], R, sep)
         x0 = grid[pick.reshape(-1)]
     else:
@@ -515,7 +520,7 @@ def optimize(
             "fix": {k: list(v) for k, v in space.fixed.items()}, "bounds": {k: list(v) for k, v in space.bounds.items()},
             "rounding": rounding, "fill": fill, "restarts": restarts, "init": init,
             "sweep": [sweep_orientations, sweep_curvatures], "steps": steps, "lr": lr, "tol": tol,
-            "patience": patience, "escapes": escapes, "seed": seed, "optimizer": "adam (projected, per-row lr halving on plateaus)",
+            "patience": patience, "escapes": escapes, "separation": separation, "seed": seed, "optimizer": "adam (projected, per-row lr halving on plateaus)",
         }),
         "steps_run": n_steps,
         "forward_passes": ev.forward_passes,
