@@ -142,7 +142,9 @@ def render(
         scalars = torch.stack(list(p.values()))  # (8, B) in the order of `raw`
         inf = math.inf
         lo = torch.tensor([-inf, -inf, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=gdt, device=dev)[:, None]
-        hi = torch.tensor([inf, inf, inf, float(min(H, W)), 1.0, 1.0, inf, inf], dtype=gdt, device=dev)[:, None]
+        reach_cap = float(P.MAX_REACH * max(H, W))
+        hi = torch.tensor([inf, inf, reach_cap, float(min(H, W)), 1.0, 1.0, float(P.MAX_TICKS), reach_cap],
+                          dtype=gdt, device=dev)[:, None]
         colours = torch.cat([fg_t, bg_t], dim=1)
         k, n_ticks = p["curvature"], p["ticks"]
         invalid = (
@@ -173,13 +175,16 @@ def _explain(kind: str, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg
         P.check_finite(k, v)
     for k, v in (("position", pos), ("fg", fg), ("bg", bg)):
         P.check_finite(k, v, vector=True)
-    P.check_range("length", vals["length"], 0.0, math.inf, "length >= 0 px", " px")
+    cap = P.MAX_REACH * max(H, W)
+    P.check_range("length", vals["length"], 0.0, cap, f"0 <= length <= {cap} px ({P.MAX_REACH} x the image size)",
+                  " px")
     P.check_range("width", vals["width"], 0.0, float(min(H, W)), f"0 <= width <= {min(H, W)} px (the image size)", " px")
     P.check_range("rounding", vals["rounding"], 0.0, 1.0, "0 <= rounding <= 1")
     P.check_range("fill", vals["fill"], 0.0, 1.0, "0 <= fill <= 1")
-    P.check_range("tick_length", vals["tick_length"], 0.0, math.inf, "tick_length >= 0 px", " px")
-    P.check_range("ticks", vals["ticks"], 0.0, math.inf, "ticks >= 0 (an integer count)")
-    P.check_integer("ticks", vals["ticks"], "ticks >= 0 (an integer count)")
+    P.check_range("tick_length", vals["tick_length"], 0.0, cap,
+                  f"0 <= tick_length <= {cap} px ({P.MAX_REACH} x the image size)", " px")
+    P.check_range("ticks", vals["ticks"], 0.0, P.MAX_TICKS, f"0 <= ticks <= {P.MAX_TICKS} (an integer count)")
+    P.check_integer("ticks", vals["ticks"], f"0 <= ticks <= {P.MAX_TICKS} (an integer count)")
     P.check_range("fg", fg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     P.check_range("bg", bg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     if kind == "line":
