@@ -97,7 +97,9 @@ def bench_probe(
             None = all three on CUDA, none on CPU.
         full_network: also time the whole network (the reference of ``speedup_vs_full``).
     """
-    dev = torch.device(device)
+    from probes.device import resolve_device
+
+    dev = resolve_device(device)
     if batch is None:
         batch = 128 if dev.type == "cuda" else 8
     for name, value in (("batch", batch), ("repeats", repeats)):

@@ -95,10 +95,9 @@ def load_model(
     entry = get_entry(name)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device: invalid torch device {device!r} ({exc})") from None
+    from probes.device import resolve_device
+
+    device = resolve_device(device)
     return entry.builder(weights=weights, device=device, dtype=dtype)
 
 

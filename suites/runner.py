@@ -40,6 +40,8 @@ import torch
 from probes.weights import sha256sum
 from suites.parameter_grid import Grid
 from suites.render_args import render_kwargs
+from suites.limits import safe_file_name
+from suites.results_check import check_resumable
 from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
@@ -186,7 +188,7 @@ def prepare_suite(
 def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
     """``results/<suite>-<model>-<UTC time>.h5``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return Path(root) / f"{suite.name}-{suite.model}-{stamp}.h5"
+    return Path(root) / f"{safe_file_name(suite.name)}-{safe_file_name(suite.model)}-{stamp}.h5"
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -463,6 +465,7 @@ def run_suite(
         rpath = Path(resume)
         if not rpath.is_file():
             raise FileNotFoundError(f"cannot resume: results file {rpath} not found")
+        check_resumable(rpath)  # verified, not trusted: counters, grid, suite; not complete
         try:
             with h5py.File(rpath, "r", locking=False) as f:
                 attrs = dict(f.attrs)

@@ -276,6 +276,10 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
 
 def _cmd_bench_render(args: argparse.Namespace) -> int:
     from stimuli.render_bench import bench_render
+    from suites.atomic import check_output
+
+    if args.json:
+        check_output(args.json, "--json")
 
     report = bench_render(
         device=args.device, batch_size=args.batch_size, repeats=args.repeats, n_ours=args.n_ours,
@@ -284,8 +288,10 @@ def _cmd_bench_render(args: argparse.Namespace) -> int:
     )
     text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        from suites.atomic import output_file
+
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n")
     cairo = report["cairo"].get("images_per_s", {}).get("median")
     vs_cairo = report["ratio_vs_cairo"]
     summary = (f"ours {report['ours']['images_per_s']['median']:,.0f} img/s, cairo "
@@ -373,4 +379,5 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="GPU memory bandwidth in GB/s for the write-bound fraction (default: by card name, "
                    "e.g. H100 SXM 3350, H100 PCIe 2000, H200 4800, A100 80GB 2039)")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_overwrite(b)
     b.set_defaults(func=_cmd_bench_render)

@@ -12,13 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
+from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
 
 
 # ----------------------------------------------------------------------------- run
 
+def _check_out(out: str | None, what: str = "--out") -> None:
+    """Refuse before any work: an existing --out, a folder, a path below a file, a `results` that is a file."""
+    from suites.atomic import check_folder, check_output
+
+    if out is None:
+        check_folder("results", "the default output folder results/")
+    else:
+        check_output(out, what)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from suites.limits import MAX_BATCH, check_at_most
     from suites.runner import run_suite
 
     if args.suite is None and args.resume is None:
@@ -30,6 +42,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ):
         raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
                          "--layers, --limit or --quick")
+    if args.batch_size is not None:
+        check_at_most("--batch-size", args.batch_size, MAX_BATCH, hint="stimuli per batch")
+    if args.resume is None:
+        _check_out(args.out)
     run_suite(
         args.suite, out=args.out, resume=args.resume, model=args.model, weights=args.weights, device=args.device,
         batch_size=args.batch_size, storage=args.storage, layers=args.layers, limit=args.limit,
@@ -68,6 +84,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from suites.results import open_results
     from suites.runner import run_suite
 
+    _check_out(args.out)
+    if args.out is not None:
+        from suites.atomic import check_folder
+
+        check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
+
     res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
                     progress=False if args.no_progress else None)
     figures: list[Path] = []
@@ -94,7 +116,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- probe
 
 def _cmd_probe(args: argparse.Namespace) -> int:
+    from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
     from suites.probe_images import probe_images
+
+    check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
+    check_at_most("--batch-size", args.batch_size, MAX_BATCH)
+    check_memory("a batch of images", 40 * args.batch_size * 3 * args.size**2 * 4,
+                 hint="choose a smaller --size or --batch-size")
 
     res = probe_images(
         args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
@@ -108,7 +136,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- bench run
 
 def _cmd_bench_run(args: argparse.Namespace) -> int:
+    from suites.atomic import check_output, output_file
+    from suites.limits import MAX_BATCH, check_at_most
     from suites.run_bench import bench_run
+
+    check_at_most("--batch-size", args.batch_size, MAX_BATCH)
+    check_at_most("--memory-batch-size", args.memory_batch_size, MAX_BATCH)
+    if args.json:
+        check_output(args.json, "--json")
 
     report = bench_run(
         model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
@@ -117,7 +152,8 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     )
     text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     print(text)
     return 0
@@ -209,4 +245,5 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
     p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_bench_run)
