@@ -96,7 +96,7 @@ def _int_attr(path: Path, attrs: Any, key: str, minimum: int = 0) -> int | None:
         if arr.shape == () and arr.dtype.kind == "f" and math.isfinite(float(arr)) and float(arr).is_integer():
             pass  # an integer stored as float: accepted
         else:
-            raise _bad(path, key, f"= {v!r} is not a whole number")
+            raise _bad(path, key, f"= {arr.tolist()!r} is not a whole number")
     n = int(arr)
     if n < minimum:
         raise _bad(path, key, f"= {n} is negative")
