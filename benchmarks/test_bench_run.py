@@ -19,6 +19,7 @@ import probes
 import stimuli
 from suites.parameter_grid import Grid
 from suites.render_args import render_kwargs
+from suites.options import RunOptions
 from suites.runner import prepare_suite, resolve_readout, run_suite
 
 N, BATCH = 256, 64
@@ -27,7 +28,8 @@ N, BATCH = 256, 64
 @pytest.fixture(scope="module")
 def setup(device):  # type: ignore[no-untyped-def]
     dev = device
-    suite = prepare_suite("curves", model="inceptionv1", weights="random", device=str(dev), batch_size=BATCH)
+    suite = prepare_suite("curves", RunOptions.of(model="inceptionv1", weights="random", device=str(dev),
+                                                  batch_size=BATCH))
     torch.manual_seed(suite.seed)
     net = probes.load_model("inceptionv1", weights="random", device=dev)
     readout = resolve_readout(suite, net)
@@ -57,7 +59,7 @@ def test_end_to_end(benchmark, setup, tmp_path):  # type: ignore[no-untyped-def]
     counter = itertools.count()
 
     def run() -> None:  # the same model object: no loading inside the timed call
-        run_suite(suite, out=tmp_path / f"e2e-{next(counter)}.h5", limit=N, progress=False, log=None,
+        run_suite(suite, RunOptions(limit=N), out=tmp_path / f"e2e-{next(counter)}.h5", progress=False, log=None,
                   probe_model=net)
 
     benchmark.group = "pipeline"

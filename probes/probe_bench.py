@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from probes.registry import load_model
+from probes.weights_spec import RANDOM, WeightsLike, WeightsSpec
 
 DEFAULT_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 
@@ -75,7 +76,7 @@ def _time_variants(variants: dict[str, Callable[[], object]], device: torch.devi
 def bench_probe(
     model: str = "inceptionv1",
     *,
-    weights: str | None = None,
+    weights: WeightsLike = None,
     device: str | torch.device = "cpu",
     batch: int | None = None,
     repeats: int = 5,
@@ -106,8 +107,10 @@ def bench_probe(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     torch.manual_seed(seed)
-    m = load_model(model, weights=weights if weights is not None else ("random" if model != "groundtruth" else None),
-                   device=dev)
+    spec = WeightsSpec.parse(weights)
+    if spec.is_default and model != "groundtruth":
+        spec = RANDOM  # a speed benchmark: random weights need no download
+    m = load_model(model, weights=spec, device=dev)
     layers = tuple(layer for layer in layers if layer in m.layers) or (m.layers[-1],)
     if crop_layer not in m.layers:
         crop_layer = layers[-1]
@@ -141,7 +144,7 @@ def bench_probe(
     report: dict[str, Any] = {
         "benchmark": "probe",
         "model": m.name,
-        "weights": m.meta.get("weights") or ("random" if m.meta.get("random_weights") else None),
+        "weights": m.meta.get("weights") or spec.text(),
         "device": str(dev),
         "device_name": device_name(dev),
         "torch": torch.__version__,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from probes.base import ProbeModel
+from probes.weights_spec import WeightsLike, WeightsSpec
 
 Builder = Callable[..., ProbeModel]
 
@@ -29,7 +30,7 @@ class ModelEntry:
         description: one line for ``curvebench models``.
         layers: tap names, shallow to deep.
         channels: ``{layer: channels}``.
-        builder: ``builder(weights, device, dtype) -> ProbeModel``.
+        builder: ``builder(weights: WeightsSpec, device: torch.device, dtype) -> ProbeModel``.
         weights: registry id of its weights file (see :mod:`probes.weights`), or None.
         extra: JSON-able details listed by ``curvebench models --json``.
     """
@@ -77,7 +78,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def load_model(
     name: str,
-    weights: str | Path | None = None,
+    weights: WeightsLike = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> ProbeModel:
@@ -85,10 +86,11 @@ def load_model(
 
     Args:
         name: registry id (``"inceptionv1"``, ``"groundtruth"``; see :func:`list_models`).
-        weights: for trained networks, a state-dict file path; None uses the cached
-            download (``curvebench weights path``); ``"random"`` keeps the random
-            initialisation (tests and benchmarks). ``"groundtruth"`` takes None (or
-            ``"random"``, ignored): it is built from code.
+        weights: a :class:`~probes.weights_spec.WeightsSpec` or its text: for trained
+            networks a state-dict file path; None (default) uses the cached download
+            (``curvebench weights path``); ``"random"`` keeps the random initialisation
+            (tests and benchmarks). ``"groundtruth"`` takes the default (or random,
+            ignored): it is built from code.
         device: torch device.
         dtype: floating dtype of parameters and computation.
     """
@@ -98,29 +100,27 @@ def load_model(
     from probes.device import resolve_device
 
     device = resolve_device(device)
-    return entry.builder(weights=weights, device=device, dtype=dtype)
+    return entry.builder(weights=WeightsSpec.parse(weights), device=device, dtype=dtype)
 
 
-def _build_groundtruth(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import groundtruth
 
-    if weights is not None and not (isinstance(weights, str) and weights == "random"):
+    if weights.is_file:
         raise ValueError(f"weights: the ground-truth model is built from code and takes no weights file "
-                         f"(None or 'random'), got {weights!r}")
+                         f"(None or 'random'), got {weights.text()!r}")
     return groundtruth.build(device, dtype)
 
 
-def _build_inceptionv1(weights: str | Path | None, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import inception, sliced
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
     entry = get_weights_entry("inception5h")
     net = inception.InceptionV1Net()
     path = digest = None
-    if isinstance(weights, str) and weights == "random":
-        pass
-    else:
-        path = resolve(entry, weights)
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
         net.load_state_dict(read_state_dict(path, entry), strict=True)
         digest = sha256sum(path)
     net = net.to(device=device, dtype=dtype)

@@ -12,7 +12,6 @@ Files are read with ``torch.load(..., weights_only=True)`` only.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
@@ -28,6 +27,7 @@ import torch
 
 from probes.base import InputTransform
 from probes.errors import WeightsError
+from probes.weights_spec import sha256sum
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,6 @@ def cache_dir() -> Path:
 def cache_path(entry: WeightsEntry) -> Path:
     """Where ``entry``'s file lives in the cache."""
     return cache_dir() / "weights" / entry.filename
-
-
-def sha256sum(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first(items: list[str], n: int = 3) -> str:

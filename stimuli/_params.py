@@ -20,11 +20,6 @@ ParamLike = Union[Number, Tensor, Sequence[Number]]
 
 #: Largest image side (px) the renderer draws (an 8192 x 8192 RGB float32 image is 768 MiB).
 MAX_SIZE = 8192
-#: Longest path (and tick) the renderer draws, in multiples of the larger image side: its drawing
-#: window grows with the square of the length, so longer requests would only allocate.
-MAX_REACH = 16
-#: Most combing ticks per stimulus (the tick loop's work grows with the count).
-MAX_TICKS = 1000
 
 
 def image_size(size: int | Sequence[int]) -> tuple[int, int]:

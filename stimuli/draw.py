@@ -22,23 +22,23 @@ import torch
 from torch import Tensor, nn
 
 from . import _params as P
-from .shapes import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
+from . import kinds as D
 from .errors import StimulusError
+from .shapes import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
 
-#: Default arc length (px at 224 px input). mixed3b's receptive field is ~91 px wide;
-#: 64 px (0.7 of it) keeps every orientation and curvature, up to a full circle of
-#: radius 10 px, inside the field with margin, like the article's stimulus strips.
-DEFAULT_LENGTH: float = 64.0
+# The declarations live in stimuli.kinds; these names are kept for the public API.
+#: Default arc length (px at 224 px input), see ``docs/stimuli.md``.
+DEFAULT_LENGTH: float = D.param("length").default
 #: Default stroke width (px): thin but well resolved at 224 px input.
-DEFAULT_WIDTH: float = 3.0
+DEFAULT_WIDTH: float = D.param("width").default
 #: Default tick length for combing (px, on each drawn side of the path).
-DEFAULT_TICK_LENGTH: float = 6.0
+DEFAULT_TICK_LENGTH: float = D.param("tick_length").default
 #: Largest total turning ``|curvature| * length`` (rad): a full circle.
-MAX_TURN: float = 2.0 * math.pi
+MAX_TURN: float = D.MAX_TURN
 #: Kinds :func:`render` draws.
-KINDS: tuple[str, ...] = ("line", "curve", "angle")
+KINDS: tuple[str, ...] = D.KINDS
 #: Allowed values of ``tick_side``.
-TICK_SIDES: tuple[str, ...] = ("in", "out", "both")
+TICK_SIDES: tuple[str, ...] = D.choice("tick_side").choices
 
 
 def max_curvature(length: float | Tensor = DEFAULT_LENGTH) -> float | Tensor:
@@ -46,24 +46,25 @@ def max_curvature(length: float | Tensor = DEFAULT_LENGTH) -> float | Tensor:
     return MAX_TURN / length
 
 
+def _parameter_doc() -> str:
+    lines = []
+    for p in D.PARAMS:
+        lines.append(f"        {p.name}: {p.describe()}; allowed {p.allowed()}.")
+    for c in D.CHOICES:
+        lines.append(f"        {c.name}: {c.describe()}; one of {', '.join(map(repr, c.choices))}.")
+    return "\n".join(lines)
+
+
 def render(
     kind: str = "curve",
     *,
-    orientation: P.ParamLike = 0.0,
-    curvature: P.ParamLike = 0.0,
-    length: P.ParamLike = DEFAULT_LENGTH,
-    width: P.ParamLike = DEFAULT_WIDTH,
     position: P.ParamLike | None = None,
-    rounding: P.ParamLike | None = None,
-    fill: P.ParamLike = 0.0,
     fg: P.ParamLike = (0.0, 0.0, 0.0),
     bg: P.ParamLike = (1.0, 1.0, 1.0),
-    ticks: P.ParamLike = 0,
-    tick_length: P.ParamLike = DEFAULT_TICK_LENGTH,
-    tick_side: str = "both",
     size: int | Sequence[int] = 224,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    **params: P.ParamLike | str,
 ) -> Tensor:
     """Render a batch of stimuli, differentiable in every continuous parameter.
 
@@ -74,49 +75,46 @@ def render(
     arc's end tangents, each ``length / 2`` long. The path's midpoint sits on ``position``.
 
     Args:
-        kind: ``"curve"`` (rounding defaults to 1), ``"angle"`` (rounding defaults to 0)
-            or ``"line"`` (curvature must be 0).
-        orientation: degrees, counter-clockwise on screen, toward the side the path
-            opens to (0 = opens to +x, 90 = opens up).
-        curvature: 1/px, ``|curvature| <= 2 pi / length`` (a full circle); negative opens
-            toward ``orientation + 180``.
-        length: arc length in px, ``>= 0``.
-        width: stroke width in px, ``0 <= width <= min(H, W)`` (0: fill only).
+        kind: one of :data:`stimuli.kinds.KINDS`: ``"curve"`` (rounding defaults to 1),
+            ``"angle"`` (rounding defaults to 0) or ``"line"`` (curvature must be 0).
         position: ``(x, y)`` px of the path's midpoint, or ``(B, 2)``; default the image
             centre ``(W / 2, H / 2)``. Pass the probed unit's receptive-field centre.
-        rounding: ``[0, 1]``; the fillet has radius ``rounding / curvature``.
-        fill: ``[0, 1]``, opacity of the region between the path and its chord.
         fg, bg: RGB in ``[0, 1]``, shape ``(3,)`` or ``(B, 3)``.
-        ticks: number of combing ticks (int ``>= 0``), evenly spaced along the path.
-        tick_length: px on each drawn side, ``>= 0``.
-        tick_side: ``"in"`` (toward the centre of curvature), ``"out"`` or ``"both"``.
         size: ``H = W = size`` or ``(H, W)``.
         device: default: the device of the first tensor argument, else CPU.
         dtype: output dtype. Geometry runs in float32 (float64 if ``dtype`` is float64).
+        **params: the stimulus parameters declared in :mod:`stimuli.kinds` (listed
+            below with defaults and ranges). Each numeric one is a Python number or a
+            tensor broadcasting to ``(B,)``.
 
-    Every numeric parameter is a Python number or a tensor broadcasting to ``(B,)``.
+    Stimulus parameters (from :mod:`stimuli.kinds`):
+{params}
 
     Returns:
         ``(B, 3, H, W)`` tensor in ``[0, 1]``.
 
     Raises:
-        ValueError: unknown kind or tick side, non-finite values, values out of range,
-            shapes that do not broadcast; the message names parameter, value, index
-            and the allowed range.
+        StimulusError (a ValueError): unknown kind, parameter or choice, non-finite
+            values, values out of range, shapes that do not broadcast; the message names
+            parameter, value, index and the allowed range.
     """
     if kind not in KINDS:
         raise StimulusError(f"kind = {kind!r} is unknown: allowed {', '.join(map(repr, KINDS))}")
-    if tick_side not in TICK_SIDES:
-        raise StimulusError(f"tick_side = {tick_side!r} is unknown: allowed {', '.join(map(repr, TICK_SIDES))}")
+    declared = {p.name for p in D.PARAMS} | {c.name for c in D.CHOICES}
+    unknown = [k for k in params if k not in declared]
+    if unknown:
+        raise StimulusError(f"render() got an unknown parameter {unknown[0]!r}; allowed: "
+                            f"{', '.join(sorted(declared | {'position', 'fg', 'bg', 'size', 'device', 'dtype'}))}")
+    choices: dict[str, str] = {}
+    for c in D.CHOICES:
+        value = params.get(c.name, c.default)
+        if value not in c.choices:
+            raise StimulusError(f"{c.name} = {value!r} is unknown: allowed {', '.join(map(repr, c.choices))}")
+        choices[c.name] = value  # type: ignore[assignment]
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise StimulusError(f"dtype = {dtype!r} is not allowed: use a floating dtype (float16, bfloat16, float32, float64)")
     H, W = P.image_size(size)
-    if rounding is None:
-        rounding = 0.0 if kind == "angle" else 1.0
-    raw = dict(
-        orientation=orientation, curvature=curvature, length=length, width=width, rounding=rounding,
-        fill=fill, ticks=ticks, tick_length=tick_length,
-    )
+    raw = {p.name: params[p.name] if params.get(p.name) is not None else p.default_for(kind) for p in D.PARAMS}
     dev = P.infer_device([*raw.values(), position, fg, bg], device)
     gdt = torch.float64 if dtype == torch.float64 else torch.float32
     vals = {k: P.as_tensor(k, v, None, dtype=gdt, device=dev) for k, v in raw.items()}
@@ -139,23 +137,20 @@ def render(
     # One pass on the device answers "is anything invalid?" and the batch-wide facts the
     # drawing needs, with a single transfer to the host. Messages come from _explain().
     with torch.no_grad():
-        scalars = torch.stack(list(p.values()))  # (8, B) in the order of `raw`
-        inf = math.inf
-        lo = torch.tensor([-inf, -inf, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=gdt, device=dev)[:, None]
-        reach_cap = float(P.MAX_REACH * max(H, W))
-        hi = torch.tensor([inf, inf, reach_cap, float(min(H, W)), 1.0, 1.0, float(P.MAX_TICKS), reach_cap],
-                          dtype=gdt, device=dev)[:, None]
+        scalars = torch.stack(list(p.values()))  # (n_params, B) in the order of D.PARAMS
+        lo = torch.tensor([d.low for d in D.PARAMS], dtype=gdt, device=dev)[:, None]
+        hi = torch.tensor([d.high_for(min(H, W)) for d in D.PARAMS], dtype=gdt, device=dev)[:, None]
+        integer = torch.tensor([d.integer for d in D.PARAMS], device=dev)[:, None]
         colours = torch.cat([fg_t, bg_t], dim=1)
         k, n_ticks = p["curvature"], p["ticks"]
         invalid = (
-            (~torch.isfinite(scalars) | (scalars < lo) | (scalars > hi)).any()
+            (~torch.isfinite(scalars) | (scalars < lo) | (scalars > hi) | (integer & (scalars != scalars.round()))).any()
             | ~torch.isfinite(pos).all()
             | (~torch.isfinite(colours) | (colours < 0) | (colours > 1)).any()
             | ((k * p["length"]).abs() > MAX_TURN * (1 + 1e-6)).any()
-            | (n_ticks != n_ticks.round()).any()
         )
-        if kind == "line":
-            invalid = invalid | (k != 0).any()
+        for name, value in D.kind(kind).pinned.items():
+            invalid = invalid | (p[name] != value).any()
         tick_reach = torch.where(n_ticks > 0, p["tick_length"], 0.0)
         reach = 0.5 * p["length"] + 0.5 * p["width"] + tick_reach
         facts = torch.stack([
@@ -166,29 +161,29 @@ def render(
     if facts[0]:
         _explain(kind, H, W, vals, *given)
         raise StimulusError("render: invalid parameters")  # pragma: no cover - _explain raises first
-    return _draw(H, W, p, pos, fg_t, bg_t, tick_side, dtype, facts[1:])
+    return _draw(H, W, p, pos, fg_t, bg_t, choices["tick_side"], dtype, facts[1:])
+
+
+render.__doc__ = render.__doc__.format(params=_parameter_doc())  # type: ignore[union-attr]
 
 
 def _explain(kind: str, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor) -> None:
-    """Raise the ValueError that names the first invalid parameter, value, index and allowed range."""
+    """Raise the StimulusError that names the first invalid parameter, value, index and allowed range."""
     for k, v in vals.items():
         P.check_finite(k, v)
     for k, v in (("position", pos), ("fg", fg), ("bg", bg)):
         P.check_finite(k, v, vector=True)
-    cap = P.MAX_REACH * max(H, W)
-    P.check_range("length", vals["length"], 0.0, cap, f"0 <= length <= {cap} px ({P.MAX_REACH} x the image size)",
-                  " px")
-    P.check_range("width", vals["width"], 0.0, float(min(H, W)), f"0 <= width <= {min(H, W)} px (the image size)", " px")
-    P.check_range("rounding", vals["rounding"], 0.0, 1.0, "0 <= rounding <= 1")
-    P.check_range("fill", vals["fill"], 0.0, 1.0, "0 <= fill <= 1")
-    P.check_range("tick_length", vals["tick_length"], 0.0, cap,
-                  f"0 <= tick_length <= {cap} px ({P.MAX_REACH} x the image size)", " px")
-    P.check_range("ticks", vals["ticks"], 0.0, P.MAX_TICKS, f"0 <= ticks <= {P.MAX_TICKS} (an integer count)")
-    P.check_integer("ticks", vals["ticks"], f"0 <= ticks <= {P.MAX_TICKS} (an integer count)")
+    for d in D.PARAMS:
+        high = d.high_for(min(H, W))
+        if d.low > -math.inf or high < math.inf:
+            P.check_range(d.name, vals[d.name], d.low, high, d.allowed(min(H, W)), d.unit_suffix())
+        if d.integer:
+            P.check_integer(d.name, vals[d.name], d.allowed(min(H, W)))
     P.check_range("fg", fg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
     P.check_range("bg", bg, 0.0, 1.0, "RGB components in [0, 1]", vector=True)
-    if kind == "line":
-        P.check_range("curvature", vals["curvature"], 0.0, 0.0, "0 for kind='line' (use kind='curve')", " 1/px")
+    for name, value in D.kind(kind).pinned.items():
+        d = D.param(name)
+        P.check_range(name, vals[name], value, value, f"{value:g} for kind={kind!r} (use kind='curve')", d.unit_suffix())
     P.check_curvature(vals["curvature"], vals["length"], MAX_TURN)
 
 

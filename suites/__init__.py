@@ -4,7 +4,8 @@ runner and xarray-readable HDF5 results.
 Public API::
 
     suite = suites.load_suite("curves")            # or a TOML path; SuiteError if invalid
-    result = suites.run_suite(suite, model="groundtruth", layers=["curves"], limit=1000)
+    opts = suites.RunOptions(model="groundtruth", layers=("curves",), limit=1000)
+    result = suites.run_suite(suite, opts)     # the options override the suite's settings
     ds = suites.open_results(result.path)          # xarray.Dataset, committed rows only
     grid = suites.unstack_grid(ds)                 # (orientation, curvature, <layer>_channel)
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from suites.builtin import builtin_names
     from suites.results import open_results, unstack_grid
+    from suites.options import RunOptions
     from suites.runner import run_suite
     from suites.spec import Suite, SuiteError, load_suite, parse_suite
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     **dict.fromkeys(("Suite", "SuiteError", "load_suite", "parse_suite"), "spec"),
     "run_suite": "runner",
+    "RunOptions": "options",
     **dict.fromkeys(("open_results", "unstack_grid"), "results"),
     "builtin_names": "builtin",
 }

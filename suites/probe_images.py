@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from suites.limits import MAX_IMAGE_SIDE
+from probes.weights_spec import WeightsLike, WeightsSpec
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
 __all__ = ["probe_images", "load_npy_images", "MIN_IMAGE_SIDE"]
@@ -86,7 +87,7 @@ def probe_images(
     images: str | Path,
     out: str | Path,
     *,
-    weights: str | None = None,
+    weights: WeightsLike = None,
     device: str = "auto",
     full_map: bool = False,
     size: int = 224,
@@ -97,9 +98,8 @@ def probe_images(
     import probes
     from tqdm.auto import tqdm
 
-    from probes.weights import sha256sum
     from probes.device import resolve_device
-    from suites.runner import _versions
+    from suites.runner import versions
 
     if not layers:
         raise ValueError("layers: give at least one layer name (comma-separated)")
@@ -107,8 +107,8 @@ def probe_images(
     if out.exists():  # checked again, race-free, when the writer creates it
         raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
     dev = resolve_device(device)
-    if weights is not None and weights != "random" and not Path(weights).is_file():
-        raise FileNotFoundError(f"weights file not found: {weights}")
+    weights = WeightsSpec.parse(weights)
+    weights.check_exists()
     net = probes.load_model(model, weights=weights, device=dev)
     for layer in layers:
         if layer not in net.layers:
@@ -155,12 +155,11 @@ def probe_images(
     layout = Layout("image", dims, {"source": "str"}, tuple(variables), chunk_rows=batch_size)
     attrs = {
         "title": f"curvebench probe of {source_label} on {model}",
-        "images": source_label, "model": model, "weights": weights or "",
-        "weights_sha256": (net.meta or {}).get("weights_sha256") or (
-            sha256sum(weights) if weights and weights != "random" else ""),
+        "images": source_label, "model": model, "weights": weights.text() or "",
+        "weights_sha256": (net.meta or {}).get("weights_sha256") or weights.file_sha256(),
         "layers": " ".join(layers), "full_map": int(full_map), "image_size_hw": np.asarray(hw, dtype=np.int64),
         "probed_units": json.dumps(units), "device": str(dev), "dtype": "float32",
-        "created": utc_now(), "rows_total": count, **_versions(),
+        "created": utc_now(), "rows_total": count, **versions(),
     }
     writer = ResultsWriter.create(out, layout, attrs)
     t0 = time.perf_counter()

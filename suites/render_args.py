@@ -20,26 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from suites.spec import RENDER_NUMERIC
+from stimuli.color import hue_to_rgb
+from stimuli.kinds import CHOICES, PARAMS
 
-__all__ = ["render_kwargs", "hsv_to_rgb"]
+__all__ = ["render_kwargs"]
 
 _DEFAULT_FG = (0.0, 0.0, 0.0)
 _DEFAULT_BG = (1.0, 1.0, 1.0)
-
-
-def hsv_to_rgb(hue_deg: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """HSV -> RGB for arrays that broadcast; hue in degrees (any real), s, v in [0, 1]; returns (..., 3)."""
-    h = np.mod(np.asarray(hue_deg, dtype=np.float64), 360.0) / 60.0
-    s = np.asarray(saturation, dtype=np.float64)
-    v = np.asarray(value, dtype=np.float64)
-    h, s, v = np.broadcast_arrays(h, s, v)
-    # f(n) = v - v s max(0, min(k, 4 - k, 1)), k = (n + h) mod 6 (the standard closed form)
-    out = []
-    for n in (5.0, 3.0, 1.0):
-        k = np.mod(n + h, 6.0)
-        out.append(v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
-    return np.stack(out, axis=-1)
 
 
 def _colour(side: str, params: Mapping[str, np.ndarray], fixed: Mapping[str, Any], n: int, fg: np.ndarray | None) -> np.ndarray:
@@ -49,7 +36,9 @@ def _colour(side: str, params: Mapping[str, np.ndarray], fixed: Mapping[str, Any
         return np.full(n, float(fixed.get(key, default)))
 
     if f"{side}_hue" in params or f"{side}_hue" in fixed:
-        return hsv_to_rgb(get(f"{side}_hue", 0.0), get(f"{side}_saturation", 1.0), get(f"{side}_value", 1.0))
+        rgb = hue_to_rgb(get(f"{side}_hue", 0.0), get(f"{side}_saturation", 1.0), get(f"{side}_value", 1.0),
+                         dtype=torch.float64)
+        return np.broadcast_to(rgb.numpy(), (n, 3))
     base = fixed.get(side, _DEFAULT_FG if side == "fg" else _DEFAULT_BG)
     if base == "complement":
         assert fg is not None
@@ -93,14 +82,16 @@ def render_kwargs(
         ``fg``/``bg`` as ``(n, 3)`` tensors or RGB tuples.
     """
     out: dict[str, Any] = {}
-    for key in RENDER_NUMERIC:
+    for decl in PARAMS:
+        key = decl.name
         if key in params:
             t = _to_device(torch.as_tensor(np.asarray(params[key]), dtype=dtype), device)
-            out[key] = t.round().to(torch.int64) if key == "ticks" else t
+            out[key] = t.round().to(torch.int64) if decl.integer else t
         elif key in fixed:
             out[key] = fixed[key]
-    if "tick_side" in fixed:
-        out["tick_side"] = fixed["tick_side"]
+    for c in CHOICES:
+        if c.name in fixed:
+            out[c.name] = fixed[c.name]
     colour_swept = any(k.startswith(("fg_", "bg_")) for k in params)
     if colour_swept or any(k.startswith(("fg_", "bg_")) for k in fixed) or fixed.get("bg") == "complement":
         fg = _colour("fg", params, fixed, n, None)

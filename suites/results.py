@@ -64,7 +64,7 @@ def grid_axes(ds: xr.Dataset) -> list[tuple[str, np.ndarray]]:
     names = str(ds.attrs["grid_axes"]).split()
     if all(f"grid_axis_{n}" in ds.attrs for n in names):
         return [(n, np.asarray(ds.attrs[f"grid_axis_{n}"], dtype=np.float64).reshape(-1)) for n in names]
-    from suites.runner import suite_from_file  # long axes: rebuild from the stored suite text
+    from suites.options import suite_from_file  # long axes: rebuild from the stored suite text
 
     suite, _ = suite_from_file(ds.attrs)
     return [(n, v) for n, v in suite.axes]

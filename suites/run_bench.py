@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.weights_spec import WeightsSpec
+
 __all__ = ["bench_run", "memory_sweep_suite"]
 
 
@@ -112,15 +114,16 @@ def bench_run(
 
     from suites.parameter_grid import Grid
     from suites.render_args import render_kwargs
-    from suites.runner import (BatchReadout, _resolve_device, load_probe_model, prepare_suite, resolve_readout,
-                               run_suite)
+    from suites.options import RunOptions
+    from suites.runner import BatchReadout, load_probe_model, prepare_suite, resolve_device, resolve_readout, run_suite
 
     layers = layers or ["mixed3b"]
-    if weights is None and model == "inceptionv1":
-        weights = "random"
-    suite = prepare_suite("curves", model=model, weights=weights, device=device, batch_size=batch_size,
-                          layers=layers)
-    dev = _resolve_device(suite.device)
+    spec = WeightsSpec.parse(weights)
+    if spec.is_default and model == "inceptionv1":
+        spec = WeightsSpec("random")  # the benchmark measures speed: random weights need no download
+    suite = prepare_suite("curves", RunOptions(model=model, weights=spec, device=device, batch_size=batch_size,
+                                               layers=tuple(layers)))
+    dev = resolve_device(suite.device)
     net = load_probe_model(suite, dev)
     readout = resolve_readout(suite, net)
     plan = net.input_plan(list(readout.layers), size=suite.size)
@@ -172,10 +175,10 @@ def bench_run(
     probe_only()  # warm-up (allocator, kernels); not counted
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         # warm-up of the runner too (on CUDA its render stream has its own allocator pool)
-        run_suite(suite, out=Path(tmp) / "warm-up.h5", limit=min(n, 2 * batch_size), progress=False, log=None,
-                  probe_model=net)
+        run_suite(suite, RunOptions(limit=min(n, 2 * batch_size)), out=Path(tmp) / "warm-up.h5", progress=False,
+                  log=None, probe_model=net)
         for r in range(repeats):
-            res = run_suite(suite, out=Path(tmp) / f"bench-{r}.h5", limit=n, progress=False, log=None,
+            res = run_suite(suite, RunOptions(limit=n), out=Path(tmp) / f"bench-{r}.h5", progress=False, log=None,
                             probe_model=net)
             e2e.append(res.rows / res.seconds)
             probe.append(probe_only())
@@ -190,7 +193,7 @@ def bench_run(
         "probe_only_stimuli_per_s": {"median": statistics.median(probe), "iqr": _iqr(probe), "runs": probe},
         "render_only_stimuli_per_s": {"median": statistics.median(render), "iqr": _iqr(render), "runs": render},
         "config": {
-            "suite": "curves (first rows)", "model": model, "weights": weights, "layers": list(readout.layers),
+            "suite": "curves (first rows)", "model": model, "weights": spec.text(), "layers": list(readout.layers),
             "channels_per_layer": {l: int(len(c)) for l, c in readout.channels.items()},
             "readout": suite.readout, "stimuli": n, "batch_size": batch_size, "repeats": repeats,
             "input_size": plan.size, "device": str(dev), "device_name": _device_name(dev),
@@ -214,6 +217,7 @@ def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workd
 
 def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
     """Run the ``n``-stimulus ground-truth sweep; peak RSS at 10% and 100% of the rows."""
+    from suites.options import RunOptions
     from suites.runner import run_suite
 
     suite = replace(memory_sweep_suite(n, batch_size), device=device)
@@ -231,7 +235,7 @@ def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto"
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         out = Path(tmp) / "memory-sweep.h5"
-        res = run_suite(suite, out=out, limit=n, progress=False, log=None, on_progress=on_progress)
+        res = run_suite(suite, RunOptions(limit=n), out=out, progress=False, log=None, on_progress=on_progress)
         size = out.stat().st_size
     peak_end = _peak_rss_mb()
     return {

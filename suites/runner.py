@@ -37,17 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes.weights import sha256sum
-from suites.parameter_grid import Grid
+from suites.options import RunOptions, load_with_options, suite_from_file
+from suites.parameter_grid import Grid, GridBatch
 from suites.render_args import render_kwargs
 from suites.limits import safe_file_name
 from suites.results_check import check_resumable
-from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite, parse_suite
+from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
-__all__ = ["run_suite", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
-           "default_out_path"]
+__all__ = ["run_suite", "RunOptions", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
+           "default_out_path", "resume_checks", "setup_run", "RunSetup", "results_layout", "results_attrs",
+           "stream_rows", "finish_file", "resolve_device", "versions", "suite_from_file"]
 
 
 #: Axes longer than this are not copied into attributes; readers rebuild them from the suite text.
@@ -166,23 +167,9 @@ def resolve_readout(suite: Suite, model: Any) -> Readout:
 
 # ----------------------------------------------------------------------------- setup helpers
 
-def prepare_suite(
-    suite: Suite | str | Path,
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    storage: str | None = None,
-    layers: list[str] | None = None,
-    quick: bool = False,
-) -> Suite:
-    """Load (by name, path or object) and apply command-line overrides."""
-    s = suite if isinstance(suite, Suite) else load_suite(suite)
-    if quick:
-        s = s.quick()
-    return s.with_overrides(model=model, weights=weights, device=device, batch_size=batch_size,
-                            storage=storage, layers=layers)
+def prepare_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> Suite:
+    """Load (by name, path or object) and apply the run options (command-line overrides)."""
+    return load_with_options(suite, options)
 
 
 def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
@@ -191,7 +178,8 @@ def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
     return Path(root) / f"{safe_file_name(suite.name)}-{safe_file_name(suite.model)}-{stamp}.h5"
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda if available else cpu; checks that a CUDA device exists."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -200,10 +188,17 @@ def _resolve_device(name: str) -> torch.device:
         raise ValueError(f"device: {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {name!r} requested but CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {name!r} does not exist; this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 
-def _versions() -> dict[str, str]:
+_resolve_device = resolve_device  # old private name, kept for callers outside this module
+
+
+def versions() -> dict[str, str]:
+    """Versions of curvebench, torch, numpy, h5py, HDF5 and Python (results-file provenance)."""
     import h5py
 
     from importlib.metadata import PackageNotFoundError, version
@@ -222,23 +217,21 @@ def _versions() -> dict[str, str]:
     }
 
 
+_versions = versions
+
+
 def load_probe_model(suite: Suite, device: torch.device) -> Any:
     """Seed torch with the suite's seed (random weights are then reproducible) and load the model."""
     import probes
 
-    if suite.weights not in (None, "random") and not Path(suite.weights).is_file():
-        raise FileNotFoundError(f"weights file not found: {suite.weights}")
+    suite.weights.check_exists()
     torch.manual_seed(suite.seed)
     return probes.load_model(suite.model, weights=suite.weights, device=device)
 
 
 def _weights_sha(model: Any, suite: Suite) -> str:
     sha = (getattr(model, "meta", {}) or {}).get("weights_sha256")
-    if sha:
-        return str(sha)
-    if suite.weights and suite.weights != "random":
-        return sha256sum(suite.weights)
-    return ""
+    return str(sha) if sha else suite.weights.file_sha256()
 
 
 # ----------------------------------------------------------------------------- readout and copy-out
@@ -391,39 +384,305 @@ class RunResult:
         return (f"{self.rows} stimuli in {self.seconds:.1f} s ({self.rate:,.0f} stimuli/s), {state} -> {self.path}")
 
 
-def _options(suite: Suite, limit: int | None, quick: bool) -> dict[str, Any]:
-    return {"model": suite.model, "weights": suite.weights, "device": suite.device, "batch_size": suite.batch_size,
-            "storage": suite.storage, "layers": list(suite.layers), "limit": limit, "quick": quick}
+def read_results_attrs(path: str | Path) -> dict[str, Any]:
+    """The attributes of a results file to resume; one-line errors for missing or foreign files."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: results file {path} not found")
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            attrs = dict(f.attrs)
+    except OSError:  # h5py: "file signature not found", truncated file, ...
+        raise ValueError(f"cannot resume {path}: not a curvebench results file "
+                         f"(HDF5 cannot read it; is it a truncated or non-HDF5 file?)") from None
+    if "run_options" not in attrs or "suite" not in attrs:
+        raise ValueError(f"cannot resume {path}: not a results file written by `curvebench run`")
+    return attrs
 
 
-def suite_from_file(attrs: Mapping[str, Any]) -> tuple[Suite, dict[str, Any]]:
-    """The suite (with its command-line overrides) and the options stored in a results file's attributes."""
-    return _suite_from_file(attrs)
+def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: RunOptions) -> tuple[Suite, RunOptions]:
+    """Everything checked before resuming ``path``; returns the stored suite and options to continue with.
+
+    The file must be a ``curvebench run`` results file; a ``suite`` given must be the
+    stored one; ``options.model``/``options.weights`` must match the file (weights by
+    SHA-256); ``options.device`` may change. The returned options are the stored ones
+    (limit, quick, batch size, storage, layers) with the device override. Raises
+    ``ValueError``/``FileNotFoundError`` naming the file and the mismatch.
+    """
+    path = Path(path)
+    attrs = read_results_attrs(path)
+    check_resumable(path)  # verified, not trusted: counters, grid, stored suite; not complete
+    s, stored = suite_from_file(attrs)
+    if suite is not None:
+        given = suite if isinstance(suite, Suite) else load_suite(suite)
+        if given.source.strip() != s.source.strip():
+            raise ValueError(f"cannot resume {path}: it was written by a different suite "
+                             f"({attrs.get('suite_name')!r} from {attrs.get('suite_path')}); "
+                             f"resume without naming a suite, or start a new run")
+    if options.model is not None and options.model != s.model:
+        raise ValueError(f"cannot resume {path}: it was written with model {s.model!r}, not {options.model!r}")
+    w = options.weights
+    if w is not None and w.is_random and not s.weights.is_random:
+        raise ValueError(f"cannot resume {path}: it was written with weights {s.weights}, not random weights")
+    if w is not None and w.is_file:
+        w.check_exists()
+        sha, have = w.file_sha256(), str(attrs.get("weights_sha256", ""))
+        if sha != have:
+            raise ValueError(f"cannot resume {path}: weights {w.path} (sha256 {sha[:12]}...) differ from the "
+                             f"file's weights (sha256 {have[:12] or 'none'}...)")
+        s = s.with_overrides(weights=w)
+    if options.device is not None:
+        s = s.with_overrides(device=options.device)
+    return s, stored.replace(device=s.device)
 
 
-def _suite_from_file(attrs: Mapping[str, Any]) -> tuple[Suite, dict[str, Any]]:
-    text = str(attrs["suite"])
-    opts = json.loads(str(attrs["run_options"]))
-    base = parse_suite(text, path=str(attrs.get("suite_path", "<results file>")))
-    s = prepare_suite(base, model=opts["model"], weights=opts["weights"], device=opts["device"],
-                      batch_size=opts["batch_size"], storage=opts["storage"], layers=opts["layers"] or None,
-                      quick=opts["quick"])
-    return s, opts
+def _check_resumed_writer(writer: ResultsWriter, s: Suite, weights_sha: str) -> None:
+    """After loading the model: the file's model and weights digest must be what the suite now resolves to."""
+    wa = writer.attrs
+    if str(wa.get("model")) != s.model or str(wa.get("weights_sha256", "")) != weights_sha:
+        raise ValueError(f"cannot resume {writer.path}: model/weights now resolve to {s.model!r} "
+                         f"(sha256 {weights_sha[:12] or 'none'}), the file has {wa.get('model')!r} "
+                         f"(sha256 {str(wa.get('weights_sha256', ''))[:12] or 'none'})")
 
+
+@dataclass
+class RunSetup:
+    """A suite made ready to stream: device, model, readout, input plan, grid and the rows to run."""
+
+    suite: Suite
+    options: RunOptions
+    device: torch.device
+    net: Any
+    readout: Readout
+    plan: Any
+    size: int
+    position: tuple[float, float]
+    grid: Grid
+    stop: int
+    weights_sha: str
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return getattr(torch, self.suite.dtype)
+
+    @property
+    def store_dtype(self) -> str:
+        return "float16" if self.suite.storage == "float16" else "float32"
+
+
+def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: torch.device | None = None) -> RunSetup:
+    """Load (or take) the model on the suite's device (or ``device``) and check the readout against it."""
+    dev = device if device is not None else resolve_device(s.device)
+    if probe_model is not None:
+        if getattr(probe_model, "name", None) != s.model:
+            raise ValueError(f"probe_model is {getattr(probe_model, 'name', None)!r} but the suite's model is {s.model!r}")
+        net = probe_model
+    else:
+        net = load_probe_model(s, dev)
+    if s.dtype != "float32":
+        net = net.to(dtype=getattr(torch, s.dtype))
+    readout = resolve_readout(s, net)
+    plan = net.input_plan(list(readout.layers), size=s.size) if getattr(net, "geometry", None) is not None else None
+    size = plan.size if plan is not None else s.size
+    position = plan.position if plan is not None else (s.size / 2, s.size / 2)
+    grid = Grid(s.axes)
+    stop = grid.size if options.limit is None else min(options.limit, grid.size)
+    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s))
+
+
+# ----------------------------------------------------------------------------- layout and attributes
+
+def results_layout(setup: RunSetup) -> Layout:
+    """The file layout: per-row coordinates and activations, channel dims, summary statics."""
+    s, readout = setup.suite, setup.readout
+    keep_rows = s.summary.keep_rows
+    dims: dict[str, np.ndarray] = {readout.channel_dim(l): readout.channels[l] for l in readout.layers}
+    variables, statics = [], []
+    if s.summary.enabled:
+        dims["rank"] = np.arange(s.summary.top_k, dtype=np.int64)
+    for name, layer, pre in readout.variables:
+        cdim = readout.channel_dim(layer)
+        vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
+                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
+        if keep_rows:
+            variables.append(Variable(name, ("stimulus", cdim), setup.store_dtype, vattrs))
+        if s.summary.enabled:
+            n = summary_names(name)
+            statics += [Variable(n["mean"], (cdim,), "float64"), Variable(n["std"], (cdim,), "float64"),
+                        Variable(n["max"], (cdim,), "float64"), Variable(n["m2"], (cdim,), "float64"),
+                        Variable(n["top_value"], ("rank", cdim), "float64"),
+                        Variable(n["top_stimulus"], ("rank", cdim), "int64")]
+    coords = {name: "float64" for name in setup.grid.names} if keep_rows else {}
+    return Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size)
+
+
+def results_attrs(setup: RunSetup) -> dict[str, Any]:
+    """The attributes of a new results file: the suite, options, model, grid, input plan and provenance."""
+    s, grid, plan, readout = setup.suite, setup.grid, setup.plan, setup.readout
+    attrs = {
+        "title": f"curvebench {s.name} sweep on {s.model}",
+        "suite_name": s.name, "suite": s.source, "suite_path": s.path, "description": s.description,
+        "kind": s.kind, "run_options": setup.options.resolved(s).to_json(),
+        "fixed": json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in s.fixed.items()}),
+        "model": s.model, "weights": s.weights.text() or "", "weights_sha256": setup.weights_sha,
+        "layers": " ".join(readout.layers), "readout": s.readout, "family": readout.family or "",
+        "device": str(setup.device), "dtype": s.dtype, "storage_dtype": setup.store_dtype, "seed": s.seed,
+        "batch_size": s.batch_size, "created": utc_now(), "rows_total": setup.stop,
+        "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
+        "input_size": setup.size, "stimulus_position_xy": np.asarray(setup.position, dtype=np.float64),
+        "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
+        "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
+                               "keep_rows": s.summary.keep_rows}),
+        "host": platform.node(), "command": " ".join(sys.argv),
+        **versions(),
+    }
+    for name, values in grid.axes:
+        if values.size <= MAX_AXIS_ATTR:  # HDF5 attributes are limited to 64 KiB
+            attrs[f"grid_axis_{name}"] = values
+    return attrs
+
+
+def restore_summaries(setup: RunSetup, writer: ResultsWriter) -> dict[str, RunningSummary] | None:
+    """Running summaries to continue: fresh, or rebuilt from the file's statics after ``rows_completed`` rows."""
+    s, readout = setup.suite, setup.readout
+    if not s.summary.enabled:
+        return None
+    out = {}
+    for name, layer, _ in readout.variables:
+        if writer.rows_completed:
+            stored = {k: writer.read_static(k) for k in summary_names(name).values()}
+            out[name] = RunningSummary.restore(name, stored, writer.rows_completed, s.summary.top_k)
+        else:
+            out[name] = RunningSummary(len(readout.channels[layer]), s.summary.top_k)
+    return out
+
+
+# ----------------------------------------------------------------------------- streaming loop
+
+@dataclass
+class StreamOutcome:
+    """What :func:`stream_rows` did: seconds, whether it stopped early, and the first error."""
+
+    seconds: float
+    interrupted: bool
+    error: BaseException | None
+
+
+def stream_rows(
+    setup: RunSetup,
+    writer: ResultsWriter,
+    start: int,
+    stop: int,
+    *,
+    progress: bool | None = None,
+    queue_depth: int = 3,
+    on_progress: Callable[[int, int], None] | None = None,
+    stop_after_batches: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> StreamOutcome:
+    """Render, probe and append grid rows ``start:stop`` to ``writer`` (batches aligned to row 0).
+
+    The writer thread appends and flushes batch ``i`` while this thread renders and probes
+    batch ``i + 1``. Errors are caught and returned (after the queued batches are written),
+    so the caller can close the file safely; KeyboardInterrupt, ``stop_after_batches`` and
+    ``should_stop()`` (checked after each batch) end the loop as an interruption.
+    """
+    from tqdm.auto import tqdm
+
+    s, dev, net, readout = setup.suite, setup.device, setup.net, setup.readout
+    keep_rows = s.summary.keep_rows
+    bar = tqdm(total=stop - start + writer.rows_completed, initial=writer.rows_completed, unit="stim",
+               unit_scale=True, dynamic_ncols=True, desc=s.name,
+               disable=(None if progress is None else not progress), smoothing=0.1)
+    lock = threading.Lock()
+
+    def on_rows(n: int) -> None:
+        with lock:
+            bar.update(n)
+        if on_progress is not None:
+            on_progress(writer.rows_completed, setup.stop)
+
+    wt = _WriterThread(writer, queue_depth, restore_summaries(setup, writer), keep_rows, on_rows)
+    want_pre = any(pre for _, _, pre in readout.variables)
+    out_dtype = torch.float16 if setup.store_dtype == "float16" else torch.float32
+    copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, out_dtype)
+    render_stream = _render_stream(dev)
+    t0 = time.perf_counter()
+    interrupted, batches, error = False, 0, None
+    wt.start()
+    try:
+        with torch.inference_mode():
+            for batch in setup.grid.batches(s.batch_size, start=start, stop=stop):
+                images = _render_batch(setup, batch, render_stream)
+                acts = net.probe(images, list(readout.layers), plan=setup.plan, pre_relu=want_pre,
+                                 check_range=dev.type == "cpu")
+                data, done = copy_out.to_host(acts)
+                del images, acts
+                wt.put((batch.start, batch.params if keep_rows else {}, data, done))
+                batches += 1
+                if (stop_after_batches is not None and batches >= stop_after_batches) or (
+                        should_stop is not None and should_stop()):
+                    interrupted = True
+                    break
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException as exc:  # noqa: BLE001 - returned; the caller re-raises once the file is safe
+        error = exc
+    try:
+        wt.close()  # writes what is queued; re-raises a writer failure
+    except BaseException as exc:  # noqa: BLE001
+        error = error or exc
+    bar.close()
+    return StreamOutcome(time.perf_counter() - t0, interrupted, error)
+
+
+def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any) -> torch.Tensor:
+    """The batch's stimuli on the device; on CUDA drawn on the render stream, ready for the main stream."""
+    import stimuli
+
+    s, dev, dtype = setup.suite, setup.device, setup.compute_dtype
+
+    def draw() -> torch.Tensor:
+        kw = render_kwargs(batch.params, s.fixed, len(batch), device=dev, dtype=dtype)
+        return stimuli.render(s.kind, position=setup.position, size=setup.size, device=dev, dtype=dtype, **kw)
+
+    if render_stream is None:
+        return draw()
+    main_stream = torch.cuda.current_stream(dev)
+    with torch.cuda.stream(render_stream):
+        images = draw()
+    main_stream.wait_stream(render_stream)
+    # the probe reads `images` on the main stream: keep the block from being reused by the
+    # next render until that work is done
+    images.record_stream(main_stream)
+    return images
+
+
+def finish_file(writer: ResultsWriter, stop: int, outcome: StreamOutcome) -> tuple[bool, dict[str, Any]]:
+    """Mark the file complete (all ``stop`` rows, not interrupted) or add the seconds; close it."""
+    complete = writer.rows_completed >= stop and not outcome.interrupted
+    try:
+        seconds = outcome.seconds + float(writer.attrs.get("seconds", 0.0))
+        if complete:
+            writer.finish(seconds=seconds)
+        else:
+            writer.attrs["seconds"] = seconds
+        attrs = dict(writer.attrs)
+    finally:
+        writer.close()
+    return complete, attrs
+
+
+# ----------------------------------------------------------------------------- run_suite
 
 def run_suite(
     suite: Suite | str | Path | None = None,
+    options: RunOptions | None = None,
     *,
     out: str | Path | None = None,
     resume: str | Path | None = None,
-    model: str | None = None,
-    weights: str | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    storage: str | None = None,
-    layers: list[str] | None = None,
-    limit: int | None = None,
-    quick: bool = False,
     progress: bool | None = None,
     queue_depth: int = 3,
     log: Callable[[str], None] | None = print,
@@ -436,12 +695,12 @@ def run_suite(
     Args:
         suite: built-in name, TOML path or :class:`Suite`; optional with ``resume``
             (then, if given, it must be the suite stored in the file).
+        options: :class:`~suites.options.RunOptions`: model, weights, device, batch size,
+            storage, layers (override the suite's values), ``limit`` (only the first rows)
+            and ``quick`` (thin every axis to at most 12 values). With ``resume`` only
+            ``model``/``weights`` (which must match the file) and ``device`` apply.
         out: results file; default ``results/<suite>-<model>-<UTC time>.h5``. Never overwritten.
         resume: continue this interrupted file (its stored suite, model, weights and options).
-            ``model``/``weights`` given with ``resume`` must match the file.
-        model, weights, device, batch_size, storage, layers: override the suite's values.
-        limit: stop after the first ``limit`` stimuli of the grid (smoke runs).
-        quick: thin every axis to at most 12 values (:meth:`Suite.quick`).
         progress: tqdm bar (None: only on a terminal).
         queue_depth: batches in flight between the probe loop and the writer thread.
         log: where to print the summary line (None: silent).
@@ -457,225 +716,47 @@ def run_suite(
         ResultsLockedError: another process writes the file.
         ResultsWriteError: disk full / I/O error; committed rows stay readable.
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of stimuli, got {limit}")
+    options = options or RunOptions()
     if resume is not None:
-        import h5py
-
-        rpath = Path(resume)
-        if not rpath.is_file():
-            raise FileNotFoundError(f"cannot resume: results file {rpath} not found")
-        check_resumable(rpath)  # verified, not trusted: counters, grid, suite; not complete
-        try:
-            with h5py.File(rpath, "r", locking=False) as f:
-                attrs = dict(f.attrs)
-        except OSError:  # h5py: "file signature not found", truncated file, ...
-            raise ValueError(f"cannot resume {rpath}: not a curvebench results file "
-                             f"(HDF5 cannot read it; is it a truncated or non-HDF5 file?)") from None
-        if "run_options" not in attrs or "suite" not in attrs:
-            raise ValueError(f"cannot resume {rpath}: not a results file written by `curvebench run`")
-        s, opts = _suite_from_file(attrs)
-        if suite is not None:
-            given = suite if isinstance(suite, Suite) else load_suite(suite)
-            if given.source.strip() != s.source.strip():
-                raise ValueError(f"cannot resume {rpath}: it was written by a different suite "
-                                 f"({attrs.get('suite_name')!r} from {attrs.get('suite_path')}); "
-                                 f"resume without naming a suite, or start a new run")
-        if model is not None and model != s.model:
-            raise ValueError(f"cannot resume {rpath}: it was written with model {s.model!r}, not {model!r}")
-        if weights == "random":
-            if s.weights != "random":
-                raise ValueError(f"cannot resume {rpath}: it was written with weights {s.weights!r}, not random weights")
-        elif weights is not None:
-            sha = sha256sum(weights) if Path(weights).is_file() else None
-            if sha is None:
-                raise FileNotFoundError(f"weights file not found: {weights}")
-            if sha != str(attrs.get("weights_sha256", "")):
-                raise ValueError(f"cannot resume {rpath}: weights {weights} (sha256 {sha[:12]}...) differ from the "
-                                 f"file's weights (sha256 {str(attrs.get('weights_sha256', ''))[:12] or 'none'}...)")
-            s = s.with_overrides(weights=weights)
-        if device is not None:
-            s = s.with_overrides(device=device)
-        limit, quick = opts["limit"], opts["quick"]
-        path = rpath
+        s, options = resume_checks(resume, suite, options)
+        path = Path(resume)
     else:
         if suite is None:
             raise ValueError("run_suite needs a suite (name, path or Suite) unless resume is given")
-        s = prepare_suite(suite, model=model, weights=weights, device=device, batch_size=batch_size,
-                          storage=storage, layers=layers, quick=quick)
+        s = prepare_suite(suite, options)
         path = Path(out) if out is not None else default_out_path(s)
 
-    import stimuli
-
-    dev = _resolve_device(s.device)
-    compute_dtype = getattr(torch, s.dtype)
-    if probe_model is not None:
-        if getattr(probe_model, "name", None) != s.model:
-            raise ValueError(f"probe_model is {getattr(probe_model, 'name', None)!r} but the suite's model is {s.model!r}")
-        net = probe_model
-    else:
-        net = load_probe_model(s, dev)
-    if s.dtype != "float32":
-        net = net.to(dtype=compute_dtype)
-    readout = resolve_readout(s, net)
-    plan = net.input_plan(list(readout.layers), size=s.size) if getattr(net, "geometry", None) is not None else None
-    size = plan.size if plan is not None else s.size
-    position = plan.position if plan is not None else (s.size / 2, s.size / 2)
-    grid = Grid(s.axes)
-    stop = grid.size if limit is None else min(limit, grid.size)
-    weights_sha = _weights_sha(net, s)
-
-    store_dtype = "float16" if s.storage == "float16" else "float32"
-    keep_rows = s.summary.keep_rows
-    dims: dict[str, np.ndarray] = {readout.channel_dim(l): readout.channels[l] for l in readout.layers}
-    variables = []
-    statics = []
-    if s.summary.enabled:
-        dims["rank"] = np.arange(s.summary.top_k, dtype=np.int64)
-    for name, layer, pre in readout.variables:
-        cdim = readout.channel_dim(layer)
-        vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
-                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
-        if keep_rows:
-            variables.append(Variable(name, ("stimulus", cdim), store_dtype, vattrs))
-        if s.summary.enabled:
-            n = summary_names(name)
-            statics += [Variable(n["mean"], (cdim,), "float64"), Variable(n["std"], (cdim,), "float64"),
-                        Variable(n["max"], (cdim,), "float64"), Variable(n["m2"], (cdim,), "float64"),
-                        Variable(n["top_value"], ("rank", cdim), "float64"),
-                        Variable(n["top_stimulus"], ("rank", cdim), "int64")]
-    coords = {name: "float64" for name in grid.names} if keep_rows else {}
-    layout = Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size)
-
+    setup = setup_run(s, options, probe_model)
     if resume is not None:
         writer = ResultsWriter.open_resume(path)
-        wa = writer.attrs
-        if str(wa.get("model")) != s.model or str(wa.get("weights_sha256", "")) != weights_sha:
+        try:
+            _check_resumed_writer(writer, s, setup.weights_sha)
+        except BaseException:
             writer.close()
-            raise ValueError(f"cannot resume {path}: model/weights now resolve to {s.model!r} "
-                             f"(sha256 {weights_sha[:12] or 'none'}), the file has {wa.get('model')!r} "
-                             f"(sha256 {str(wa.get('weights_sha256', ''))[:12] or 'none'})")
+            raise
     else:
-        attrs = {
-            "title": f"curvebench {s.name} sweep on {s.model}",
-            "suite_name": s.name, "suite": s.source, "suite_path": s.path, "description": s.description,
-            "kind": s.kind, "run_options": json.dumps(_options(s, limit, quick)),
-            "fixed": json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in s.fixed.items()}),
-            "model": s.model, "weights": s.weights or "", "weights_sha256": weights_sha,
-            "layers": " ".join(readout.layers), "readout": s.readout, "family": readout.family or "",
-            "device": str(dev), "dtype": s.dtype, "storage_dtype": store_dtype, "seed": s.seed,
-            "batch_size": s.batch_size, "created": utc_now(), "rows_total": stop,
-            "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
-            "input_size": size, "stimulus_position_xy": np.asarray(position, dtype=np.float64),
-            "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
-            "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
-                                   "keep_rows": keep_rows}),
-            "host": platform.node(), "command": " ".join(sys.argv),
-            **_versions(),
-        }
-        for name, values in grid.axes:
-            if values.size <= MAX_AXIS_ATTR:  # HDF5 attributes are limited to 64 KiB
-                attrs[f"grid_axis_{name}"] = values
         if out is None:  # only now: a run that fails earlier leaves no empty results/ behind
             path.parent.mkdir(parents=True, exist_ok=True)
-        writer = ResultsWriter.create(path, layout, attrs)
-
-    summaries = None
-    if s.summary.enabled:
-        summaries = {}
-        for name, layer, _ in readout.variables:
-            c = len(readout.channels[layer])
-            if writer.rows_completed:
-                stored = {k: writer.read_static(k) for k in summary_names(name).values()}
-                summaries[name] = RunningSummary.restore(name, stored, writer.rows_completed, s.summary.top_k)
-            else:
-                summaries[name] = RunningSummary(c, s.summary.top_k)
+        writer = ResultsWriter.create(path, results_layout(setup), results_attrs(setup))
 
     start_row = writer.rows_completed
-    bar = None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=stop, initial=start_row, unit="stim", unit_scale=True, dynamic_ncols=True,
-               desc=s.name, disable=(None if progress is None else not progress), smoothing=0.1)
-    lock = threading.Lock()
-
-    def on_rows(n: int) -> None:
-        with lock:
-            bar.update(n)
-        if on_progress is not None:
-            on_progress(writer.rows_completed, stop)
-
-    wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
-    want_pre = any(pre for _, _, pre in readout.variables)
-    out_dtype = torch.float16 if store_dtype == "float16" else torch.float32
-    copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, out_dtype)
-    render_stream = _render_stream(dev)
-    t0 = time.perf_counter()
-    interrupted = False
-    batches = 0
-    wt.start()
-    error: BaseException | None = None
-    try:
-        with torch.inference_mode():
-            for batch in grid.batches(s.batch_size, start=start_row, stop=stop):
-                n = len(batch)
-                if render_stream is None:
-                    kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
-                    images = stimuli.render(s.kind, position=position, size=size, device=dev, dtype=compute_dtype,
-                                            **kw)
-                else:
-                    main_stream = torch.cuda.current_stream(dev)
-                    with torch.cuda.stream(render_stream):
-                        kw = render_kwargs(batch.params, s.fixed, n, device=dev, dtype=compute_dtype)
-                        images = stimuli.render(s.kind, position=position, size=size, device=dev,
-                                                dtype=compute_dtype, **kw)
-                    main_stream.wait_stream(render_stream)
-                    # the probe reads `images` on the main stream: keep the block from being
-                    # reused by the next render until that work is done
-                    images.record_stream(main_stream)
-                acts = net.probe(images, list(readout.layers), plan=plan, pre_relu=want_pre,
-                                 check_range=dev.type == "cpu")
-                data, done = copy_out.to_host(acts)
-                del images, acts
-                wt.put((batch.start, batch.params if keep_rows else {}, data, done))
-                batches += 1
-                if stop_after_batches is not None and batches >= stop_after_batches:
-                    interrupted = True
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException as exc:  # noqa: BLE001 - re-raised below once the file is safe
-        error = exc
-    try:
-        wt.close()  # writes what is queued; re-raises a writer failure
-    except BaseException as exc:  # noqa: BLE001
-        error = error or exc
-    seconds = time.perf_counter() - t0
-    bar.close()
-    if error is not None:
+    outcome = stream_rows(setup, writer, start_row, setup.stop, progress=progress, queue_depth=queue_depth,
+                          on_progress=on_progress, stop_after_batches=stop_after_batches)
+    if outcome.error is not None:
         empty = resume is None and writer.rows_completed == 0
         writer.close()
         if empty:  # failed before the first batch landed: leave no empty file behind
             Path(path).unlink(missing_ok=True)
         elif log is not None:
             log(f"{writer.rows_completed} rows committed to {path}; continue with: curvebench run --resume {path}")
-        raise error
+        raise outcome.error
     rows_now = writer.rows_completed - start_row
-    complete = writer.rows_completed >= stop and not interrupted
-    try:
-        if complete:
-            writer.finish(seconds=seconds + float(writer.attrs.get("seconds", 0.0)))
-        else:
-            writer.attrs["seconds"] = seconds + float(writer.attrs.get("seconds", 0.0))
-        final_attrs = dict(writer.attrs)
-    finally:
-        writer.close()
-    result = RunResult(path, rows_now, int(final_attrs["rows_completed"]), seconds, complete, final_attrs)
+    complete, final_attrs = finish_file(writer, setup.stop, outcome)
+    result = RunResult(path, rows_now, int(final_attrs["rows_completed"]), outcome.seconds, complete, final_attrs)
     if log is not None:
         log(result.summary_line())
         if not complete:
             log(f"continue with: curvebench run --resume {path}")
-    if interrupted and stop_after_batches is None:
+    if outcome.interrupted and stop_after_batches is None:
         raise KeyboardInterrupt
     return result
-

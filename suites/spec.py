@@ -54,9 +54,11 @@ Convention:
 
 from __future__ import annotations
 
+from probes.weights_spec import WeightsSpec
 from suites.errors import SuiteError
 
 import math
+from stimuli import kinds as _decl
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,16 +76,15 @@ __all__ = [
     "parse_suite",
 ]
 
-KINDS: tuple[str, ...] = ("line", "curve", "angle")
+#: Stimulus kinds (declared in stimuli.kinds).
+KINDS: tuple[str, ...] = _decl.KINDS
 
-# Parameters passed to stimuli.render as numbers or (B,) tensors.
-RENDER_NUMERIC: tuple[str, ...] = (
-    "orientation", "curvature", "length", "width", "rounding", "fill", "ticks", "tick_length",
-)
+# Parameters passed to stimuli.render as numbers or (B,) tensors (declared in stimuli.kinds).
+RENDER_NUMERIC: tuple[str, ...] = tuple(p.name for p in _decl.PARAMS)
 COLOUR_HSV: tuple[str, ...] = tuple(f"{s}_{c}" for s in ("fg", "bg") for c in ("hue", "saturation", "value"))
 COLOUR_RGB: tuple[str, ...] = tuple(f"{s}_{c}" for s in ("fg", "bg") for c in ("r", "g", "b"))
 SWEEPABLE: tuple[str, ...] = RENDER_NUMERIC + COLOUR_HSV + COLOUR_RGB
-FIXED_ONLY: tuple[str, ...] = ("fg", "bg", "tick_side")
+FIXED_ONLY: tuple[str, ...] = ("fg", "bg") + tuple(c.name for c in _decl.CHOICES)
 
 _TOP_KEYS = ("name", "description", "kind", "sweep", "fixed", "model", "run", "summary")
 _MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout")
@@ -92,14 +93,13 @@ _SUMMARY_KEYS = ("enabled", "top_k", "keep_rows")
 _READOUTS = ("both", "pre_relu", "post_relu")
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
 _STORAGE = ("float32", "float16")
-_UNIT_RANGE = ("rounding", "fill") + tuple(k for k in COLOUR_HSV + COLOUR_RGB if not k.endswith("_hue"))
-_POSITIVE = ("length",)
-_NON_NEGATIVE = ("width", "tick_length")
+_UNIT_RANGE = tuple(k for k in COLOUR_HSV + COLOUR_RGB if not k.endswith("_hue"))
+_POSITIVE = ("length",)  # a suite's arc has a length: 0 would draw nothing
 MAX_AXIS_VALUES = 10_000_000
 #: Largest batch (stimuli per forward pass); suites.limits.MAX_BATCH.
 MAX_BATCH_SIZE = 65536
-_DEFAULT_LENGTH = 64.0  # stimuli.DEFAULT_LENGTH (checked by tests/test_suite_spec.py)
-_MAX_TURN = 2 * math.pi  # stimuli.MAX_TURN: curvature * length <= a full circle
+_PARAMS = {p.name: p for p in _decl.PARAMS}
+_CHOICES = {c.name: c for c in _decl.CHOICES}
 #: Family kinds a suite may name in [model].family ("curves" = the model's curve families).
 FAMILY_KINDS: tuple[str, ...] = ("curves",)
 
@@ -137,7 +137,7 @@ class Suite:
     description: str = ""
     fixed: dict[str, Any] = field(default_factory=dict)
     model: str = "groundtruth"
-    weights: str | None = None
+    weights: WeightsSpec = field(default_factory=WeightsSpec)
     layers: tuple[str, ...] = ()
     channels: Any = None
     family: str | None = None
@@ -192,6 +192,8 @@ class Suite:
             _check_choice(kw["readout"], where, "readout", _READOUTS)
         if "layers" in kw:
             kw["layers"] = tuple(kw["layers"])
+        if "weights" in kw:
+            kw["weights"] = WeightsSpec.parse(kw["weights"])
         return replace(self, **kw)
 
 
@@ -260,14 +262,14 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
             raise SuiteError(f"{path}: {where} is also swept in [sweep]; give it in one place only")
         if key in ("fg", "bg"):
             fixed[key] = _colour(value, path, where, allow_complement=key == "bg")
-        elif key == "tick_side":
-            _check_choice(value, f"{path}", where, ("in", "out", "both"))
+        elif key in _CHOICES:
+            _check_choice(value, f"{path}", where, _CHOICES[key].choices)
             fixed[key] = value
         elif key in SWEEPABLE:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SuiteError(f"{path}: {where} must be a number, got {value!r}")
             _check_param_values(key, np.array([float(value)]), path, where)
-            fixed[key] = float(value) if key != "ticks" else int(value)
+            fixed[key] = int(value) if key in _PARAMS and _PARAMS[key].integer else float(value)
         else:
             raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(SWEEPABLE + FIXED_ONLY)}")
     _check_colour_modes({**fixed, **{k: None for k in sweep}}, path)
@@ -278,9 +280,10 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     model_name = model.get("name", "groundtruth")
     if not isinstance(model_name, str) or not model_name:
         raise SuiteError(f"{path}: [model].name must be a non-empty string, got {model_name!r}")
-    weights = model.get("weights", "") or None
-    if weights is not None and not isinstance(weights, str):
-        raise SuiteError(f"{path}: [model].weights must be a path string, got {weights!r}")
+    weights = model.get("weights", "")
+    if not isinstance(weights, str):
+        raise SuiteError(f"{path}: [model].weights must be a path string or 'random', got {weights!r}")
+    weights = WeightsSpec.parse(weights)
     layers = model.get("layers", [])
     if isinstance(layers, str):
         layers = [layers]
@@ -417,29 +420,41 @@ def _axis_values(spec: Any, path: str, where: str) -> np.ndarray:
 
 
 def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> None:
+    """Ranges from the stimulus declaration (stimuli.kinds); colour components lie in [0, 1]."""
     if key in _UNIT_RANGE and (values.min() < 0 or values.max() > 1):
         raise SuiteError(f"{path}: {where} must lie in [0, 1], got values from {values.min():g} to {values.max():g}")
+    if key not in _PARAMS:
+        return
+    d = _PARAMS[key]
+    u = d.unit_suffix()
     if key in _POSITIVE and values.min() <= 0:
-        raise SuiteError(f"{path}: {where} must be > 0 px, got {values.min():g}")
-    if key in _NON_NEGATIVE and values.min() < 0:
-        raise SuiteError(f"{path}: {where} must be >= 0 px, got {values.min():g}")
-    if key == "curvature" and values.min() < 0:
-        raise SuiteError(f"{path}: {where} must be >= 0 (1/px; orientation gives the side), got {values.min():g}")
-    if key == "ticks" and (values.min() < 0 or np.any(values != np.round(values))):
-        raise SuiteError(f"{path}: {where} must be whole numbers >= 0, got {values.tolist()[:8]}")
+        raise SuiteError(f"{path}: {where} must be > 0{u}, got {values.min():g}")
+    if d.suite_low is not None and values.min() < d.suite_low:
+        raise SuiteError(f"{path}: {where} must be >= {d.suite_low:g} ({d.unit or 'no unit'}; orientation gives the side), "
+                         f"got {values.min():g}")
+    if d.low == 0 and d.high == 1 and (values.min() < 0 or values.max() > 1):
+        raise SuiteError(f"{path}: {where} must lie in [0, 1], got values from {values.min():g} to {values.max():g}")
+    if values.min() < d.low or values.max() > d.high:
+        raise SuiteError(f"{path}: {where} must satisfy {d.allowed()}, got values from {values.min():g} to {values.max():g}")
+    if d.integer and np.any(values != np.round(values)):
+        raise SuiteError(f"{path}: {where} must be whole numbers >= {d.low:g}, got {values.tolist()[:8]}")
 
 
 def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, Any], path: str) -> None:
     """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle."""
     kmax = float(sweep["curvature"].max()) if "curvature" in sweep else float(fixed.get("curvature", 0.0))
     where = "[sweep].curvature" if "curvature" in sweep else "[fixed].curvature"
-    if kind == "line" and kmax != 0:
-        raise SuiteError(f"{path}: {where}: kind 'line' needs curvature 0; use kind 'curve' to sweep curvature")
-    lmax = float(sweep["length"].max()) if "length" in sweep else float(fixed.get("length", _DEFAULT_LENGTH))
-    if kmax * lmax > _MAX_TURN * (1 + 1e-9):
+    for name, value in _decl.kind(kind).pinned.items():
+        given = sweep[name] if name in sweep else np.array([float(fixed.get(name, _PARAMS[name].default_for(kind)))])
+        if np.any(given != value):
+            at = f"[sweep].{name}" if name in sweep else f"[fixed].{name}"
+            raise SuiteError(f"{path}: {at}: kind '{kind}' needs {name} {value:g}; use kind 'curve' to sweep {name}")
+    default_length = _PARAMS["length"].default_for(kind)
+    lmax = float(sweep["length"].max()) if "length" in sweep else float(fixed.get("length", default_length))
+    if kmax * lmax > _decl.MAX_TURN * (1 + 1e-9):
         raise SuiteError(
             f"{path}: {where}: curvature up to {kmax:g} 1/px with length up to {lmax:g} px exceeds a full circle; "
-            f"allowed curvature * length <= 2*pi (curvature <= {_MAX_TURN / lmax:g} 1/px at length {lmax:g})"
+            f"allowed curvature * length <= 2*pi (curvature <= {_decl.MAX_TURN / lmax:g} 1/px at length {lmax:g})"
         )
 
 

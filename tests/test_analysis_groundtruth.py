@@ -129,7 +129,8 @@ def test_cli_stats_and_rotate_tuning(tmp_path, capsys) -> None:
 
 
 def test_stimulus_strip_renders_the_runs_stimuli() -> None:
-    from suites.analysis.strip import stimulus_strip, tile_params
+    from suites.analysis.strip import tile_params
+    from suites.strips import stimulus_strip
     from suites.analysis.synthetic import synthetic_results
 
     suite = SUITE.format(name="strip", extra="fg_hue = [0, 120]", fixed='fill = 1.0\nbg = "complement"')

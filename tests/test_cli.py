@@ -56,18 +56,20 @@ def test_every_help_renders_without_format_leftovers():
             assert action.help, f"{path} {action.option_strings or action.dest}: no help text"
 
 
-def test_render_help_quotes_the_renderer_defaults():
-    import inspect
+def test_render_options_are_built_from_the_stimulus_declaration():
+    from stimuli import kinds
 
-    import stimuli
-
-    defaults = {k: p.default for k, p in inspect.signature(stimuli.render).parameters.items()}
     render = dict(_subparsers(build_parser()))["curvebench render"]
-    helps = {a.dest: a.help for a in render._actions}
-    for name in ("orientation", "curvature", "length", "width", "fill", "ticks", "tick_length", "size"):
-        assert helps[name].endswith(f"default {defaults[name]:g})"), (name, helps[name])
-    for name in ("kind", "tick_side"):
-        assert helps[name].endswith(f"default {defaults[name]})"), (name, helps[name])
+    actions = {a.dest: a for a in render._actions}
+    for p in kinds.PARAMS:
+        default = p.default_text or f"{p.default:g}"
+        assert f"(default {default}" in actions[p.name].help, (p.name, actions[p.name].help)
+        assert actions[p.name].help.startswith(p.help)
+    for c in kinds.CHOICES:
+        assert actions[c.name].default == c.default and tuple(actions[c.name].choices) == c.choices
+        assert actions[c.name].help.endswith(f"(default {c.default})")
+    assert tuple(actions["kind"].choices) == kinds.KINDS
+    assert actions["size"].help.endswith("default 224)")
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:

@@ -31,5 +31,5 @@ def test_demo_quick_writes_results_and_heatmaps(tmp_path, capsys):
 
 def test_demo_suite_is_offline_and_small():
     s = load_suite("demo")
-    assert s.model == "groundtruth" and s.weights is None
+    assert s.model == "groundtruth" and s.weights.is_default
     assert 1_000 <= s.num_stimuli <= 20_000

@@ -15,6 +15,7 @@ import xarray as xr
 import probes
 from conftest import curve_suite
 from suites.render_args import render_kwargs
+from suites.options import RunOptions
 from suites.runner import BatchReadout, resolve_readout, run_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,9 +73,9 @@ def test_cuda_run_equals_cpu_run(tmp_path, storage, monkeypatch):
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     # odd batch size: a short last batch; channel subset: index_select before the copy
     s = make(bs=13, channels='channels = { curves = [1, 2, 7] }', storage=storage)
-    cpu = _load(run_suite(s, out=tmp_path / "cpu.h5", device="cpu", progress=False, log=None).path)
-    g1 = _load(run_suite(s, out=tmp_path / "g1.h5", device="cuda", progress=False, log=None).path)
-    g2 = _load(run_suite(s, out=tmp_path / "g2.h5", device="cuda", progress=False, log=None).path)
+    cpu = _load(run_suite(s, RunOptions(device="cpu"), out=tmp_path / "cpu.h5", progress=False, log=None).path)
+    g1 = _load(run_suite(s, RunOptions(device="cuda"), out=tmp_path / "g1.h5", progress=False, log=None).path)
+    g2 = _load(run_suite(s, RunOptions(device="cuda"), out=tmp_path / "g2.h5", progress=False, log=None).path)
     assert g1.attrs["rows_completed"] == cpu.attrs["rows_completed"] == s.num_stimuli
     rel = 2e-3 if storage == "float16" else 1e-4
     for name in ("edges", "edges_pre_relu", "curves", "curves_pre_relu"):

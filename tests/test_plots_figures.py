@@ -41,18 +41,20 @@ def test_heatmaps_and_series(family, tmp_path) -> None:
     wide = np.asarray(Image.open(paths[1]))
     assert wide.shape[1] > np.asarray(Image.open(paths[0])).shape[1]  # three columns side by side
     with pytest.raises(ValueError, match="channels"):
-        plot_heatmaps(family, tmp_path, channels=[1], strip=False)
+        plot_heatmaps(family, tmp_path, channels=[1])
 
 
 def test_strip_warns_without_suite(family, tmp_path) -> None:
+    from suites.strips import stimulus_strip
+
     with pytest.warns(UserWarning, match="no suite text"):
-        plot_heatmaps(family, tmp_path, layers=["mixed3b"])
+        plot_heatmaps(family, tmp_path, layers=["mixed3b"], strip=stimulus_strip)
 
 
 def test_radial_side_by_side_and_layer_comparison(family, tmp_path) -> None:
     (radial,) = plot_radial(family, tmp_path)
     _drawn(radial)
-    p = plot_side_by_side([("a", family), ("b", family)], "mixed3b", tmp_path / "sbs.png", strip=False)
+    p = plot_side_by_side([("a", family), ("b", family)], "mixed3b", tmp_path / "sbs.png")
     _drawn(p)
     two = synthetic_results([dict(preferred=p, echo=0.4) for p in (0, 120, 240)], layer="conv2d2")
     both = xr.merge([two, synthetic_results([dict(preferred=p) for p in (60, 180, 300)], layer="mixed3b")], compat="override")

@@ -8,7 +8,8 @@ import torch
 
 import probes
 import stimuli
-from suites.analysis.rotate import align, rotated_windows
+from suites.analysis.rotate import align
+from suites.rotation_responses import rotated_windows
 from suites.analysis.tuning import wrap180
 
 
@@ -43,13 +44,13 @@ def test_rotation_is_counter_clockwise_and_centred() -> None:
 
 def test_rotation_arguments_are_checked() -> None:
     from probes.images import image_source
-    from suites.analysis.rotate import rotation_tuning
+    from suites.rotation_responses import measure_rotation_responses
 
     model = probes.load_model("groundtruth")
     src = image_source("builtin", limit=1)
     with pytest.raises(ValueError, match="step"):
-        rotation_tuning(model, src, "curves", [0, 1], step=0)
+        measure_rotation_responses(model, src, "curves", [0, 1], step=0)
     with pytest.raises(ValueError, match="out of range"):
-        rotation_tuning(model, src, "curves", [0, 99])
+        measure_rotation_responses(model, src, "curves", [0, 99])
     with pytest.raises(ValueError, match="at least 2"):
-        rotation_tuning(model, src, "curves", [0])
+        measure_rotation_responses(model, src, "curves", [0])

@@ -13,6 +13,7 @@ from conftest import curve_suite
 from curvebench.cli import main as cli_main
 from suites.parameter_grid import Grid
 from suites.results import open_results, unstack_grid
+from suites.options import RunOptions
 from suites.runner import resolve_readout, run_suite
 from suites.spec import SuiteError, parse_suite
 
@@ -97,11 +98,11 @@ def test_resume_refuses_other_suite_or_model(tmp_path):
     with pytest.raises(ValueError, match="different suite"):
         run_suite(other, resume=tmp_path / "c.h5", progress=False, log=None)
     with pytest.raises(ValueError, match="written with model 'groundtruth', not 'inceptionv1'"):
-        run_suite(resume=tmp_path / "c.h5", model="inceptionv1", progress=False, log=None)
+        run_suite(None, RunOptions(model="inceptionv1"), resume=tmp_path / "c.h5", progress=False, log=None)
     wfile = tmp_path / "w.pth"
     wfile.write_bytes(b"not the weights")
     with pytest.raises(ValueError, match="weights .* differ"):
-        run_suite(resume=tmp_path / "c.h5", weights=str(wfile), progress=False, log=None)
+        run_suite(None, RunOptions.of(weights=str(wfile)), resume=tmp_path / "c.h5", progress=False, log=None)
     with pytest.raises(FileNotFoundError):
         run_suite(resume=tmp_path / "nope.h5", progress=False, log=None)
 
@@ -115,7 +116,7 @@ def test_channel_subset_float16_limit_and_reading_while_running(tmp_path):
         with open_results(tmp_path / "h.h5") as ds:  # the writer has the file open right now
             seen.append((done, ds.sizes["stimulus"], ds.attrs["state"]))
 
-    res = run_suite(s, out=tmp_path / "h.h5", limit=40, progress=False, log=None, on_progress=peek)
+    res = run_suite(s, RunOptions(limit=40), out=tmp_path / "h.h5", progress=False, log=None, on_progress=peek)
     assert res.rows == 40 and res.complete
     assert seen and all(d == n and st == "running" for d, n, st in seen)
     ds, dfull = _load(res.path), _load(full.path)
@@ -191,7 +192,7 @@ def test_long_axes_unstack_from_the_stored_suite(tmp_path):
     s = parse_suite(make(bs=512).source.replace(
         "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000 }"),
         path="long.toml")
-    res = run_suite(s, out=tmp_path / "l.h5", limit=700, progress=False, log=None)
+    res = run_suite(s, RunOptions(limit=700), out=tmp_path / "l.h5", progress=False, log=None)
     with open_results(res.path) as ds:
         assert "grid_axis_orientation" not in ds.attrs and "grid_axis_curvature" in ds.attrs
         u = unstack_grid(ds)

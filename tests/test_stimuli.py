@@ -467,6 +467,24 @@ def test_unknown_kind_and_line_with_curvature() -> None:
         stimuli.render("line", curvature=0.1, size=32)
 
 
+@pytest.mark.parametrize("kind", ["line", "curve", "angle"])
+def test_renderer_defaults_are_the_declared_ones(kind: str) -> None:
+    from stimuli import kinds
+
+    curvature = 0.0 if kind == "line" else 0.06
+    explicit = {**kinds.defaults(kind), "curvature": curvature}
+    assert explicit["rounding"] == (0.0 if kind == "angle" else 1.0)
+    implicit = stimuli.render(kind, curvature=curvature, size=80)
+    assert torch.equal(stimuli.render(kind, size=80, **explicit), implicit)
+    # and a different value changes the image, so the comparison can fail
+    assert not torch.equal(stimuli.render(kind, size=80, **{**explicit, "width": explicit["width"] + 1}), implicit)
+
+
+def test_unknown_parameter_names_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown parameter 'radius'; allowed: .*curvature"):
+        stimuli.render("curve", radius=3.0, size=16)
+
+
 def test_full_circle_is_allowed_and_limit_helper() -> None:
     k = stimuli.max_curvature(50.0)
     assert k == pytest.approx(2 * math.pi / 50)

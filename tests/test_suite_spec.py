@@ -7,10 +7,12 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from suites.builtin import builtin_names
 from suites.parameter_grid import Grid
-from suites.render_args import hsv_to_rgb, render_kwargs
+from stimuli.color import hue_to_rgb
+from suites.render_args import render_kwargs
 from suites.spec import SuiteError, load_suite, parse_suite
 
 BASE = """
@@ -114,14 +116,18 @@ def test_colour_modes_conflict():
         _suite('[fixed]\nfg_saturation = 0.5\n')
 
 
-def test_renderer_defaults_match_spec_constants():
+def test_suites_read_the_stimulus_declaration():
     import stimuli
+    from stimuli import kinds
 
     from suites import spec
 
-    assert spec._DEFAULT_LENGTH == stimuli.DEFAULT_LENGTH
-    assert spec._MAX_TURN == pytest.approx(stimuli.MAX_TURN)
-    assert set(spec.KINDS) <= set(stimuli.KINDS)
+    assert spec.KINDS == stimuli.KINDS == kinds.KINDS
+    assert spec.RENDER_NUMERIC == tuple(p.name for p in kinds.PARAMS)
+    assert set(spec.FIXED_ONLY) >= {c.name for c in kinds.CHOICES}
+    # a range violation is reported with the declaration's allowed text
+    with pytest.raises(SuiteError, match=r"\[fixed\].tick_length must satisfy tick_length >= 0 px"):
+        _suite("[fixed]\ntick_length = -1\n")
 
 
 def test_builtin_suites_parse_and_cover_the_article():
@@ -161,7 +167,7 @@ def test_grid_rows_are_unravelled_c_order_and_batches_aligned():
 
 def test_hsv_matches_colorsys_and_complement():
     hues = np.array([0.0, 45.0, 130.0, 200.0, 299.0, 359.0, 420.0])
-    ours = hsv_to_rgb(hues, 0.7, 0.9)
+    ours = hue_to_rgb(hues, 0.7, 0.9, dtype=torch.float64).numpy()
     ref = np.array([colorsys.hsv_to_rgb((h % 360) / 360, 0.7, 0.9) for h in hues])
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     s = load_suite("color")

@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.argtypes import int_list, name_list, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -50,6 +50,13 @@ def _say_statistics(stats) -> None:
         print(f"note: no --stats file given; sigma values use the {SWEEP_LABEL}")
     else:
         print(f"sigma values use {stats_label(stats)}")
+
+
+def _strip(args: argparse.Namespace):
+    """The stimulus-strip renderer for figures, or None with --no-strip."""
+    from suites.strips import stimulus_strip
+
+    return None if args.no_strip else stimulus_strip
 
 
 def _layers(ds, requested: list[str] | None) -> list[str]:
@@ -124,7 +131,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     channels = args.channels if args.channels else None
     written = []
     for (name, ds), layers in zip(datasets, layer_lists):
-        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=not args.no_strip, name=name)
+        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=_strip(args), name=name)
         written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
         if len(present) >= 2:
@@ -132,7 +139,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
         for layer in args.layers if args.layers else common:
-            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=not args.no_strip))
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=_strip(args)))
     for p in written:
         print(f"wrote {p}")
     return 0
@@ -268,6 +275,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
+    from suites.rotation_responses import measure_rotation_responses
 
     from suites.atomic import check_folder, output_file
     from suites.limits import MAX_IMAGE_SIDE, check_at_most
@@ -284,8 +292,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
     stats = _stats(args.stats)
     source = image_source(args.images, limit=args.limit)
-    result = rotation_tuning(model, source, layer, channels, k=args.k, step=args.step, size=args.size, stats=stats,
-                             progress=sys.stderr.isatty())
+    measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size,
+                                          progress=sys.stderr.isatty())
+    result = rotation_tuning(measured, stats=stats)
     print("preferred orientation on the common axis (degrees): " + ", ".join(
         f"{c}: {p:.1f}" for c, p in zip(result.coords["channel"].values, result["preferred"].values)))
     print(f"typical tuning curve FWHM: {result.attrs['typical_fwhm_deg']:.1f} deg ({result.attrs['response_units']})")
@@ -308,7 +317,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG (flat or nested) or 'builtin'")
@@ -390,7 +399,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
     p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG or 'builtin' (small proxy)")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list"]
+from probes.weights_spec import WeightsSpec
+
+__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec"]
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -45,3 +47,11 @@ def int_list(text: str) -> list[int]:
         return [int(s) for s in name_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def weights_spec(text: str) -> WeightsSpec:
+    """``--weights``: a weights file path or ``random``, parsed once into a :class:`~probes.weights_spec.WeightsSpec`."""
+    try:
+        return WeightsSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import nonnegative_int, positive_int
+from curvebench.cli.argtypes import nonnegative_int, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -142,7 +142,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     )
     p.add_argument("--json", metavar="FILE", default=None, help="also write the JSON report here")
     p.add_argument("--model", default="inceptionv1", help="model id, see `curvebench models` (default inceptionv1)")
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file (default: random weights)")
+    p.add_argument("--weights", type=weights_spec, metavar="PATH", default=None, help="weights file (default: random weights)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch", type=positive_int, default=None, metavar="N",
                    help="images per forward (default 8 on CPU, 128 on CUDA)")

@@ -22,20 +22,17 @@ from curvebench.cli.argtypes import nonnegative_int, positive_int
 from curvebench.cli.outputs import add_overwrite
 from suites.errors import LimitError
 from suites.limits import MAX_IMAGE_SIDE, MAX_RENDER_IMAGES, check_at_most
+from stimuli import kinds as _decl
 
 __all__ = ["register", "parse_values", "parse_colour", "parse_size"]
 
-# Numeric options of `curvebench render`, in the order that picks the sheet's x axis.
-# The defaults quoted here are stimuli.draw's (not imported: it needs torch); a test checks them.
-_NUMERIC: tuple[tuple[str, str], ...] = (
-    ("orientation", "degrees, counter-clockwise on screen, the side the curve opens to (0 = +x, 90 = up; default 0)"),
-    ("curvature", "1/px, 0 = straight line, |curvature| <= 2 pi / length; 'max' = a full circle (default 0)"),
-    ("length", "arc length in px, >= 0 (default 64)"),
-    ("width", "stroke width in px, 0 (fill only) up to the image size (default 3)"),
-    ("rounding", "0 = sharp vertex ... 1 = the curve, in [0, 1] (default 0 for --kind angle, 1 otherwise)"),
-    ("fill", "opacity of the region between the path and its chord, in [0, 1] (default 0)"),
-    ("ticks", "number of combing ticks across the path, integer >= 0 (default 0)"),
-    ("tick_length", "tick length in px on each drawn side, >= 0 (default 6)"),
+# Numeric options of `curvebench render`, in the order that picks the sheet's x axis: the
+# stimulus parameters declared in stimuli.kinds (help, units and defaults come from there),
+# then the command line's own colour and position options.
+_EXTRA_HELP = {"curvature": "; 'max' = a full circle at the given --length"}
+_NUMERIC: tuple[tuple[str, str], ...] = tuple(
+    (p.name, p.describe() + _EXTRA_HELP.get(p.name, "")) for p in _decl.PARAMS
+) + (
     ("fg_hue", "foreground hue in degrees, 0 red, 120 green, 240 blue (default: use --fg)"),
     ("x", "x of the path's midpoint in px from the left edge (default: image centre)"),
     ("y", "y of the path's midpoint in px from the top edge (default: image centre)"),
@@ -120,12 +117,10 @@ def _sweep_values(args: argparse.Namespace) -> dict[str, list[float]]:
             lengths = parse_values("length", args.length) if args.length is not None else None
             if lengths is not None and len(lengths) != 1:
                 raise ValueError("--curvature with 'max' needs a single --length (the limit 2 pi / length depends on it)")
-            from stimuli import DEFAULT_LENGTH, MAX_TURN
-
-            length = lengths[0] if lengths else DEFAULT_LENGTH
+            length = lengths[0] if lengths else _decl.param("length").default_for(args.kind)
             if not length > 0:
                 raise ValueError(f"--curvature 'max' is 2 pi / length and needs --length > 0, got {length:g}")
-            kmax = MAX_TURN / length
+            kmax = _decl.MAX_TURN / length
             text = text.replace("-max", repr(-kmax)).replace("max", repr(kmax))
         out[key] = parse_values(key, text)
     return out
@@ -178,17 +173,19 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
         return float(v[0])
 
     params: dict[str, Any] = {}
-    for key in ("orientation", "curvature", "length", "width", "rounding", "fill", "ticks", "tick_length"):
-        val = column(key)
-        if val is not None:
-            params[key] = val
-    if "ticks" in params:
-        bad = [v for v in values["ticks"] if v != round(v)]
-        if bad:
-            raise ValueError(f"--ticks = {bad[0]:g} is not a whole number: allowed integers >= 0 "
-                             "(for a sweep, choose start:stop:count so every step is whole)")
-        t = params["ticks"]
-        params["ticks"] = t.round().long() if isinstance(t, torch.Tensor) else int(round(t))
+    for decl in _decl.PARAMS:
+        val = column(decl.name)
+        if val is None:
+            continue
+        if decl.integer:
+            bad = [v for v in values[decl.name] if v != round(v)]
+            if bad:
+                raise ValueError(f"--{decl.name.replace('_', '-')} = {bad[0]:g} is not a whole number: allowed "
+                                 f"{decl.allowed()} (for a sweep, choose start:stop:count so every step is whole)")
+            val = val.round().long() if isinstance(val, torch.Tensor) else int(round(val))
+        params[decl.name] = val
+    for c in _decl.CHOICES:
+        params[c.name] = getattr(args, c.name)
     fg = parse_colour("fg", args.fg)
     bg = parse_colour("bg", args.bg)
     fg_t: Any = fg
@@ -218,9 +215,12 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
     image_bytes = 3 * H * W * 4
     check_memory("one rendered image", 8 * image_bytes, hint="choose a smaller --size")
     chunk = int(max(1, min(256, 0.05 * available_memory() // (8 * image_bytes))))
-    length_max = max(values.get("length", [stimuli.DEFAULT_LENGTH]))
-    width_max = max(values.get("width", [stimuli.DEFAULT_WIDTH]))
-    tick_reach = max(values.get("tick_length", [stimuli.DEFAULT_TICK_LENGTH])) if max(values.get("ticks", [0])) > 0 else 0.0
+
+    def largest(name: str) -> float:
+        return max(values.get(name, [_decl.param(name).default_for(args.kind)]))
+
+    length_max, width_max = largest("length"), largest("width")
+    tick_reach = largest("tick_length") if largest("ticks") > 0 else 0.0
     if args.cell is not None:
         check_at_most("--cell", args.cell, MAX_IMAGE_SIDE, "px")
     cell = args.cell or min(max(H, W), default_cell(min(length_max, 4 * max(H, W)), min(width_max, max(H, W)),
@@ -234,9 +234,8 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
     if args.npy is not None:
         check_output(args.npy, "--npy")
         check_disk("--npy", Path(args.npy).resolve().parent, n * image_bytes)
-        # validate every value before the file exists: one render of the first image of each chunk is not
-        # enough for sweeps, so the renderer's own checks run on the whole sweep in the loop below; the
-        # file is a temporary that replaces --npy only when the command succeeds
+        # the renderer checks every value of the sweep in the loop below; the file is a temporary that
+        # replaces --npy only when the whole command succeeds
         npy_tmp = stack.enter_context(output_file(args.npy, "--npy"))
         npy = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.float32, shape=(n, 3, H, W))
     cells = []
@@ -248,8 +247,7 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
 
         kw = {k: part(v) for k, v in params.items()}
         p = part(pos) if pos is not None else None
-        images = stimuli.render(args.kind, position=p, fg=part(fg_t), bg=part(bg_t), tick_side=args.tick_side,
-                                size=size, **kw)
+        images = stimuli.render(args.kind, position=p, fg=part(fg_t), bg=part(bg_t), size=size, **kw)
         if npy is not None:
             npy[start:stop] = images.numpy()
         if args.out is not None:
@@ -326,11 +324,14 @@ def register(commands: Any, bench_commands: Any) -> None:
     # argparse takes only plain negative numbers (-3, -0.5) as option values; also take
     # -1:1:5, -0.05,0.05 and -max, so `--curvature -max:max:9` works without the `=`.
     p._negative_number_matcher = re.compile(r"^-(\d|\.\d|max)")
-    p.add_argument("--kind", default="curve", choices=["line", "curve", "angle"], help="what to draw (default curve)")
+    p.add_argument("--kind", default="curve", choices=list(_decl.KINDS),
+                   help="what to draw: " + "; ".join(f"{k.name} = {k.help}" for k in _decl.KIND_DECLARATIONS)
+                   + " (default curve)")
     for key, helptext in _NUMERIC:
         p.add_argument("--" + key.replace("_", "-"), dest=key, metavar="V|A,B|START:STOP:N", help=helptext)
-    p.add_argument("--tick-side", default="both", choices=["in", "out", "both"],
-                   help="side of the combing ticks: in = toward the centre of curvature (default both)")
+    for c in _decl.CHOICES:
+        p.add_argument("--" + c.name.replace("_", "-"), dest=c.name, default=c.default, choices=list(c.choices),
+                       help=c.describe())
     p.add_argument("--fg", default="black", help="stroke colour: r,g,b in [0,1], #rrggbb or a name (default black)")
     p.add_argument("--bg", default="white", help="background colour, same forms as --fg (default white)")
     p.add_argument("--bg-hue-offset", type=float, default=None, metavar="DEG",

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, positive_int
+from curvebench.cli.argtypes import name_list, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
@@ -29,6 +29,15 @@ def _check_out(out: str | None, what: str = "--out") -> None:
         check_output(out, what)
 
 
+def run_options(args: argparse.Namespace) -> Any:
+    """The :class:`~suites.options.RunOptions` of parsed ``run``/``demo`` arguments (absent ones: None)."""
+    from suites.options import RunOptions
+
+    return RunOptions.of(**{k: getattr(args, k, None) for k in
+                            ("model", "weights", "device", "batch_size", "storage", "layers", "limit")},
+                         quick=bool(getattr(args, "quick", False)))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from suites.limits import MAX_BATCH, check_at_most
     from suites.runner import run_suite
@@ -37,20 +46,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("run: name a SUITE (see `curvebench suites`) or give --resume FILE")
     if args.resume is not None and args.out is not None:
         raise ValueError("run: --resume continues FILE in place; do not combine it with --out")
-    if args.resume is not None and any(v is not None for v in (args.batch_size, args.storage, args.layers, args.limit)) or (
-        args.resume is not None and args.quick
-    ):
+    options = run_options(args)
+    if args.resume is not None and options.overrides_grid:
         raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
                          "--layers, --limit or --quick")
     if args.batch_size is not None:
         check_at_most("--batch-size", args.batch_size, MAX_BATCH, hint="stimuli per batch")
     if args.resume is None:
         _check_out(args.out)
-    run_suite(
-        args.suite, out=args.out, resume=args.resume, model=args.model, weights=args.weights, device=args.device,
-        batch_size=args.batch_size, storage=args.storage, layers=args.layers, limit=args.limit,
-        quick=args.quick, progress=False if args.no_progress else None,
-    )
+    run_suite(args.suite, options, out=args.out, resume=args.resume, progress=False if args.no_progress else None)
     return 0
 
 
@@ -90,11 +94,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
 
-    res = run_suite("demo", out=args.out, device=args.device, quick=args.quick,
-                    progress=False if args.no_progress else None)
+    res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
     figures: list[Path] = []
     try:
         from suites.analysis.plots import plot_heatmaps
+        from suites.strips import stimulus_strip
     except ImportError:
         plot_heatmaps = None
     if plot_heatmaps is None:
@@ -103,7 +107,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         out_dir = res.path.with_suffix("")
         with open_results(res.path) as ds:
-            figures = plot_heatmaps(ds, out_dir)
+            figures = plot_heatmaps(ds, out_dir, strip=stimulus_strip)
         for p in figures:
             print(f"figure: {p}")
     print("next:")
@@ -169,7 +173,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
     p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
                    "see `curvebench models`)")
-    p.add_argument("--weights", metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, metavar="PATH",
                    help="weights file (e.g. inception5h.pth) or 'random' (default: the suite's, "
                    "else the cached file of `curvebench weights download`)")
     p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:1 (default: the suite's)")
@@ -207,7 +211,7 @@ def register(commands: Any, bench_commands: Any) -> None:
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
     p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
-    p.add_argument("--weights", metavar="PATH",
+    p.add_argument("--weights", type=weights_spec, metavar="PATH",
                    help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
     p.add_argument("--layers", type=name_list, required=True, metavar="A,B", help="comma-separated layer names")
     p.add_argument("--images", required=True, metavar="PATH",
@@ -232,7 +236,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
-    p.add_argument("--weights", metavar="PATH", help="weights file (default: random weights, seed 0)")
+    p.add_argument("--weights", type=weights_spec, metavar="PATH", help="weights file (default: random weights, seed 0)")
     p.add_argument("--layers", type=name_list, default=["mixed3b"], metavar="A,B",
                    help="comma-separated layers to probe (default mixed3b)")
     p.add_argument("--stimuli", type=positive_int, default=1024, metavar="N",

@@ -34,6 +34,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from .arrays import grid, layer_names, select, series_values  # noqa: E402
 from .sigma import to_sigma  # noqa: E402
 from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
+from .strip import StripRenderer  # noqa: E402
 from suites.atomic import check_folder, output_file  # noqa: E402
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
@@ -228,10 +229,9 @@ def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
     return f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
 
 
-def _strip(ds: xr.Dataset, o: np.ndarray, k: np.ndarray, fixed: Mapping[str, float] | None = None, columns: int = 36) -> np.ndarray | None:
-    from .strip import stimulus_strip
-
-    return stimulus_strip(ds, o, k, fixed=fixed, columns=columns)
+def _strip(strip: StripRenderer | None, ds: xr.Dataset, o: np.ndarray, k: np.ndarray,
+           fixed: Mapping[str, float] | None = None, columns: int = 36) -> np.ndarray | None:
+    return strip(ds, o, k, fixed, columns) if strip is not None else None
 
 
 def plot_heatmaps(
@@ -243,7 +243,7 @@ def plot_heatmaps(
     channels: Sequence[int] | None = None,
     families: Mapping[str, Sequence[int]] | None = None,
     vmax: float = DEFAULT_VMAX,
-    strip: bool = True,
+    strip: StripRenderer | None = None,
     name: str | None = None,
 ) -> list[Path]:
     """Orientation x curvature heatmaps of a results dataset, one PNG per layer.
@@ -264,7 +264,8 @@ def plot_heatmaps(
         families: layer -> channel ids of its family (default: from ``probes`` if the
             model is known there).
         vmax: top of the colour scale in sigma (the article uses 25).
-        strip: draw the stimulus strip on top (rendered with ``stimuli.render``).
+        strip: draws the stimulus strip on top, e.g. :func:`suites.strips.stimulus_strip`
+            (renders the run's own stimuli); ``None`` = no strip.
 
     Returns:
         Paths of the PNGs written.
@@ -284,14 +285,14 @@ def plot_heatmaps(
         extra = {n: v for n, v in series_values(ds).items() if 1 < v.size <= MAX_SERIES}
         averaged = sorted(series_values(ds))
         what = "orientation x curvature" + (f" (averaged over {', '.join(averaged)})" if averaged else "")
-        panel = Panel(layer, full, _strip(ds, o, k) if strip else None)
+        panel = Panel(layer, full, _strip(strip, ds, o, k))
         paths.append(heatmap_figure([panel], chans, layer, _title(ds, layer, what, label), out_dir / f"{stem}-{layer}-heatmaps.png", vmax=vmax))
         for param, values in extra.items():
             panels = []
             for v in values:
                 sub = select(ds, **{param: v})
                 sub_sig = grid(sub, to_sigma(sub, layer, stats) if stats is not None else sig.isel(stimulus=_rows(ds, param, v)))
-                panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(sub, o, k, {param: v}, columns=18) if strip else None))
+                panels.append(Panel(f"{param} = {v:g}", sub_sig, _strip(strip, sub, o, k, {param: v}, columns=18)))
             paths.append(
                 heatmap_figure(
                     panels, chans, layer,
@@ -315,7 +316,7 @@ def plot_side_by_side(
     channels: Sequence[int] | None = None,
     families: Sequence[int] | None = None,
     vmax: float = DEFAULT_VMAX,
-    strip: bool = True,
+    strip: StripRenderer | None = None,
 ) -> Path:
     """Heatmaps of several runs (e.g. curves, fill, colour, angles) as columns of one figure."""
     if not runs:
@@ -325,7 +326,7 @@ def plot_side_by_side(
         sig = to_sigma(ds, layer, stats)
         labels.add(sig.attrs["statistics"])
         g = grid(ds, sig)
-        strip_img = _strip(ds, g.coords["orientation"].values, g.coords["curvature"].values, columns=18) if strip else None
+        strip_img = _strip(strip, ds, g.coords["orientation"].values, g.coords["curvature"].values, columns=18)
         averaged = sorted(series_values(ds))
         panels.append(Panel(title + (f" (averaged over {', '.join(averaged)})" if averaged else ""), g, strip_img))
     if families is None:

@@ -1,26 +1,17 @@
-"""``curvebench rotate-tuning``: a curve family's responses to rotated natural-image crops.
+"""``curvebench rotate-tuning``, the analysis half: a curve family's joint tuning to rotated crops.
 
 The article's "joint tuning curve": take the dataset examples that excite each family
-neuron most, rotate them from 0 to 360 degrees, record the whole family's responses,
-shift each example so the neurons' responses line up, and average.
+neuron most, rotate them from 0 to 360 degrees, record the whole family's responses
+(measured by :func:`suites.rotation_responses.measure_rotation_responses`), shift each
+example so the neurons' responses line up, and average. This module does the last two
+steps on the measured dataset:
 
-Steps (all on the probes' receptive-field geometry):
-
-1. **Top-k crops.** Every image (resized/cropped to ``size``) is probed as a full map;
-   for each family channel its best position in each image is a candidate, and the
-   ``k`` best candidates (so at most one crop per image and channel) are kept.
-2. **Rotation.** A square patch centred on the unit's receptive-field centre, large
-   enough that rotating it never brings in corners (side >= plan size x sqrt 2), is
-   rotated by ``0, step, ..., 360 - step`` degrees with :func:`kornia.geometry.rotate`
-   (bilinear, counter-clockwise as seen on screen, reflection-padded at image edges),
-   and the model's input plan window is cut out so the probed unit sits on the patch
-   centre. The family's responses at the probed unit are recorded.
-3. **Alignment.** Rotating a crop that excites neuron ``s`` by ``a`` presents the
-   orientation ``pref_s + a``. Relative preferred orientations are estimated from the
-   data (where each neuron peaks, on average, for each source neuron's crops, solved
-   self-consistently on the circle), anchored so that the first channel sits at its
-   known peak orientation (``probes.article_families``; 0 if unknown). Every example is then
-   placed on the common axis ``pref_s + a`` and averaged per responding neuron.
+**Alignment.** Rotating a crop that excites neuron ``s`` by ``a`` presents the orientation
+``pref_s + a``. Relative preferred orientations are estimated from the data (where each
+neuron peaks, on average, for each source neuron's crops, solved self-consistently on the
+circle), anchored so that the first channel sits at its known peak orientation
+(``probes.families``; 0 if unknown). Every example is then placed on the common axis
+``pref_s + a`` and averaged per responding neuron.
 
 Convention:
     Angles in degrees; responses are post-ReLU (sigma if a statistics file is given).
@@ -30,57 +21,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 import xarray as xr
 
-from probes.images import ImageSource, iter_batches
 from .tuning import circular_mean, fitted_peak, fwhm
 from suites.atomic import output_file
-
-
-def top_crops(model, source: ImageSource, layer: str, channels: Sequence[int], k: int, size: int = 224, batch_size: int = 8):
-    """Best ``k`` (value, image index, row, col) per channel, at most one per image.
-
-    Returns ``(picks, images)`` with ``picks[channel] = [(value, image, row, col), ...]``
-    (best first) and ``images`` the ``(N, 3, size, size)`` tensor of all images.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    images, best = [], []
-    with torch.no_grad():
-        for _, batch in iter_batches(source, size, batch_size):
-            out = model.probe(batch.to(model.device), [layer], full_map=True, pre_relu=False)[layer][:, list(channels)]
-            b, c, h, w = out.shape
-            v, idx = out.reshape(b, c, h * w).max(dim=2)
-            best.append(torch.stack([v, (idx // w).float(), (idx % w).float()], dim=-1).cpu())
-            images.append(batch.cpu())
-    allbest = torch.cat(best)  # (N, C, 3)
-    picks = {}
-    for j, ch in enumerate(channels):
-        order = torch.argsort(allbest[:, j, 0], descending=True)[:k]
-        picks[int(ch)] = [(float(allbest[i, j, 0]), int(i), int(allbest[i, j, 1]), int(allbest[i, j, 2])) for i in order]
-    return picks, torch.cat(images)
-
-
-def rotated_windows(image: torch.Tensor, centre_rc: tuple[int, int], angles: np.ndarray, plan) -> torch.Tensor:
-    """``(A, 3, plan.size, plan.size)``: the patch around pixel ``centre_rc`` (row, col) rotated by each angle."""
-    import kornia
-
-    half = int(math.ceil(plan.size * math.sqrt(2) / 2)) + 2
-    pad = half + 1
-    padded = F.pad(image[None], (pad, pad, pad, pad), mode="reflect" if pad < min(image.shape[-2:]) else "replicate")
-    r, c = centre_rc[0] + pad, centre_rc[1] + pad
-    patch = padded[:, :, r - half : r + half + 1, c - half : c + half + 1]  # side 2*half+1, centre index half
-    batch = patch.expand(len(angles), -1, -1, -1)
-    rot = kornia.geometry.transform.rotate(batch, torch.as_tensor(angles, dtype=patch.dtype), mode="bilinear", padding_mode="reflection")
-    px, py = plan.position
-    left, top = half - int(round(px - 0.5)), half - int(round(py - 0.5))
-    return rot[:, :, top : top + plan.size, left : left + plan.size].clamp(0, 1)
 
 
 def align(responses: np.ndarray, angles: np.ndarray, anchor: float = 0.0, iterations: int = 5) -> np.ndarray:
@@ -117,75 +64,48 @@ def align(responses: np.ndarray, angles: np.ndarray, anchor: float = 0.0, iterat
 
 
 def rotation_tuning(
-    model,
-    source: ImageSource,
-    layer: str,
-    channels: Sequence[int],
+    measured: xr.Dataset,
     *,
-    k: int = 4,
-    step: float = 10.0,
-    size: int = 224,
     stats: xr.Dataset | None = None,
     anchor: float | None = None,
-    progress: bool = True,
 ) -> xr.Dataset:
-    """Responses of ``channels`` of ``layer`` to rotated top crops, raw and aligned.
+    """Align and average measured rotation responses (see the module docstring).
 
-    Returns a dataset with ``responses(source, example, rotation, channel)``,
-    ``aligned(source, example, orientation, channel)`` (on the common axis),
-    ``tuning(orientation, channel)`` (mean of ``aligned``), ``preferred(channel)``,
-    ``top_value(source, example)`` and attributes describing units and statistics.
+    Args:
+        measured: from :func:`suites.rotation_responses.measure_rotation_responses`.
+        stats: dataset statistics (``curvebench stats``) to express responses in sigma.
+        anchor: orientation (degrees) of the first responsive channel; default its known
+            peak in the article's family table, else 0.
+
+    Returns the measured variables plus ``aligned(source, example, orientation, channel)``
+    (on the common axis), ``tuning(orientation, channel)`` (mean of ``aligned``),
+    ``typical(relative_orientation)``, ``preferred(channel)``, and attributes describing
+    units and statistics.
     """
-    from tqdm.auto import tqdm
-
     from .family_channels import article_families
 
-    if not 0 < step <= 90:
-        raise ValueError(f"step must be in (0, 90] degrees, got {step}")
-    channels = [int(c) for c in channels]
-    if len(channels) < 2:
-        raise ValueError(f"channels: need at least 2 family channels, got {channels}")
-    n_ch = model.num_channels(layer)
-    bad = [c for c in channels if not 0 <= c < n_ch]
-    if bad:
-        raise ValueError(f"channels: {bad} out of range for layer {layer!r} (0..{n_ch - 1})")
-    plan = model.input_plan([layer], size)
-    picks, images = top_crops(model, source, layer, channels, k, size)
-    rf = model.receptive_field(layer, size)
-    angles = np.arange(0.0, 360.0, step)
-    k_eff = min(len(v) for v in picks.values())
-    resp = np.zeros((len(channels), k_eff, angles.size, len(channels)))
-    scale = np.ones(len(channels))
-    shift = np.zeros(len(channels))
+    layer = str(measured.attrs["layer"])
+    channels = [int(c) for c in measured.coords["channel"].values]
+    angles = np.asarray(measured.coords["rotation"].values, dtype=np.float64)
+    step = float(measured.attrs["step_deg"])
+    resp = np.asarray(measured["responses"].values, dtype=np.float64)
     label = "raw post-ReLU activation"
     if stats is not None:
         from .sigma import stats_label
 
         mean = stats[f"{layer}_mean"].sel({f"{layer}_channel": channels}).values
         std = stats[f"{layer}_std"].sel({f"{layer}_channel": channels}).values
-        shift, scale = mean, np.where(std > 0, std, np.nan)
+        resp = (resp - mean) / np.where(std > 0, std, np.nan)
         label = f"post-ReLU sigma ({stats_label(stats)})"
-    top_value = np.zeros((len(channels), k_eff))
-    bar = tqdm(total=len(channels) * k_eff, desc=f"rotate {layer}", unit="crop", disable=not progress)
-    with torch.no_grad():
-        for s, ch in enumerate(channels):
-            windows = []
-            for e, (value, img, row, col) in enumerate(picks[ch][:k_eff]):
-                centre = (int(round(rf.offset + rf.stride * row)), int(round(rf.offset + rf.stride * col)))
-                windows.append(rotated_windows(images[img], centre, angles, plan))
-                top_value[s, e] = value
-            out = model.probe(torch.cat(windows).to(model.device), [layer], plan=plan, pre_relu=False)[layer][:, channels]
-            resp[s] = ((out.double().cpu().numpy() - shift) / scale).reshape(k_eff, angles.size, len(channels))
-            bar.update(k_eff)
-    bar.close()
-    # anchor: the first channel that has a preferred orientation, at its known peak (probes.article_families)
+    k_eff = resp.shape[1]
+    # anchor: the first channel that has a preferred orientation, at its known peak (probes.families)
     probe_pref = align(resp, angles, 0.0)
     usable = [i for i in range(len(channels)) if math.isfinite(probe_pref[i])]
     if not usable:
         raise ValueError(f"rotate-tuning: none of the channels {channels} of {layer!r} responded to the rotated crops")
     anchor_channel = channels[usable[0]]
     if anchor is None:
-        anchor = article_families(model.name).get(layer, {}).get(anchor_channel) or 0.0
+        anchor = article_families(str(measured.attrs.get("model", ""))).get(layer, {}).get(anchor_channel) or 0.0
     pref = align(resp, angles, anchor)
     aligned = np.full_like(resp, np.nan)
     for s in usable:
@@ -195,26 +115,14 @@ def rotation_tuning(
                 aligned[s, e, :, d] = np.interp(angles, x, resp[s, e, :, d], period=360.0)
     tuning = np.nanmean(aligned[usable], axis=(0, 1))
     typical = np.mean([np.roll(tuning[:, d], -int(round(pref[d] / step))) for d in usable], axis=0)
-    ds = xr.Dataset(
-        {
-            "responses": (("source", "example", "rotation", "channel"), resp),
-            "aligned": (("source", "example", "orientation", "channel"), aligned),
-            "tuning": (("orientation", "channel"), tuning),
-            "typical": (("relative_orientation",), typical),
-            "preferred": (("channel",), pref),
-            "top_value": (("source", "example"), top_value),
-        },
-        coords={"source": channels, "channel": channels, "example": np.arange(k_eff), "rotation": angles,
-                "orientation": angles, "relative_orientation": angles},
-    )
+    ds = measured.copy()
+    ds["responses"] = (("source", "example", "rotation", "channel"), resp)
+    ds = ds.assign_coords(orientation=angles, relative_orientation=angles)
+    ds["aligned"] = (("source", "example", "orientation", "channel"), aligned)
+    ds["tuning"] = (("orientation", "channel"), tuning)
+    ds["typical"] = (("relative_orientation",), typical)
+    ds["preferred"] = (("channel",), pref)
     ds.attrs.update(
-        model=str(model.meta.get("model", model.name)),
-        weights_sha256=str(model.meta.get("weights_sha256") or ""),
-        layer=layer,
-        images=source.label,
-        proxy=int(source.proxy),
-        k=k_eff,
-        step_deg=float(step),
         response_units=label,
         typical_fwhm_deg=float(fwhm(angles, np.clip(typical, 0, None))),
         anchor=f"channel {anchor_channel} placed at {anchor:g} deg",

@@ -1,8 +1,11 @@
-"""The stimulus strip drawn above heatmaps: a few stimuli of the sweep, rendered again.
+"""The stimulus strip drawn above heatmaps: which stimuli its tiles show, and how tiles are laid out.
 
-Tiles are rendered with :func:`stimuli.render` using the run's own suite (kind and
-fixed parameters, stored in the results file) and, for every other swept parameter,
-the value of the stimulus row nearest to the tile's (orientation, curvature).
+This module only works on the dataset: it picks, for each tile, the parameters of the
+stimulus row nearest to the tile's (orientation, curvature) (:func:`strip_tile_params`)
+and lays rendered tiles out as one image (:func:`assemble_strip`). Rendering them is
+the runner side's job (:func:`suites.strips.stimulus_strip`, which re-renders the run's
+own suite); plotting functions take such a renderer as their ``strip`` argument
+(:data:`StripRenderer`), so the analysis layer never renders.
 
 Convention:
     Tile column ``j`` of ``columns`` is rendered at the orientation at the centre of
@@ -12,29 +15,17 @@ Convention:
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import xarray as xr
 
 from .arrays import swept_parameters
 
-SUITE_ATTRS = ("suite", "suite_text", "suite_toml")
-
-
-def suite_of(ds: xr.Dataset):
-    """The :class:`suites.spec.Suite` stored in a results file's attributes, or ``None``."""
-    from suites.spec import parse_suite
-
-    for key in SUITE_ATTRS:
-        text = ds.attrs.get(key)
-        if isinstance(text, str) and "kind" in text and "\n" in text:
-            try:
-                return parse_suite(text)
-            except ValueError:
-                return None
-    return None
+#: ``strip(ds, orientations, curvatures, fixed, columns) -> (H, W, 3) image in [0, 1] or None``:
+#: draws the stimulus strip above a heatmap whose axes are ``orientations`` x ``curvatures``;
+#: ``fixed`` pins further swept parameters (a series column), ``columns`` is the tile count.
+StripRenderer = Callable[[xr.Dataset, np.ndarray, np.ndarray, "Mapping[str, float] | None", int], "np.ndarray | None"]
 
 
 def tile_params(
@@ -65,33 +56,15 @@ def tile_params(
     return out
 
 
-def stimulus_strip(
-    ds: xr.Dataset,
-    orientations: np.ndarray,
-    curvatures: np.ndarray,
-    *,
-    fixed: Mapping[str, float] | None = None,
-    columns: int = 36,
-    rows: int = 4,
-    tile: int = 40,
-) -> np.ndarray | None:
-    """An ``(rows * tile, columns * tile, 3)`` float image in [0, 1], or ``None`` if it cannot be rendered.
+def strip_tile_params(
+    ds: xr.Dataset, orientations: np.ndarray, curvatures: np.ndarray, *, fixed: Mapping[str, float] | None = None,
+    columns: int = 36, rows: int = 4,
+) -> dict[str, np.ndarray]:
+    """Parameters of the ``rows * columns`` tiles (row-major), as arrays by parameter name.
 
-    ``None`` (with a warning naming the reason) when the results carry no suite text or
-    the renderer is unavailable; figures are then drawn without a strip.
+    Tile column ``j`` sits at the orientation at the centre of the ``j``-th equal slice of
+    the heatmap's x range, tile rows go from the straightest to the tightest curvature.
     """
-    suite = suite_of(ds)
-    if suite is None:
-        warnings.warn("stimulus strip: the results file has no suite text; drawing heatmaps without a strip", stacklevel=2)
-        return None
-    try:
-        import torch
-        import torch.nn.functional as F
-
-        import stimuli
-    except ImportError as exc:  # pragma: no cover - the renderer is part of the package
-        warnings.warn(f"stimulus strip: renderer not importable ({exc}); drawing heatmaps without a strip", stacklevel=2)
-        return None
     o = np.asarray(orientations, dtype=np.float64)
     k = np.asarray(curvatures, dtype=np.float64)
     do = (o[-1] - o[0]) / max(o.size - 1, 1) if o.size > 1 else 360.0
@@ -99,17 +72,16 @@ def stimulus_strip(
     tile_o = lo + (np.arange(columns) + 0.5) * (hi - lo) / columns
     tile_k = np.linspace(k.min(), k.max(), rows)
     per_tile = [tile_params(ds, to, tk, fixed, column=j) for tk in tile_k for j, to in enumerate(tile_o)]
-    from suites.render_args import render_kwargs
+    return {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
 
-    params = {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
-    kwargs = render_kwargs(params, suite.fixed, len(per_tile))
-    length = float(np.max(params["length"])) if "length" in params else float(suite.fixed.get("length", 64))
-    size = int(min(max(32, round(1.5 * length)), 256))
-    with torch.no_grad():
-        images = stimuli.render(suite.kind, size=size, **kwargs)
-        small = F.interpolate(images, size=(tile, tile), mode="bilinear", antialias=True, align_corners=False)
-    small = small.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    small[:, :1, :, :] = 1.0  # thin white gutters between tiles
-    small[:, :, :1, :] = 1.0
-    strip = small.reshape(rows, columns, tile, tile, 3).transpose(0, 2, 1, 3, 4).reshape(rows * tile, columns * tile, 3)
-    return strip
+
+def assemble_strip(tiles: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """Lay ``(rows * columns, t, t, 3)`` tiles (row-major) out as one ``(rows * t, columns * t, 3)`` image.
+
+    A thin white gutter (one pixel on each tile's top and left edge) separates the tiles.
+    """
+    tiles = np.array(tiles, dtype=np.float64, copy=True)
+    t = tiles.shape[1]
+    tiles[:, :1, :, :] = 1.0
+    tiles[:, :, :1, :] = 1.0
+    return tiles.reshape(rows, columns, t, t, 3).transpose(0, 2, 1, 3, 4).reshape(rows * t, columns * t, 3)
