@@ -293,7 +293,7 @@ def _after_failure(path: Path, rows: int) -> str:
     """What to do after a failed batch: resume only when rows landed (an empty file is removed)."""
     if rows == 0:
         return "no row was written (the empty file is removed); free space or choose a smaller batch and run again"
-    return (f"the {rows} rows written before stay readable; free space and continue with "
+    return (f"the {rows} rows written before are intact and readable; free space and continue with "
             f"`curvebench run --resume {path}`")
 
 
