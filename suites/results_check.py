@@ -92,6 +92,8 @@ def _int_attr(path: Path, attrs: Any, key: str, minimum: int = 0) -> int | None:
         return None
     v = attrs[key]
     arr = np.asarray(v)
+    if arr.shape == (1,):  # netCDF writers store scalars as one-element arrays
+        arr = arr.reshape(())
     if arr.shape != () or arr.dtype.kind not in "iu" or isinstance(v, (bool, np.bool_)):
         if arr.shape == () and arr.dtype.kind == "f" and math.isfinite(float(arr)) and float(arr).is_integer():
             pass  # an integer stored as float: accepted
