@@ -307,3 +307,32 @@ def test_render_outside_the_image_is_refused(capsys, w):
 def test_non_utf8_toml_names_the_file(capsys, w):
     (w / "latin.toml").write_bytes(SUITE.format(name="caf\xe9").encode("latin-1"))
     refused(capsys, w, ["run", "latin.toml", "--out", "r.h5"], r"latin\.toml.*UTF-8")
+
+
+def test_refused_local_port_is_not_called_offline(capsys, w):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = refused(capsys, w, ["weights", "download", "--url", f"http://127.0.0.1:{port}/x.pth",
+                               "--weights", "dl.pth", "--timeout", "5", "--quiet"], r"refused the connection")
+    assert "offline" not in line
+
+
+def test_zero_rows_failure_does_not_advise_resume(tmp_path):
+    from suites.writer import _after_failure
+
+    assert "--resume" not in _after_failure(tmp_path / "x.h5", 0)
+    assert "--resume" in _after_failure(tmp_path / "x.h5", 8)
+
+
+def test_one_line_for_argparse_errors_and_internal_errors(capsys, w, monkeypatch):
+    code, out, err = cli(capsys, ["render", "--cell", "abc"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--cell" in err
+    import curvebench.cli.render as r
+
+    monkeypatch.setattr(r, "_render", lambda args, stack: 1 / 0)
+    code, out, err = cli(capsys, ["render", "--npy", "x.npy"])
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "internal error: ZeroDivisionError" in err
+    assert not (w / "x.npy").exists()
