@@ -2,7 +2,8 @@
 
 Public API::
 
-    model = probes.load_model("inceptionv1" | "groundtruth", weights=None, device="cpu")
+    model = probes.load_model("inceptionv1" | "efficientnet-lite0" | "groundtruth", weights=None, device="cpu")
+    model = probes.load_model("my.module:factory", input_transform="imagenet")  # any torch model
     model.layers, model.num_channels(layer), model.receptive_field(layer)
     plan = model.input_plan(["mixed3b"])          # smallest exact crop + where to draw
     acts = model.probe(images01, ["mixed3b"], plan)  # {"mixed3b": (B, C), "mixed3b_pre_relu": (B, C)}
@@ -18,14 +19,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from probes.base import InputTransform, ProbeModel, wrap_module
+    from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
     from probes.article_families import Family, families, get_family
     from probes.receptive import InputPlan, ReceptiveField
     from probes.registry import ModelEntry, list_models, load_model, register_model
 
 # public name -> submodule that defines it
 _EXPORTS = {
-    **dict.fromkeys(("InputTransform", "ProbeModel", "wrap_module"), "base"),
+    **dict.fromkeys(("InputTransform", "ProbeModel", "parse_input_transform", "wrap_module"), "base"),
     **dict.fromkeys(("Family", "families", "get_family"), "article_families"),
     **dict.fromkeys(("InputPlan", "ReceptiveField"), "receptive"),
     **dict.fromkeys(("ModelEntry", "list_models", "load_model", "register_model"), "registry"),

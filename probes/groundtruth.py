@@ -154,13 +154,46 @@ class GroundTruthNet(nn.Module):
         self.curves_pre_relu = nn.Identity()
         self.curves = nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def edge_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-ReLU ``edges`` map ``(B, 12, ceil(H/2), ceil(W/2))`` of the network input ``x``."""
         e = F.conv2d(_pad_same(x, EDGE_KERNEL, 1, "replicate"), self.edge_weight, groups=3)
         e = e.abs().unflatten(1, (3, 12)).mean(dim=1)
         e = F.conv2d(_pad_same(e, POOL_KERNEL, 2, "constant"), self.pool_weight, stride=2, groups=12)
-        e = self.edges(self.edges_pre_relu(e / (e + SATURATION) - EDGE_THRESHOLD))
+        return e / (e + SATURATION) - EDGE_THRESHOLD
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.edges(self.edges_pre_relu(self.edge_map(x)))
         c = F.conv2d(_pad_same(e, CURVE_KERNEL, 2, "constant"), self.curve_weight, self.curve_bias, stride=2)
         return self.curves(self.curves_pre_relu(c))
+
+
+def unit_forward(net: GroundTruthNet, x: torch.Tensor, where: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """Values ``(B, 12)`` of the units ``where[layer] = (row, col)`` without the whole ``curves`` map.
+
+    The ``edges`` map is computed in full (it is cheap); a ``curves`` unit is the dot
+    product of its 21 x 21 window of ``edges`` with the weights, the same arithmetic as
+    the full forward's convolution. Raises :class:`probes.sliced.NeedsPadding` when that
+    window reaches the convolution's padding (then only the full forward is exact).
+    """
+    from probes.sliced import NeedsPadding
+
+    pre = net.edge_map(x)
+    post = F.relu(pre)
+    out: dict[str, torch.Tensor] = {}
+    if "edges" in where:
+        r, c = where["edges"]
+        out["edges_pre_relu"], out["edges"] = pre[:, :, r, c].clone(), post[:, :, r, c].clone()
+    if "curves" in where:
+        r, c = where["curves"]
+        h, w = post.shape[-2:]
+        top = 2 * r - same_pads((h, w), CURVE_KERNEL, 2)[2]
+        left = 2 * c - same_pads((h, w), CURVE_KERNEL, 2)[0]
+        if top < 0 or left < 0 or top + CURVE_KERNEL > h or left + CURVE_KERNEL > w:
+            raise NeedsPadding
+        window = post[:, :, top : top + CURVE_KERNEL, left : left + CURVE_KERNEL]
+        value = torch.einsum("bihw,oihw->bo", window, net.curve_weight) + net.curve_bias
+        out["curves_pre_relu"], out["curves"] = value, F.relu(value)
+    return out
 
 
 def units() -> list[dict[str, object]]:
@@ -189,6 +222,7 @@ def build(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
         channels={"edges": 12, "curves": 12},
         transform=InputTransform(1.0, 0.0, "identity: RGB in [0, 1] used as is"),
         geometry=GEOMETRY,
+        unit_forward=unit_forward,  # type: ignore[arg-type]
         meta={
             "units": units(),
             "edge_orientations": list(EDGE_ORIENTATIONS),

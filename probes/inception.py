@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probes.receptive import Geometry, same_pads
+from probes.receptive import Geometry
+from probes.same import conv2d_same, max_pool_same
 
 # (in, 1x1, 3x3_bottleneck, 3x3, 5x5_bottleneck, 5x5, pool_reduce) per mixed layer
 MIXED: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -109,23 +110,7 @@ class Concat(nn.Module):
         return torch.cat(tensors, dim=1)
 
 
-def _conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv`` with TF "SAME" zero padding (symmetric pads go to the conv itself: no copy)."""
-    k, s = conv.kernel_size[0], conv.stride[0]
-    if k == 1:
-        return conv(x)
-    left, right, top, bottom = same_pads(x.shape[-2:], k, s)
-    if left == right and top == bottom:
-        return F.conv2d(x, conv.weight, conv.bias, s, (top, left))
-    return conv(F.pad(x, (left, right, top, bottom)))
-
-
-def max_pool_same(x: torch.Tensor, k: int = 3, s: int = 1) -> torch.Tensor:
-    """TF "SAME" max-pool: padded positions never win (``-inf``)."""
-    left, right, top, bottom = same_pads(x.shape[-2:], k, s)
-    if left == right and top == bottom and 2 * top <= k:  # torch pads max-pools with -inf itself
-        return F.max_pool2d(x, k, s, (top, left))
-    return F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), k, s)
+_conv = conv2d_same  # TF "SAME" conv (probes/same.py)
 
 
 class InceptionV1Net(nn.Module):

@@ -18,6 +18,7 @@ every repeat so that machine noise hits them alike; speedups are ratios of media
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import os
 import platform
 import statistics
@@ -29,10 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.errors import LayerError
 from probes.registry import load_model
+from probes.taps import run_until
 from probes.weights_spec import RANDOM, WeightsLike, WeightsSpec
 
 DEFAULT_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
+# per model: truncated-forward layers and the layer of the receptive-field crop comparison
+MODEL_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "inceptionv1": (DEFAULT_LAYERS, "mixed3b"),
+    "efficientnet-lite0": (("blocks.1", "blocks.2", "blocks.3.2.depthwise", "blocks.4"), "blocks.3.2.depthwise"),
+    "groundtruth": (("edges", "curves"), "curves"),
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -81,8 +90,8 @@ def bench_probe(
     batch: int | None = None,
     repeats: int = 5,
     warmup: int = 1,
-    layers: tuple[str, ...] = DEFAULT_LAYERS,
-    crop_layer: str = "mixed3b",
+    layers: tuple[str, ...] | None = None,
+    crop_layer: str | None = None,
     size: int = 224,
     options: tuple[str, ...] | None = None,
     full_network: bool = True,
@@ -97,6 +106,9 @@ def bench_probe(
         options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
             None = all three on CUDA, none on CPU.
         full_network: also time the whole network (the reference of ``speedup_vs_full``).
+        layers, crop_layer: None = the model's defaults (:data:`MODEL_LAYERS`; else its
+            ``meta["best_layer"]`` or last spatial layer). ``rf_crop_speedup`` is measured
+            at ``crop_layer`` (also reported as ``rf_crop_speedup_<crop_layer>``).
     """
     from probes.device import resolve_device
 
@@ -111,9 +123,12 @@ def bench_probe(
     if spec.is_default and model != "groundtruth":
         spec = RANDOM  # a speed benchmark: random weights need no download
     m = load_model(model, weights=spec, device=dev)
-    layers = tuple(layer for layer in layers if layer in m.layers) or (m.layers[-1],)
-    if crop_layer not in m.layers:
-        crop_layer = layers[-1]
+    spatial = [layer for layer in m.layers if m.geometry is None or layer in m.geometry.layers]
+    default_layers, default_crop = MODEL_LAYERS.get(m.name, ((), m.meta.get("best_layer") or spatial[-1]))
+    layers = tuple(layer for layer in (layers or default_layers) if layer in m.layers) or (spatial[-1],)
+    crop_layer = crop_layer or default_crop
+    if crop_layer not in spatial:
+        raise LayerError(f"crop_layer: {crop_layer!r} is not a spatial layer of {m.name!r}; allowed: {', '.join(spatial)}")
     x = torch.rand(batch, 3, size, size, device=dev)
     plan = m.input_plan(crop_layer, size=size)
     x_crop = plan.crop(x).contiguous()
@@ -165,6 +180,7 @@ def bench_probe(
                 "sliced_full_input_speedup": stats["sliced_full"]["images_per_s"] / rf_full}
                if "sliced_full" in stats else {}),
         },
+        "rf_crop_speedup": speedup,
         f"rf_crop_speedup_{crop_layer}": speedup,
     }
     if options is None:
@@ -182,13 +198,17 @@ def _bench_options(m, x, x_crop, plan, layer, dev, repeats, warmup, options, pro
         raise ValueError(f"options: unknown {sorted(unknown)}; allowed: channels_last, bf16, compile")
     net = m.net
     transform = m.transform
+    takes_until = "until" in inspect.signature(net.forward).parameters
 
     def runner(net_, inputs, amp, unit):  # type: ignore[no-untyped-def]
         ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if amp else nullcontext()
 
         def run() -> object:
             with ctx:
-                y = net_(transform(inputs), until=layer)
+                if takes_until:
+                    y = net_(transform(inputs), until=layer)
+                else:  # any other network: stop after the tap's module (hooks)
+                    y = run_until(net_, transform(inputs), [m.taps[layer]])[m.taps[layer]]
             return y[:, :, unit[0], unit[1]].float()
 
         return run

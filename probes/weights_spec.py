@@ -89,6 +89,8 @@ class WeightsSpec:
     def check_exists(self) -> None:
         """Raise ``FileNotFoundError`` when a weights file is named but absent."""
         if self.path is not None and not self.path.is_file():
+            if self.path.is_dir():
+                raise FileNotFoundError(f"weights: {self.path} is a folder, not a weights file (give the file, or 'random')")
             raise FileNotFoundError(f"weights file not found: {self.path}")
 
     def file_sha256(self) -> str:

@@ -24,7 +24,9 @@ from torch import Tensor, nn
 from . import _params as P
 from . import kinds as D
 from .errors import StimulusError
-from .shapes import Shape, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch
+from .shapes import (
+    Shape, article_fill_coverage, fill_coverage, stroke_and_frame, tick_coverage, tile_may_touch, window_coverage,
+)
 
 # The declarations live in stimuli.kinds; these names are kept for the public API.
 #: Default arc length (px at 224 px input), see ``docs/stimuli.md``.
@@ -141,10 +143,11 @@ def render(
         lo = torch.tensor([d.low for d in D.PARAMS], dtype=gdt, device=dev)[:, None]
         hi = torch.tensor([d.high_for(min(H, W)) for d in D.PARAMS], dtype=gdt, device=dev)[:, None]
         integer = torch.tensor([d.integer for d in D.PARAMS], device=dev)[:, None]
+        inf_ok = torch.tensor([d.allow_inf for d in D.PARAMS], device=dev)[:, None]
         colours = torch.cat([fg_t, bg_t], dim=1)
         k, n_ticks = p["curvature"], p["ticks"]
         invalid = (
-            (~torch.isfinite(scalars) | (scalars < lo) | (scalars > hi) | (integer & (scalars != scalars.round()))).any()
+            (torch.isnan(scalars) | (torch.isinf(scalars) & ~(inf_ok & (scalars > 0))) | (scalars < lo) | (scalars > hi) | (integer & (scalars != scalars.round()))).any()
             | ~torch.isfinite(pos).all()
             | (~torch.isfinite(colours) | (colours < 0) | (colours > 1)).any()
             | ((k * p["length"]).abs() > MAX_TURN * (1 + 1e-6)).any()
@@ -153,15 +156,20 @@ def render(
             invalid = invalid | (p[name] != value).any()
         tick_reach = torch.where(n_ticks > 0, p["tick_length"], 0.0)
         reach = 0.5 * p["length"] + 0.5 * p["width"] + tick_reach
+        if choices["fill_mode"] == "article":
+            # the concave side reaches the window's edge, or every pixel of the image
+            span = torch.stack([pos[:, 0], W - pos[:, 0], pos[:, 1], H - pos[:, 1]]).abs().amax(0)
+            reach = torch.maximum(reach, torch.where(p["fill"] > 0, span, 0.0))
+        reach = torch.minimum(reach, 0.5 * p["window"] + 1.0)  # nothing is drawn outside the window
         facts = torch.stack([
-            invalid.to(gdt), reach.max(), n_ticks.max(), (p["rounding"] < 1).any().to(gdt),
+            invalid.to(gdt), reach.nan_to_num(0.0).max(), n_ticks.max(), (p["rounding"] < 1).any().to(gdt),
             ((0.5 * k * p["length"]).abs() > 0.5 * math.pi).any().to(gdt), (p["fill"] > 0).any().to(gdt),
-            (bg_t != bg_t[:1]).any().to(gdt), *bg_t[0].to(gdt),
+            (p["window"] < math.inf).any().to(gdt), (bg_t != bg_t[:1]).any().to(gdt), *bg_t[0].to(gdt),
         ]).tolist()
     if facts[0]:
         _explain(kind, H, W, vals, *given)
         raise StimulusError("render: invalid parameters")  # pragma: no cover - _explain raises first
-    return _draw(H, W, p, pos, fg_t, bg_t, choices["tick_side"], dtype, facts[1:])
+    return _draw(H, W, p, pos, fg_t, bg_t, choices, dtype, facts[1:])
 
 
 render.__doc__ = render.__doc__.format(params=_parameter_doc())  # type: ignore[union-attr]
@@ -169,8 +177,9 @@ render.__doc__ = render.__doc__.format(params=_parameter_doc())  # type: ignore[
 
 def _explain(kind: str, H: int, W: int, vals: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor) -> None:
     """Raise the StimulusError that names the first invalid parameter, value, index and allowed range."""
-    for k, v in vals.items():
-        P.check_finite(k, v)
+    for d in D.PARAMS:
+        v = vals[d.name]
+        P.check_finite(d.name, torch.where(v == math.inf, 0.0, v) if d.allow_inf else v)
     for k, v in (("position", pos), ("fg", fg), ("bg", bg)):
         P.check_finite(k, v, vector=True)
     for d in D.PARAMS:
@@ -194,13 +203,14 @@ _CULL: bool = True  # tests switch tile culling off to check it changes nothing
 
 
 def _draw(
-    H: int, W: int, p: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, tick_side: str, dtype: torch.dtype,
-    facts: list[float],
+    H: int, W: int, p: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, choices: dict[str, str],
+    dtype: torch.dtype, facts: list[float],
 ) -> Tensor:
     """Draw a validated batch: parameters ``(B,)``, ``pos`` ``(B, 2)``, colours ``(B, 3)``."""
     dev, gdt = pos.device, pos.dtype
     B = pos.shape[0]
-    reach_max, n_ticks, has_arms, any_wraps, any_fill, bg_varies, *bg_first = facts
+    reach_max, n_ticks, has_arms, any_wraps, any_fill, any_window, bg_varies, *bg_first = facts
+    tick_side, article = choices["tick_side"], choices["fill_mode"] == "article"
 
     # A window of nt x nt tiles, aligned to the image's TILE grid, around each stimulus
     # holds every pixel it can touch; tiles outside the image are skipped below.
@@ -232,7 +242,12 @@ def _draw(
             shape.columns(), tu, tv, (TILE - 1) / math.sqrt(2.0),
             tick_reach[:, None, None] if n_ticks > 0 else None,
             (p["fill"] > 0)[:, None, None] if any_fill else None,
+            article_fill=article,
         )
+        if any_window:  # tiles wholly outside the square window
+            reach_w = 0.5 * p["window"][:, None] + 0.5 + 0.5 * TILE
+            hit &= ((x0[:, None].to(gdt) + centres - pos[:, 0:1]).abs() <= reach_w)[:, None, :]
+            hit &= ((y0[:, None].to(gdt) + centres - pos[:, 1:2]).abs() <= reach_w)[:, :, None]
         if not _CULL:
             hit = torch.ones_like(hit)
         hit &= ((x0[:, None] + starts >= 0) & (x0[:, None] + starts < W))[:, None, :]
@@ -241,23 +256,27 @@ def _draw(
 
     # 2. Coverage of the pixels of the active tiles only; one gather brings every
     #    per-stimulus value to its tiles.
-    extra = [nx, ny, pos[:, 0], pos[:, 1], p["ticks"], p["tick_length"], p["fill"]]
+    extra = [nx, ny, pos[:, 0], pos[:, 1], p["ticks"], p["tick_length"], p["fill"], p["window"]]
     table = torch.cat([shape.table(), torch.stack(extra, dim=1), fg, bg], dim=1)[tb]
-    nf = table.shape[1] - 13
+    nf = table.shape[1] - 14
     t_shape = shape.from_table(table[:, :nf])
-    t_nx, t_ny, t_px, t_py, t_ticks, t_tlen, t_fill = table[:, nf : nf + 7].unbind(1)
-    t_fg, t_bg = table[:, nf + 7 : nf + 10], table[:, nf + 10 :]
+    t_nx, t_ny, t_px, t_py, t_ticks, t_tlen, t_fill, t_win = table[:, nf : nf + 8].unbind(1)
+    t_fg, t_bg = table[:, nf + 8 : nf + 11], table[:, nf + 11 :]
     offs = torch.arange(TILE, device=dev)
     cols = (x0[tb] + tx * TILE)[:, None] + offs  # (N, T)
     rows = (y0[tb] + ty * TILE)[:, None] + offs
-    u, v = frame(cols.to(gdt) + 0.5 - t_px[:, None], rows.to(gdt) + 0.5 - t_py[:, None], t_nx, t_ny)
+    dx, dy = cols.to(gdt) + 0.5 - t_px[:, None], rows.to(gdt) + 0.5 - t_py[:, None]
+    u, v = frame(dx, dy, t_nx, t_ny)
     cov, t, q, dc = stroke_and_frame(t_shape, u, v)
     if n_ticks > 0:
         cov = torch.maximum(
             cov, tick_coverage(t_shape, u, v, t_ticks[:, None, None], int(n_ticks), t_tlen[:, None, None], tick_side)
         )
     if any_fill:
-        cov = torch.maximum(cov, t_fill[:, None, None] * fill_coverage(t_shape, v, t, q, dc))
+        region = article_fill_coverage(t_shape, t, q, dc) if article else fill_coverage(t_shape, v, t, q, dc)
+        cov = torch.maximum(cov, t_fill[:, None, None] * region)
+    if any_window:
+        cov = cov * window_coverage(dx, dy, 0.5 * t_win[:, None])
 
     # 3. Background everywhere, then the blended tiles on top.
     out = torch.empty((B, 3, H, W), device=dev, dtype=dtype)

@@ -92,6 +92,9 @@ class Param:
         suite_low: a tighter lower bound for suite files (curvature >= 0: suites give
             the side by the orientation).
         default_text: how to show the default where ``default`` is not a plain number.
+        allow_inf: ``+inf`` is a valid value (no limit); NaN never is.
+        period: values that differ by a multiple of it draw the same stimulus (360 for
+            orientation); ``None`` if none.
     """
 
     name: str
@@ -106,6 +109,8 @@ class Param:
     kinds: tuple[str, ...] = KINDS
     suite_low: float | None = None
     default_text: str | None = None
+    allow_inf: bool = False
+    period: float | None = None
 
     def default_for(self, kind: str) -> float:
         """The default of this parameter for ``kind``."""
@@ -175,7 +180,7 @@ MAX_REACH = 16
 #: Numeric parameters, in the order ``curvebench render`` picks a contact sheet's x axis.
 PARAMS: tuple[Param, ...] = (
     Param("orientation", 0.0, "deg",
-          "degrees, counter-clockwise on screen, the side the path opens to (0 = +x, 90 = up)"),
+          "degrees, counter-clockwise on screen, the side the path opens to (0 = +x, 90 = up)", period=360.0),
     Param("curvature", 0.0, "1/px",
           "1/px, 0 = straight line, |curvature| * length <= 2 pi (a full circle); negative opens toward "
           "orientation + 180", suite_low=0.0),
@@ -187,7 +192,10 @@ PARAMS: tuple[Param, ...] = (
           "0 = sharp vertex ... 1 = the arc: the middle fraction of the path that is a circular fillet",
           low=0.0, high=1.0),
     Param("fill", 0.0, "",
-          "opacity of the region between the path and its chord, in the stroke colour", low=0.0, high=1.0),
+          "opacity of the fill, in the stroke colour (the region is set by fill_mode)", low=0.0, high=1.0),
+    Param("window", math.inf, "px",
+          "side of the square stimulus window centred on the path's midpoint, axis-aligned; outside it "
+          "only background is drawn", low=0.0, default_text="inf = the whole image", allow_inf=True),
     Param("ticks", 0.0, "",
           "number of combing ticks across the path, evenly spaced", low=0.0, high=MAX_TICKS, integer=True),
     Param("tick_length", 6.0, "px",
@@ -198,6 +206,9 @@ PARAMS: tuple[Param, ...] = (
 CHOICES: tuple[Choice, ...] = (
     Choice("tick_side", "both", ("in", "out", "both"),
            "side of the combing ticks: in = toward the centre of curvature, out, or both"),
+    Choice("fill_mode", "article", ("article", "segment"),
+           "article = the concave side of the path (inside the curve's circle, inside an angle's arms) out to "
+           "the window's edge, so a line fills half the window; segment = between the path and its chord"),
 )
 
 _BY_NAME: Mapping[str, Param] = MappingProxyType({p.name: p for p in PARAMS})

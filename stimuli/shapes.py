@@ -189,14 +189,43 @@ def _arm(s: Shape, t: Tensor, q: Tensor) -> Tensor:
     return band(q, s.half_width) * along
 
 
+def concave_side(s: Shape, t: Tensor, q: Tensor | None, dc: Tensor) -> Tensor:
+    """Signed distance (px, positive inside) to the concave side of the path, extended.
+
+    For a curve: the inside of its full circle (the half-plane ``v > 0`` at curvature 0).
+    With arms: beyond the fillet's end lines the arms' half-planes, so an angle's region
+    is the inside of its two arms extended without end. Negative curvature flips the
+    side. Meaningful while the path turns by at most a half circle.
+    """
+    sign = torch.where(s.k < 0, -1.0, 1.0).to(dc.dtype)
+    inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc
+    return sign * inside
+
+
+def article_fill_coverage(s: Shape, t: Tensor, q: Tensor | None, dc: Tensor) -> Tensor:
+    """Coverage of the article's fill: the concave side of the path (:func:`concave_side`).
+
+    Unbounded here; the stimulus window (see :func:`window_coverage`) clips it.
+    """
+    return ramp(concave_side(s, t, q, dc))
+
+
+def window_coverage(dx: Tensor, dy: Tensor, half_side: Tensor) -> Tensor:
+    """Box-filter coverage of an axis-aligned square of half side ``half_side`` (px).
+
+    ``dx``: ``(N, w)`` column offsets, ``dy``: ``(N, h)`` row offsets of pixel centres from
+    the square's centre; ``half_side``: ``(N, 1)``. Returns ``(N, h, w)``.
+    """
+    return ramp(half_side - dy.abs())[:, :, None] * ramp(half_side - dx.abs())[:, None, :]
+
+
 def fill_coverage(s: Shape, v: Tensor, t: Tensor, q: Tensor | None, dc: Tensor) -> Tensor:
     """Coverage of the region between the path and its chord (the circular segment for curves)."""
     sign = torch.where(s.k < 0, -1.0, 1.0).to(v.dtype)
-    inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc
     chord = s.ey + s.arm * s.sa
     # Inclusion-exclusion of two half-plane ramps: exact for a thin sliver (a nearly
     # straight arc), so a straight line gets no phantom fill.
-    return (ramp(sign * inside) + ramp(sign * (chord - v)) - 1.0).clamp(min=0.0)
+    return (ramp(concave_side(s, t, q, dc)) + ramp(sign * (chord - v)) - 1.0).clamp(min=0.0)
 
 
 def path_point(s: Shape, arc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -238,14 +267,17 @@ def tick_coverage(
 
 
 def tile_may_touch(
-    s: Shape, u: Tensor, v: Tensor, radius: float, ticks_reach: Tensor | None, fill_on: Tensor | None
+    s: Shape, u: Tensor, v: Tensor, radius: float, ticks_reach: Tensor | None, fill_on: Tensor | None,
+    article_fill: bool = False,
 ) -> Tensor:
     """Conservative test: can any pixel centre within ``radius`` px of ``(u, v)`` get coverage?
 
     Uses 1-Lipschitz lower bounds on the distance to the path (distance to the full
     fillet circle, to the end lines, to the arm lines), so a ``False`` is always safe to
     skip. ``ticks_reach``: extra reach (px) of the ticks per stimulus, ``None`` if no
-    ticks; ``fill_on``: bool per stimulus where the fill is drawn, ``None`` if none.
+    ticks; ``fill_on``: bool per stimulus where the fill is drawn, ``None`` if none;
+    ``article_fill``: the fill is the unbounded concave side (:func:`article_fill_coverage`)
+    rather than the segment.
     """
     uf = u.abs()
     du = uf - s.ex
@@ -277,7 +309,9 @@ def tile_may_touch(
         inside = torch.where((t > 0) & (s.arm > 0), q, dc) if s.has_arms else dc
         chord = s.ey + s.arm * s.sa
         slack = -0.5 - radius
-        in_fill = (sign * inside >= slack) & (sign * (chord - v) >= slack)
+        in_fill = sign * inside >= slack
+        if not article_fill:
+            in_fill = in_fill & (sign * (chord - v) >= slack)
         if s.any_wraps and s.has_arms:
             in_fill = in_fill | (s.wraps & (s.arm > 0))
         hit = hit | (fill_on & in_fill)

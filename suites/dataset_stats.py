@@ -1,7 +1,10 @@
 """``curvebench stats``: per-channel activation statistics over natural images.
 
 For each requested layer and channel: mean and standard deviation of the post-ReLU
-and the pre-ReLU activation over **all spatial positions** of every image, the
+and the pre-ReLU activation over the spatial positions of every image - **all** of
+them (the default) or only the **padding-free** ones (``positions="valid"``: units whose
+receptive field lies entirely inside the image, as for the centre unit the sweeps
+probe; :func:`probes.receptive.padding_free_units`) - the
 fraction of positions that fire (pre-ReLU > 0), the pre-ReLU min/max, and a pre-ReLU
 histogram (for the activation-distribution figure). Images are streamed in batches;
 sums are merged in float64 (Chan et al.'s parallel mean/variance update, so no
@@ -20,6 +23,7 @@ Convention:
     - Histogram range per channel: the first batch's [min, max] widened by half its
       span on each side.
     - std is the population std (divide by N).
+    - Attribute ``positions``: ``"all"`` or ``"valid"``; ``positions_description`` says it in words.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ from suites.file_kinds import STATS_KIND
 from suites.moments import merge_moments
 
 DEFAULT_BINS = 200
+#: which spatial positions of each map are counted (see the module docstring)
+POSITIONS = {
+    "all": "all spatial positions of each layer's map (SAME padding)",
+    "valid": "padding-free positions only (receptive field entirely inside the image)",
+}
 
 
 class RunningChannelStats:
@@ -111,6 +120,7 @@ def compute_stats(
     batch_size: int = 8,
     bins: int = DEFAULT_BINS,
     progress: bool = True,
+    positions: str = "all",
 ) -> xr.Dataset:
     """Per-channel statistics of ``layers`` of a :class:`probes` model over ``source``'s images.
 
@@ -119,6 +129,13 @@ def compute_stats(
         source: from :func:`probes.images.image_source`.
         layers: tap names of the model.
         size: images are resized (short side) and centre-cropped to ``size`` px.
+        positions: ``"all"`` spatial positions of each map, or ``"valid"``: only units
+            whose receptive field has no padding at this ``size`` (needs the model's
+            receptive-field geometry).
+
+    Raises:
+        ValueError: unknown ``positions``; ``"valid"`` for a model without geometry or a
+            layer with no padding-free unit at this size.
     """
     from tqdm.auto import tqdm
 
@@ -127,6 +144,9 @@ def compute_stats(
     bad = [l for l in layers if l not in model.layers]
     if bad:
         raise ValueError(f"layers: {bad} not in model {model.name!r}; allowed: {', '.join(model.layers)}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions: {positions!r} is not one of {', '.join(POSITIONS)}")
+    keep = _valid_indices(model, layers, size) if positions == "valid" else {}
     running = {l: RunningChannelStats(model.num_channels(l), bins) for l in layers}
     n_images = 0
     bar = tqdm(total=len(source), desc=f"stats {model.name}", unit="img", disable=not progress)
@@ -134,7 +154,12 @@ def compute_stats(
         for names, images in iter_batches(source, size, batch_size):
             out = model.probe(images.to(model.device), list(layers), full_map=True)
             for l in layers:
-                running[l].update(out[f"{l}_pre_relu"])
+                # a tap without a ReLU (e.g. a linear block output) is its own "pre-ReLU" value
+                pre = out.get(f"{l}_pre_relu", out[l])
+                if l in keep:
+                    idx = keep[l].to(pre.device)
+                    pre = pre.index_select(2, idx).index_select(3, idx)
+                running[l].update(pre)
             n_images += len(names)
             bar.update(len(names))
     bar.close()
@@ -155,7 +180,8 @@ def compute_stats(
         "n_images": n_images,
         "image_size": size,
         "preprocessing": f"RGB in [0, 1]; short side resized to {size} px (bilinear, antialiased), centre crop {size}x{size}",
-        "positions": "all spatial positions of each layer's map (SAME padding)",
+        "positions": positions,
+        "positions_description": POSITIONS[positions],
         "layers": " ".join(layers),
         "positions_per_layer": " ".join(f"{l}={running[l].n}" for l in layers),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -163,11 +189,31 @@ def compute_stats(
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
+def _valid_indices(model, layers: Sequence[str], size: int) -> dict[str, torch.Tensor]:
+    """Per layer, the padding-free unit indices along each axis (square inputs)."""
+    from probes.receptive import padding_free_units, receptive_field
+
+    if getattr(model, "geometry", None) is None:
+        raise ValueError(f"positions='valid' needs the receptive-field geometry of the model; {model.name!r} has none "
+                         "(use positions='all')")
+    keep, empty = {}, []
+    for l in layers:
+        units = padding_free_units(model.geometry, l, size)
+        if not units:
+            empty.append(f"{l} (receptive field {receptive_field(model.geometry, l, size).size} px)")
+        keep[l] = torch.as_tensor(units, dtype=torch.long)
+    if empty:
+        raise ValueError(f"positions='valid': at {size} px no unit of {', '.join(empty)} is free of padding; "
+                         "use a larger --size, fewer layers, or positions 'all'")
+    return keep
+
+
 def default_stats_path(stats: xr.Dataset, folder: str | Path = "results") -> Path:
-    """``<folder>/stats-<model>-<sha256[:12] | builtin-weights>-<images>-<size>px.nc``."""
+    """``<folder>/stats-<model>-<sha256[:12] | builtin-weights>-<images>-<size>px[-valid].nc``."""
     sha = str(stats.attrs.get("weights_sha256") or "")[:12] or "noweightsfile"
     src = "builtin" if int(stats.attrs.get("proxy", 0)) else re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(stats.attrs["source"]).removeprefix("folder ")).name)
-    return Path(folder) / f"stats-{stats.attrs['model']}-{sha}-{src}-{stats.attrs['image_size']}px.nc"
+    suffix = "-valid" if stats.attrs.get("positions") == "valid" else ""
+    return Path(folder) / f"stats-{stats.attrs['model']}-{sha}-{src}-{stats.attrs['image_size']}px{suffix}.nc"
 
 
 def save_stats(stats: xr.Dataset, path: str | Path) -> Path:

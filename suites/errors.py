@@ -7,7 +7,7 @@ in one ``except``.
 from __future__ import annotations
 
 __all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
-           "ResultsWriteError", "ResultsFileError", "OutputError", "LimitError"]
+           "ResultsWriteError", "ResultsFileError", "OutputError", "LimitError", "RankFailedError", "OptimizeError"]
 
 
 class SuitesError(Exception):
@@ -44,3 +44,17 @@ class OutputError(SuitesError, ValueError):
 
 class LimitError(SuitesError, ValueError):
     """A request larger than curvebench allows (image size, batch, sweep, memory); the message names the bound."""
+class RankFailedError(SuitesError):
+    """A process of a distributed run (``torchrun``) failed; the whole job stopped.
+
+    The message names the rank and the reason. ``report`` is True on the one rank
+    (rank 0) that prints it, so the job prints one line, not one per process.
+    """
+
+    def __init__(self, message: str, report: bool = True) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class OptimizeError(SuitesError, ValueError):
+    """A bad request to :func:`suites.optimize.optimize`: unknown parameter, bound or channel."""

@@ -4,3 +4,5 @@ from __future__ import annotations
 
 #: Per-channel activation statistics over natural images (``curvebench stats``).
 STATS_KIND = "curvebench-stats"
+#: Each channel's optimal stimulus found by gradient ascent (``curvebench optimize``).
+OPTIMIZE_KIND = "curvebench-optimize"

@@ -93,8 +93,13 @@ def probe_images(
     size: int = 224,
     batch_size: int = 16,
     progress: bool | None = None,
+    input_transform: str | None = None,
 ) -> str:
-    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line."""
+    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line.
+
+    ``model`` is a registry id or ``"module.path:factory"`` (then ``input_transform`` may
+    name its input transform, see ``probes.parse_input_transform``).
+    """
     import probes
     from tqdm.auto import tqdm
 
@@ -109,7 +114,7 @@ def probe_images(
     dev = resolve_device(device)
     weights = WeightsSpec.parse(weights)
     weights.check_exists()
-    net = probes.load_model(model, weights=weights, device=dev)
+    net = probes.load_model(model, weights=weights, device=dev, input_transform=input_transform, layers=layers)
     for layer in layers:
         if layer not in net.layers:
             raise ValueError(f"layers: unknown layer {layer!r} for model {model!r}; allowed: {', '.join(net.layers)}")
@@ -143,10 +148,10 @@ def probe_images(
             grid = _map_coords(net, layer, hw)
             dims[f"{layer}_y"], dims[f"{layer}_x"] = grid
             vdims = ("image", cdim, f"{layer}_y", f"{layer}_x")
-        elif net.geometry is not None:
-            units[layer] = [net.receptive_field(layer, hw[0]).nearest_unit(hw[0] / 2),
-                            net.receptive_field(layer, hw[1]).nearest_unit(hw[1] / 2)]
-        for name, pre in ((layer, False), (f"{layer}_pre_relu", True)):
+        elif net.geometry is not None or getattr(net, "measure_geometry", False):
+            units[layer] = list(net.nearest_units(layer, (hw[1] / 2, hw[0] / 2), hw)[layer])
+        pairs = ((layer, False), (f"{layer}_pre_relu", True)) if f"{layer}_pre_relu" in net.taps else ((layer, False),)
+        for name, pre in pairs:  # a wrapped module may have no pre-ReLU tap
             variables.append(Variable(name, vdims, "float32", {
                 "layer": layer, "readout": "pre_relu" if pre else "post_relu",
                 "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} "
@@ -186,7 +191,7 @@ def probe_images(
 
 def _map_coords(net: Any, layer: str, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Receptive-field centres (continuous px) of a layer's map rows and columns."""
-    if net.geometry is None:
+    if net.geometry is None and not getattr(net, "measure_geometry", False):
         with torch.inference_mode():
             m = net.probe(torch.zeros(1, 3, *hw), [layer], full_map=True)[layer]
         return np.arange(m.shape[-2], dtype=np.float64), np.arange(m.shape[-1], dtype=np.float64)

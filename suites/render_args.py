@@ -38,7 +38,7 @@ def _colour(side: str, params: Mapping[str, np.ndarray], fixed: Mapping[str, Any
     if f"{side}_hue" in params or f"{side}_hue" in fixed:
         rgb = hue_to_rgb(get(f"{side}_hue", 0.0), get(f"{side}_saturation", 1.0), get(f"{side}_value", 1.0),
                          dtype=torch.float64)
-        return np.broadcast_to(rgb.numpy(), (n, 3))
+        return np.broadcast_to(rgb.numpy(), (n, 3)).copy()
     base = fixed.get(side, _DEFAULT_FG if side == "fg" else _DEFAULT_BG)
     if base == "complement":
         assert fg is not None

@@ -17,6 +17,12 @@ and writing are completely hidden). Render-only stimuli/s is reported for contex
 ``memory_sweep=N`` also runs an ``N``-stimulus sweep on the ground-truth model at its
 ``edges`` layer (the exact receptive-field crop is 13 x 13 px: "small image size") and
 reports peak RSS (``ru_maxrss``) when 10% and 100% of the rows are committed.
+
+``scaling=N`` also measures scale-out (:func:`run_scaling`): the same sweep as
+``curvebench run`` in one process and under ``torchrun`` with ``N`` processes (fresh
+processes both, one thread each), stimuli/s from the first batch to the last committed
+row (the slowest rank for ``N``; start-up and model loading excluded, and reported
+separately as wall-clock rates), and ``scaling_efficiency = rate(N) / (N * rate(1))``.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ def bench_run(
     memory_sweep: int | None = None,
     memory_batch_size: int = 1024,
     workdir: str | Path | None = None,
+    scaling: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return the JSON-able report (see the module docstring)."""
     import stimuli as stim
@@ -203,7 +210,65 @@ def bench_run(
     }
     if memory_sweep:
         report["memory_sweep"] = run_memory_sweep(memory_sweep, memory_batch_size, device, workdir)
+    if scaling:
+        report["scaling"] = run_scaling(scaling, model=model, weights=spec, layers=list(readout.layers), stimuli=n,
+                                        batch_size=batch_size, device=device, repeats=repeats, workdir=workdir)
+        report["scaling_efficiency"] = report["scaling"]["scaling_efficiency"]
     return report
+
+
+def run_scaling(processes: int, *, model: str, weights: WeightsSpec, layers: list[str], stimuli: int,
+                batch_size: int, device: str = "auto", repeats: int = 1,
+                workdir: str | Path | None = None) -> dict[str, Any]:
+    """Stimuli/s of ``curvebench run curves`` in 1 process and in ``processes`` under torchrun; their ratio.
+
+    Each is run ``repeats`` times, alternating; medians and every run are reported. All
+    runs are fresh child processes with ``OMP_NUM_THREADS=1`` (one core each on CPU; on
+    GPUs each rank takes ``cuda:LOCAL_RANK``). The rate is rows / the run's ``seconds``
+    attribute (first batch to last committed row; for N processes the slowest rank).
+    """
+    import h5py
+
+    import suites
+
+    if processes < 2:
+        raise ValueError(f"scaling: give at least 2 processes, got {processes}")
+    args = ["run", "curves", "--model", model, "--layers", ",".join(layers), "--batch-size", str(batch_size),
+            "--limit", str(stimuli), "--device", device, "--no-progress"]
+    if weights.text():
+        args += ["--weights", str(weights.text())]
+    root = str(Path(suites.__file__).resolve().parents[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env.pop("WORLD_SIZE", None)
+    out: dict[str, Any] = {"processes": processes, "stimuli": stimuli, "threads_per_process": 1, "repeats": repeats}
+    rates: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for r in range(repeats):  # alternate 1 and N processes; medians reported
+            runs = {1: [sys.executable, "-m", "curvebench", *args, "--out", f"{tmp}/one-{r}.h5"],
+                    processes: [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                f"--nproc-per-node={processes}", "-m", "curvebench", *args, "--out", f"{tmp}/many-{r}.h5"]}
+            for k, cmd in runs.items():
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                wall = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise RuntimeError(f"scaling run with {k} process(es) failed (exit {proc.returncode}): "
+                                       f"{proc.stderr.strip()[-2000:]}")
+                with h5py.File(cmd[cmd.index("--out") + 1], "r") as f:
+                    seconds, rows = float(f.attrs["seconds"]), int(f.attrs["rows_completed"])
+                    rss = [float(x) for x in np.atleast_1d(f.attrs.get("peak_rss_mb_per_rank", []))]
+                rates.setdefault(f"stimuli_per_s_{k}", []).append(rows / seconds)
+                rates.setdefault(f"wall_stimuli_per_s_{k}", []).append(rows / wall)
+                if rss:
+                    out[f"peak_rss_mb_per_rank_{k}"] = rss
+    for key, values in rates.items():
+        out[key] = statistics.median(values)
+        out[key + "_runs"] = values
+    out["scaling_efficiency"] = out[f"stimuli_per_s_{processes}"] / (processes * out["stimuli_per_s_1"])
+    out["wall_scaling_efficiency"] = out[f"wall_stimuli_per_s_{processes}"] / (processes * out["wall_stimuli_per_s_1"])
+    out["command"] = " ".join(runs[processes][1:])
+    return out
 
 
 def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from suites.parameter_grid import Grid, GridBatch
 from suites.render_args import render_kwargs
 from suites.limits import safe_file_name
 from suites.results_check import check_resumable
-from suites.spec import FAMILY_KINDS, Suite, SuiteError, load_suite
+from suites.spec import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
@@ -113,6 +113,20 @@ def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> 
     return {layer: [int(c) for c in fam.channels]}
 
 
+def layer_scales(suite: Suite, model: Any, layers: Sequence[str]) -> dict[str, float]:
+    """Stimulus scale per layer (:func:`suites.spec.layer_scale`); all 1 unless the suite sizes per layer.
+
+    Raises:
+        SuiteError: the suite sizes per layer but the model has no receptive-field geometry.
+    """
+    if suite.length_per_receptive_field is None:
+        return {layer: 1.0 for layer in layers}
+    if getattr(model, "geometry", None) is None:
+        raise _error(suite, f"[model].length_per_receptive_field needs a model with receptive-field geometry; "
+                            f"{getattr(model, 'name', model)!r} has none")
+    return {layer: layer_scale(suite, model.receptive_field(layer, suite.size).size) for layer in layers}
+
+
 def resolve_readout(suite: Suite, model: Any) -> Readout:
     """Check the suite's layers, channels and family against ``model``; raise ``SuiteError`` naming the key."""
     layers = list(suite.layers)
@@ -157,10 +171,15 @@ def resolve_readout(suite: Suite, model: Any) -> Readout:
                                     f"({width} channels: ids 0..{width - 1})")
         channels[layer] = np.asarray(ids, dtype=np.int64)
     variables = []
+    taps = getattr(model, "taps", None)
     for layer in layers:
+        has_pre = taps is None or f"{layer}_pre_relu" in taps  # a wrapped module may have no pre-ReLU tap
+        if suite.readout == "pre_relu" and not has_pre:
+            raise _error(suite, f"readout: layer {layer!r} of model {model.name!r} has no pre-ReLU tap; "
+                                f"use readout = 'post_relu' (or 'both', which then stores post-ReLU only)")
         if suite.readout in ("both", "post_relu"):
             variables.append((layer, layer, False))
-        if suite.readout in ("both", "pre_relu"):
+        if suite.readout in ("both", "pre_relu") and has_pre:
             variables.append((f"{layer}_pre_relu", layer, True))
     return Readout(tuple(layers), channels, tuple(variables), suite.family)
 
@@ -402,18 +421,28 @@ def read_results_attrs(path: str | Path) -> dict[str, Any]:
     return attrs
 
 
-def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: RunOptions) -> tuple[Suite, RunOptions]:
+def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: RunOptions, *,
+                  attrs: Mapping[str, Any] | None = None, world_size: int = 1) -> tuple[Suite, RunOptions]:
     """Everything checked before resuming ``path``; returns the stored suite and options to continue with.
 
-    The file must be a ``curvebench run`` results file; a ``suite`` given must be the
-    stored one; ``options.model``/``options.weights`` must match the file (weights by
-    SHA-256); ``options.device`` may change. The returned options are the stored ones
-    (limit, quick, batch size, storage, layers) with the device override. Raises
-    ``ValueError``/``FileNotFoundError`` naming the file and the mismatch.
+    The file must be a ``curvebench run`` results file written by ``world_size``
+    processes (1: a plain run; N: a ``torchrun`` run over N shards); a ``suite`` given
+    must be the stored one; ``options.model``/``options.weights`` must match the file
+    (weights by SHA-256); ``options.device`` may change. The returned options are the
+    stored ones (limit, quick, batch size, storage, layers) with the device override.
+    ``attrs``: the file's attributes when already read (the distributed runner reads
+    them on rank 0 only). Raises ``ValueError``/``FileNotFoundError`` naming the file
+    and the mismatch.
     """
     path = Path(path)
-    attrs = read_results_attrs(path)
-    check_resumable(path)  # verified, not trusted: counters, grid, stored suite; not complete
+    attrs = read_results_attrs(path) if attrs is None else attrs
+    written_by = int(attrs.get("world_size", 1))
+    if written_by != world_size:
+        how = ("with `torchrun --nnodes=... --nproc-per-node=...` giving " if written_by > 1 else "without torchrun, ")
+        raise ValueError(f"cannot resume {path} with {world_size} process(es): it was written by {written_by}; "
+                         f"resume it {how}world size {written_by}")
+    if world_size == 1:  # a sharded file's rows live in its shards, which each rank checks as it opens them
+        check_resumable(path)  # verified, not trusted: counters, grid, stored suite; not complete
     s, stored = suite_from_file(attrs)
     if suite is not None:
         given = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -462,6 +491,15 @@ class RunSetup:
     grid: Grid
     stop: int
     weights_sha: str
+    #: stimulus scale per layer (:func:`layer_scales`); all 1 unless the suite sizes per layer
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def scale_groups(self) -> dict[float, list[str]]:
+        """Layers grouped by stimulus scale: one render per group, probing its layers."""
+        groups: dict[float, list[str]] = {}
+        for layer in self.readout.layers:
+            groups.setdefault(self.scales.get(layer, 1.0), []).append(layer)
+        return groups
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -484,12 +522,15 @@ def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: to
     if s.dtype != "float32":
         net = net.to(dtype=getattr(torch, s.dtype))
     readout = resolve_readout(s, net)
-    plan = net.input_plan(list(readout.layers), size=s.size) if getattr(net, "geometry", None) is not None else None
+    # analytic geometry: the exact crop; measured (wrapped modules): the full input, drawn at the centre unit's RF centre
+    has_geometry = getattr(net, "geometry", None) is not None or getattr(net, "measure_geometry", False)
+    plan = net.input_plan(list(readout.layers), size=s.size) if has_geometry else None
     size = plan.size if plan is not None else s.size
     position = plan.position if plan is not None else (s.size / 2, s.size / 2)
     grid = Grid(s.axes)
     stop = grid.size if options.limit is None else min(options.limit, grid.size)
-    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s))
+    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s),
+                    layer_scales(s, net, readout.layers))
 
 
 # ----------------------------------------------------------------------------- layout and attributes
@@ -505,7 +546,8 @@ def results_layout(setup: RunSetup) -> Layout:
     for name, layer, pre in readout.variables:
         cdim = readout.channel_dim(layer)
         vattrs = {"layer": layer, "readout": "pre_relu" if pre else "post_relu",
-                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit"}
+                  "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} activation at the probed unit",
+                  "stimulus_scale": setup.scales.get(layer, 1.0)}
         if keep_rows:
             variables.append(Variable(name, ("stimulus", cdim), setup.store_dtype, vattrs))
         if s.summary.enabled:
@@ -532,6 +574,7 @@ def results_attrs(setup: RunSetup) -> dict[str, Any]:
         "batch_size": s.batch_size, "created": utc_now(), "rows_total": setup.stop,
         "grid_axes": " ".join(grid.names), "grid_shape": np.asarray(grid.shape, dtype=np.int64),
         "input_size": setup.size, "stimulus_position_xy": np.asarray(setup.position, dtype=np.float64),
+        "stimulus_scale": json.dumps({l: setup.scales.get(l, 1.0) for l in readout.layers}),
         "probed_units": json.dumps({k: list(v) for k, v in plan.units.items()}) if plan is not None else "{}",
         "summary": json.dumps({"enabled": s.summary.enabled, "top_k": s.summary.top_k,
                                "keep_rows": s.summary.keep_rows}),
@@ -563,11 +606,12 @@ def restore_summaries(setup: RunSetup, writer: ResultsWriter) -> dict[str, Runni
 
 @dataclass
 class StreamOutcome:
-    """What :func:`stream_rows` did: seconds, whether it stopped early, and the first error."""
+    """What :func:`stream_rows` did: seconds, whether it stopped early, the first error, the summaries."""
 
     seconds: float
     interrupted: bool
     error: BaseException | None
+    summaries: dict[str, RunningSummary] | None = None
 
 
 def stream_rows(
@@ -604,7 +648,8 @@ def stream_rows(
         if on_progress is not None:
             on_progress(writer.rows_completed, setup.stop)
 
-    wt = _WriterThread(writer, queue_depth, restore_summaries(setup, writer), keep_rows, on_rows)
+    summaries = restore_summaries(setup, writer)
+    wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
     want_pre = any(pre for _, _, pre in readout.variables)
     out_dtype = torch.float16 if setup.store_dtype == "float16" else torch.float32
     copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, out_dtype)
@@ -614,10 +659,13 @@ def stream_rows(
     wt.start()
     try:
         with torch.inference_mode():
+            groups = setup.scale_groups()
             for batch in setup.grid.batches(s.batch_size, start=start, stop=stop):
-                images = _render_batch(setup, batch, render_stream)
-                acts = net.probe(images, list(readout.layers), plan=setup.plan, pre_relu=want_pre,
-                                 check_range=dev.type == "cpu")
+                acts = {}
+                for scale, layers in groups.items():  # one group unless the suite sizes per layer
+                    images = _render_batch(setup, batch, render_stream, scale)
+                    acts.update(net.probe(images, layers, plan=setup.plan, pre_relu=want_pre,
+                                          check_range=dev.type == "cpu"))
                 data, done = copy_out.to_host(acts)
                 del images, acts
                 wt.put((batch.start, batch.params if keep_rows else {}, data, done))
@@ -635,17 +683,19 @@ def stream_rows(
     except BaseException as exc:  # noqa: BLE001
         error = error or exc
     bar.close()
-    return StreamOutcome(time.perf_counter() - t0, interrupted, error)
+    return StreamOutcome(time.perf_counter() - t0, interrupted, error, summaries)
 
 
-def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any) -> torch.Tensor:
-    """The batch's stimuli on the device; on CUDA drawn on the render stream, ready for the main stream."""
+def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any, scale: float = 1.0) -> torch.Tensor:
+    """The batch's stimuli on the device, at ``scale`` (:func:`suites.spec.layer_scale`); on CUDA drawn on the
+    render stream, ready for the main stream."""
     import stimuli
 
     s, dev, dtype = setup.suite, setup.device, setup.compute_dtype
 
     def draw() -> torch.Tensor:
-        kw = render_kwargs(batch.params, s.fixed, len(batch), device=dev, dtype=dtype)
+        kw = scale_render_kwargs(s.kind, render_kwargs(batch.params, s.fixed, len(batch), device=dev, dtype=dtype),
+                                 scale)
         return stimuli.render(s.kind, position=setup.position, size=setup.size, device=dev, dtype=dtype, **kw)
 
     if render_stream is None:

@@ -87,7 +87,9 @@ SWEEPABLE: tuple[str, ...] = RENDER_NUMERIC + COLOUR_HSV + COLOUR_RGB
 FIXED_ONLY: tuple[str, ...] = ("fg", "bg") + tuple(c.name for c in _decl.CHOICES)
 
 _TOP_KEYS = ("name", "description", "kind", "sweep", "fixed", "model", "run", "summary")
-_MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout")
+_MODEL_KEYS = ("name", "weights", "layers", "channels", "family", "readout", "length_per_receptive_field")
+#: Parameters in px along the stimulus that per-layer scaling multiplies (curvature is divided).
+SCALED_LENGTHS: tuple[str, ...] = ("length", "window", "tick_length")
 _RUN_KEYS = ("batch_size", "device", "dtype", "storage", "seed", "size")
 _SUMMARY_KEYS = ("enabled", "top_k", "keep_rows")
 _READOUTS = ("both", "pre_relu", "post_relu")
@@ -122,6 +124,10 @@ class Suite:
         axes: ordered ``(parameter, values)`` pairs, float64 1-D arrays; the grid is
             their Cartesian product with the first axis slowest (C order).
         fixed: constant render parameters (numbers, RGB tuples, ``"complement"``, strings).
+        length_per_receptive_field: None, or the stimulus is sized per probed layer: the arc
+            length is this fraction of the layer's theoretical receptive-field width (see
+            :func:`layer_scale`); ``[fixed].length`` and the curvature axis then describe the
+            stimulus at scale 1.
         model, weights, layers, channels, family, readout: what to probe. ``channels`` is
             ``"all"``, a family name, a list of ids, or a per-layer dict of those; None
             (not given) means the family's channels when ``family`` is set, else all.
@@ -141,6 +147,7 @@ class Suite:
     layers: tuple[str, ...] = ()
     channels: Any = None
     family: str | None = None
+    length_per_receptive_field: float | None = None
     readout: str = "both"
     batch_size: int = 256
     device: str = "auto"
@@ -175,6 +182,39 @@ class Suite:
                 v = v[idx]
             axes.append((n, v))
         return replace(self, axes=tuple(axes))
+
+    def render_parameters(self) -> dict[str, Any]:
+        """Every render parameter this suite does not sweep, with its value.
+
+        The suite's ``[fixed]`` values over the declared defaults of its kind
+        (:func:`stimuli.kinds.defaults`), plus ``fg``/``bg`` (RGB, or ``"complement"``) unless
+        a colour is swept. An unlimited value (``window = inf``: the whole image) is ``None``.
+        """
+        swept = set(self.axis_names)
+        out: dict[str, Any] = {}
+        for key, value in {**_decl.defaults(self.kind), **self.fixed}.items():
+            if key in swept:
+                continue
+            if isinstance(value, float) and math.isinf(value):
+                value = None
+            out[key] = list(value) if isinstance(value, tuple) else value
+        colour_swept = {side for side in ("fg", "bg") if any(k.startswith(side + "_") for k in swept)}
+        for side, default in (("fg", [0.0, 0.0, 0.0]), ("bg", [1.0, 1.0, 1.0])):
+            if side not in colour_swept:
+                out.setdefault(side, default)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary: ``name``, ``description``, ``kind``, ``stimuli``, ``axes``
+        (``{param: {min, max, count}}``), ``fixed`` (:meth:`render_parameters`), ``model``, ``layers``."""
+        return {
+            "name": self.name, "description": self.description, "kind": self.kind, "stimuli": self.num_stimuli,
+            "axes": {n: {"min": float(v.min()), "max": float(v.max()), "count": int(len(v))} for n, v in self.axes},
+            "fixed": self.render_parameters(),
+            "model": self.model, "layers": list(self.layers) or f"family {self.family}",
+            **({"length_per_receptive_field": self.length_per_receptive_field}
+               if self.length_per_receptive_field is not None else {}),
+        }
 
     def with_overrides(self, **kw: Any) -> Suite:
         """Copy with some fields replaced (``None`` values are ignored); validates them."""
@@ -253,6 +293,7 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
             raise SuiteError(f"{path}: unknown key [sweep].{key}; allowed: {', '.join(SWEEPABLE)}")
         values = _axis_values(spec, path, f"[sweep].{key}")
         _check_param_values(key, values, path, f"[sweep].{key}")
+        _check_distinct(key, values, path, f"[sweep].{key}")
         axes.append((key, values))
 
     fixed = {}
@@ -290,6 +331,14 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
         raise SuiteError(f"{path}: [model].layers must be a list of layer names, got {layers!r}")
     family = model.get("family", "") or None
+    per_rf = model.get("length_per_receptive_field")
+    if per_rf is not None:
+        per_rf = _number(per_rf, path, "[model].length_per_receptive_field")
+        if not 0 < per_rf <= 4:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field must be a fraction > 0 (at most 4), got {per_rf:g}")
+        if "length" in sweep:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field sizes the stimulus per layer; it needs a "
+                             "fixed length, not [sweep].length")
     if family is not None and family not in FAMILY_KINDS:
         raise SuiteError(f"{path}: [model].family: family {family!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
     if not layers and family is None:
@@ -328,12 +377,39 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     suite = Suite(
         name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
         model=model_name, weights=weights, layers=tuple(layers), channels=channels, family=family,
+        length_per_receptive_field=per_rf,
         readout=readout, batch_size=batch_size, device=device, dtype=dtype, storage=storage, seed=seed,
         size=size, summary=summary, source=text, path=path,
     )
     if suite.num_stimuli > 10**12:
         raise SuiteError(f"{path}: the grid has {suite.num_stimuli} stimuli; at most 10**12 are allowed")
     return suite
+
+
+def layer_scale(suite: Suite, receptive_field_px: float) -> float:
+    """Scale of the stimulus for a layer whose theoretical receptive field is ``receptive_field_px`` wide.
+
+    ``s = length_per_receptive_field * receptive_field_px / length``: the layer sees the
+    suite's stimulus with every length along it (``length``, ``window``, ``tick_length``)
+    multiplied by ``s`` and curvature divided by ``s`` (the same shape, the same turn),
+    the stroke width unchanged. 1 when the suite does not scale per layer.
+    """
+    if suite.length_per_receptive_field is None:
+        return 1.0
+    length = float(suite.fixed.get("length", _PARAMS["length"].default_for(suite.kind)))
+    return suite.length_per_receptive_field * float(receptive_field_px) / length
+
+
+def scale_render_kwargs(kind: str, kw: dict[str, Any], scale: float) -> dict[str, Any]:
+    """``render`` keyword arguments of a stimulus scaled by ``scale`` (see :func:`layer_scale`)."""
+    if scale == 1.0:
+        return kw
+    out = dict(kw)
+    for key in SCALED_LENGTHS:
+        out[key] = out.get(key, _PARAMS[key].default_for(kind)) * scale
+    if "curvature" in out:
+        out["curvature"] = out["curvature"] / scale
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -440,8 +516,35 @@ def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> 
         raise SuiteError(f"{path}: {where} must be whole numbers >= {d.low:g}, got {values.tolist()[:8]}")
 
 
+#: Suite colour parameters that are periodic (degrees of hue).
+_COLOUR_PERIODS = {"fg_hue": 360.0, "bg_hue": 360.0}
+
+
+def _check_distinct(key: str, values: np.ndarray, path: str, where: str) -> None:
+    """No two values of an axis may draw the same stimuli: no repeats, none a period apart."""
+    period = _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+    folded = np.mod(values, period) if period else values
+    order = np.argsort(folded, kind="stable")
+    gaps = np.diff(folded[order])
+    if period and len(folded) > 1:
+        gaps = np.append(gaps, folded[order[0]] + period - folded[order[-1]])
+    close = np.flatnonzero(gaps <= 1e-9 * max(1.0, float(np.abs(values).max())))
+    if close.size:
+        i = order[close[0]]
+        j = order[(close[0] + 1) % len(order)]
+        a, b = sorted((float(values[i]), float(values[j])))
+        why = f" ({key} is periodic: {a:g} and {b:g} differ by a multiple of {period:g})" if period and a != b else ""
+        raise SuiteError(f"{path}: {where} has the values {a:g} and {b:g}, which draw the same stimuli{why}; "
+                         "keep one (a step range excludes its stop: orientation = { start = 0, stop = 360, step = 1 })")
+
+
 def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, Any], path: str) -> None:
-    """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle."""
+    """Renderer limits that can be checked on the whole grid: lines are straight, turn <= full circle.
+
+    Angles (any rounding < 1) must turn by at most pi (``curvature * length <= pi``): a sharp
+    angle turning by ``tau`` and one turning by ``2 pi - tau`` are the same image, and
+    rounded angles past pi are loops.
+    """
     kmax = float(sweep["curvature"].max()) if "curvature" in sweep else float(fixed.get("curvature", 0.0))
     where = "[sweep].curvature" if "curvature" in sweep else "[fixed].curvature"
     for name, value in _decl.kind(kind).pinned.items():
@@ -455,6 +558,14 @@ def _check_geometry(kind: str, sweep: dict[str, np.ndarray], fixed: dict[str, An
         raise SuiteError(
             f"{path}: {where}: curvature up to {kmax:g} 1/px with length up to {lmax:g} px exceeds a full circle; "
             f"allowed curvature * length <= 2*pi (curvature <= {_decl.MAX_TURN / lmax:g} 1/px at length {lmax:g})"
+        )
+    rounding = sweep["rounding"] if "rounding" in sweep else np.array([float(fixed.get("rounding", _PARAMS["rounding"].default_for(kind)))])
+    if rounding.min() < 1 and kmax * lmax > _decl.ARTICLE_MAX_TURN * (1 + 1e-9):
+        raise SuiteError(
+            f"{path}: {where}: angles (rounding < 1) turn by up to curvature * length = {kmax * lmax:.4g} rad; "
+            f"angles repeat beyond a turn of pi (a sharp angle turning by t and one turning by 2*pi - t are the same "
+            f"image, and rounded angles become loops): sweep curvature <= pi/length = {math.pi / lmax:g} 1/px "
+            f"at length {lmax:g} px"
         )
 
 

@@ -57,6 +57,18 @@ class RunningSummary:
         self.top_value = np.take_along_axis(vals, order, axis=0)
         self.top_stimulus = np.take_along_axis(idx, order, axis=0)
 
+    def merge(self, other: RunningSummary) -> None:
+        """Add another summary's rows (e.g. another shard of the grid); same result as one pass up to rounding."""
+        self.count, self.mean, self.m2 = merge_moments(self.count, self.mean, self.m2, other.count, other.mean,
+                                                       other.m2)
+        self.max = np.maximum(self.max, other.max)
+        vals = np.concatenate([self.top_value, other.top_value], axis=0)
+        idx = np.concatenate([self.top_stimulus, other.top_stimulus], axis=0)
+        unused = idx < 0  # empty slots (-inf, row -1) sort last
+        order = np.lexsort((np.where(unused, np.iinfo(np.int64).max, idx), -vals), axis=0)[: self.k]
+        self.top_value = np.take_along_axis(vals, order, axis=0)
+        self.top_stimulus = np.take_along_axis(idx, order, axis=0)
+
     @property
     def std(self) -> np.ndarray:
         return np.sqrt(self.m2 / self.count) if self.count else np.full_like(self.mean, np.nan)

@@ -120,6 +120,9 @@ class ResultsWriter:
         self.row_dim: str = h5.attrs["row_dim"]
         self._row_names = [self.row_dim] + list(_split(h5.attrs.get("row_variables", "")))
         self.rows_completed: int = int(h5.attrs["rows_completed"])
+        #: how a user continues this file, quoted in error messages (a distributed run's shards
+        #: are continued through their combined file)
+        self.resume_hint = f"`curvebench run --resume {path}`"
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -223,7 +226,7 @@ class ResultsWriter:
             self._h5.flush()
         except (OSError, RuntimeError) as exc:
             raise ResultsWriteError(
-                f"writing rows {r0}..{r1} to {self.path} failed ({exc}); " + _after_failure(self.path, r0)
+                f"writing rows {r0}..{r1} to {self.path} failed ({exc}); " + self._after_failure(r0)
             ) from None
         self.rows_completed = r1
         return r1
@@ -250,8 +253,14 @@ class ResultsWriter:
                 return  # the file system cannot reserve space; write without the guard
             raise ResultsWriteError(
                 f"no space to write rows {r0}..{r1} to {self.path} ({exc.strerror}: needed about "
-                f"{nbytes / 2**20:.1f} MiB); " + _after_failure(self.path, r0)
+                f"{nbytes / 2**20:.1f} MiB); " + self._after_failure(r0)
             ) from None
+
+    def _after_failure(self, rows: int) -> str:
+        """What to do after a failed batch: resume only when rows landed (an empty file is removed)."""
+        if rows == 0:
+            return "no row was written (the empty file is removed); free space or choose a smaller batch and run again"
+        return f"the {rows} rows written before are intact and readable; free space and continue with {self.resume_hint}"
 
     def read_static(self, name: str) -> np.ndarray:
         return self._h5[name][...]
@@ -287,14 +296,6 @@ class ResultsWriter:
             ds = self._h5[name]
             if ds.shape[0] != rows:
                 ds.resize(rows, axis=0)
-
-
-def _after_failure(path: Path, rows: int) -> str:
-    """What to do after a failed batch: resume only when rows landed (an empty file is removed)."""
-    if rows == 0:
-        return "no row was written (the empty file is removed); free space or choose a smaller batch and run again"
-    return (f"the {rows} rows written before are intact and readable; free space and continue with "
-            f"`curvebench run --resume {path}`")
 
 
 def _attr_value(key: str, v: Any) -> Any:

@@ -15,7 +15,7 @@ def test_demo_quick_writes_results_and_heatmaps(tmp_path, capsys):
     torch.set_num_threads(1)
     try:
         out = tmp_path / "demo.h5"
-        assert cli_main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+        assert cli_main(["demo", "--model", "groundtruth", "--quick", "--out", str(out), "--no-progress"]) == 0
     finally:
         torch.set_num_threads(n)
     text = capsys.readouterr().out

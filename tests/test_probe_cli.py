@@ -60,3 +60,41 @@ def test_probe_errors(tmp_path):
                      "--out", str(tmp_path / "o.h5")]) == 2
     assert cli_main(["probe", "--model", "groundtruth", "--layers", "edges", "--images", str(tmp_path / "f.npy"),
                      "--out", str(tmp_path / "o2.h5"), "--no-progress"]) == 2
+
+
+def test_probe_with_a_wrong_weights_file_ends_in_one_line(tmp_path, capsys):
+    """Issue 10: `curvebench probe --weights WRONG_FILE` says what is wrong in one line, no traceback."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 32, 32), dtype=np.float32))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"<html>this is not a weights file</html>")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, foreign)
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"conv.weight": torch.zeros(64, 64)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    cases = [
+        ("inceptionv1", garbage, "is not a readable torch state dict"),
+        ("inceptionv1", foreign, "does not match inception5h"),
+        ("inceptionv1", truncated, "is not a readable torch state dict"),
+        ("inceptionv1", tmp_path / "missing.pth", "weights file not found"),
+        ("inceptionv1", tmp_path, "is a folder, not a weights file"),
+        ("groundtruth", garbage, "takes no weights file"),
+    ]
+    for i, (model, weights, message) in enumerate(cases):
+        out = tmp_path / f"o{i}.h5"
+        rc = cli_main(["probe", "--model", model, "--weights", str(weights), "--layers", "mixed3b" if model == "inceptionv1" else "curves",
+                       "--images", str(tmp_path / "x.npy"), "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and err.startswith("curvebench: error: ") and message in err, (weights, err)
+        assert not out.exists()
+    # and through the installed entry point, as a user runs it
+    proc = subprocess.run([sys.executable, "-m", "curvebench", "probe", "--model", "inceptionv1", "--weights", str(garbage),
+                           "--layers", "mixed3b", "--images", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"curvebench: error: {garbage} is not a readable torch state dict "
+                                                "(torch.load with weights_only=True failed: UnpicklingError); "
+                                                "expected inception5h for inceptionv1"]

@@ -84,10 +84,12 @@ def test_wrap_module_probes_any_network() -> None:
     assert set(out) == {"c1", "c1_pre_relu", "c2"}
     with torch.no_grad():
         torch.testing.assert_close(out["c1_pre_relu"], net.conv(x * 2 - 1))
+    # c1 unit j reads pixels 2j..2j+2 (centre 2j + 1.5): units 7 and 8 tie for the centre 16.5; ties go low
     centre = m.probe(x, "c1")["c1"]
-    torch.testing.assert_close(centre, out["c1"][:, :, 8, 8])  # middle of the 16x16 map
-    with pytest.raises(ValueError, match="no receptive-field geometry"):
-        m.input_plan("c1")
+    torch.testing.assert_close(centre, out["c1"][:, :, 7, 7])
+    assert m.receptive_field("c1", 33).centre(7) == 15.5
+    plan = m.input_plan("c1", 33)  # measured geometry: no crop, the centre unit
+    assert not plan.exact and plan.units["c1"] == (7, 7)
     with pytest.raises(ValueError, match="no submodule 'nope'"):
         probes.wrap_module(net, ["nope"])
 

@@ -190,14 +190,14 @@ def test_failure_mid_run_keeps_committed_rows_and_first_batch_failure_leaves_no_
 
 def test_long_axes_unstack_from_the_stored_suite(tmp_path):
     s = parse_suite(make(bs=512).source.replace(
-        "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000 }"),
+        "orientation = { start = 0, stop = 360, step = 30 }", "orientation = { start = 0, stop = 360, num = 5000, endpoint = false }"),
         path="long.toml")
     res = run_suite(s, RunOptions(limit=700), out=tmp_path / "l.h5", progress=False, log=None)
     with open_results(res.path) as ds:
         assert "grid_axis_orientation" not in ds.attrs and "grid_axis_curvature" in ds.attrs
         u = unstack_grid(ds)
     assert u["edges"].shape == (5000, 5, 12)
-    np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000))
+    np.testing.assert_allclose(u["orientation"].values, np.linspace(0, 360, 5000, endpoint=False))
     assert not np.isnan(u["edges"].values[:140]).any() and np.isnan(u["edges"].values[140:]).all()
 
 
@@ -247,3 +247,27 @@ def test_failed_run_leaves_no_empty_results_dir(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "results").exists()
     assert cli_main(["run", str(p), "--no-progress", "--limit", "8"]) == 0  # a run that writes creates it
     assert len(list((tmp_path / "results").glob("tiny-groundtruth-*.h5"))) == 1
+
+
+def test_stimulus_sized_per_layer_relative_to_the_receptive_field(tmp_path):
+    s = make(layers='["edges", "curves"]', model_extra="length_per_receptive_field = 0.7")
+    res = run_suite(s, out=tmp_path / "scaled.h5", progress=False, log=None)
+    ds = _load(res.path)
+    net = probes.load_model("groundtruth")
+    plan = net.input_plan(["edges", "curves"])
+    rows = Grid(s.axes).rows(0, s.num_stimuli)
+    fields = {"edges": 13, "curves": 53}  # theoretical receptive fields of the ground-truth model (px)
+    assert {l: net.receptive_field(l).size for l in fields} == fields
+    import json
+
+    scales = json.loads(ds.attrs["stimulus_scale"])
+    for layer, rf in fields.items():
+        length = 0.7 * rf  # the rule: the arc is 0.7 of the layer's field, the same turn at every size
+        assert scales[layer] == pytest.approx(length / 16.0) and ds[layer].attrs["stimulus_scale"] == scales[layer]
+        imgs = stimuli.render("curve", orientation=torch.tensor(rows["orientation"], dtype=torch.float32),
+                              curvature=torch.tensor(rows["curvature"] * 16.0 / length, dtype=torch.float32),
+                              length=length, width=2.0, position=plan.position, size=plan.size)
+        ref = net.probe(imgs, [layer], plan=plan)
+        np.testing.assert_allclose(ds[layer].values, ref[layer].numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(SuiteError, match="needs a fixed length"):
+        parse_suite(s.source.replace("length = 16", "").replace("[sweep]", "[sweep]\nlength = [10, 20]"))

@@ -130,3 +130,51 @@ def test_compute_stats_on_groundtruth_matches_direct_probe(tmp_path) -> None:
     assert total == flat.shape[1] and np.isclose((dens * (x[1] - x[0])).sum(), 1.0)
     with pytest.raises(ValueError, match="layers"):
         compute_stats(model, src, ["mixed3b"], progress=False)
+
+
+def test_padding_free_positions_option(tmp_path) -> None:
+    """positions='valid' counts only units whose receptive field has no padding; files and labels say which."""
+    import probes
+    from probes.receptive import padding_free_units, unit_footprint
+    from suites.analysis.sigma import stats_label
+
+    model = probes.load_model("groundtruth")
+    keep = padding_free_units(model.geometry, "curves", 64)
+    assert keep == [6, 7, 8]  # 53 px receptive field, stride 4, 16 units on a 64 px input
+    assert unit_footprint(model.geometry, "curves", 5, 64)[2] and not unit_footprint(model.geometry, "curves", 6, 64)[2]
+    src = image_source("builtin", limit=2)
+    stats = compute_stats(model, src, ["curves"], size=64, batch_size=2, progress=False, positions="valid")
+    _, imgs = next(iter_batches(src, size=64, batch_size=2))
+    pre = model.probe(imgs, ["curves"], full_map=True)["curves_pre_relu"].double()[:, :, 6:9, 6:9]
+    flat = pre.transpose(0, 1).reshape(12, -1).numpy()
+    assert int(stats.attrs["positions_per_layer"].split("=")[1]) == flat.shape[1] == 2 * 9
+    assert np.allclose(stats["curves_pre_relu_mean"], flat.mean(1), atol=1e-6)
+    assert np.allclose(stats["curves_std"], np.maximum(flat, 0).std(1), atol=1e-6)
+    everywhere = compute_stats(model, src, ["curves"], size=64, batch_size=2, progress=False)
+    assert not np.allclose(everywhere["curves_pre_relu_mean"], stats["curves_pre_relu_mean"])  # padding matters
+    assert (stats.attrs["positions"], everywhere.attrs["positions"]) == ("valid", "all")
+    path = save_stats(stats, tmp_path / default_stats_path(stats).name)
+    assert path.name == "stats-groundtruth-noweightsfile-builtin-64px-valid.nc"
+    assert "padding-free positions only" in stats_label(load_stats(path))
+    assert "all positions" in stats_label(everywhere)
+    old = everywhere.copy()
+    old.attrs["positions"] = "all spatial positions of each layer's map (SAME padding)"  # files written before the option
+    assert "all positions" in stats_label(old)
+    ds = synthetic_results([dict(preferred=0.0)] * 12, layer="curves", attrs={"model": "groundtruth"})
+    assert "padding-free positions only" in to_sigma(ds, "curves", stats).attrs["statistics"]
+    with pytest.raises(ValueError, match="no unit of curves .receptive field 53 px. is free of padding"):
+        compute_stats(model, src, ["curves"], size=40, progress=False, positions="valid")
+    with pytest.raises(ValueError, match="positions: 'centre' is not one of all, valid"):
+        compute_stats(model, src, ["curves"], size=64, progress=False, positions="centre")
+
+
+def test_stats_cli_positions(tmp_path, capsys) -> None:
+    from curvebench.cli import main
+
+    out = tmp_path / "s.nc"
+    assert main(["stats", "--images", "builtin", "--limit", "1", "--size", "64", "--layers", "curves",
+                 "--positions", "valid", "--out", str(out)]) == 0
+    assert "padding-free positions only" in capsys.readouterr().out
+    assert load_stats(out).attrs["positions"] == "valid"
+    assert main(["stats", "--images", "builtin", "--size", "40", "--layers", "curves", "--positions", "valid"]) == 2
+    assert "use a larger --size" in capsys.readouterr().err

@@ -37,8 +37,8 @@ def test_valid_suite_axes_and_defaults():
     np.testing.assert_array_equal(s.axes[0][1], [0, 90, 180, 270])  # step: stop excluded
     assert s.shape == (4, 2) and s.num_stimuli == 8
     assert s.batch_size == 256 and s.readout == "both" and s.storage == "float32"
-    s2 = parse_suite(BASE.replace("step = 90", "num = 5"))
-    np.testing.assert_allclose(s2.axes[0][1], [0, 90, 180, 270, 360])  # num: stop included
+    s2 = parse_suite(BASE.replace("curvature = [0.0, 0.05]", "curvature = { start = 0, stop = 0.04, num = 5 }"))
+    np.testing.assert_allclose(s2.axes[1][1], [0, 0.01, 0.02, 0.03, 0.04])  # num: stop included
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_builtin_suites_parse_and_cover_the_article():
     curves = load_suite("curves")
     o, k = dict(curves.axes)["orientation"], dict(curves.axes)["curvature"]
     assert o.min() == 0 and o.max() < 360 and len(o) == 720  # 360 degrees
-    assert k[0] == 0 and k[-1] * curves.fixed["length"] == pytest.approx(2 * np.pi)  # line -> closed circle
+    assert k[0] == 0 and k[-1] * curves.fixed["length"] == pytest.approx(np.pi)  # line -> semicircle
     assert len(dict(load_suite("rounding").axes)["rounding"]) >= 4
     assert load_suite("families").family == "curves"
     q = curves.quick()
@@ -177,3 +177,55 @@ def test_hsv_matches_colorsys_and_complement():
     np.testing.assert_allclose(fg + bg, 1.0, atol=1e-6)
     np.testing.assert_allclose(fg[0], [1, 0, 0], atol=1e-6)  # hue 0 = red
     np.testing.assert_allclose(fg[2], [0, 1, 0], atol=1e-6)  # hue 120 = green
+
+
+def test_every_builtin_suite_stays_in_the_article_range():
+    for name in builtin_names():
+        d = load_suite(name).describe()
+        length = d["fixed"]["length"]
+        k = d["axes"]["curvature"]
+        turn = 0.75 * np.pi if d["kind"] == "angle" else np.pi  # the article's sharpest angle; a semicircle
+        assert k["min"] == 0 and k["max"] * length == pytest.approx(turn), name
+        o = d["axes"]["orientation"]
+        assert o["min"] == 0 and o["max"] < 360 and o["count"] * (o["max"] - o["min"]) / (o["count"] - 1) == pytest.approx(360)
+    for name in ("fill", "color"):
+        fixed = load_suite(name).describe()["fixed"]
+        assert fixed["fill"] == 1.0 and fixed["fill_mode"] == "article" and fixed["window"] == 45.0
+
+
+def test_sweeps_into_the_repeating_range_are_errors():
+    angle = BASE.replace('kind = "curve"', 'kind = "angle"')
+    _suite(base=angle.replace("curvature = [0.0, 0.05]", "curvature = [0.0, 0.049]"))  # turn 3.14 < pi at 64 px
+    with pytest.raises(SuiteError, match=r"angles repeat beyond a turn of pi.*curvature <= pi/length = 0.0490874"):
+        _suite(base=angle.replace("curvature = [0.0, 0.05]", "curvature = [0.0, 0.06]"))
+    with pytest.raises(SuiteError, match=r"angles repeat"):  # a curve suite sweeping rounding is an angle suite
+        _suite("[fixed]\nrounding = 0.5\n", base=BASE.replace("curvature = [0.0, 0.05]", "curvature = [0.0, 0.08]"))
+    _suite(base=BASE.replace("curvature = [0.0, 0.05]", "curvature = [0.0, 0.08]"))  # curves may pass pi
+    with pytest.raises(SuiteError, match=r"orientation has the values 0 and 360, which draw the same stimuli \(orientation is periodic"):
+        _suite(base=BASE.replace("step = 90 }", "step = 90 }\n").replace(
+            "orientation = { start = 0, stop = 360, step = 90 }", "orientation = { start = 0, stop = 360, num = 5 }"))
+    with pytest.raises(SuiteError, match=r"curvature has the values 0.05 and 0.05"):
+        _suite(base=BASE.replace("curvature = [0.0, 0.05]", "curvature = [0.0, 0.05, 0.05]"))
+    with pytest.raises(SuiteError, match=r"fg_hue has the values -60 and 300"):
+        _suite(base=BASE.replace("curvature = [0.0, 0.05]", "fg_hue = [-60, 0, 300]"))
+
+
+def test_suites_json_lists_axes_and_every_fixed_render_parameter(capsys):
+    import json
+
+    from curvebench.cli import main
+    from stimuli import kinds
+
+    assert main(["suites", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert isinstance(rows, list) and {r["name"] for r in rows} == set(builtin_names())
+    for r in rows:
+        assert {"name", "kind", "axes", "fixed"} <= set(r)
+        for axis in r["axes"].values():
+            assert set(axis) == {"min", "max", "count"} and axis["min"] <= axis["max"] and axis["count"] >= 1
+        rendered = {p.name for p in kinds.PARAMS} | {c.name for c in kinds.CHOICES}
+        assert rendered - set(r["axes"]) <= set(r["fixed"]), r["name"]
+        assert "length" in r["fixed"] and not (set(r["axes"]) & set(r["fixed"]))
+    curves = next(r for r in rows if r["name"] == "curves")
+    assert curves["fixed"]["window"] is None and curves["fixed"]["rounding"] == 1.0
+    assert curves["axes"]["curvature"] == {"min": 0.0, "max": pytest.approx(np.pi / 64), "count": 100}

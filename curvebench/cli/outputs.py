@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["OUTPUT_OPTIONS", "add_overwrite", "inputs_of"]
 
 #: argparse ``dest`` names whose values are outputs, not inputs.
-OUTPUT_OPTIONS: frozenset[str] = frozenset({"out", "npy", "json", "out_dir", "output", "html", "report"})
+OUTPUT_OPTIONS: frozenset[str] = frozenset({"out", "npy", "json", "out_dir", "output", "html", "report", "figure"})
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

@@ -143,6 +143,10 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
     from suites.limits import available_memory, check_disk, check_memory
 
     values = _sweep_values(args)
+    if "orientation" in values and args.orientation_axis != "curvebench":
+        from suites.analysis.orientation_axis import from_axis
+
+        values["orientation"] = [float(o) for o in from_axis(values["orientation"], args.orientation_axis)]
     swept = [k for k, v in values.items() if len(v) > 1]
     if len(swept) > 2:
         raise ValueError(f"render: at most two options can be swept (a contact sheet), got {len(swept)}: "
@@ -332,6 +336,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     for c in _decl.CHOICES:
         p.add_argument("--" + c.name.replace("_", "-"), dest=c.name, default=c.default, choices=list(c.choices),
                        help=c.describe())
+    p.add_argument("--orientation-axis", choices=("curvebench", "article"), default="curvebench",
+                   help="axis of --orientation: curvebench = counter-clockwise on screen; article = the article's, "
+                   "clockwise on screen, (360 - curvebench) mod 360; both 0 = opening right (default curvebench)")
     p.add_argument("--fg", default="black", help="stroke colour: r,g,b in [0,1], #rrggbb or a name (default black)")
     p.add_argument("--bg", default="white", help="background colour, same forms as --fg (default white)")
     p.add_argument("--bg-hue-offset", type=float, default=None, metavar="DEG",

@@ -1,4 +1,4 @@
-"""``curvebench run | suites | demo | probe`` and ``curvebench bench run``.
+"""``curvebench run | suites | probe`` and ``curvebench bench run`` (``demo``: :mod:`curvebench.cli.discover`).
 
 Heavy imports happen inside the handlers so that ``curvebench --help`` stays fast.
 """
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, positive_int, weights_spec
+from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, name_list, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
@@ -54,7 +54,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_at_most("--batch-size", args.batch_size, MAX_BATCH, hint="stimuli per batch")
     if args.resume is None:
         _check_out(args.out)
-    run_suite(args.suite, options, out=args.out, resume=args.resume, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    from suites.distributed import launched
+
+    if not launched():
+        run_suite(args.suite, options, out=args.out, resume=args.resume, progress=progress)
+        return 0
+    from suites.distributed import run_sharded
+    from suites.errors import RankFailedError
+
+    try:
+        run_sharded(args.suite, options, out=args.out, resume=args.resume, progress=progress)
+    except RankFailedError as exc:
+        if not exc.report:  # rank 0 prints the one line for the whole job
+            return 2
+        raise
     return 0
 
 
@@ -64,56 +78,14 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     from suites.builtin import builtin_names
     from suites.spec import load_suite
 
-    rows = []
-    for name in builtin_names():
-        s = load_suite(name)
-        rows.append({
-            "name": name, "description": s.description, "kind": s.kind, "stimuli": s.num_stimuli,
-            "axes": {n: len(v) for n, v in s.axes}, "model": s.model,
-            "layers": list(s.layers) or f"family {s.family}",
-        })
+    rows = [{**load_suite(name).describe(), "name": name} for name in builtin_names()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        axes = " x ".join(f"{n} {k}" for n, k in r["axes"].items())
+        axes = " x ".join(f"{n} {a['count']}" for n, a in r["axes"].items())
         print(f"{r['name']:<{width}}  {r['description']}  [{axes} = {r['stimuli']:,} stimuli]")
-    return 0
-
-
-# ----------------------------------------------------------------------------- demo
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from suites.results import open_results
-    from suites.runner import run_suite
-
-    _check_out(args.out)
-    if args.out is not None:
-        from suites.atomic import check_folder
-
-        check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
-
-    res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
-    figures: list[Path] = []
-    try:
-        from suites.analysis.plots import plot_heatmaps
-        from suites.strips import stimulus_strip
-    except ImportError:
-        plot_heatmaps = None
-    if plot_heatmaps is None:
-        print("heatmaps skipped: suites.analysis.plots.plot_heatmaps is not available in this installation",
-              file=sys.stderr)
-    else:
-        out_dir = res.path.with_suffix("")
-        with open_results(res.path) as ds:
-            figures = plot_heatmaps(ds, out_dir, strip=stimulus_strip)
-        for p in figures:
-            print(f"figure: {p}")
-    print("next:")
-    print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
-    print("  curvebench weights download        # InceptionV1 (inception5h.pth), or use --weights PATH")
-    print("  curvebench run curves --model inceptionv1 --weights PATH/inception5h.pth")
     return 0
 
 
@@ -131,7 +103,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     res = probe_images(
         args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
         full_map=args.full_map, size=args.size, batch_size=args.batch_size,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, input_transform=args.input_transform,
     )
     print(res)
     return 0
@@ -152,7 +124,7 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     report = bench_run(
         model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
         batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size,
+        memory_sweep=args.memory_sweep, memory_batch_size=args.memory_batch_size, scaling=args.scaling,
     )
     text = json.dumps(report, indent=2)
     if args.json:
@@ -164,11 +136,13 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``run``, ``suites``, ``demo``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
+    """Add ``run``, ``suites``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
     p = commands.add_parser(
         "run", help="run a sweep suite into an xarray-readable HDF5 results file",
         description="Render, probe and write a suite's stimuli (streaming, resumable). "
-                    "SUITE is a built-in name (`curvebench suites`) or a TOML file.",
+                    "SUITE is a built-in name (`curvebench suites`) or a TOML file. Under torchrun "
+                    "(`torchrun --standalone --nproc-per-node=N $(command -v curvebench) run SUITE --out FILE`) "
+                    "each process runs one shard of the grid and FILE combines them (docs/scale-out.md).",
     )
     p.add_argument("suite", nargs="?", help="built-in suite name or TOML path (optional with --resume)")
     p.add_argument("--model", help="model id, e.g. inceptionv1, groundtruth (default: the suite's; "
@@ -191,29 +165,24 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
-    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the list as JSON: per suite name, kind, axes {param: {min, max, count}}, fixed "
+                   "(every other render parameter, incl. length; null = unlimited) and more")
     p.set_defaults(func=_cmd_suites)
-
-    p = commands.add_parser(
-        "demo", help="offline demo: a small curves sweep on the ground-truth model, with heatmaps",
-        description="Runs the built-in `demo` suite (curves on the ground-truth model, about a minute on a "
-                    "laptop CPU), writes results/demo-groundtruth-<time>.h5 and its heatmaps.",
-    )
-    p.add_argument("--out", metavar="FILE", help="results file (default results/demo-groundtruth-<UTC time>.h5)")
-    p.add_argument("--device", help="torch device (default auto)")
-    p.add_argument("--quick", action="store_true", help="thin the sweep to 12 x 12 stimuli (smoke test)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_demo)
 
     p = commands.add_parser(
         "probe", help="activations of arbitrary images (folder or .npy) into an HDF5 file",
         description="Probe images at the unit nearest the image centre (or full maps) and write "
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
-    p.add_argument("--model", required=True, help="model id, e.g. inceptionv1, groundtruth")
+    p.add_argument("--model", required=True,
+                   help="model id, e.g. inceptionv1, efficientnet-lite0, groundtruth, or module.path:factory "
+                        "(any torch model: a callable returning an nn.Module)")
+    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
     p.add_argument("--weights", type=weights_spec, metavar="PATH",
                    help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
-    p.add_argument("--layers", type=name_list, required=True, metavar="A,B", help="comma-separated layer names")
+    p.add_argument("--layers", type=name_list, required=True, metavar="A,B",
+                   help="comma-separated layer names (a factory model: dotted named_modules() names)")
     p.add_argument("--images", required=True, metavar="PATH",
                    help="folder of images (png/jpg/...) or a .npy array (N, 3, H, W) in [0, 1]")
     p.add_argument("--out", required=True, metavar="FILE", help="output .h5 file (never overwritten)")
@@ -250,4 +219,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
     add_overwrite(p)
+    p.add_argument("--scaling", type=positive_int, metavar="N",
+                   help="also run the sweep in 1 process and under torchrun with N processes and report "
+                        "stimuli/s of each and scaling_efficiency = rate(N) / (N * rate(1)) (default: off)")
     p.set_defaults(func=_cmd_bench_run)

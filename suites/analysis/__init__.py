@@ -9,7 +9,9 @@ Modules (one job each):
     sigma      dataset / sweep statistics and sigma values
     tuning     preferred orientation, FWHM, echo index, invariance, family coverage
     family_channels  which channels form a layer's curve family (from probes.article_families)
-    validate   compare a family's orientations with the article's
+    validate   compare a family's tuning curves with the article's published ones
+    reference_curves  the article's radial tuning curves (package data) / designed peaks
+    validate_calibration  pass/fail rates of validate on simulated families
     plots      heatmaps (article style), series side by side, radial and layer figures
     strip      the stimulus strip drawn above heatmaps
     distribution  pre-ReLU histograms, exponential tail fits, the distribution figure

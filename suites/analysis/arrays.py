@@ -142,7 +142,10 @@ def grid(
     mean[counts == 0] = np.nan
     out = mean.T.reshape(n_ch, ys.size, xs.size)
     coords = {cdim: values.coords[cdim].values if cdim in values.coords else np.arange(n_ch), y: ys, x: xs}
-    return xr.DataArray(out, dims=(cdim, y, x), coords=coords, attrs=dict(values.attrs))
+    attrs = dict(values.attrs)
+    if "orientation_axis" in ds.attrs:  # see suites.analysis.orientation_axis
+        attrs["orientation_axis"] = ds.attrs["orientation_axis"]
+    return xr.DataArray(out, dims=(cdim, y, x), coords=coords, attrs=attrs)
 
 
 def select(ds: xr.Dataset, **conditions: float) -> xr.Dataset:

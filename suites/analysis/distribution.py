@@ -6,7 +6,7 @@ about 11% of ImageNet positions. This module fits both tails from the histograms
 ``curvebench stats`` stores and draws the figure.
 
 Convention:
-    - Density = count / (all positions x bin width), so it integrates to 1 over the
+    - Density = count / (positions counted x bin width), so it integrates to 1 over the
       whole real line (values outside the histogram range are counted in N).
     - Tails: the bins right (left) of the histogram's mode whose density has fallen
       to at most 10% of the densest bin on that side (the mode bin itself excluded),
@@ -97,7 +97,7 @@ def plot_activation_distribution(
 ) -> Path:
     """Pre-ReLU histograms (log density) with both exponential tail fits and the firing fraction, one panel per channel."""
     from .plots import short_layer
-    from .sigma import stats_label
+    from .sigma import POSITIONS_LABEL, stats_label, stats_positions
 
     channels = [int(c) for c in channels]
     if not channels:
@@ -139,7 +139,7 @@ def plot_activation_distribution(
     weights = f"weights sha256 {sha[:8]}" if sha else ("built-in weights" if stats.attrs.get("model") == "groundtruth" else "no weights file")
     label = model_label or f"{stats.attrs.get('model')}, {weights}"
     fig.suptitle(
-        f"{label} - {layer} activation distribution over all spatial positions\n{stats_label(stats)}",
+        f"{label} - {layer} activation distribution over {POSITIONS_LABEL[stats_positions(stats)]}\n{stats_label(stats)}",
         fontsize=10, x=0.01, ha="left",
     )
     fig.subplots_adjust(top=1 - 0.85 / fig_h, bottom=1.25 / fig_h, hspace=0.75, wspace=0.3, left=0.07, right=0.98)

@@ -194,7 +194,7 @@ def heatmap_figure(
             ax.set_xticks(ticks[(ticks >= xext[0]) & (ticks <= xext[1])])
             if i == n_rows - 1:
                 ax.set_xticklabels([f"{t:g}°" for t in ax.get_xticks()], fontsize=8)
-                ax.set_xlabel("orientation (degrees)", fontsize=9)
+                ax.set_xlabel(_orientation_label(p.sigma), fontsize=9)
             else:
                 ax.set_xticklabels([])
             ax.tick_params(length=2)
@@ -227,6 +227,15 @@ def completeness(ds: xr.Dataset) -> str:
 
 def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
     return f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
+
+
+def _orientation_label(g: xr.DataArray | xr.Dataset) -> str:
+    """x label of heatmaps: the orientation axis in use (see :mod:`suites.analysis.orientation_axis`)."""
+    from .orientation_axis import AXIS_ATTR
+
+    if g.attrs.get(AXIS_ATTR) == "article":
+        return "orientation (degrees, the article's axis: clockwise on screen, 0 = opens right)"
+    return "orientation (degrees, counter-clockwise on screen, 0 = opens right)"
 
 
 def _strip(strip: StripRenderer | None, ds: xr.Dataset, o: np.ndarray, k: np.ndarray,
@@ -442,6 +451,217 @@ def plot_layer_comparison(
         fontsize=10, x=0.02, ha="left",
     )
     fig.subplots_adjust(top=0.78, bottom=0.22, left=0.04, right=0.98, wspace=0.35)
+    out_path = Path(out_path)
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
+    plt.close(fig)
+    return out_path
+
+
+# ----------------------------------------------------------------------------- discovered families
+
+def _family_members(family: xr.Dataset, layer: str) -> tuple[list[int], list[float]]:
+    """Detector channels of ``layer`` sorted by preferred orientation, and those orientations."""
+    sub = family.where((family.layer == layer) & family.detector.astype(bool), drop=True)
+    if sub.sizes.get("unit", 0) == 0:
+        return [], []
+    prefs = np.asarray(sub.preferred_orientation.values, dtype=np.float64)
+    order = np.argsort(prefs)
+    return [int(sub.channel.values[i]) for i in order], [float(prefs[i]) for i in order]
+
+
+def family_heatmap_figure(
+    resp: xr.Dataset,
+    family: xr.Dataset,
+    layer: str,
+    out_path: str | Path,
+    *,
+    title: str | None = None,
+    columns: int | None = None,
+    vmax: float | None = None,
+) -> Path:
+    """The discovered family's heatmaps, sorted by preferred orientation, in the article's layout.
+
+    One small orientation x curvature heatmap per detector (black on white, post-ReLU
+    sigma above the blank image; x = orientation 0..360 degrees, y = curvature, straight
+    line at the top), read down the columns in order of preferred orientation, under
+    the stimulus strip of the sweep. ``vmax`` (sigma) defaults to the 90th percentile of
+    the detectors' peaks, rounded up.
+    """
+    from .curve_family import sigma_responses
+
+    chans, prefs = _family_members(family, layer)
+    if not chans:
+        raise ValueError(f"family figure: no curve detectors in layer {layer!r} to draw")
+    s = sigma_responses(resp, layer)["curve"]  # (C, P, K, O)
+    ids = {int(c): i for i, c in enumerate(resp.coords[f"{layer}_channel"].values)}
+    o = resp.coords["orientation"].values
+    k = resp.coords["curvature"].values
+    heats = [s[ids[c], 0] for c in chans]
+    peaks = np.array([np.nanmax(h) for h in heats])
+    if vmax is None:
+        vmax = float(max(1.0, math.ceil(np.percentile(peaks, 90))))
+    n = len(chans)
+    ncol = columns or (1 if n <= 6 else 2 if n <= 16 else 3 if n <= 36 else 4)
+    nrow = math.ceil(n / ncol)
+    cell_w, cell_h, gap_w, gap_h = 3.3, 0.62, 0.75, 0.12
+    left, right, top, bottom = 0.9, 1.1, 1.45, 0.55
+    strip = resp["strip"].values if "strip" in resp else None
+    strip_h = (cell_w * strip.shape[0] / strip.shape[1]) if strip is not None else 0.0
+    fig_w = left + ncol * cell_w + (ncol - 1) * gap_w + right
+    fig_h = top + strip_h + 0.1 + nrow * (cell_h + gap_h) + bottom
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=100, facecolor="white")
+    cmap, norm = article_cmap(), Normalize(vmin=0.0, vmax=vmax)
+    do = (o[-1] - o[0]) / max(o.size - 1, 1)
+    xext = (o[0] - do / 2, o[-1] + do / 2)
+    im = None
+    short = short_layer(layer)
+    for j in range(ncol):
+        x0 = left + j * (cell_w + gap_w)
+        y = fig_h - top
+        if strip is not None:
+            ax = fig.add_axes([x0 / fig_w, (y - strip_h) / fig_h, cell_w / fig_w, strip_h / fig_h])
+            ax.imshow(strip, extent=(0, 360, 0, 1), aspect="auto", interpolation="antialiased")
+            ax.set_xlim(*xext)
+            ax.set_axis_off()
+        y -= strip_h + 0.1
+        for r in range(nrow):
+            i = j * nrow + r
+            if i >= n:
+                break
+            yy = y - (r + 1) * cell_h - r * gap_h
+            ax = fig.add_axes([x0 / fig_w, yy / fig_h, cell_w / fig_w, cell_h / fig_h])
+            im = ax.imshow(_display(heats[i]), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest",
+                           extent=(xext[0], xext[1], k.size - 0.5, -0.5))
+            ax.set_yticks([])
+            ax.set_xticks([0, 90, 180, 270])
+            last = r == nrow - 1 or i == n - 1
+            ax.set_xticklabels([f"{t}°" for t in (0, 90, 180, 270)] if last else [], fontsize=7)
+            ax.tick_params(length=2)
+            ax.axvline(prefs[i], color="white", lw=0.6, alpha=0.7)
+            ax.text(-0.02, 0.5, f"{c_label(short, chans[i])}\n{prefs[i]:.0f}°", transform=ax.transAxes,
+                    ha="right", va="center", fontsize=7)
+            for sp in ax.spines.values():
+                sp.set_visible(False)
+    cax = fig.add_axes([(fig_w - right + 0.35) / fig_w, (fig_h - top - strip_h - 0.1 - min(4.0, nrow * (cell_h + gap_h))) / fig_h,
+                        0.15 / fig_w, min(4.0, nrow * (cell_h + gap_h)) / fig_h])
+    cb = fig.colorbar(im, cax=cax, extend="both")
+    cb.set_label("sigma above blank (post-ReLU)", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    head = title or f"{n} curve detectors in {layer}"
+    sub = (f"{provenance(resp)}; sigma from {resp.attrs.get('statistics', '?')}\n"
+           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, closed ring "
+           f"at bottom), black on white; labels: {'channel' if len(short) > 6 else 'layer:channel'} and preferred "
+           f"orientation (white line), sorted by it")
+    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=12, fontweight="bold")
+    import textwrap
+
+    width = max(60, int((fig_w - left - 0.2) * 100 / 5.2))
+    sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
+    fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
+    out_path = Path(out_path)
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, dpi=100, facecolor="white")
+    plt.close(fig)
+    return out_path
+
+
+def c_label(short: str, channel: int) -> str:
+    """Label of a unit: ``"3b:379"`` for the article's short layer names, else the channel (the title names the layer)."""
+    return f"{short}:{channel}" if len(short) <= 6 else f"ch {channel}"
+
+
+def family_radial_figure(
+    resp: xr.Dataset,
+    family: xr.Dataset,
+    layer: str,
+    out_path: str | Path,
+    *,
+    control: xr.Dataset | None = None,
+    title: str | None = None,
+) -> Path:
+    """Radial tuning curves of the family (each normalised to its peak, at its best curvature) and a rose of
+    preferred orientations (trained, and the random-weights control when given)."""
+    from .curve_family import sigma_responses
+
+    chans, prefs = _family_members(family, layer)
+    if not chans:
+        raise ValueError(f"radial figure: no curve detectors in layer {layer!r} to draw")
+    s = sigma_responses(resp, layer)["curve"]
+    ids = {int(c): i for i, c in enumerate(resp.coords[f"{layer}_channel"].values)}
+    o = resp.coords["orientation"].values
+    k = resp.coords["curvature"].values
+    curves = {}
+    for c in chans:
+        h = s[ids[c], 0]
+        curves[c] = np.clip(np.nan_to_num(h[best_curvature_index(k, np.nan_to_num(h, nan=-np.inf))]), 0, None)
+    fig = plt.figure(figsize=(11.5, 6.0), dpi=100, facecolor="white")
+    ax = fig.add_axes([0.04, 0.08, 0.4, 0.7], projection="polar")
+    _polar(ax, o, curves, short_layer(layer), normalise=True)
+    ax.set_yticklabels([])
+    ax.set_title("tuning at each unit's best curvature\n(normalised to its peak, coloured by preferred orientation)",
+                 fontsize=9, pad=16)
+    ax2 = fig.add_axes([0.55, 0.08, 0.4, 0.7], projection="polar")
+    ax2.set_theta_zero_location("E")
+    ax2.set_theta_direction(1)
+    bins = np.deg2rad(np.arange(0, 361, 15))
+    ax2.hist(np.deg2rad(np.asarray(prefs) % 360), bins=bins, color="tab:blue", alpha=0.75, label=f"trained ({len(prefs)})")
+    if control is not None:
+        _, cprefs = _family_members(control, layer)
+        if cprefs:
+            ax2.hist(np.deg2rad(np.asarray(cprefs) % 360), bins=bins, color="tab:red", alpha=0.75)
+        ax2.plot([], [], color="tab:red", lw=6, alpha=0.75, label=f"random-weights control ({len(cprefs)})")
+    ax2.set_xticks(np.deg2rad(np.arange(0, 360, 45)))
+    ax2.set_xticklabels([f"{t}°" for t in range(0, 360, 45)], fontsize=8)
+    ax2.tick_params(axis="y", labelsize=7)
+    ax2.set_title("preferred orientations (15° bins)", fontsize=9, pad=16)
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=8, frameon=False, ncol=2)
+    fig.suptitle(title or f"{provenance(resp)} - {layer}: {len(chans)} curve detectors", fontsize=10, x=0.02, ha="left")
+    out_path = Path(out_path)
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
+    plt.close(fig)
+    return out_path
+
+
+COMPARE_METRICS: tuple[tuple[str, str], ...] = (
+    ("detectors", "curve detectors"),
+    ("largest_gap_deg", "largest orientation gap (deg)"),
+    ("median_tuning_width_deg", "median tuning width, FWHM (deg)"),
+    ("median_preferred_curvature", "median preferred curvature (1/px)"),
+)
+
+
+def compare_figure(rows: Sequence[Mapping], out_path: str | Path, *, title: str = "curve families compared") -> Path:
+    """Bar charts side by side: family size, largest orientation gap, tuning width and curvature preference.
+
+    ``rows``: dicts with ``label`` (e.g. ``"efficientnet-lite0 blocks.3.2.depthwise"``),
+    ``control`` (bool: random weights) and the numbers of :data:`COMPARE_METRICS`
+    (None where undefined, e.g. no detectors).
+    """
+    if not rows:
+        raise ValueError("compare: nothing to compare")
+    labels = [str(r["label"]) for r in rows]
+    fig, axes = plt.subplots(1, len(COMPARE_METRICS), figsize=(3.3 * len(COMPARE_METRICS) + 1.5, 0.32 * len(rows) + 2.2),
+                             dpi=100, sharey=True, facecolor="white")
+    y = np.arange(len(rows))
+    for ax, (key, name) in zip(axes, COMPARE_METRICS):
+        vals = [r.get(key) for r in rows]
+        v = np.array([np.nan if x is None else float(x) for x in vals])
+        colours = ["tab:red" if r.get("control") else "tab:blue" for r in rows]
+        ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.8)
+        for yi, vi in zip(y, v):
+            ax.text(0 if not np.isfinite(vi) else vi, yi, " n/a" if not np.isfinite(vi) else f" {vi:.3g}",
+                    va="center", fontsize=7)
+        if key == "largest_gap_deg":
+            ax.axvline(45, color="grey", lw=0.8, ls="--")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.invert_yaxis() if ax is axes[0] else None
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels(labels, fontsize=8)
+    fig.suptitle(title + "  (blue: trained, red: random-weights control)", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout()
     out_path = Path(out_path)
     with output_file(out_path) as tmp:
         fig.savefig(tmp, facecolor="white")

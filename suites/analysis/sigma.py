@@ -4,7 +4,8 @@
 either
 
 - a **dataset statistics file** written by ``curvebench stats`` (the article's unit:
-  statistics over all spatial positions of natural images), or
+  statistics over the spatial positions of natural images - all of them by default,
+  or only the padding-free ones, ``--positions valid``; the label says which), or
 - the **sweep's own statistics** (mean and std over the stimuli of the run itself),
   an explicitly labelled fallback used when no statistics file is given.
 
@@ -47,12 +48,21 @@ def model_id(attrs: dict) -> tuple[str | None, str | None]:
     return (str(model) if model else None, str(sha) if sha else None)
 
 
+#: how each ``positions`` value of a statistics file is named in labels and figure titles
+POSITIONS_LABEL = {"all": "all positions", "valid": "padding-free positions only"}
+
+
+def stats_positions(stats: xr.Dataset) -> str:
+    """``"valid"`` or ``"all"``: which spatial positions a statistics file counts (older files: all)."""
+    return "valid" if stats.attrs.get("positions") == "valid" else "all"
+
+
 def stats_label(stats: xr.Dataset) -> str:
-    """One-line description of a statistics dataset, e.g. for figure titles."""
+    """One-line description of a statistics dataset, e.g. for figure titles; names the positions counted."""
     source = stats.attrs.get("source", "unknown images")
     n = stats.attrs.get("n_images", "?")
     proxy = " - small proxy, not ImageNet" if int(stats.attrs.get("proxy", 0)) and "proxy" not in str(source) else ""
-    return f"dataset statistics: {source}, {n} images{proxy}"
+    return f"dataset statistics: {source}, {n} images, {POSITIONS_LABEL[stats_positions(stats)]}{proxy}"
 
 
 def load_stats(path: str | Path) -> xr.Dataset:

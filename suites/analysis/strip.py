@@ -72,7 +72,11 @@ def strip_tile_params(
     tile_o = lo + (np.arange(columns) + 0.5) * (hi - lo) / columns
     tile_k = np.linspace(k.min(), k.max(), rows)
     per_tile = [tile_params(ds, to, tk, fixed, column=j) for tk in tile_k for j, to in enumerate(tile_o)]
-    return {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
+    params = {name: np.array([p[name] for p in per_tile]) for name in per_tile[0]}
+    from .orientation_axis import axis_of, from_axis
+
+    params["orientation"] = from_axis(params["orientation"], axis_of(ds))  # the renderer's own axis
+    return params
 
 
 def assemble_strip(tiles: np.ndarray, rows: int, columns: int) -> np.ndarray:

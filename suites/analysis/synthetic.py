@@ -97,3 +97,104 @@ def synthetic_results(
     ds.attrs.update({"model": "synthetic", "weights_sha256": "", "state": "complete", "rows_completed": n})
     ds.attrs.update(dict(attrs or {}))
     return ds
+
+
+# -- simulated measurements of a published curve family (validate's calibration) ----------
+def simulate_family_curves(
+    reference,
+    orientations: np.ndarray,
+    *,
+    rotation_sd: float = 12.0,
+    echo_gain: tuple[float, float] = (0.8, 1.25),
+    amplitude_noise: float = 0.05,
+    shift: float | None = None,
+    reflect: bool | None = None,
+    random_orientations: bool = False,
+    permute: bool = False,
+    keep: float = 1.0,
+    seed: int | np.random.Generator = 0,
+) -> tuple[dict[int, np.ndarray], dict]:
+    """Measured radial tuning curves built from a reference family's curves, with known errors.
+
+    Each unit's reference curve (:class:`~suites.analysis.reference_curves.ReferenceFamily`,
+    0.5-degree grid, article convention) is
+
+    1. rotated by its own error ``eps ~ N(0, rotation_sd)`` degrees (or, with
+       ``random_orientations``, by a uniform random angle);
+    2. given an echo-lobe gain ``g`` (log-uniform in ``echo_gain``): the curve is multiplied
+       by ``1 + (g - 1) * w`` with ``w`` a von Mises window of 90 degrees FWHM centred
+       180 degrees from the unit's peak, so echoes grow or shrink (and near-equal echoes can win);
+    3. scaled by a random gain in [0.5, 2], plus Gaussian noise of ``amplitude_noise`` times
+       its peak per sample, then rectified (post-ReLU);
+    4. sampled at ``orientations`` (curvebench's convention), where curvebench's ``theta``
+       is the article's ``sign * theta + shift`` (``shift`` uniform in [0, 360) and the
+       reflection a coin flip unless given).
+
+    ``permute`` hands the curves to the channels in a random non-identity order;
+    ``keep`` < 1 keeps only that fraction of the channels (rounded down, at least one).
+
+    Returns:
+        ``({channel: (N,) curve}, truth)`` with ``truth`` holding ``shift``, ``reflected``,
+        ``errors`` (per channel, degrees) and ``order`` (which reference curve each channel got).
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    o = np.asarray(orientations, dtype=np.float64)
+    n = len(reference.channels)
+    grid = reference.orientations
+    shift = float(rng.uniform(0.0, 360.0)) if shift is None else float(shift)
+    reflect = bool(rng.integers(2)) if reflect is None else bool(reflect)
+    sign = -1.0 if reflect else 1.0
+    errors = rng.uniform(-180.0, 180.0, n) if random_orientations else rng.normal(0.0, rotation_sd, n)
+    order = np.arange(n)
+    if permute:
+        while np.array_equal(order, np.arange(n)):
+            order = rng.permutation(n)
+    lo, hi = np.log(echo_gain[0]), np.log(echo_gain[1])
+    kappa = np.log(2.0) / (1.0 - np.cos(np.deg2rad(45.0)))
+    src = reference.curves[order]  # (n, 720)
+    peaks = grid[np.argmax(src, axis=1)]
+    gains = np.exp(rng.uniform(lo, hi, n))
+    window = np.exp(kappa * (np.cos(np.deg2rad(grid[None, :] - peaks[:, None] - 180.0)) - 1.0))
+    shaped = src * (1.0 + (gains[:, None] - 1.0) * window)
+    # the unit's lobe sits errors[i] further on: its response at the article's angle phi is the
+    # reference's at phi - eps (linear interpolation on the 0.5-degree grid)
+    phi = sign * o[None, :] + shift - errors[:, None]
+    pos = (phi % 360.0) / (grid[1] - grid[0])
+    i0 = np.floor(pos).astype(np.int64) % grid.size
+    frac = pos - np.floor(pos)
+    rows = np.arange(n)[:, None]
+    values = shaped[rows, i0] * (1.0 - frac) + shaped[rows, (i0 + 1) % grid.size] * frac
+    values = values * rng.uniform(0.5, 2.0, (n, 1))
+    values = np.maximum(values + rng.normal(0.0, 1.0, values.shape) * amplitude_noise * values.max(axis=1, keepdims=True), 0.0)
+    curves = {int(c): values[i] for i, c in enumerate(reference.channels)}
+    truth_errors = {int(c): float(errors[i]) for i, c in enumerate(reference.channels)}
+    kept = list(curves)
+    if keep < 1.0:
+        m = max(1, int(np.floor(keep * n)))
+        kept = sorted(rng.choice(kept, size=m, replace=False).tolist(), key=list(curves).index)
+    return ({c: curves[c] for c in kept},
+            {"shift": shift, "reflected": reflect, "errors": truth_errors, "order": [int(reference.channels[j]) for j in order]})
+
+
+def family_results(curves: Mapping[int, np.ndarray], orientations: np.ndarray, *, layer: str,
+                   curvatures: Sequence[float] = (0.0, 0.02, 0.04), attrs: Mapping[str, object] | None = None) -> xr.Dataset:
+    """A results-file-shaped dataset whose radial tuning curves are ``curves``.
+
+    The curve is the response at the last curvature; each earlier curvature responds with
+    a smaller copy (gain 0.5 ... 1), so the maximum over curvature is ``curves`` itself.
+    Pre-ReLU values equal the post-ReLU ones (the curves are already rectified).
+    """
+    o = np.asarray(orientations, dtype=np.float64)
+    k = np.asarray(curvatures, dtype=np.float64)
+    ids = list(curves)
+    gains = np.linspace(0.5, 1.0, k.size)
+    kk, oo = np.meshgrid(k, o, indexing="ij")
+    post = np.stack([(gains[:, None] * np.asarray(curves[c])[None, :]).ravel() for c in ids], axis=1)
+    cdim = f"{layer}_channel"
+    ds = xr.Dataset(
+        {layer: (("stimulus", cdim), post.astype(np.float32)), f"{layer}_pre_relu": (("stimulus", cdim), post.astype(np.float32))},
+        coords={"orientation": ("stimulus", oo.ravel()), "curvature": ("stimulus", kk.ravel()), cdim: ids},
+    )
+    ds.attrs.update({"model": "inceptionv1", "weights_sha256": "", "state": "complete", "rows_completed": post.shape[0]})
+    ds.attrs.update(dict(attrs or {}))
+    return ds

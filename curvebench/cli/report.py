@@ -1,0 +1,140 @@
+"""``curvebench report``: one self-contained interactive HTML page for results files.
+
+Heavy imports happen inside the handler so ``curvebench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.outputs import add_overwrite
+
+__all__ = ["register"]
+
+
+def _open(path: str):
+    """A sweep results file, an optimize file, or a discover output (folder, responses.nc or family.nc).
+
+    A discover ``responses.nc`` is joined with the ``family.nc`` beside it when there is one.
+    """
+    import xarray as xr
+
+    from suites.analysis.report import DISCOVER_FAMILY_KIND, DISCOVER_RESPONSES_KIND, with_family
+    from suites.errors import ResultsFileError
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "responses.nc").is_file():
+            raise ResultsFileError(f"{p} is a folder without responses.nc (the report reads results files, "
+                                   "optimize files, or the output folder of curvebench discover)")
+        p = p / "responses.nc"
+    ds = _open_file(str(p))
+    kind = ds.attrs.get("kind")
+    if kind == DISCOVER_FAMILY_KIND:
+        if not (p.parent / "responses.nc").is_file():
+            raise ResultsFileError(f"{p}: a curve-family file holds no heatmaps; give the discover output folder "
+                                   "or its responses.nc (the family file is read from beside it)")
+        ds.close()
+        p = p.parent / "responses.nc"
+        ds = _open_file(str(p))
+        kind = ds.attrs.get("kind")
+    if kind == DISCOVER_RESPONSES_KIND and (p.parent / "family.nc").is_file():
+        with xr.open_dataset(p.parent / "family.nc", engine="h5netcdf") as fam:
+            ds = with_family(ds.load(), fam.load())
+    return ds
+
+
+def _open_file(path: str):
+    """A sweep results file (committed rows only), or another kind of file the report knows (by its ``kind``)."""
+    from suites.errors import ResultsFileError
+    from suites.results import open_results
+
+    try:
+        return open_results(path)
+    except ResultsFileError:
+        raise
+    except ValueError as exc:  # not HDF5, or HDF5 without rows_completed (optimize files, statistics, ...)
+        text = str(exc)
+        if "rows_completed" in text:
+            import xarray as xr
+
+            from suites.analysis.report import KINDS
+
+            from suites.analysis.report import DISCOVER_FAMILY_KIND
+
+            ds = xr.open_dataset(path, engine="h5netcdf")
+            if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
+                    detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
+                return ds
+            ds.close()
+        raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from suites.analysis.report import ReportOptions, report_kind, write_report
+
+    if not (math.isfinite(args.vmax) and args.vmax > 0):
+        raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {out}: the report is one HTML file; give a name ending in .html")
+    from suites.atomic import check_output
+
+    check_output(out, "--out")  # before reading anything: an existing page needs --overwrite
+    runs = []
+    names: set[str] = set()
+    for f in args.files:
+        ds = _open(f)
+        try:
+            report_kind(ds)
+        except ValueError as exc:
+            raise type(exc)(f"{f}: {exc}") from None
+        name = Path(f).name if Path(f).is_dir() else Path(f).stem
+        while name in names:  # same stem from two folders: keep both sections apart
+            name += "'"
+        names.add(name)
+        runs.append((name, ds))
+    stats = None
+    if args.stats:
+        from suites.analysis.sigma import load_stats
+
+        stats = load_stats(args.stats)
+    options = ReportOptions(stats=stats, channels=args.channels, layers=args.layers, max_channels=args.max_channels,
+                            vmax=args.vmax)
+    t0 = time.perf_counter()
+    path = write_report(runs, out, options, title=args.title)
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add ``curvebench report`` to the parser."""
+    p = commands.add_parser(
+        "report", help="one self-contained interactive HTML page of results files (heatmaps, radial, tuning)",
+        description="Writes one HTML file (no network needed: script and data inlined) with every shown channel's "
+        "orientation x curvature heatmap in sigma, sorted by preferred orientation; hover a cell to see its "
+        "stimulus and activation; the radial tuning plot (hover a curve to isolate it, click to select its "
+        "heatmap); the sortable tuning table and provenance; several files = the families side by side.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="results file(s) of `curvebench run` (curves, fill, colour, "
+                   "angles, rounding, families, ...), `curvebench optimize` files, `curvebench discover` output "
+                   "folders (or their responses.nc)")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (an existing one needs --overwrite)")
+    p.add_argument("--stats", default=None, metavar="FILE",
+                   help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")
+    p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
+    p.add_argument("--channels", type=int_list, metavar="A,B",
+                   help="channel ids whose heatmaps are shown (default: the layer's curve family, else all "
+                   "channels up to --max-channels, else the strongest)")
+    p.add_argument("--max-channels", type=positive_int, default=16, metavar="N",
+                   help="at most N heatmaps per layer by default (default 16); the tuning table lists every channel")
+    p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
+                   help="top of the colour scale in sigma (default 25, the article's)")
+    p.add_argument("--title", default=None, help="page title (default: from the files' suite names)")
+    add_overwrite(p)
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,85 @@
+"""Small networks for the wrapped-model tests, built by ``module:factory`` specs (``toy_nets:tf_same``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from probes.receptive import Geometry
+from probes.same import conv2d_same
+
+
+class TFSame(nn.Module):
+    """Four 3x3 stride-2 convs with TF "SAME" padding (stride 16, like EfficientNet's stage 3)."""
+
+    GEOMETRY = Geometry(("c1", "c2", "c3", "c4"), tuple(((((3, 2),),),) for _ in range(4)))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(3 if i == 0 else 4, 4, 3, 2) for i in range(4))
+        self.c1, self.c2, self.c3, self.c4 = (nn.ReLU() for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, act in zip(self.convs, (self.c1, self.c2, self.c3, self.c4)):
+            x = act(conv2d_same(x, conv))
+        return x
+
+
+class TorchPad(nn.Module):
+    """PyTorch-style symmetric padding, a max-pool and a final global pool (a (B, C) output)."""
+
+    input_transform = "pm1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 5, stride=2, padding=2), nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flat(self.pool(self.features(x))))
+
+
+class Corner(nn.Module):
+    """Maps that cover only the top-left corner of the image (no unit under a centred stimulus)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.corner = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.corner(self.conv(x)[..., :4, :4])
+
+
+def tf_same() -> nn.Module:
+    return TFSame()
+
+
+def torch_pad() -> nn.Module:
+    return TorchPad()
+
+
+def corner() -> nn.Module:
+    return Corner()
+
+
+def valid() -> nn.Module:
+    """Two 7x7 convs without padding: an 8x8 input is too small for the second."""
+    return nn.Sequential(nn.Conv2d(3, 4, 7), nn.ReLU(), nn.Conv2d(4, 4, 7), nn.ReLU())
+
+
+def not_a_module() -> object:
+    return {"weights": 1}
+
+
+def broken() -> nn.Module:
+    raise RuntimeError("cannot build")
+
+
+NOT_CALLABLE = 3
