@@ -34,7 +34,7 @@ from pathlib import Path
 from suites.errors import OutputError
 
 __all__ = ["OutputError", "Staging", "staging", "output_file", "check_output", "check_folder", "current",
-           "same_file"]
+           "same_file", "readable_path", "unstaged"]
 
 _CURRENT: contextvars.ContextVar[Staging | None] = contextvars.ContextVar("curvebench_staging", default=None)
 
@@ -140,6 +140,30 @@ class Staging:
             with contextlib.suppress(OSError):
                 d.rmdir()
         self.made_dirs.clear()
+
+
+def readable_path(target: str | os.PathLike) -> Path:
+    """Where the bytes of ``target`` are now: its staged temporary while the command runs, else ``target``.
+
+    For a command that reads back what it wrote (copies a figure, reports a file's size).
+    """
+    s = current()
+    tmp = s.staged.get(Path(target)) if s is not None else None
+    return tmp if tmp is not None and tmp.exists() else Path(target)
+
+
+@contextlib.contextmanager
+def unstaged() -> Iterator[None]:
+    """Suspend the command's staging: for caches, which are not the command's outputs.
+
+    Inside the block :func:`output_file` replaces its target atomically when the block
+    ends, whether or not the command later succeeds, and ``--overwrite`` does not apply.
+    """
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 def current() -> Staging | None:

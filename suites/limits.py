@@ -13,8 +13,8 @@ import re
 
 from suites.errors import LimitError
 
-__all__ = ["MAX_IMAGE_SIDE", "MAX_BATCH", "MAX_RENDER_IMAGES", "MAX_TICKS", "LimitError", "check_at_most",
-           "check_memory", "check_disk", "available_memory", "safe_file_name"]
+__all__ = ["MAX_IMAGE_SIDE", "MAX_BATCH", "MAX_RENDER_IMAGES", "MAX_TICKS", "MAX_OPTIMIZE_STEPS", "MAX_RESTARTS",
+           "LimitError", "check_at_most", "check_memory", "check_disk", "available_memory", "safe_file_name"]
 
 #: Largest image side in px any command accepts (a 8192 x 8192 RGB float32 image is 768 MiB).
 MAX_IMAGE_SIDE = 8192
@@ -24,6 +24,9 @@ MAX_BATCH = 65536
 MAX_RENDER_IMAGES = 1_000_000
 #: Most combing ticks per stimulus.
 MAX_TICKS = 1000
+#: ``optimize``: step budget and starts per channel (the run also stops on its tolerance).
+MAX_OPTIMIZE_STEPS = 100_000
+MAX_RESTARTS = 1000
 #: Fraction of the available memory one request may claim.
 MEMORY_FRACTION = 0.5
 

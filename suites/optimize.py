@@ -308,6 +308,11 @@ def optimize(
                          ("sweep_orientations", sweep_orientations, 1), ("sweep_curvatures", sweep_curvatures, 1)):
         if int(v) != v or v < low:
             raise OptimizeError(f"{name}: expected an integer >= {low}, got {v!r}")
+    from suites.limits import MAX_BATCH, MAX_OPTIMIZE_STEPS, MAX_RESTARTS, check_at_most
+
+    check_at_most("steps", steps, MAX_OPTIMIZE_STEPS, hint="a step budget; runs also stop on tol")
+    check_at_most("restarts", restarts, MAX_RESTARTS, hint="starts per channel")
+    check_at_most("chunk", chunk, MAX_BATCH, hint="stimuli per forward pass")
     if not (lr > 0 and math.isfinite(lr)) or not (tol >= 0):
         raise OptimizeError(f"lr must be > 0 and tol >= 0, got lr={lr!r}, tol={tol!r}")
     torch.manual_seed(seed)

@@ -3,7 +3,7 @@ succeeds or ends in one line with exit 2; no pre-existing file changes, nothing 
 on failure, no traceback, and it finishes in seconds.
 
 Hypothesis draws command lines from templates (``render``, ``run``, ``run --resume``,
-``probe``, ``stats``, ``tuning``, ``validate``, ``plot``, ``bench probe``) whose values come
+``probe``, ``stats``, ``tuning``, ``validate``, ``plot``, ``report``, ``optimize``, ``compare``) whose values come
 from a pool of hostile numbers, texts and paths (results files edited to disagree with
 themselves, zero-byte and truncated files, folders where files are expected, the inputs
 themselves as outputs). Each command runs in-process through :func:`curvebench.cli.main`,
@@ -106,13 +106,17 @@ def world(tmp_path_factory) -> Path:
         (root / name).mkdir()
         (root / name / "a.png").write_bytes(blob)
     (root / "folder").mkdir()
+    from suites.optimize import optimize, save
+
+    save(optimize("groundtruth", "curves", [0, 3], restarts=1, steps=1, sweep_orientations=6, sweep_curvatures=2),
+         root / "optimum.nc")
     return root
 
 
 PATHS = ["results.h5", "partial.h5", "huge-rows.h5", "neg-rows.h5", "frac-rows.h5", "bad-shape.h5", "bad-state.h5",
          "bad-suite.h5", "truncated.h5", "zero.h5", "text.txt", "zero.npy", "empty.npy", "tiny.npy", "good.npy",
          "outofrange.npy", "bad.pth", "imgs-zero", "imgs-trunc", "imgs-good", "folder", "tiny.toml", "escape.toml",
-         "latin.toml", "bigbatch.toml", "nosuch.h5", "text.txt/below", "new.out", "folder/new.json", "", "-"]
+         "latin.toml", "bigbatch.toml", "optimum.nc", "nosuch.h5", "text.txt/below", "new.out", "folder/new.json", "", "-"]
 OUTS = ["results.h5", "partial.h5", "text.txt", "folder", "text.txt/x.png", "new.png", "new.npy", "new.json",
         "new.h5", "sub/new.nc", "zero.npy", "tiny.toml"]
 
@@ -175,6 +179,38 @@ def images_argv(draw) -> list[str]:
         return ["probe", "--model", "groundtruth", "--layers", "curves", "--images", images, "--size", "16",
                 "--no-progress", "--out", draw(outs), *_opts(draw, table)]
     return ["stats", "--images", images, "--limit", "1", "--size", "16", "--out", draw(outs), *_opts(draw, table)]
+
+
+#: counts for optimize: hostile, but none that is valid and expensive (a valid 100000-step run is allowed work)
+COUNTS = ["0", "-1", "1", "2", "nan", "inf", "abc", "", "1.5", "1e9", "9" * 40, "1001", "100001", "0x10"]
+PAIRS = ["width=3", "nosuch=1", "width=nan", "width=1e9", "fg=0,0,0", "fg=2,0,0", "fg=a", "=", "width", "orientation=0",
+         "curvature=0:0.08", "curvature=1:0", "curvature=0:1e9", "length=nan:3", "position=0", "width=3:3"]
+
+
+@st.composite
+def newer_argv(draw) -> list[str]:
+    """The commands added after the first hardening pass: report, optimize, compare."""
+    cmd = draw(st.sampled_from(["report", "optimize", "compare"]))
+    if cmd == "report":
+        table = {"--vmax": numbers, "--channels": texts, "--layers": texts, "--max-channels": numbers, "--stats": paths,
+                 "--title": texts}
+        out = draw(st.sampled_from([*OUTS, "new.html", "folder/new.html", "text.txt/r.html"]))
+        return ["report", draw(paths), *_opts(draw, table), "--out", out]
+    if cmd == "compare":
+        return ["compare", draw(paths), "--out", draw(outs), *_opts(draw, {"--json": outs})]
+    table = {"--steps": st.sampled_from(COUNTS), "--restarts": st.sampled_from(COUNTS),
+             "--channels": st.sampled_from(["0", "all", "family", "99", "-1", "0,0", "a", ""]),
+             "--fix": st.sampled_from(PAIRS), "--bounds": st.sampled_from(PAIRS), "--lr": numbers, "--tol": numbers,
+             "--json": outs, "--figure": outs, "--sensitivity": numbers, "--chunk": st.sampled_from(COUNTS),
+             "--stats": paths, "--device": st.sampled_from(["cpu", "meta", "nosuch", ""])}
+    layer = draw(st.sampled_from(["curves", "curves", "nosuch"]))
+    if draw(st.booleans()):  # a plausible request with one hostile choice: these often succeed
+        table = {k: table[k] for k in ("--fix", "--bounds", "--json", "--figure", "--stats")}
+        out = "new.nc"
+    else:
+        out = draw(outs)
+    return ["optimize", "--model", "groundtruth", "--layer", layer, "--channels", "0", "--steps", "1", "--restarts", "1",
+            "--quiet", "--out", out, *_opts(draw, table)]
 
 
 def _check(world: Path, argv: list[str]) -> None:
@@ -242,4 +278,10 @@ def test_fuzz_run(world, argv):
 @settings(FUZZ, max_examples=int(25 * SCALE))
 @given(argv=images_argv())
 def test_fuzz_images(world, argv):
+    _check(world, argv)
+
+
+@settings(FUZZ, max_examples=int(40 * SCALE))
+@given(argv=newer_argv())
+def test_fuzz_report_optimize_compare(world, argv):
     _check(world, argv)

@@ -15,7 +15,7 @@ from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
 from curvebench.cli.outputs import add_overwrite
-from suites.atomic import output_file
+from suites.atomic import output_file, readable_path
 
 __all__ = ["register", "DEMO_MODEL", "DEMO_LAYER"]
 
@@ -156,8 +156,6 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 def _rows_from(path: Path) -> list[dict]:
     from suites.discovery import compare_rows
 
-    _check_outputs([Path(args.out)], json=args.json)
-
     if path.suffix == ".json":
         try:
             summ = json.loads(path.read_text(encoding="utf-8"))
@@ -182,6 +180,7 @@ def _rows_from(path: Path) -> list[dict]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from suites.analysis.plots import COMPARE_METRICS, compare_figure
 
+    _check_outputs([Path(args.out)], json=args.json)
     rows: list[dict] = []
     for f in args.files:
         path = Path(f)
@@ -229,7 +228,7 @@ def _demo_groundtruth(args: argparse.Namespace) -> int:
         print(f"figure: {p}")
     if args.figure:
         with output_file(args.figure, "--figure") as tmp:
-            shutil.copyfile(figures[0], tmp)
+            shutil.copyfile(readable_path(figures[0]), tmp)
         print(f"figure copied to {args.figure}")
     print("next:")
     print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
@@ -271,7 +270,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print("figure: no detectors found, nothing to copy", file=sys.stderr)
         else:
             with output_file(args.figure, "--figure") as tmp:
-                shutil.copyfile(src, tmp)
+                shutil.copyfile(readable_path(src), tmp)
             print(f"figure copied to {args.figure}")
     print(f"{result.seconds:.1f} s")
     print("next:")

@@ -49,29 +49,33 @@ def _open(path: str):
 
 
 def _open_file(path: str):
-    """A sweep results file (committed rows only), or another kind of file the report knows (by its ``kind``)."""
+    """A sweep results file (committed rows only, verified), or another kind of file the report knows (by its ``kind``)."""
+    import h5py
+
     from suites.errors import ResultsFileError
     from suites.results import open_results
 
     try:
-        return open_results(path)
-    except ResultsFileError:
-        raise
-    except ValueError as exc:  # not HDF5, or HDF5 without rows_completed (optimize files, statistics, ...)
-        text = str(exc)
-        if "rows_completed" in text:
-            import xarray as xr
+        with h5py.File(path, "r", locking=False) as f:
+            is_sweep = "rows_completed" in f.attrs
+    except OSError as exc:
+        raise ResultsFileError(f"{path} is not a curvebench results file (HDF5 cannot read it: {exc})") from None
+    if is_sweep:
+        return open_results(path)  # verified: an inconsistent file is refused naming the attribute
+    import xarray as xr
 
-            from suites.analysis.report import KINDS
+    from suites.analysis.report import DISCOVER_FAMILY_KIND, KINDS
 
-            from suites.analysis.report import DISCOVER_FAMILY_KIND
-
-            ds = xr.open_dataset(path, engine="h5netcdf")
-            if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
-                    detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
-                return ds
-            ds.close()
-        raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf")
+    except (OSError, ValueError) as exc:
+        raise ResultsFileError(f"{path} is not a curvebench results file ({exc})") from None
+    if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
+            detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
+        return ds
+    ds.close()
+    raise ResultsFileError(f"{path} is not a curvebench results file (no rows_completed attribute, and not an "
+                           "optimize or discover file)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -107,7 +111,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                             vmax=args.vmax)
     t0 = time.perf_counter()
     path = write_report(runs, out, options, title=args.title)
-    size = path.stat().st_size
+    from suites.atomic import readable_path
+
+    size = readable_path(path).stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
 
