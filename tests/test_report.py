@@ -344,6 +344,12 @@ STIMULUS_CASES = [
     ("curve", {"orientation": 10.0, "curvature": 0.08, "length": 32, "width": 2, "ticks": 3, "tick_length": 5, "tick_side": "out"}),
     ("angle", {"orientation": 250.0, "curvature": 0.1, "length": 32, "width": 2}),
     ("angle", {"orientation": 250.0, "curvature": 0.1, "length": 32, "width": 2, "rounding": 0.5}),
+    # fills: the article's concave side (a line fills a half plane, an angle its wedge), the
+    # chord segment, and the stimulus window clipping everything
+    ("curve", {"orientation": 20.0, "curvature": 0.0, "length": 32, "width": 2, "fill": 1.0}),
+    ("angle", {"orientation": 100.0, "curvature": 0.07, "length": 32, "width": 2, "fill": 1.0}),
+    ("curve", {"orientation": 300.0, "curvature": 0.12, "length": 32, "width": 2, "fill": 1.0, "fill_mode": "segment"}),
+    ("curve", {"orientation": 60.0, "curvature": -0.05, "length": 32, "width": 2, "fill": 1.0, "window": 30.0}),
 ]
 
 

@@ -88,11 +88,34 @@
       const q = pathPoint(k, L, rho, L * (i / n - 0.5));
       pts.push(toXY(q[0], q[1]));
     }
+    ctx.save();
+    const win = p.window !== undefined ? Number(p.window) : Infinity;
+    if (isFinite(win)) {  // outside the stimulus window only background is drawn
+      ctx.beginPath(); ctx.rect(px - win / 2, py - win / 2, win, win); ctx.clip();
+    }
     ctx.fillStyle = css(fg); ctx.strokeStyle = css(fg);
     const fill = Number(p.fill || 0);
     if (fill > 0) {
       ctx.globalAlpha = Math.min(1, fill);
-      ctx.beginPath(); pts.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
+      ctx.beginPath();
+      if ((p.fill_mode || "article") === "segment") {  // between the path and its chord
+        pts.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
+      } else if (rho >= 1 && k !== 0) {  // article: inside the curve's full circle
+        const c = toXY(0, 1 / k);
+        ctx.arc(c[0], c[1], 1 / Math.abs(k), 0, 2 * Math.PI);
+      } else {
+        // article, a line or an angle: the concave side, the path's ends extended along their
+        // tangents and closed far away on the inner side (exact for sharp angles and lines;
+        // rounded angles drawn as the fillet plus the arms' wedge)
+        const far = 4 * size + L, sg = k < 0 ? -1 : 1;
+        const a = pathPoint(k, L, rho, -L / 2), b = pathPoint(k, L, rho, L / 2);
+        const out = (q, dir) => [q[0] + dir * far * Math.cos(q[2]), q[1] + dir * far * Math.sin(q[2])];
+        const inward = q => [q[0] - sg * far * Math.sin(q[2]), q[1] + sg * far * Math.cos(q[2])];
+        const a0 = out(a, -1), b0 = out(b, 1);
+        const ring = [toXY(...inward([a0[0], a0[1], a[2]])), toXY(...a0), ...pts, toXY(...b0),
+                      toXY(...inward([b0[0], b0[1], b[2]]))];
+        ring.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
+      }
       ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
     }
     if (W > 0) {
@@ -109,6 +132,7 @@
         ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
       }
     }
+    ctx.restore();
   }
 
   // ---------------------------------------------------------------- inspector
