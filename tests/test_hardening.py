@@ -323,8 +323,9 @@ def test_refused_local_port_is_not_called_offline(capsys, w):
 def test_zero_rows_failure_does_not_advise_resume(tmp_path):
     from suites.writer import _after_failure
 
-    assert "--resume" not in _after_failure(tmp_path / "x.h5", 0)
-    assert "--resume" in _after_failure(tmp_path / "x.h5", 8)
+    hint = f"`curvebench run --resume {tmp_path / 'x.h5'}`"
+    assert "--resume" not in _after_failure(0, hint)
+    assert "--resume" in _after_failure(8, hint) and "intact" in _after_failure(8, hint)
 
 
 def test_one_line_for_argparse_errors_and_internal_errors(capsys, w, monkeypatch):
@@ -336,3 +337,41 @@ def test_one_line_for_argparse_errors_and_internal_errors(capsys, w, monkeypatch
     code, out, err = cli(capsys, ["render", "--npy", "x.npy"])
     assert code == 3 and len(err.strip().splitlines()) == 1 and "internal error: ZeroDivisionError" in err
     assert not (w / "x.npy").exists()
+
+
+# ------------------------------------------------------------------ the newer commands
+
+def test_discover_refuses_existing_outputs_before_measuring(capsys, w):
+    (w / "disc").mkdir()
+    (w / "disc" / "summary.json").write_text("{}")
+    # refused in well under the time of a measurement (the model is not even loaded)
+    refused(capsys, w, ["discover", "--model", "groundtruth", "--layers", "curves", "--out", "disc"],
+            r"disc/summary\.json.*already exists.*--overwrite")
+    refused(capsys, w, ["discover", "--model", "groundtruth", "--layers", "curves", "--out", "afile"],
+            r"afile.*not a folder")
+    refused(capsys, w, ["demo", "--model", "groundtruth", "--out", "results.h5"], r"results\.h5.*already exists")
+
+
+def test_compare_and_report_refuse_existing_targets_and_inputs(capsys, w):
+    (w / "page.html").write_text("<p>mine</p>")
+    refused(capsys, w, ["report", "results.h5", "--out", "page.html"], r"page\.html.*already exists.*--overwrite")
+    code, out, err = cli(capsys, ["report", "results.h5", "--out", "page.html", "--overwrite"])
+    assert code == 0, err
+    assert "mine" not in (w / "page.html").read_text() and "curvebench report" in (w / "page.html").read_text()
+    assert "wrote page.html" in out
+    refused(capsys, w, ["compare", "results.h5", "--out", "existing.png"], r"existing\.png.*already exists")
+
+
+def test_optimize_outputs_and_limits(capsys, w):
+    base = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", "0", "--steps", "1",
+            "--restarts", "1", "--quiet"]
+    refused(capsys, w, [*base, "--out", "results.h5"], r"results\.h5.*already exists")
+    refused(capsys, w, [*base, "--out", "new.nc", "--figure", "existing.png"], r"--figure.*existing\.png.*exists")
+    refused(capsys, w, [*base, "--out", "new.nc", "--steps", "1000000000"], r"steps = 1,000,000,000 .*at most 100,000")
+    refused(capsys, w, [*base, "--out", "new.nc", "--restarts", "5000"], r"restarts = 5,000 .*at most 1,000")
+    code, out, err = cli(capsys, [*base, "--out", "new.nc", "--json", "new.json"])
+    assert code == 0, err
+    assert {"new.nc", "new.png", "new.json"} <= {p.name for p in w.iterdir()}
+    # the optimize file is a report input (opened by its kind, not as a sweep)
+    code, out, err = cli(capsys, ["report", "new.nc", "--out", "opt.html"])
+    assert code == 0, err
