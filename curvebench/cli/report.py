@@ -55,6 +55,8 @@ def _open_file(path: str):
     from suites.errors import ResultsFileError
     from suites.results import open_results
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
     try:
         with h5py.File(path, "r", locking=False) as f:
             is_sweep = "rows_completed" in f.attrs
