@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from probes.errors import ImageError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: scikit-image sample photographs shipped inside its wheel (natural scenes and textures).
 BUILTIN_IMAGES: tuple[str, ...] = (
@@ -80,8 +82,13 @@ def _read(name: str, builtin: bool) -> np.ndarray:
             raise FileNotFoundError(f"builtin image {name!r} not found in {folder} (scikit-image installation incomplete?)")
         name = str(matches[0])
 
-    with Image.open(name) as im:
-        return np.asarray(im.convert("RGB") if im.mode not in ("L", "I;16") else im)
+    try:
+        with Image.open(name) as im:
+            return np.asarray(im.convert("RGB") if im.mode not in ("L", "I;16") else im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # PIL: UnidentifiedImageError (zero-byte, not an image), OSError (truncated), SyntaxError (corrupt chunk)
+        raise ImageError(f"images: {name} cannot be read as an image ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split()) or 'empty or corrupt file'}); remove or replace it") from None
 
 
 def to_tensor(array: np.ndarray, size: int) -> torch.Tensor:
@@ -90,7 +97,9 @@ def to_tensor(array: np.ndarray, size: int) -> torch.Tensor:
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image: expected (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+        raise ImageError(f"image: expected (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    if min(a.shape[:2]) < 1:
+        raise ImageError(f"image: {a.shape[0]} x {a.shape[1]} px has no pixels")
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     a = a[:, :, :3]

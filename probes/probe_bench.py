@@ -110,7 +110,9 @@ def bench_probe(
             ``meta["best_layer"]`` or last spatial layer). ``rf_crop_speedup`` is measured
             at ``crop_layer`` (also reported as ``rf_crop_speedup_<crop_layer>``).
     """
-    dev = torch.device(device)
+    from probes.device import resolve_device
+
+    dev = resolve_device(device)
     if batch is None:
         batch = 128 if dev.type == "cuda" else 8
     for name, value in (("batch", batch), ("repeats", repeats)):

@@ -19,6 +19,7 @@ from torch import nn
 
 from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
 from probes.errors import ModelError, WeightsError
+from probes.device import resolve_device
 from probes.receptive import Geometry
 from probes.weights_spec import WeightsLike, WeightsSpec
 
@@ -218,21 +219,14 @@ def load_model(
     if is_factory_spec(name):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        return _build_factory(name, WeightsSpec.parse(weights), _device(device), dtype, input_transform, layers)
+        return _build_factory(name, WeightsSpec.parse(weights), resolve_device(device), dtype, input_transform, layers)
     entry = get_entry(name)
     if input_transform is not None:
         raise ModelError(f"input_transform: the built-in model {name!r} uses its weights' transform "
                          f"({entry.extra.get('input_transform', 'fixed')}); --input-transform is for 'module:factory' models")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    return entry.builder(weights=WeightsSpec.parse(weights), device=_device(device), dtype=dtype)
-
-
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelError(f"device: invalid torch device {device!r} ({exc})") from None
+    return entry.builder(weights=WeightsSpec.parse(weights), device=resolve_device(device), dtype=dtype)
 
 
 def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:

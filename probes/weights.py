@@ -318,9 +318,15 @@ def _fetch(src: str, out: Any, timeout: float, progress: bool, entry: WeightsEnt
         reason = exc.reason
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise WeightsError(f"could not download {entry.filename} from {src}: timed out after {timeout:g} s") from None
+        if isinstance(reason, ConnectionRefusedError):
+            why = "the server refused the connection (nothing listens at that address and port?)"
+        elif isinstance(reason, socket.gaierror):
+            why = "the host name does not resolve (a typo in the URL, or this machine looks offline)"
+        else:
+            why = "the server cannot be reached (this machine may be offline)"
         raise WeightsError(
-            f"could not download {entry.filename} from {src}: {reason}. This machine looks offline: fetch the "
-            f"file elsewhere and put it at {cache_path(entry)}, or pass --weights PATH") from None
+            f"could not download {entry.filename} from {src}: {reason}; {why}. Fetch the file elsewhere and "
+            f"put it at {cache_path(entry)}, or pass --weights PATH") from None
     except (socket.timeout, TimeoutError):
         raise WeightsError(f"could not download {entry.filename} from {src}: timed out after {timeout:g} s") from None
     with response:

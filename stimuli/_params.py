@@ -18,6 +18,9 @@ from .errors import StimulusError
 Number = Union[int, float]
 ParamLike = Union[Number, Tensor, Sequence[Number]]
 
+#: Largest image side (px) the renderer draws (an 8192 x 8192 RGB float32 image is 768 MiB).
+MAX_SIZE = 8192
+
 
 def image_size(size: int | Sequence[int]) -> tuple[int, int]:
     """``size`` as ``(H, W)``; an int means a square image."""
@@ -34,6 +37,8 @@ def image_size(size: int | Sequence[int]) -> tuple[int, int]:
             raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
     if min(hw) < 1:
         raise StimulusError(f"size must be an int or (H, W) pair of ints >= 1, got {size!r}")
+    if max(hw) > MAX_SIZE:
+        raise StimulusError(f"size = {size!r} is too large: at most {MAX_SIZE} px per side")
     return hw  # type: ignore[return-value]
 
 

@@ -84,6 +84,8 @@ class Param:
         help: what it is, with its convention.
         low, high: allowed closed range (``high_is_image``: the upper bound is the
             image's smaller side in px).
+        high_per_image: the upper bound is this many times the image's smaller side (px):
+            the drawing window grows with the square of the reach, so longer paths only allocate.
         integer: whole numbers only.
         kinds: the kinds that use it.
         sweepable: a suite may sweep it (every parameter here is).
@@ -103,6 +105,7 @@ class Param:
     high: float = math.inf
     integer: bool = False
     high_is_image: bool = False
+    high_per_image: float | None = None
     kinds: tuple[str, ...] = KINDS
     suite_low: float | None = None
     default_text: str | None = None
@@ -124,6 +127,8 @@ class Param:
         """The upper bound; ``image_side`` (px) where it is the image size."""
         if self.high_is_image:
             return math.inf if image_side is None else float(image_side)
+        if self.high_per_image is not None:
+            return math.inf if image_side is None else float(self.high_per_image * image_side)
         return self.high
 
     def allowed(self, image_side: float | None = None) -> str:
@@ -140,7 +145,8 @@ class Param:
             return f"{self.name} >= {self.low:g}{u}"
         if self.low == -math.inf:
             return f"{self.name} <= {high:g}{u}"
-        extra = " (the image size)" if self.high_is_image else ""
+        extra = " (the image size)" if self.high_is_image else (
+            f" ({self.high_per_image:g} x the image size)" if self.high_per_image is not None else "")
         return f"{self.low:g} <= {self.name} <= {high:g}{u}{extra}"
 
     def describe(self) -> str:
@@ -166,6 +172,11 @@ class Choice:
         return f"{self.help} (default {self.default})"
 
 
+#: Most combing ticks per stimulus (the tick loop's work grows with the count).
+MAX_TICKS = 1000
+#: Longest path and tick, in multiples of the image's smaller side.
+MAX_REACH = 16
+
 #: Numeric parameters, in the order ``curvebench render`` picks a contact sheet's x axis.
 PARAMS: tuple[Param, ...] = (
     Param("orientation", 0.0, "deg",
@@ -174,7 +185,7 @@ PARAMS: tuple[Param, ...] = (
           "1/px, 0 = straight line, |curvature| * length <= 2 pi (a full circle); negative opens toward "
           "orientation + 180", suite_low=0.0),
     Param("length", 64.0, "px",
-          "arc length in px (of the whole path, also for angles)", low=0.0),
+          "arc length in px (of the whole path, also for angles)", low=0.0, high_per_image=MAX_REACH),
     Param("width", 3.0, "px",
           "stroke width in px, 0 = no stroke (fill only)", low=0.0, high_is_image=True),
     Param("rounding", 1.0, "",
@@ -186,9 +197,9 @@ PARAMS: tuple[Param, ...] = (
           "side of the square stimulus window centred on the path's midpoint, axis-aligned; outside it "
           "only background is drawn", low=0.0, default_text="inf = the whole image", allow_inf=True),
     Param("ticks", 0.0, "",
-          "number of combing ticks across the path, evenly spaced", low=0.0, integer=True),
+          "number of combing ticks across the path, evenly spaced", low=0.0, high=MAX_TICKS, integer=True),
     Param("tick_length", 6.0, "px",
-          "tick length in px on each drawn side", low=0.0),
+          "tick length in px on each drawn side", low=0.0, high_per_image=MAX_REACH),
 )
 
 #: String parameters, one value per batch.

@@ -142,7 +142,13 @@ def bench_render(
     log: Callable[[str], None] = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = torch.device("meta")  # refused just below, with the value the user gave
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"bench render: --device {device!r} is not a device to render on; allowed auto, cpu, "
+                         "cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench render: --device cuda but CUDA is not available here")
     threads_before = torch.get_num_threads()

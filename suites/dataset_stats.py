@@ -38,6 +38,7 @@ import torch
 import xarray as xr
 
 from probes.images import ImageSource, iter_batches
+from suites.atomic import output_file
 from suites.file_kinds import STATS_KIND
 from suites.moments import merge_moments
 
@@ -218,6 +219,6 @@ def default_stats_path(stats: xr.Dataset, folder: str | Path = "results") -> Pat
 def save_stats(stats: xr.Dataset, path: str | Path) -> Path:
     """Write a statistics dataset (netCDF4/HDF5 via h5netcdf)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stats.to_netcdf(path, engine="h5netcdf")
+    with output_file(path, "--out") as tmp:
+        stats.to_netcdf(tmp, engine="h5netcdf")
     return path

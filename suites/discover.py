@@ -171,9 +171,10 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
     stats = compute_stats(model, source, wanted, size=size, progress=progress)
     stats.attrs["fingerprint"] = fp
     if path is not None:
-        tmp = path.with_suffix(".tmp.nc")
-        save_stats(stats, tmp)
-        tmp.replace(path)
+        from suites.atomic import unstaged
+
+        with unstaged():  # a cache, not an output of the command: replaced atomically, kept on later failure
+            save_stats(stats, path)
         stats.attrs["cache_file"] = str(path)
     return stats
 

@@ -18,9 +18,26 @@ from pathlib import Path
 
 import xarray as xr
 
+from suites.atomic import check_folder, output_file
 from suites.discover import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network, model_fingerprint
 
-__all__ = ["DiscoverResult", "discover", "write_figures", "compare_rows"]
+__all__ = ["DiscoverResult", "discover", "write_figures", "compare_rows", "output_paths"]
+
+
+def _layer_file(layer: str, what: str) -> str:
+    return f"{layer.replace('/', '_')}-{what}.png"
+
+
+def output_paths(out_dir: str | Path, layers: Sequence[str], *, control: bool = False,
+                 figures: bool = True) -> list[Path]:
+    """Every file :func:`discover` may write into ``out_dir`` (to refuse existing ones before the work)."""
+    out = Path(out_dir)
+    names = ["family.nc", "responses.nc", "summary.json"]
+    if control:
+        names += ["family-control.nc", "responses-control.nc"]
+    if figures:
+        names += ["layers-summary.png"] + [_layer_file(l, w) for l in layers for w in ("family-heatmaps", "radial")]
+    return [out / n for n in names]
 
 
 @dataclass
@@ -110,8 +127,7 @@ def discover(
     summ = summary(family, c_family)
     result = DiscoverResult(resp, family, summ, c_resp, c_family, {}, 0.0)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = check_folder(out_dir, "out_dir")
         files = result.files
         files["family"] = _save(family, out / "family.nc")
         files["responses"] = _save(resp, out / "responses.nc")
@@ -124,15 +140,15 @@ def discover(
     summ["seconds"] = round(result.seconds, 2)
     if out_dir is not None:
         path = Path(out_dir) / "summary.json"
-        path.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
+        with output_file(path) as tmp:
+            tmp.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
         result.files["summary"] = path
     return result
 
 
 def _save(ds: xr.Dataset, path: Path) -> Path:
-    tmp = path.with_suffix(".tmp.nc")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(path)
+    with output_file(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
     return path
 
 
@@ -145,11 +161,10 @@ def write_figures(result: DiscoverResult, out: Path) -> dict[str, Path]:
     for layer, s in result.summary["layers"].items():
         if not s["detectors"]:
             continue
-        safe = layer.replace("/", "_")
         files[f"{layer}:heatmaps"] = family_heatmap_figure(result.responses, result.family, layer,
-                                                           out / f"{safe}-family-heatmaps.png",
+                                                           out / _layer_file(layer, "family-heatmaps"),
                                                            title=summary_line(result.summary, layer))
-        files[f"{layer}:radial"] = family_radial_figure(result.responses, result.family, layer, out / f"{safe}-radial.png",
+        files[f"{layer}:radial"] = family_radial_figure(result.responses, result.family, layer, out / _layer_file(layer, "radial"),
                                                         control=result.control_family)
     files["layers"] = compare_figure(compare_rows(result.summary), out / "layers-summary.png",
                                      title=f"{result.summary['model']}: curve families by layer")

@@ -7,7 +7,7 @@ in one ``except``.
 from __future__ import annotations
 
 __all__ = ["SuitesError", "SuiteError", "ResultsError", "ResultsExistsError", "ResultsLockedError",
-           "ResultsWriteError", "ResultsFileError", "RankFailedError", "OptimizeError"]
+           "ResultsWriteError", "ResultsFileError", "OutputError", "LimitError", "RankFailedError", "OptimizeError"]
 
 
 class SuitesError(Exception):
@@ -38,6 +38,12 @@ class ResultsFileError(ResultsError, ValueError):
     """A file that is not a curvebench results file, or one whose attributes disagree with its data."""
 
 
+class OutputError(SuitesError, ValueError):
+    """An output path that would clobber an input or an existing file, or is not writable as asked."""
+
+
+class LimitError(SuitesError, ValueError):
+    """A request larger than curvebench allows (image size, batch, sweep, memory); the message names the bound."""
 class RankFailedError(SuitesError):
     """A process of a distributed run (``torchrun``) failed; the whole job stopped.
 

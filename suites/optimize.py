@@ -323,6 +323,14 @@ def optimize(
             raise OptimizeError(f"{name}: expected an integer >= {low}, got {v!r}")
     if not (separation >= 0 and math.isfinite(separation)):
         raise OptimizeError(f"separation: expected a number of sweep steps >= 0, got {separation!r}")
+    from suites.limits import MAX_BATCH, MAX_OPTIMIZE_STEPS, MAX_RENDER_IMAGES, MAX_RESTARTS, check_at_most
+
+    check_at_most("steps", steps, MAX_OPTIMIZE_STEPS, hint="a step budget; runs also stop on tol")
+    check_at_most("restarts", restarts, MAX_RESTARTS, hint="starts per channel")
+    check_at_most("escapes", escapes, MAX_RESTARTS, hint="jumps per start away from a flat point")
+    check_at_most("chunk", chunk, MAX_BATCH, hint="stimuli per forward pass")
+    check_at_most("coarse sweep (sweep_orientations x sweep_curvatures)", sweep_orientations * sweep_curvatures,
+                  MAX_RENDER_IMAGES, unit="stimuli")
     if not (lr > 0 and math.isfinite(lr)) or not (tol >= 0):
         raise OptimizeError(f"lr must be > 0 and tol >= 0, got lr={lr!r}, tol={tol!r}")
     torch.manual_seed(seed)
@@ -653,10 +661,13 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
     """Write an :func:`optimize` dataset as netCDF-4 (h5netcdf); never overwrites a file."""
     from suites.errors import ResultsExistsError
 
+    from suites.atomic import current, output_file
+
     path = Path(path)
-    if path.exists():
+    staged = current()
+    if path.exists() and not (staged is not None and staged.overwrite):
         raise ResultsExistsError(f"{path} exists already; results are never overwritten (choose another --out)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoding = {"image": {"zlib": True, "complevel": 4}}
-    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    with output_file(path, "--out") as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return path

@@ -28,22 +28,37 @@ from typing import Any
 import numpy as np
 import torch
 
+from suites.limits import MAX_IMAGE_SIDE
 from probes.weights_spec import WeightsLike, WeightsSpec
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
 
-__all__ = ["probe_images", "load_npy_images"]
+__all__ = ["probe_images", "load_npy_images", "MIN_IMAGE_SIDE"]
+
+#: Smallest image side (px) worth probing (as ``probes.images.iter_batches``): smaller ones read as zeros.
+MIN_IMAGE_SIDE = 8
 
 
 def load_npy_images(path: str | Path) -> np.ndarray:
     """Read a ``.npy`` image array as ``(N, 3, H, W)`` float32 in [0, 1] (memory-mapped read)."""
+    from probes.errors import ImageError
+
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"images: {path} is not a plain numeric .npy array ({exc})") from None
+    except (ValueError, EOFError, OSError) as exc:  # numpy: EOFError for a zero-byte file, ValueError if foreign
+        raise ImageError(f"images: {path} is not a plain numeric .npy array "
+                         f"({' '.join(str(exc).split()) or type(exc).__name__})") from None
     if a.ndim != 4 or (a.shape[-1] != 3 and a.shape[1] != 3):
-        raise ValueError(f"images: {path} must have shape (N, H, W, 3) or (N, 3, H, W), got {a.shape}")
+        raise ImageError(f"images: {path} must have shape (N, H, W, 3) or (N, 3, H, W), got {a.shape}")
     if a.dtype.kind not in "uif":
-        raise ValueError(f"images: {path} must hold uint8 (0..255) or float ([0, 1]) values, got dtype {a.dtype}")
+        raise ImageError(f"images: {path} must hold uint8 (0..255) or float ([0, 1]) values, got dtype {a.dtype}")
+    if a.shape[0] == 0:
+        raise ImageError(f"images: {path} holds no images (shape {a.shape})")
+    h, w = (a.shape[1], a.shape[2]) if a.shape[-1] == 3 and a.shape[1] != 3 else (a.shape[2], a.shape[3])
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ImageError(f"images: {path} holds {h} x {w} px images; the probes need at least "
+                         f"{MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} px")
+    if max(h, w) > MAX_IMAGE_SIDE:
+        raise ImageError(f"images: {path} holds {h} x {w} px images; at most {MAX_IMAGE_SIDE} px per side")
     return a
 
 
@@ -88,7 +103,8 @@ def probe_images(
     import probes
     from tqdm.auto import tqdm
 
-    from suites.runner import resolve_device, versions
+    from probes.device import resolve_device
+    from suites.runner import versions
 
     if not layers:
         raise ValueError("layers: give at least one layer name (comma-separated)")
@@ -165,10 +181,10 @@ def probe_images(
         failed = False
     finally:
         bar.close()
-        empty = writer.rows_completed == 0
         writer.close()
-        if failed and empty:
-            out.unlink(missing_ok=True)  # nothing was written: leave no empty file behind
+        if failed:  # a probe file is not resumable: leave no partial file (and no lock) behind
+            out.unlink(missing_ok=True)
+            Path(str(out) + ".lock").unlink(missing_ok=True)
     secs = time.perf_counter() - t0
     return f"{count} images in {secs:.1f} s ({count / max(secs, 1e-9):,.1f} images/s) -> {out}"
 

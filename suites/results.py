@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from suites.results_check import check_results_file
+
 __all__ = ["open_results", "unstack_grid", "grid_axes"]
 
 
@@ -32,10 +34,15 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
     Returns:
         ``xr.Dataset`` with dims ``(stimulus, <layer>_channel)`` (``image`` for probe
         files); ``ds.attrs["rows_completed"] == ds.sizes["stimulus"]``.
+
+    Raises:
+        ResultsFileError: not a results file, or its attributes disagree with each other
+            or with the data (:func:`suites.results_check.check_results_file`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
+    check_results_file(path)  # attributes against each other and the data (ResultsFileError)
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", driver_kwds={"locking": False})
     except OSError as exc:

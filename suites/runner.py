@@ -40,6 +40,8 @@ import torch
 from suites.options import RunOptions, load_with_options, suite_from_file
 from suites.parameter_grid import Grid, GridBatch
 from suites.render_args import render_kwargs
+from suites.limits import safe_file_name
+from suites.results_check import check_resumable
 from suites.spec import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
 from suites.summary import RunningSummary, summary_names
 from suites.writer import Layout, ResultsWriter, Variable, utc_now
@@ -192,7 +194,7 @@ def prepare_suite(suite: Suite | str | Path, options: RunOptions | None = None) 
 def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
     """``results/<suite>-<model>-<UTC time>.h5``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return Path(root) / f"{suite.name}-{suite.model}-{stamp}.h5"
+    return Path(root) / f"{safe_file_name(suite.name)}-{safe_file_name(suite.model)}-{stamp}.h5"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -439,6 +441,8 @@ def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: R
         how = ("with `torchrun --nnodes=... --nproc-per-node=...` giving " if written_by > 1 else "without torchrun, ")
         raise ValueError(f"cannot resume {path} with {world_size} process(es): it was written by {written_by}; "
                          f"resume it {how}world size {written_by}")
+    if world_size == 1:  # a sharded file's rows live in its shards, which each rank checks as it opens them
+        check_resumable(path)  # verified, not trusted: counters, grid, stored suite; not complete
     s, stored = suite_from_file(attrs)
     if suite is not None:
         given = suite if isinstance(suite, Suite) else load_suite(suite)

@@ -98,6 +98,8 @@ _STORAGE = ("float32", "float16")
 _UNIT_RANGE = tuple(k for k in COLOUR_HSV + COLOUR_RGB if not k.endswith("_hue"))
 _POSITIVE = ("length",)  # a suite's arc has a length: 0 would draw nothing
 MAX_AXIS_VALUES = 10_000_000
+#: Largest batch (stimuli per forward pass); suites.limits.MAX_BATCH.
+MAX_BATCH_SIZE = 65536
 _PARAMS = {p.name: p for p in _decl.PARAMS}
 _CHOICES = {c.name: c for c in _decl.CHOICES}
 #: Family kinds a suite may name in [model].family ("curves" = the model's curve families).
@@ -220,6 +222,8 @@ class Suite:
         where = f"{self.path} (command-line override)"
         if "batch_size" in kw:
             _check_int(kw["batch_size"], where, "batch_size", minimum=1)
+            if kw["batch_size"] > MAX_BATCH_SIZE:
+                raise SuiteError(f"{where}: batch_size = {kw['batch_size']} is too large: at most {MAX_BATCH_SIZE}")
         if "storage" in kw:
             _check_choice(kw["storage"], where, "storage", _STORAGE)
         if "dtype" in kw:
@@ -253,7 +257,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
             )
     if not p.is_file():
         raise FileNotFoundError(f"suite file not found: {p}")
-    return parse_suite(p.read_text(encoding="utf-8"), path=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                         "TOML suites must be UTF-8") from None
+    except IsADirectoryError:
+        raise SuiteError(f"{p}: is a folder; give a TOML suite file or a built-in name") from None
+    return parse_suite(text, path=str(p))
 
 
 def parse_suite(text: str, path: str = "<string>") -> Suite:
@@ -341,6 +352,8 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     run = _table(doc, "run", path)
     _check_keys(run, _RUN_KEYS, path, "run")
     batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
+    if batch_size > MAX_BATCH_SIZE:
+        raise SuiteError(f"{path}: [run].batch_size = {batch_size} is too large: at most {MAX_BATCH_SIZE}")
     device = run.get("device", "auto")
     if not isinstance(device, str) or not device:
         raise SuiteError(f"{path}: [run].device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")

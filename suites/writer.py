@@ -226,8 +226,7 @@ class ResultsWriter:
             self._h5.flush()
         except (OSError, RuntimeError) as exc:
             raise ResultsWriteError(
-                f"writing rows {r0}..{r1} to {self.path} failed ({exc}); the {r0} rows written before "
-                f"stay readable; free space and continue with {self.resume_hint}"
+                f"writing rows {r0}..{r1} to {self.path} failed ({exc}); " + _after_failure(r0, self.resume_hint)
             ) from None
         self.rows_completed = r1
         return r1
@@ -254,8 +253,7 @@ class ResultsWriter:
                 return  # the file system cannot reserve space; write without the guard
             raise ResultsWriteError(
                 f"no space to write rows {r0}..{r1} to {self.path} ({exc.strerror}: needed about "
-                f"{nbytes / 2**20:.1f} MiB); the {r0} rows written before are intact and readable; "
-                f"free space and continue with {self.resume_hint}"
+                f"{nbytes / 2**20:.1f} MiB); " + _after_failure(r0, self.resume_hint)
             ) from None
 
     def read_static(self, name: str) -> np.ndarray:
@@ -292,6 +290,13 @@ class ResultsWriter:
             ds = self._h5[name]
             if ds.shape[0] != rows:
                 ds.resize(rows, axis=0)
+
+
+def _after_failure(rows: int, resume_hint: str) -> str:
+    """What to do after a failed batch: resume only when rows landed (an empty file is removed)."""
+    if rows == 0:
+        return "no row was written (the empty file is removed); free space or choose a smaller batch and run again"
+    return f"the {rows} rows written before are intact and readable; free space and continue with {resume_hint}"
 
 
 def _attr_value(key: str, v: Any) -> Any:

@@ -168,7 +168,7 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
     assert drop[0] >= 1.0 - 1e-3 and drop[1] < 1.0
     # never overwritten
     assert main(argv) == 2
-    assert "exists already" in capsys.readouterr().err
+    assert "already exists" in capsys.readouterr().err
 
 
 def test_bench_optimize_smoke():

@@ -466,7 +466,7 @@ def test_report_of_a_discover_folder_shows_its_detectors(discover_dir, tmp_path,
     out = tmp_path / "d.html"
     assert main(["report", str(discover_dir), "--out", str(out)]) == 0
     for given in (discover_dir / "responses.nc", discover_dir / "family.nc"):  # either file finds the other
-        assert main(["report", str(given), "--out", str(tmp_path / "e.html")]) == 0
+        assert main(["report", str(given), "--out", str(tmp_path / f"e-{given.stem}.html")]) == 0
     from curvebench.cli.report import _open
 
     run = report_data([("d", _open(str(discover_dir)))])["runs"][0]

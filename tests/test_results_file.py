@@ -33,7 +33,7 @@ def _layout(dtype: str = "float32", chunk: int = 4) -> Layout:
 
 
 def _attrs() -> dict:
-    attrs = {"suite": "name = 'x'\n", "model": "m", "grid_axes": "orientation curvature",
+    attrs = {"model": "m", "grid_axes": "orientation curvature",
              "grid_shape": np.array([4, 3])}
     for n, v in AXES:
         attrs[f"grid_axis_{n}"] = v

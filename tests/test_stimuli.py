@@ -525,7 +525,7 @@ def test_no_nan_gradients_over_10000_random_parameter_sets() -> None:
         (dict(position=torch.tensor([[1.0, 2.0], [3.0, math.inf]])), r"position\[1\] = \[3.0, inf\]"),
         (dict(width=torch.tensor([1.0, 2.0, -1.0])), r"width\[2\] = -1 px is out of range: allowed 0 <= width <= 64"),
         (dict(width=65.0), r"width = 65 px .*allowed 0 <= width <= 64 px"),
-        (dict(length=-3.0), r"length = -3 px is out of range: allowed length >= 0"),
+        (dict(length=-3.0), r"length = -3 px is out of range: allowed 0 <= length <= "),
         (dict(curvature=torch.tensor([0.0, 0.3]), length=30.0), r"curvature\[1\] = 0.3 1/px is out of range for length 30 px: allowed \|curvature\| <= 2\*pi/length = 0.20944"),
         (dict(rounding=1.5), r"rounding = 1.5 .*allowed 0 <= rounding <= 1"),
         (dict(fill=-0.1), r"fill = -0.1 .*allowed 0 <= fill <= 1"),

@@ -20,6 +20,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -48,7 +49,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the full ``curvebench`` parser with every layer's subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="curvebench",
         description=(
             "Synthetic-stimulus experiments on the curve detectors of InceptionV1 "
@@ -76,12 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``curvebench render: error: ...``), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user error: OS errors name the path and the reason."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())  # one line, whatever the library put in the message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``curvebench`` console script; returns the exit status."""
+    """Entry point of the ``curvebench`` console script; returns the exit status.
+
+    Every command runs inside :func:`suites.atomic.staging`: the files it writes appear
+    only if it succeeds (exit 0 or 1), an existing file is replaced only with
+    ``--overwrite``, and an input is never replaced (:mod:`curvebench.cli.outputs`).
+    User errors end in one line and exit 2; anything else (a bug) in one line naming it
+    and exit 3. ``--debug`` shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from curvebench.cli.outputs import inputs_of
+    from suites.atomic import staging
+
     try:
-        status = args.func(args)
+        with staging(overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs_of(args)):
+            status = args.func(args)
     except KeyboardInterrupt:
         print("curvebench: interrupted", file=sys.stderr)
         return 130
@@ -92,8 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as exc:
         if args.debug:
             raise
-        print(f"curvebench: error: {exc}", file=sys.stderr)
+        print(f"curvebench: error: {_describe(exc)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        if args.debug:
+            raise
+        print("curvebench: error: out of memory; ask for less (smaller --batch-size, --size or sweep)",
+              file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"curvebench: internal error: {type(exc).__name__}: {_describe(exc)} "
+              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        return 3
     return int(status or 0)
 
 

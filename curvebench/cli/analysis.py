@@ -8,14 +8,30 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, int_list, name_list, positive_int, weights_spec
+from curvebench.cli.outputs import add_overwrite
 
 
-def _open(path: str):
+def _open(path: str, allow_partial: bool | None = None):
+    """Open a verified results file; say when it is partial or still being written.
+
+    ``allow_partial=False`` refuses a partial file (tuning, validate without ``--allow-partial``);
+    None only says so.
+    """
+    from suites.errors import ResultsFileError
     from suites.results import open_results
+    from suites.results_check import check_results_file
 
+    status = check_results_file(path)
+    if status.partial or status.being_written:
+        if allow_partial is False:
+            raise ResultsFileError(f"{path} is {status.describe()}; its numbers would describe only the rows "
+                                   "run so far: finish it, or pass --allow-partial")
+        print(f"note: {path} is {status.describe()}" + ("; numbers describe only the rows so far"
+                                                         if status.partial else ""))
     return open_results(path)
 
 
@@ -74,14 +90,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
 
+    from suites.atomic import check_output
+    from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
+
+    check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
+    check_at_most("--batch-size", args.batch_size, MAX_BATCH)
+    check_memory("a batch of images", 40 * args.batch_size * 3 * args.size**2 * 4,
+                 hint="choose a smaller --size or --batch-size")
+    if args.out:
+        check_output(args.out, "--out")
     model = probes.load_model(args.model, weights=args.weights, device=args.device,
                               input_transform=args.input_transform, layers=args.layers)
     layers = args.layers if args.layers else list(model.layers)
     source = image_source(args.images, limit=args.limit)
     if source.proxy:
         print(f"images: {source.label}")
-    stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size, positions=args.positions)
+    stats = compute_stats(model, source, layers, size=args.size, batch_size=args.batch_size,
+                          progress=sys.stderr.isatty(), positions=args.positions)
     out = Path(args.out) if args.out else default_stats_path(stats)
+    check_output(out, "--out")
     save_stats(stats, out)
     print(f"wrote {out} ({len(source)} images, layers {', '.join(layers)}; {stats.attrs['positions_description']})")
     fams = article_families(model.name)
@@ -100,7 +127,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
     from suites.analysis.orientation_axis import with_orientation_axis
+    from suites.atomic import check_folder
 
+    if args.out:
+        check_folder(args.out)
     datasets = [(Path(f).stem, with_orientation_axis(_open(f), args.orientation_axis)) for f in args.files]
     requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
@@ -176,7 +206,11 @@ def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis:
 
 
 def cmd_tuning(args: argparse.Namespace) -> int:
-    ds = _open(args.file)
+    from suites.atomic import check_output
+
+    if args.json:
+        check_output(args.json, "--json")
+    ds = _open(args.file, allow_partial=args.allow_partial)
     reference = _open(args.reference) if args.reference else None
     layers = _layers(ds, args.layers)  # bad input fails before any output
     stats = _stats(args.stats)
@@ -198,8 +232,10 @@ def cmd_tuning(args: argparse.Namespace) -> int:
             print(f"  {name}: coverage {100 * f['coverage']:.0f}% of orientations, largest gap between preferred "
                   f"orientations {f['largest_gap_deg']:.1f} deg, longest uncovered run {f['largest_uncovered_deg']:.1f} deg")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(_jsonable(report), indent=1))
+        from suites.atomic import output_file
+
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(_jsonable(report), indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -231,7 +267,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     if not (math.isfinite(args.min_corr) and -1.0 <= args.min_corr <= 1.0):
         raise ValueError(f"--min-corr = {args.min_corr:g}: allowed a correlation in [-1, 1]")
-    ds = _open(args.file)
+    from suites.atomic import check_output, output_file
+
+    if args.json:
+        check_output(args.json, "--json")
+    ds = _open(args.file, allow_partial=args.allow_partial)
     model = args.against or str(ds.attrs.get("model", ""))
     print(f"results: {args.file} ({provenance(ds)})")
     layers = args.layers if args.layers else [l for l in _VALIDATE_LAYERS if l in ds.data_vars]
@@ -249,8 +289,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not checked:
         raise ValueError(f"validate: no layer of the results has a curve family with reference tuning for model {model!r}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
         print(f"wrote {args.json}")
     failed = [r.layer for r in checked if not r.passed]
     print("validation " + ("FAILED for " + ", ".join(failed) if failed else "passed"))
@@ -266,6 +306,14 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
     from suites.rotation_responses import measure_rotation_responses
 
+    from suites.atomic import check_folder, output_file
+    from suites.limits import MAX_IMAGE_SIDE, check_at_most
+
+    check_folder(args.out)
+    check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
+    check_at_most("--k", args.k, 1000)
+    if not (math.isfinite(args.step) and 0.01 <= args.step <= 360):
+        raise ValueError(f"--step = {args.step:g}: allowed degrees in [0.01, 360]")
     model = probes.load_model(args.model, weights=args.weights, device=args.device,
                               input_transform=args.input_transform, layers=[args.layer] if args.layer else None)
     layer = args.layer or next((l for l in article_families(model.name)), model.layers[-1])
@@ -274,14 +322,16 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
     stats = _stats(args.stats)
     source = image_source(args.images, limit=args.limit)
-    measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size)
+    measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size,
+                                          progress=sys.stderr.isatty())
     result = rotation_tuning(measured, stats=stats)
     print("preferred orientation on the common axis (degrees): " + ", ".join(
         f"{c}: {p:.1f}" for c, p in zip(result.coords["channel"].values, result["preferred"].values)))
     print(f"typical tuning curve FWHM: {result.attrs['typical_fwhm_deg']:.1f} deg ({result.attrs['response_units']})")
     out = Path(args.out)
     fig = plot_rotation_tuning(result, out / f"rotate-tuning-{model.name}-{layer}.png")
-    result.to_netcdf(out / f"rotate-tuning-{model.name}-{layer}.nc", engine="h5netcdf")
+    with output_file(out / f"rotate-tuning-{model.name}-{layer}.nc") as tmp:
+        result.to_netcdf(tmp, engine="h5netcdf")
     print(f"wrote {fig} and {out / f'rotate-tuning-{model.name}-{layer}.nc'}")
     return 0
 
@@ -321,6 +371,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    "stored in the file and named in every figure")
     p.add_argument("--figure-channels", type=int_list, metavar="A,B",
                    help="channel ids for the distribution figure (default: the layer's family, up to 6)")
+    add_overwrite(p)
     p.set_defaults(func=cmd_stats)
 
     p = commands.add_parser(
@@ -338,6 +389,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
+    add_overwrite(p)
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
@@ -353,6 +405,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="plain-curve results file: adds invariance scores (fill, colour runs)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="tune a partial sweep (interrupted or still running) instead of refusing it")
+    add_overwrite(p)
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
 
@@ -383,6 +438,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help=f"fraction of the family's channels that must be measured (default {DEFAULT_MIN_MEASURED:g})")
     p.add_argument("--no-reflection", action="store_true", help="only a circular shift, no reflection")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the comparison as JSON")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="validate a partial sweep (interrupted or still running) instead of refusing it")
+    add_overwrite(p)
     p.set_defaults(func=cmd_validate)
 
     p = commands.add_parser(
@@ -411,4 +469,5 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="statistics file: responses in sigma (default: raw post-ReLU)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
+    add_overwrite(p)
     p.set_defaults(func=cmd_rotate)

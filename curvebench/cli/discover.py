@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
+from curvebench.cli.outputs import add_overwrite
+from suites.atomic import output_file, readable_path
 
 __all__ = ["register", "DEMO_MODEL", "DEMO_LAYER"]
 
@@ -89,6 +91,22 @@ def _criteria(args: argparse.Namespace):
     return Criteria(**{field: getattr(args, field) for _, field, _ in _CRITERIA if getattr(args, field) is not None})
 
 
+def _check_outputs(paths: list[Path], **options: str | None) -> None:
+    """Refuse, before minutes of work, outputs that exist (without --overwrite) or are inputs.
+
+    ``paths``: files under --out; ``options``: other output options by name (``json="x.json"``).
+    """
+    from suites.atomic import check_folder, check_output
+
+    if paths:
+        check_folder(paths[0].parent)
+    for p in paths:
+        check_output(p, "--out")
+    for name, value in options.items():
+        if value:
+            check_output(value, f"--{name}")
+
+
 def _stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
 
@@ -108,11 +126,12 @@ def _print_result(result, out: Path | None) -> None:
 # ----------------------------------------------------------------------------- discover
 
 def _cmd_discover(args: argparse.Namespace) -> int:
-    from suites.discovery import discover
+    from suites.discovery import discover, output_paths
 
     if args.control and args.weights == "random":
         raise ValueError("discover: --weights random already is the random-weights control; drop --control")
     out = Path(args.out) if args.out else Path("results") / f"discover-{args.model}-{_stamp()}"
+    _check_outputs(output_paths(out, args.layers, control=args.control, figures=not args.no_figures), json=args.json)
     stats = None
     if args.stats:
         from suites.analysis.sigma import load_stats
@@ -124,8 +143,8 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         out_dir=out, figures=not args.no_figures, device=args.device, progress=not args.no_progress,
     )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
         print(f"json: {args.json}")
     _print_result(result, out)
     print(f"{result.seconds:.1f} s")
@@ -161,6 +180,7 @@ def _rows_from(path: Path) -> list[dict]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from suites.analysis.plots import COMPARE_METRICS, compare_figure
 
+    _check_outputs([Path(args.out)], json=args.json)
     rows: list[dict] = []
     for f in args.files:
         path = Path(f)
@@ -176,10 +196,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         vals = "  ".join(f"{'n/a' if r.get(k) is None else format(r[k], '.4g'):>26}" for k in keys)
         print(f"{r['label']:<{width}}  {r['channels_tested']:>6}  {vals}")
     out = Path(args.out)
-    compare_figure(rows, out)
+    compare_figure(rows, out)  # written through suites.atomic: an existing figure needs --overwrite
     print(f"figure: {out}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         print(f"json: {args.json}")
     return 0
 
@@ -193,14 +214,21 @@ def _demo_groundtruth(args: argparse.Namespace) -> int:
     from suites.runner import run_suite
     from suites.strips import stimulus_strip
 
+    if args.out is not None:
+        from suites.atomic import check_folder
+
+        _check_outputs([Path(args.out)])
+        check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
+    if args.figure:
+        _check_outputs([], figure=args.figure)
     res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
     with open_results(res.path) as ds:
         figures = plot_heatmaps(ds, res.path.with_suffix(""), strip=stimulus_strip)
     for p in figures:
         print(f"figure: {p}")
     if args.figure:
-        Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(figures[0], args.figure)
+        with output_file(args.figure, "--figure") as tmp:
+            shutil.copyfile(readable_path(figures[0]), tmp)
         print(f"figure copied to {args.figure}")
     print("next:")
     print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
@@ -222,10 +250,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         sweep = replace(sweep, orientations=36, curvatures=6, angle_curvatures=2)
     out = Path(args.out) if args.out else Path("results") / "demo-efficientnet-lite0"
+    from suites.discovery import output_paths
+
+    _check_outputs(output_paths(out, [args.layer], control=not args.no_control) + [out / "summary.txt"], figure=args.figure)
     result = discover(args.model, [args.layer], control=not args.no_control, sweep=sweep, out_dir=out,
                       device=args.device, progress=not args.no_progress)
     line = result.line(args.layer)
-    (out / "summary.txt").write_text(line + "\n", encoding="utf-8")
+    with output_file(out / "summary.txt") as tmp:
+        tmp.write_text(line + "\n", encoding="utf-8")
     print(line)
     print(f"test: {result.summary['test']}")
     print(f"sigma from {result.summary['statistics']}")
@@ -237,8 +269,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if src is None:
             print("figure: no detectors found, nothing to copy", file=sys.stderr)
         else:
-            Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, args.figure)
+            with output_file(args.figure, "--figure") as tmp:
+                shutil.copyfile(readable_path(src), tmp)
             print(f"figure copied to {args.figure}")
     print(f"{result.seconds:.1f} s")
     print("next:")
@@ -281,6 +313,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_sweep_args(p, sweep_defaults)
     _add_criteria_args(p)
+    add_overwrite(p)
     p.set_defaults(func=_cmd_discover)
 
     p = commands.add_parser(
@@ -292,6 +325,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc")
     p.add_argument("--out", default="results/compare.png", metavar="PNG", help="figure (default results/compare.png)")
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_compare)
 
     p = commands.add_parser(
@@ -313,4 +347,5 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quick", action="store_true", help="a smaller sweep (smoke test)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_demo)

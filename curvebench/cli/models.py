@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import (INPUT_TRANSFORM_HELP, input_transform, name_list, nonnegative_int, positive_int,
-                                    weights_spec)
+                                     weights_spec)
+from curvebench.cli.outputs import add_overwrite
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -92,6 +93,15 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
 
     import torch
 
+    from suites.atomic import check_output, output_file
+    from suites.limits import MAX_BATCH, check_at_most, check_memory
+
+    if args.batch is not None:
+        check_at_most("--batch", args.batch, MAX_BATCH)
+        # activations of a whole InceptionV1 forward at 224 px: about 40 MB per image (float32)
+        check_memory(f"--batch {args.batch}", args.batch * 64 * 2**20, hint="choose a smaller --batch")
+    if args.json:
+        check_output(args.json, "--json")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     options = tuple(o for o in args.options.split(",") if o) if args.options is not None else None
@@ -102,7 +112,8 @@ def _cmd_bench_probe(args: argparse.Namespace) -> int:
     )
     text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n")
     key = next(k for k in report if k.startswith("rf_crop_speedup_"))
     lines = [f"{report['model']} on {report['device_name']}, batch {report['batch']}, {report['repeats']} repeats "
              f"(median images/s):"]
@@ -188,4 +199,5 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_bench_probe)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int
+from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
 
@@ -65,12 +66,13 @@ def _duplicates(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from suites.analysis.optimum import plot_sheet, report
-    from suites.errors import ResultsExistsError
+    from suites.atomic import check_output, output_file
     from suites.optimize import optimize, save
 
-    out = Path(args.out)
-    if out.exists():
-        raise ResultsExistsError(f"{out} exists already; results are never overwritten (choose another --out)")
+    out = check_output(args.out, "--out")  # refused before any work: an existing file (without --overwrite), an input
+    figure = check_output(args.figure if args.figure else out.with_suffix(".png"), "--figure")
+    if args.json:
+        check_output(args.json, "--json")
     fix = {k: (v[0] if len(v) == 1 else v) for k, v in _duplicates(args.fix or [], "--fix").items()}
     bounds = _duplicates(args.bounds or [], "--bounds")
 
@@ -89,12 +91,12 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     save(ds, out)
     print(f"wrote {out}")
-    figure = Path(args.figure) if args.figure else out.with_suffix(".png")
     plot_sheet(ds, figure)
     print(f"figure: {figure}")
     rep = report(ds)
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     n = len(rep["channels"])
     conv = sum(r["converged"] for r in rep["channels"])
@@ -105,14 +107,18 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_optimize(args: argparse.Namespace) -> int:
+    from suites.atomic import check_output, output_file
     from suites.optimize_bench import bench_optimize
 
+    if args.json:
+        check_output(args.json, "--json")
     rep = bench_optimize(model=args.model, weights=args.weights, layer=args.layer, channels=args.channels,
                          restarts=args.restarts, steps=args.steps, device=args.device, max_sweep=args.max_sweep,
                          threads=args.threads, free=args.free, tol=args.tol, patience=args.patience, lr=args.lr)
     text = json.dumps(rep, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     print(text)
     return 0
@@ -167,6 +173,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (random starts, random weights; default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_optimize)
 
     p = bench_commands.add_parser(
@@ -174,8 +181,9 @@ def register(commands: Any, bench_commands: Any) -> None:
         description="Optimises every channel of a layer (--free sweep: orientation, curvature, length, width; "
                     "black on white, centred; --free default: also position and colours) and measures wall time "
                     "and forward passes until every channel is within 1% of its final activation, against dense "
-                    "sweeps of the same free parameters (grids refined until each channel reaches that activation). sweep_equivalent_speedup = sweep wall time "
-                    "/ optimiser wall time (a lower bound when no sweep up to --max-sweep reaches it).",
+                    "sweeps of the same free parameters (grids refined until each channel reaches that "
+                    "activation). sweep_equivalent_speedup = sweep wall time / optimiser wall time (a lower bound "
+                    "when no sweep up to --max-sweep reaches it).",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
@@ -195,4 +203,5 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="largest dense sweep tried, in stimuli (default 20736 = 12^4)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_bench_optimize)

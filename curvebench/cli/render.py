@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import nonnegative_int, positive_int
+from curvebench.cli.outputs import add_overwrite
+from suites.errors import LimitError
+from suites.limits import MAX_IMAGE_SIDE, MAX_RENDER_IMAGES, check_at_most
 from stimuli import kinds as _decl
 
 __all__ = ["register", "parse_values", "parse_colour", "parse_size"]
@@ -44,6 +47,7 @@ _NAMED_COLOURS = {
 def parse_values(name: str, text: str) -> list[float]:
     """``"v"``, ``"a,b,c"`` or ``"start:stop:count"`` (inclusive linspace) -> list of floats."""
     text = text.strip()
+    too_many = 0
     try:
         if ":" in text:
             parts = text.split(":")
@@ -52,15 +56,24 @@ def parse_values(name: str, text: str) -> list[float]:
             start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1:
                 raise ValueError
-            if count == 1:
-                return [start]
-            return [start + (stop - start) * i / (count - 1) for i in range(count)]
-        return [float(v) for v in text.split(",")]
+            if count > MAX_RENDER_IMAGES:
+                too_many = count
+                raise ValueError
+            values = [start] if count == 1 else [start + (stop - start) * i / (count - 1) for i in range(count)]
+        else:
+            values = [float(v) for v in text.split(",")]
     except ValueError:
+        if too_many:
+            raise LimitError(f"--{name.replace('_', '-')} = {text!r}: {too_many:,} values is too many: "
+                             f"at most {MAX_RENDER_IMAGES:,} stimuli per render") from None
         raise ValueError(
             f"--{name.replace('_', '-')} = {text!r}: expected a number, a comma list (0,90,180) or "
             "start:stop:count with count >= 1"
         ) from None
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"--{name.replace('_', '-')} = {text!r}: {bad[0]} is not finite; allowed finite numbers")
+    return values
 
 
 def parse_size(text: str) -> int | tuple[int, int]:
@@ -71,6 +84,7 @@ def parse_size(text: str) -> int | tuple[int, int]:
         sizes = []
     if len(sizes) not in (1, 2) or min(sizes) < 1:
         raise ValueError(f"--size = {text!r}: expected N or H,W in px, integers >= 1 (e.g. 224 or 128,256)")
+    check_at_most("--size", max(sizes), MAX_IMAGE_SIDE, "px")
     return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
@@ -103,18 +117,30 @@ def _sweep_values(args: argparse.Namespace) -> dict[str, list[float]]:
             lengths = parse_values("length", args.length) if args.length is not None else None
             if lengths is not None and len(lengths) != 1:
                 raise ValueError("--curvature with 'max' needs a single --length (the limit 2 pi / length depends on it)")
-            kmax = _decl.MAX_TURN / (lengths[0] if lengths else _decl.param("length").default_for(args.kind))
+            length = lengths[0] if lengths else _decl.param("length").default_for(args.kind)
+            if not length > 0:
+                raise ValueError(f"--curvature 'max' is 2 pi / length and needs --length > 0, got {length:g}")
+            kmax = _decl.MAX_TURN / length
             text = text.replace("-max", repr(-kmax)).replace("max", repr(kmax))
         out[key] = parse_values(key, text)
     return out
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        return _render(args, stack)
+
+
+def _render(args: argparse.Namespace, stack: Any) -> int:
     import numpy as np
     import torch
 
     import stimuli
     from stimuli.sheet import contact_sheet, crop_around, default_cell
+    from suites.atomic import check_output, output_file
+    from suites.limits import available_memory, check_disk, check_memory
 
     values = _sweep_values(args)
     if "orientation" in values and args.orientation_axis != "curvebench":
@@ -127,6 +153,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
                          + ", ".join("--" + k.replace("_", "-") for k in swept))
     if args.out is None and args.npy is None:
         raise ValueError("render: give --out PNG and/or --npy PATH")
+    if args.out is not None and Path(args.out).suffix.lower() != ".png":
+        raise ValueError(f"--out = {args.out!r}: the contact sheet is a PNG; give a path ending in .png")
     size = parse_size(args.size)
     H, W = (size, size) if isinstance(size, int) else size
 
@@ -136,6 +164,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     cols = len(values[col_key]) if col_key else 1
     rows = len(values[row_key]) if row_key else 1
     n = rows * cols
+    check_at_most("stimuli to render", n, MAX_RENDER_IMAGES, hint="sweep fewer values")
 
     def column(key: str) -> torch.Tensor | float | None:
         if key not in values:
@@ -177,20 +206,42 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if xs is not None or ys is not None:
         xs = W / 2 if xs is None else xs
         ys = H / 2 if ys is None else ys
+        for key, v, top in (("x", xs, W), ("y", ys, H)):
+            v = torch.as_tensor(v, dtype=torch.float64)
+            if ((v < 0) | (v > top)).any():
+                bad = float(v[(v < 0) | (v > top)].reshape(-1)[0])
+                raise ValueError(f"--{key} = {bad:g} px puts the stimulus outside the image: allowed 0 <= {key} <= "
+                                 f"{top} px (the image {'width' if key == 'x' else 'height'})")
         pos = torch.stack(torch.broadcast_tensors(torch.as_tensor(xs, dtype=torch.float64),
                                                   torch.as_tensor(ys, dtype=torch.float64)), dim=-1)
 
-    # Validate everything with one cheap render of the whole sweep at a tiny batch check, then stream.
-    chunk = 256
-    npy = None
-    if args.npy is not None:
-        npy = np.lib.format.open_memmap(args.npy, mode="w+", dtype=np.float32, shape=(n, 3, H, W))
+    # Bounds before any work: image bytes per chunk, the .npy on disk, the sheet in memory.
+    image_bytes = 3 * H * W * 4
+    check_memory("one rendered image", 8 * image_bytes, hint="choose a smaller --size")
+    chunk = int(max(1, min(256, 0.05 * available_memory() // (8 * image_bytes))))
+
     def largest(name: str) -> float:
         return max(values.get(name, [_decl.param(name).default_for(args.kind)]))
 
     length_max, width_max = largest("length"), largest("width")
     tick_reach = largest("tick_length") if largest("ticks") > 0 else 0.0
-    cell = args.cell or min(max(H, W), default_cell(length_max, width_max, tick_reach))
+    if args.cell is not None:
+        check_at_most("--cell", args.cell, MAX_IMAGE_SIDE, "px")
+    cell = args.cell or min(max(H, W), default_cell(min(length_max, 4 * max(H, W)), min(width_max, max(H, W)),
+                                                    min(tick_reach, max(H, W))))
+    if args.out is not None:
+        side = 1 if n == 1 and not args.crop else cell
+        check_memory("the contact sheet", n * 3 * side * side * 4 * 2 if side > 1 else n * image_bytes * 2,
+                     hint="sweep fewer values or choose a smaller --cell")
+        check_output(args.out, "--out")
+    npy = None
+    if args.npy is not None:
+        check_output(args.npy, "--npy")
+        check_disk("--npy", Path(args.npy).resolve().parent, n * image_bytes)
+        # the renderer checks every value of the sweep in the loop below; the file is a temporary that
+        # replaces --npy only when the whole command succeeds
+        npy_tmp = stack.enter_context(output_file(args.npy, "--npy"))
+        npy = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.float32, shape=(n, 3, H, W))
     cells = []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
@@ -217,8 +268,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         from PIL import Image
 
         sheet = contact_sheet(torch.cat(cells), rows, cols, gap=args.gap)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(sheet).save(args.out)
+        with output_file(args.out, "--out") as tmp:
+            Image.fromarray(sheet).save(tmp, format="PNG")
         axes = [f"columns: {col_key}"] * bool(col_key) + [f"rows: {row_key}"] * bool(row_key)
         layout = f"{rows} x {cols}" + (f" ({', '.join(axes)})" if axes else "")
         print(f"wrote {args.out}: {layout}, cells {sheet.shape[1] // max(cols, 1)} px")
@@ -227,6 +278,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_bench_render(args: argparse.Namespace) -> int:
     from stimuli.render_bench import bench_render
+    from suites.atomic import check_output
+
+    if args.json:
+        check_output(args.json, "--json")
 
     report = bench_render(
         device=args.device, batch_size=args.batch_size, repeats=args.repeats, n_ours=args.n_ours,
@@ -235,8 +290,10 @@ def _cmd_bench_render(args: argparse.Namespace) -> int:
     )
     text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        from suites.atomic import output_file
+
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n")
     cairo = report["cairo"].get("images_per_s", {}).get("median")
     vs_cairo = report["ratio_vs_cairo"]
     summary = (f"ours {report['ours']['images_per_s']['median']:,.0f} img/s, cairo "
@@ -298,6 +355,7 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="with a single stimulus, crop it to one cell as well (default: the whole image)")
     p.add_argument("--gap", type=nonnegative_int, default=0, metavar="PX",
                    help="white gap between sheet cells in px (default 0)")
+    add_overwrite(p)
     p.set_defaults(func=_cmd_render)
 
     b = bench_commands.add_parser(
@@ -329,4 +387,5 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="GPU memory bandwidth in GB/s for the write-bound fraction (default: by card name, "
                    "e.g. H100 SXM 3350, H100 PCIe 2000, H200 4800, A100 80GB 2039)")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_overwrite(b)
     b.set_defaults(func=_cmd_bench_render)

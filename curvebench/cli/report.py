@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
 
@@ -48,29 +49,35 @@ def _open(path: str):
 
 
 def _open_file(path: str):
-    """A sweep results file (committed rows only), or another kind of file the report knows (by its ``kind``)."""
+    """A sweep results file (committed rows only, verified), or another kind of file the report knows (by its ``kind``)."""
+    import h5py
+
     from suites.errors import ResultsFileError
     from suites.results import open_results
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
     try:
-        return open_results(path)
-    except ResultsFileError:
-        raise
-    except ValueError as exc:  # not HDF5, or HDF5 without rows_completed (optimize files, statistics, ...)
-        text = str(exc)
-        if "rows_completed" in text:
-            import xarray as xr
+        with h5py.File(path, "r", locking=False) as f:
+            is_sweep = "rows_completed" in f.attrs
+    except OSError as exc:
+        raise ResultsFileError(f"{path} is not a curvebench results file (HDF5 cannot read it: {exc})") from None
+    if is_sweep:
+        return open_results(path)  # verified: an inconsistent file is refused naming the attribute
+    import xarray as xr
 
-            from suites.analysis.report import KINDS
+    from suites.analysis.report import DISCOVER_FAMILY_KIND, KINDS
 
-            from suites.analysis.report import DISCOVER_FAMILY_KIND
-
-            ds = xr.open_dataset(path, engine="h5netcdf")
-            if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
-                    detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
-                return ds
-            ds.close()
-        raise ResultsFileError(text if "not a curvebench" in text else f"not a curvebench results file: {text}") from None
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf")
+    except (OSError, ValueError) as exc:
+        raise ResultsFileError(f"{path} is not a curvebench results file ({exc})") from None
+    if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
+            detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
+        return ds
+    ds.close()
+    raise ResultsFileError(f"{path} is not a curvebench results file (no rows_completed attribute, and not an "
+                           "optimize or discover file)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -81,6 +88,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out {out}: the report is one HTML file; give a name ending in .html")
+    from suites.atomic import check_output
+
+    check_output(out, "--out")  # before reading anything: an existing page needs --overwrite
     runs = []
     names: set[str] = set()
     for f in args.files:
@@ -103,7 +113,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                             vmax=args.vmax)
     t0 = time.perf_counter()
     path = write_report(runs, out, options, title=args.title)
-    size = path.stat().st_size
+    from suites.atomic import readable_path
+
+    size = readable_path(path).stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -120,7 +132,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("files", nargs="+", metavar="FILE", help="results file(s) of `curvebench run` (curves, fill, colour, "
                    "angles, rounding, families, ...), `curvebench optimize` files, `curvebench discover` output "
                    "folders (or their responses.nc)")
-    p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (overwritten)")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (an existing one needs --overwrite)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
@@ -132,4 +144,5 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--title", default=None, help="page title (default: from the files' suite names)")
+    add_overwrite(p)
     p.set_defaults(func=cmd_report)

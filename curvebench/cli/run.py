@@ -12,11 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, name_list, positive_int, weights_spec
+from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
 
 
 # ----------------------------------------------------------------------------- run
+
+def _check_out(out: str | None, what: str = "--out") -> None:
+    """Refuse before any work: an existing --out, a folder, a path below a file, a `results` that is a file."""
+    from suites.atomic import check_folder, check_output
+
+    if out is None:
+        check_folder("results", "the default output folder results/")
+    else:
+        check_output(out, what)
+
 
 def run_options(args: argparse.Namespace) -> Any:
     """The :class:`~suites.options.RunOptions` of parsed ``run``/``demo`` arguments (absent ones: None)."""
@@ -28,6 +39,7 @@ def run_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from suites.limits import MAX_BATCH, check_at_most
     from suites.runner import run_suite
 
     if args.suite is None and args.resume is None:
@@ -38,6 +50,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and options.overrides_grid:
         raise ValueError("run --resume uses the options stored in the file; do not pass --batch-size, --storage, "
                          "--layers, --limit or --quick")
+    if args.batch_size is not None:
+        check_at_most("--batch-size", args.batch_size, MAX_BATCH, hint="stimuli per batch")
+    if args.resume is None:
+        _check_out(args.out)
     progress = False if args.no_progress else None
     from suites.distributed import launched
 
@@ -76,7 +92,13 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- probe
 
 def _cmd_probe(args: argparse.Namespace) -> int:
+    from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
     from suites.probe_images import probe_images
+
+    check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
+    check_at_most("--batch-size", args.batch_size, MAX_BATCH)
+    check_memory("a batch of images", 40 * args.batch_size * 3 * args.size**2 * 4,
+                 hint="choose a smaller --size or --batch-size")
 
     res = probe_images(
         args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
@@ -90,7 +112,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- bench run
 
 def _cmd_bench_run(args: argparse.Namespace) -> int:
+    from suites.atomic import check_output, output_file
+    from suites.limits import MAX_BATCH, check_at_most
     from suites.run_bench import bench_run
+
+    check_at_most("--batch-size", args.batch_size, MAX_BATCH)
+    check_at_most("--memory-batch-size", args.memory_batch_size, MAX_BATCH)
+    if args.json:
+        check_output(args.json, "--json")
 
     report = bench_run(
         model=args.model, weights=args.weights, layers=args.layers, stimuli=args.stimuli,
@@ -99,7 +128,8 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     )
     text = json.dumps(report, indent=2)
     if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        with output_file(args.json, "--json") as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     print(text)
     return 0
@@ -188,6 +218,7 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="also run an N-stimulus ground-truth sweep and measure peak RSS growth (default: off)")
     p.add_argument("--memory-batch-size", type=positive_int, default=1024, metavar="N",
                    help="stimuli per batch of the memory sweep (default 1024)")
+    add_overwrite(p)
     p.add_argument("--scaling", type=positive_int, metavar="N",
                    help="also run the sweep in 1 process and under torchrun with N processes and report "
                         "stimuli/s of each and scaling_efficiency = rate(N) / (N * rate(1)) (default: off)")

@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+from suites.atomic import output_file  # noqa: E402
 
 
 TAIL_FRACTION = 0.1
@@ -143,7 +144,7 @@ def plot_activation_distribution(
     )
     fig.subplots_adjust(top=1 - 0.85 / fig_h, bottom=1.25 / fig_h, hspace=0.75, wspace=0.3, left=0.07, right=0.98)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
     plt.close(fig)
     return out_path

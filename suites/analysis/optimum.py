@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from suites.atomic import output_file  # noqa: E402
 from suites.file_kinds import OPTIMIZE_KIND  # noqa: E402
 
 __all__ = ["report", "plot_sheet", "open_optimum"]
@@ -136,7 +137,7 @@ def plot_sheet(ds: xr.Dataset, path: str | Path, columns: int = 8) -> Path:
     lines = textwrap.wrap(title, width=max(40, 30 * cols))
     fig.suptitle("\n".join(lines), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.12 * len(lines) / (2.25 * rows + 0.5)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with output_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -35,6 +35,7 @@ from .arrays import grid, layer_names, select, series_values  # noqa: E402
 from .sigma import to_sigma  # noqa: E402
 from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
 from .strip import StripRenderer  # noqa: E402
+from suites.atomic import check_folder, output_file  # noqa: E402
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 DEFAULT_VMAX = 25.0
@@ -209,8 +210,8 @@ def heatmap_figure(
     cb.ax.tick_params(labelsize=8)
     fig.suptitle(title, x=left / fig_w, y=1 - 0.12 / fig_h, ha="left", va="top", fontsize=10)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, dpi=100, facecolor="white")
     plt.close(fig)
     return out_path
 
@@ -390,7 +391,7 @@ def plot_radial(
     from .family_channels import family_channels
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder(out_dir)
     paths = []
     for layer in layers or layer_names(ds):
         sig = to_sigma(ds, layer, stats)
@@ -405,7 +406,8 @@ def plot_radial(
         ax.legend(loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8, title="channel", frameon=False)
         fig.suptitle(_title(ds, layer, "radial tuning curves", sig.attrs["statistics"]), fontsize=10, x=0.02, ha="left")
         path = out_dir / f"{name or _stem(ds)}-{layer}-radial.png"
-        fig.savefig(path, facecolor="white")
+        with output_file(path) as tmp:
+            fig.savefig(tmp, facecolor="white")
         plt.close(fig)
         paths.append(path)
     return paths
@@ -450,8 +452,8 @@ def plot_layer_comparison(
     )
     fig.subplots_adjust(top=0.78, bottom=0.22, left=0.04, right=0.98, wspace=0.35)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
     plt.close(fig)
     return out_path
 
@@ -558,8 +560,8 @@ def family_heatmap_figure(
     sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
     fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, dpi=100, facecolor="white")
     plt.close(fig)
     return out_path
 
@@ -616,8 +618,8 @@ def family_radial_figure(
     ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=8, frameon=False, ncol=2)
     fig.suptitle(title or f"{provenance(resp)} - {layer}: {len(chans)} curve detectors", fontsize=10, x=0.02, ha="left")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
     plt.close(fig)
     return out_path
 
@@ -661,7 +663,7 @@ def compare_figure(rows: Sequence[Mapping], out_path: str | Path, *, title: str 
     fig.suptitle(title + "  (blue: trained, red: random-weights control)", fontsize=10, x=0.01, ha="left")
     fig.tight_layout()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
     plt.close(fig)
     return out_path

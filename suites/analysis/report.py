@@ -566,7 +566,10 @@ def write_report(runs: Sequence[tuple[str, xr.Dataset]], out: str | Path, option
     data = report_data(runs, options)
     if title is None:
         title = "curvebench report: " + ", ".join(str(r["title"]) for r in data["runs"])
+    from suites.atomic import output_file
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report_html(data, title), encoding="utf-8")
+    html = report_html(data, title)
+    with output_file(out, "--out") as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return out

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from .tuning import circular_mean, fitted_peak, fwhm
+from suites.atomic import output_file
 
 
 def align(responses: np.ndarray, angles: np.ndarray, anchor: float = 0.0, iterations: int = 5) -> np.ndarray:
@@ -190,7 +191,7 @@ def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
     title = "\n".join(textwrap.fill(line, 105) for line in title.split("\n"))
     fig.suptitle(title, fontsize=8.5, x=0.02, ha="left")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, facecolor="white")
+    with output_file(out_path) as tmp:
+        fig.savefig(tmp, facecolor="white")
     plt.close(fig)
     return out_path

@@ -70,8 +70,12 @@ def load_stats(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"statistics file not found: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        stats = ds.load()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            stats = ds.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"stats: {path} is not a curvebench statistics file (not readable as netCDF/HDF5: "
+                         f"{type(exc).__name__})") from None
     if stats.attrs.get("kind") != STATS_KIND:
         raise ValueError(f"stats: {path} is not a curvebench statistics file (attribute kind={stats.attrs.get('kind')!r})")
     return stats

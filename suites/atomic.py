@@ -1,0 +1,232 @@
+"""Outputs that never clobber: write beside the target, rename into place only on success.
+
+Every file curvebench writes (figures, JSON reports, statistics, ``.npy`` arrays, probe
+files) goes through :func:`output_file`: the data goes to a hidden temporary file in the
+target's folder (same file system, so the final ``os.replace`` is atomic), and the
+target appears only when the whole job has succeeded. A failure (bad value, full disk,
+Ctrl-C) leaves every existing file byte-identical and no new file behind.
+
+Two ways to use it:
+
+* alone (a notebook): ``with output_file(path) as tmp: fig.savefig(tmp)`` commits when
+  the block ends without an exception;
+* inside :func:`staging` (what ``curvebench`` does around every command): the temporary
+  files are kept until the staging block ends, and are renamed into place together
+  only if the whole command succeeded. The staging knows the command's **inputs** (an
+  output equal to an input is always refused) and whether existing targets may be
+  replaced (``--overwrite``; refused otherwise, before any work where possible).
+
+Results files that ``curvebench run`` appends to are the exception: they are made to
+be read and resumed while incomplete, so :class:`suites.writer.ResultsWriter` creates
+them exclusively (never over an existing file) and removes them if no row landed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suites.errors import OutputError
+
+__all__ = ["OutputError", "Staging", "staging", "output_file", "check_output", "check_folder", "current",
+           "same_file", "readable_path", "unstaged"]
+
+_CURRENT: contextvars.ContextVar[Staging | None] = contextvars.ContextVar("curvebench_staging", default=None)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file (same inode, or the same resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_folder(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse a folder path that is an existing file or lies below one; returns it (not created)."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            where = "" if q == p else f" ({q} is a file)"
+            raise OutputError(f"{what} = {str(p)!r} is not a folder{where}; give a folder path")
+        if q.exists():
+            break
+    return p
+
+
+def _tmp_name(target: Path) -> Path:
+    # hidden, unique, and ending in the target's suffix (PIL/matplotlib pick the format from it)
+    return target.with_name(f".{target.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
+
+
+@dataclass
+class Staging:
+    """Temporary outputs of one job, renamed into place together by :meth:`commit`.
+
+    Attributes:
+        overwrite: replace existing targets (never an input).
+        inputs: files the job reads; an output equal to one of them is refused.
+    """
+
+    overwrite: bool = False
+    inputs: list[Path] = field(default_factory=list)
+    staged: dict[Path, Path] = field(default_factory=dict)  # target -> temporary
+    made_dirs: list[Path] = field(default_factory=list)
+
+    def add_inputs(self, paths: Iterable[str | os.PathLike]) -> None:
+        """Declare files the job reads (outputs equal to them are refused, even with ``overwrite``)."""
+        self.inputs += [Path(p) for p in paths if p is not None]
+
+    def check(self, target: str | os.PathLike, what: str = "output") -> Path:
+        """Refuse ``target`` if it is an input, a folder, or an existing file (without ``overwrite``)."""
+        t = Path(target)
+        for p in self.inputs:
+            if p.exists() and same_file(p, t):
+                raise OutputError(f"{what} = {str(t)!r} is also an input of this command; "
+                                  "choose another output path (inputs are never overwritten)")
+        if t.is_dir():
+            raise OutputError(f"{what} = {str(t)!r} is a folder; give a file path")
+        if t.exists() or t.is_symlink():
+            if not self.overwrite:
+                raise OutputError(f"{what} = {str(t)!r} already exists; choose another path or pass --overwrite")
+        check_folder(t.parent if str(t.parent) else Path("."), what=f"the folder of {what}")
+        if t in self.staged:
+            raise OutputError(f"{what} = {str(t)!r} is written twice by this command")
+        return t
+
+    def file(self, target: str | os.PathLike, what: str = "output") -> Path:
+        """Check ``target`` and return the temporary path to write it to (parent folders are made)."""
+        t = self.check(target, what)
+        missing = [q for q in (t.parent, *t.parent.parents) if not q.exists()]
+        for q in reversed(missing):
+            try:
+                q.mkdir()
+            except FileExistsError:
+                continue
+            self.made_dirs.append(q)
+        tmp = _tmp_name(t)
+        self.staged[t] = tmp
+        return tmp
+
+    def commit(self) -> list[Path]:
+        """Rename every written temporary into place (after checking them all again); returns the targets."""
+        done = [(t, tmp) for t, tmp in self.staged.items() if tmp.exists()]
+        try:
+            for t, _ in done:
+                if (t.exists() or t.is_symlink()) and not self.overwrite:
+                    raise OutputError(f"output {str(t)!r} appeared while the command ran; nothing was written "
+                                      "(choose another path or pass --overwrite)")
+            for t, tmp in done:
+                os.replace(tmp, t)
+        except BaseException:
+            self.discard()
+            raise
+        self.staged.clear()
+        self.made_dirs.clear()
+        return [t for t, _ in done]
+
+    def discard(self) -> None:
+        """Remove every temporary and every folder this staging made (if empty)."""
+        for tmp in self.staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self.staged.clear()
+        for d in reversed(self.made_dirs):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.made_dirs.clear()
+
+
+def readable_path(target: str | os.PathLike) -> Path:
+    """Where the bytes of ``target`` are now: its staged temporary while the command runs, else ``target``.
+
+    For a command that reads back what it wrote (copies a figure, reports a file's size).
+    """
+    s = current()
+    tmp = s.staged.get(Path(target)) if s is not None else None
+    return tmp if tmp is not None and tmp.exists() else Path(target)
+
+
+@contextlib.contextmanager
+def unstaged() -> Iterator[None]:
+    """Suspend the command's staging: for caches, which are not the command's outputs.
+
+    Inside the block :func:`output_file` replaces its target atomically when the block
+    ends, whether or not the command later succeeds, and ``--overwrite`` does not apply.
+    """
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Staging | None:
+    """The staging of the running command, if any."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def staging(overwrite: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Staging]:
+    """Collect the outputs written inside the block; commit them together only if it succeeds."""
+    s = Staging(overwrite=overwrite)
+    s.add_inputs(inputs)
+    token = _CURRENT.set(s)
+    try:
+        yield s
+    except BaseException:
+        s.discard()
+        raise
+    finally:
+        _CURRENT.reset(token)
+    s.commit()
+
+
+def check_output(target: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse ``target`` now (before any work) under the current staging's rules; returns it.
+
+    Outside a staging only a folder or a path below a file is refused (notebooks replace files).
+    """
+    s = current()
+    if s is not None:
+        return s.check(target, what)
+    t = Path(target)
+    if t.is_dir():
+        raise OutputError(f"{what} = {str(t)!r} is a folder; give a file path")
+    check_folder(t.parent if str(t.parent) else Path("."), what=f"the folder of {what}")
+    return t
+
+
+@contextlib.contextmanager
+def output_file(target: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+    """Yield a temporary path to write ``target`` to; it becomes ``target`` only on success.
+
+    Inside :func:`staging` the rename waits for the end of the whole command; alone, it
+    happens when this block ends (replacing an existing file, as a notebook expects).
+    """
+    s = current()
+    own = s is None
+    if own:
+        s = Staging(overwrite=True)
+    tmp = s.file(target, what)
+    try:
+        yield tmp
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        s.staged.pop(Path(target), None)
+        if own:
+            s.discard()
+        raise
+    if not tmp.exists():
+        s.staged.pop(Path(target), None)
+        if own:
+            s.discard()
+        raise OutputError(f"{what} = {str(target)!r}: nothing was written")
+    if own:
+        s.commit()
