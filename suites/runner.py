@@ -444,6 +444,13 @@ def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: R
     if world_size == 1:  # a sharded file's rows live in its shards, which each rank checks as it opens them
         check_resumable(path)  # verified, not trusted: counters, grid, stored suite; not complete
     s, stored = suite_from_file(attrs)
+    statics_rows = attrs.get("statics_rows")
+    if (s.summary.enabled and not s.summary.keep_rows and statics_rows is not None
+            and int(statics_rows) != int(attrs.get("rows_completed", 0))):
+        from suites.errors import ResultsFileError
+
+        raise ResultsFileError(f"cannot resume {path}: the run stopped while its summaries were being written "
+                               "and the file keeps no rows (keep_rows = false) to rebuild them from; run it again")
     if suite is not None:
         given = suite if isinstance(suite, Suite) else load_suite(suite)
         if given.source.strip() != s.source.strip():
@@ -587,18 +594,43 @@ def results_attrs(setup: RunSetup) -> dict[str, Any]:
     return attrs
 
 
-def restore_summaries(setup: RunSetup, writer: ResultsWriter) -> dict[str, RunningSummary] | None:
-    """Running summaries to continue: fresh, or rebuilt from the file's statics after ``rows_completed`` rows."""
+def restore_summaries(setup: RunSetup, writer: ResultsWriter, first_row: int = 0) -> dict[str, RunningSummary] | None:
+    """Running summaries to continue after ``writer.rows_completed`` rows.
+
+    Fresh for a new file; else restored from the file's statics, or, when a kill left the
+    statics untrusted (:attr:`ResultsWriter.statics_trusted`), rebuilt from the committed
+    rows in the run's batches (``first_row``: the grid row of the file's row 0, nonzero for
+    a ``torchrun`` shard). The rebuild reads the stored values, so with ``storage =
+    "float16"`` it matches an uninterrupted run to float16 precision, not exactly.
+
+    Raises:
+        ResultsFileError: untrusted statics in a summary-only file (``keep_rows = false``),
+            which stores no rows to rebuild them from.
+    """
     s, readout = setup.suite, setup.readout
     if not s.summary.enabled:
         return None
+    done = writer.rows_completed
+    trusted = writer.statics_trusted
+    if done and not trusted and not s.summary.keep_rows:
+        from suites.errors import ResultsFileError
+
+        raise ResultsFileError(f"cannot resume {writer.path}: the run stopped while its summaries were being written "
+                               "and the file keeps no rows (keep_rows = false) to rebuild them from; run it again")
     out = {}
     for name, layer, _ in readout.variables:
-        if writer.rows_completed:
+        if done and trusted:
             stored = {k: writer.read_static(k) for k in summary_names(name).values()}
-            out[name] = RunningSummary.restore(name, stored, writer.rows_completed, s.summary.top_k)
-        else:
-            out[name] = RunningSummary(len(readout.channels[layer]), s.summary.top_k)
+            out[name] = RunningSummary.restore(name, stored, done, s.summary.top_k)
+            continue
+        summ = RunningSummary(len(readout.channels[layer]), s.summary.top_k)
+        r = 0
+        while r < done:  # the same batch boundaries as the run (aligned to grid row 0)
+            g = first_row + r
+            r1 = min(done, (g // s.batch_size + 1) * s.batch_size - first_row)
+            summ.update(writer.read_rows(name, r, r1), g)
+            r = r1
+        out[name] = summ
     return out
 
 
@@ -648,7 +680,7 @@ def stream_rows(
         if on_progress is not None:
             on_progress(writer.rows_completed, setup.stop)
 
-    summaries = restore_summaries(setup, writer)
+    summaries = restore_summaries(setup, writer, first_row=start - writer.rows_completed)
     wt = _WriterThread(writer, queue_depth, summaries, keep_rows, on_rows)
     want_pre = any(pre for _, _, pre in readout.variables)
     out_dtype = torch.float16 if setup.store_dtype == "float16" else torch.float32

@@ -215,6 +215,11 @@ class ResultsWriter:
         need += sum(np.asarray(v).nbytes for v in (statics or {}).values()) + 8 * b + _RESERVE_SLACK
         self._reserve(need, r0, r1)
         try:
+            if statics:
+                # statics are replaced in place, so a kill during the flush below could leave them
+                # half new; -1 marks them untrusted until rows_completed and statics_rows agree
+                self._h5.attrs["statics_rows"] = -1
+                self._h5.flush()
             for name in self._row_names:
                 ds = self._h5[name]
                 ds.resize(r1, axis=0)
@@ -222,6 +227,8 @@ class ResultsWriter:
             for name, value in (statics or {}).items():
                 self._h5[name][...] = value
             self._h5.flush()
+            if statics:
+                self._h5.attrs["statics_rows"] = r1
             self._h5.attrs["rows_completed"] = r1
             self._h5.flush()
         except (OSError, RuntimeError) as exc:
@@ -258,6 +265,24 @@ class ResultsWriter:
 
     def read_static(self, name: str) -> np.ndarray:
         return self._h5[name][...]
+
+    @property
+    def statics_trusted(self) -> bool:
+        """True when the statics describe exactly ``rows_completed`` rows.
+
+        False after a run was killed while a batch's statics were being replaced (the
+        ``statics_rows`` attribute is -1 or disagrees with ``rows_completed``). Files
+        written before the attribute existed are trusted, as they were.
+        """
+        if "statics_rows" not in self._h5.attrs:
+            return True
+        return int(self._h5.attrs["statics_rows"]) == self.rows_completed
+
+    def read_rows(self, name: str, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` (committed rows only) of the per-row dataset ``name``."""
+        if not 0 <= r0 <= r1 <= self.rows_completed:
+            raise ValueError(f"read_rows: {r0}:{r1} outside the {self.rows_completed} committed rows")
+        return self._h5[name][r0:r1]
 
     def finish(self, **attrs: Any) -> None:
         """Mark the file complete (``state = "complete"``, ``finished`` time) and flush."""

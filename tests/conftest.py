@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,6 +62,22 @@ batch_size = {batch_size}
 """
 
 
+def curve_suite_text(name: str, description: str = "", *, step: float = 30, layers: str = '["curves"]',
+                     batch_size: int | str = 8, model_extra: str = "", run_extra: str = "") -> str:
+    """The TOML text of :func:`curve_suite` (defaults: the ground-truth ``curves`` layer, 12 x 5 stimuli)."""
+    return CURVE_SUITE.format(name=name, description=description, step=step, layers=layers,
+                              batch_size=batch_size, model_extra=model_extra, run_extra=run_extra)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file below ``root`` (relative path -> digest): to prove a command changed nothing."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
 def curve_suite(name: str, description: str, *, step: float, layers: str, batch_size: int,
                 model_extra: str = "", run_extra: str = "") -> Suite:
     """A small ground-truth curve sweep (orientation every ``step`` degrees x 5 curvatures) for runner tests.
@@ -67,6 +86,6 @@ def curve_suite(name: str, description: str, *, step: float, layers: str, batch_
     ``[model]``/``[run]`` (``run_extra`` may also open further tables, e.g. ``[summary]``).
     Import it with ``from conftest import curve_suite``.
     """
-    text = CURVE_SUITE.format(name=name, description=description, step=step, layers=layers,
-                              batch_size=batch_size, model_extra=model_extra, run_extra=run_extra)
+    text = curve_suite_text(name, description, step=step, layers=layers, batch_size=batch_size,
+                            model_extra=model_extra, run_extra=run_extra)
     return parse_suite(text, path=f"{name}.toml")

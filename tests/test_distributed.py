@@ -50,7 +50,7 @@ top_k = 3
 """
 
 #: attributes that describe the run rather than the data
-RUN_ATTRS = {"created", "finished", "seconds", "host", "command", "title", "world_size", "shards", "shard_rows",
+RUN_ATTRS = {"statics_rows", "created", "finished", "seconds", "host", "command", "title", "world_size", "shards", "shard_rows",
              "peak_rss_mb_per_rank", "peak_rss_mb_at_10pct_per_rank"}
 #: running summaries merged over shards equal one pass up to float64 rounding
 MERGED = ("_mean", "_std", "_m2")

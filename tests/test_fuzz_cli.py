@@ -16,7 +16,6 @@ for a 5x longer search). See ``docs/hardening.md``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -29,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import curve_suite_text, snapshot
 from curvebench.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,34 +36,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
 TIME_BOUND_S = 20.0
 
-SUITE = """
-name = "{name}"
-kind = "curve"
-[sweep]
-orientation = {{ start = 0, stop = 360, step = 60 }}
-curvature = {{ start = 0, stop = 0.3, num = 3 }}
-[fixed]
-length = 16
-width = 2
-[model]
-name = "groundtruth"
-layers = ["curves"]
-[run]
-batch_size = {batch}
-"""
 
 NUMBERS = ["0", "-1", "1", "3", "0.5", "nan", "inf", "-inf", "1e9", "1e308", "-1e-300", "abc", "", " ", "1,", ",",
            "0:1:0", "0:1:3", "1:0:2", "0:1:1e9", "0:1:-3", "-max", "max", "-max:max:3", "0x10", "1_000", "\u0661",
            "9" * 40, "1:2", "::", "32", "100000", "8193"]
 TEXTS = ["", "curves", "nosuch", "curves,curves", "a,b", ",", "../x", "mixed3b", "0", "-1", "curves,", "\x7f"]
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +50,11 @@ def world(tmp_path_factory) -> Path:
     from suites.spec import parse_suite
 
     root = tmp_path_factory.mktemp("fuzz")
-    (root / "tiny.toml").write_text(SUITE.format(name="tiny", batch=4))
-    (root / "escape.toml").write_text(SUITE.format(name="../../escape", batch=4))
-    (root / "latin.toml").write_bytes(SUITE.format(name="caf\xe9", batch=4).encode("latin-1"))
-    (root / "bigbatch.toml").write_text(SUITE.format(name="big", batch=10**9))
-    suite = parse_suite(SUITE.format(name="tiny", batch=4), path="tiny.toml")
+    (root / "tiny.toml").write_text(curve_suite_text("tiny", step=60, batch_size=4))
+    (root / "escape.toml").write_text(curve_suite_text("../../escape", step=60, batch_size=4))
+    (root / "latin.toml").write_bytes(curve_suite_text("caf\xe9", step=60, batch_size=4).encode("latin-1"))
+    (root / "bigbatch.toml").write_text(curve_suite_text("big", step=60, batch_size=10**9))
+    suite = parse_suite(curve_suite_text("tiny", step=60, batch_size=4), path="tiny.toml")
     run_suite(suite, out=root / "results.h5", progress=False, log=None)
     run_suite(suite, out=root / "partial.h5", progress=False, log=None, stop_after_batches=2)
     for name, key, value in (("huge-rows.h5", "rows_completed", 10**6), ("neg-rows.h5", "rows_completed", -5),
@@ -214,7 +191,7 @@ def newer_argv(draw) -> list[str]:
 
 
 def _check(world: Path, argv: list[str]) -> None:
-    before = _snapshot(world)
+    before = snapshot(world)
     cwd = os.getcwd()
     err, out = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
@@ -228,7 +205,7 @@ def _check(world: Path, argv: list[str]) -> None:
     finally:
         os.chdir(cwd)
     took = time.perf_counter() - t0
-    after = _snapshot(world)
+    after = snapshot(world)
     new = sorted(set(after) - set(before))
     # clean up what a successful command wrote, so the next example starts from the same world
     for name in new:

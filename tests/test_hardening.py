@@ -9,7 +9,6 @@ in seconds. The property version (generated values and files) is ``test_fuzz_cli
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import curve_suite_text, snapshot
 from curvebench.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,30 +31,6 @@ def _id(value) -> str:
     """Readable test ids: the command line, not argv0."""
     return " ".join(map(str, value))[:70] if isinstance(value, list) else "re"
 
-SUITE = """
-name = "{name}"
-kind = "curve"
-[sweep]
-orientation = {{ start = 0, stop = 360, step = 30 }}
-curvature = {{ start = 0, stop = 0.3, num = 5 }}
-[fixed]
-length = 16
-width = 2
-[model]
-name = "groundtruth"
-layers = ["curves"]
-[run]
-batch_size = 8
-"""
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file below ``root`` (relative path -> digest)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 def cli(capsys, argv: list[str]) -> tuple[int, str, str]:
@@ -92,8 +68,8 @@ def world(tmp_path_factory) -> Path:
     from suites.spec import parse_suite
 
     root = tmp_path_factory.mktemp("world")
-    suite = parse_suite(SUITE.format(name="tiny"), path="tiny.toml")
-    (root / "tiny.toml").write_text(SUITE.format(name="tiny"))
+    suite = parse_suite(curve_suite_text("tiny"), path="tiny.toml")
+    (root / "tiny.toml").write_text(curve_suite_text("tiny"))
     run_suite(suite, out=root / "results.h5", progress=False, log=None)
     run_suite(suite, out=root / "partial.h5", progress=False, log=None, stop_after_batches=2)
     return root
@@ -219,7 +195,7 @@ def test_suite_names_become_file_names(capsys, w, name):
     from suites.runner import default_out_path
     from suites.spec import parse_suite
 
-    s = parse_suite(SUITE.format(name=name), path="x.toml")
+    s = parse_suite(curve_suite_text(name), path="x.toml")
     p = default_out_path(s, root=w / "results")
     assert p.parent == w / "results" and "/" not in p.name and not p.name.startswith(".")
 
@@ -305,7 +281,7 @@ def test_render_outside_the_image_is_refused(capsys, w):
 # ------------------------------------------------------------------ misleading messages
 
 def test_non_utf8_toml_names_the_file(capsys, w):
-    (w / "latin.toml").write_bytes(SUITE.format(name="caf\xe9").encode("latin-1"))
+    (w / "latin.toml").write_bytes(curve_suite_text("caf\xe9").encode("latin-1"))
     refused(capsys, w, ["run", "latin.toml", "--out", "r.h5"], r"latin\.toml.*UTF-8")
 
 

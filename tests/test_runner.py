@@ -84,6 +84,38 @@ def test_deterministic_and_interrupted_resume_equals_uninterrupted(tmp_path):
     assert np.all(np.diff(da["edges_pre_relu_top_value"].values, axis=0) <= 0)
 
 
+def _kill_mid_statics(path) -> None:
+    """What SIGKILL during a batch's flush leaves: the next batch's statics half written, untrusted."""
+    import h5py
+
+    with h5py.File(path, "r+", locking=False) as f:
+        for name in ("edges_m2", "edges_mean", "edges_pre_relu_top_value"):
+            f[name][...] = f[name][...] * 1.5 + 1.0
+        f.attrs["statics_rows"] = -1
+
+
+def test_resume_after_a_kill_mid_statics_rebuilds_the_summaries(tmp_path):
+    s = make(bs=8, summary="[summary]\nenabled = true\ntop_k = 3\n")
+    ref = _load(run_suite(s, out=tmp_path / "a.h5", progress=False, log=None).path)
+    run_suite(s, out=tmp_path / "c.h5", progress=False, log=None, stop_after_batches=3)
+    _kill_mid_statics(tmp_path / "c.h5")
+    assert run_suite(resume=tmp_path / "c.h5", progress=False, log=None).complete
+    got = _load(tmp_path / "c.h5")
+    assert got.attrs["statics_rows"] == got.attrs["rows_completed"] == got.attrs["rows_total"]
+    for name in ("edges_mean", "edges_m2", "edges_std", "edges_pre_relu_top_value", "edges_pre_relu_top_stimulus"):
+        np.testing.assert_allclose(got[name].values, ref[name].values, rtol=1e-12, atol=1e-12, err_msg=name)
+    # a summary-only file has no rows to rebuild from: refused in one line, the file left as it is
+    s2 = make(bs=8, summary="[summary]\nenabled = true\nkeep_rows = false\n")
+    run_suite(s2, out=tmp_path / "s.h5", progress=False, log=None, stop_after_batches=2)
+    _kill_mid_statics(tmp_path / "s.h5")
+    before = (tmp_path / "s.h5").read_bytes()
+    from suites.errors import ResultsFileError
+
+    with pytest.raises(ResultsFileError, match="keep_rows = false"):
+        run_suite(resume=tmp_path / "s.h5", progress=False, log=None)
+    assert (tmp_path / "s.h5").read_bytes() == before
+
+
 def test_summary_only_files_keep_no_rows(tmp_path):
     s = make(summary="[summary]\nenabled = true\nkeep_rows = false\n")
     res = run_suite(s, out=tmp_path / "s.h5", progress=False, log=None)
