@@ -136,7 +136,8 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
     out, js = tmp_path / "o.nc", tmp_path / "o.json"
     argv = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", "0,7", "--restarts", "1",
             "--steps", "8", "--fix", "fg=0", "--fix", "bg=1", "--out", str(out), "--json", str(js),
-            "--sensitivity", "1", "--sweep-orientations", "12", "--sweep-curvatures", "4", "--escapes", "1", "--quiet"]
+            "--sensitivity", "1", "--sweep-orientations", "12", "--sweep-curvatures", "4", "--escapes", "1", "--separation", "1",
+            "--quiet"]
     assert main(argv) == 0
     rep = json.loads(js.read_text())
     assert rep["model"] == "groundtruth" and rep["layer"] == "curves"
@@ -151,6 +152,7 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
     assert ds.attrs["model"] == "groundtruth" and ds.attrs["layer"] == "curves"
     options = json.loads(ds.attrs["options"])
     assert options["fix"]["fg"] == [0.0, 0.0, 0.0] and options["sweep"] == [12, 4] and options["escapes"] == 1
+    assert options["separation"] == 1.0
     assert ds.attrs["sweep_stimuli"] == 48 and set(ds.escapes.values) <= {0, 1}
     assert ds.image.shape[0] == 2 and (tmp_path / "o.png").stat().st_size > 0
     # the measured orientation change really moves the activation by >= 1 sigma, and half of it does not

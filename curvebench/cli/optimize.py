@@ -84,7 +84,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         args.model, args.layer, args.channels, weights=args.weights, device=args.device, fix=fix, bounds=bounds,
         rounding=args.rounding, fill=args.fill, restarts=args.restarts, init=args.init, steps=args.steps,
         lr=args.lr, tol=args.tol, patience=args.patience, escapes=args.escapes, stats=args.stats,
-        sweep_orientations=args.sweep_orientations, sweep_curvatures=args.sweep_curvatures, sensitivity_sigma=args.sensitivity,
+        sweep_orientations=args.sweep_orientations, sweep_curvatures=args.sweep_curvatures, separation=args.separation,
+        sensitivity_sigma=args.sensitivity,
         chunk=args.chunk, seed=args.seed, progress=progress,
     )
     if not args.quiet:
@@ -155,6 +156,9 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="coarse sweep: orientations (default 24; 72 for rugged real networks, see docs/optimize.md)")
     p.add_argument("--sweep-curvatures", type=positive_int, default=6, metavar="N",
                    help="coarse sweep: curvatures (default 6)")
+    p.add_argument("--separation", type=float, default=2.0, metavar="K",
+                   help="a channel's sweep starts lie >= K coarse-sweep orientation steps apart (default 2; 0: the best "
+                        "points)")
     p.add_argument("--steps", type=nonnegative_int, default=150, metavar="N", help="step budget (default 150)")
     p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate on normalised parameters (default 0.02)")
     p.add_argument("--tol", type=float, default=0.001,
