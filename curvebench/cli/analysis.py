@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, int_list, name_list, positive_int, weights_spec
+from curvebench.cli.argtypes import add_model_options, int_list, name_list, positive_int
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -349,11 +349,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         "probe); plus pre-ReLU histograms and the activation-distribution figure. 'builtin' = scikit-image sample "
         "photographs, a small proxy, not ImageNet.",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
-                   "or module.path:factory for any torch model")
-    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
-    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
-                   help="weights file or 'random' (default: the cached download; groundtruth takes none)")
+    add_model_options(p)
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG (flat or nested) or 'builtin'")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default: all of the model's)")
@@ -448,11 +444,7 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
         "degree steps over 360 (kornia); the whole family's responses, aligned and averaged (article figure).",
     )
-    p.add_argument("--model", default="groundtruth", help="model id, see `curvebench models` (default groundtruth), "
-                   "or module.path:factory for any torch model")
-    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
-    p.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
-                   help="weights file or 'random' (default: the cached download; groundtruth takes none)")
+    add_model_options(p)
     p.add_argument("--images", required=True, metavar="DIR|builtin",
                    help="folder of JPEG/PNG or 'builtin' (small proxy)")
     p.add_argument("--layer", default=None, help="layer (default: the model's first family layer)")

@@ -1,6 +1,6 @@
-"""argparse types shared by every ``curvebench`` subcommand.
+"""argparse types and option groups shared by every ``curvebench`` subcommand.
 
-Each raises :class:`argparse.ArgumentTypeError`, so argparse names the option in its
+Each type raises :class:`argparse.ArgumentTypeError`, so argparse names the option in its
 one-line error.
 """
 
@@ -11,7 +11,7 @@ import argparse
 from probes.weights_spec import WeightsSpec
 
 __all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
-           "INPUT_TRANSFORM_HELP"]
+           "INPUT_TRANSFORM_HELP", "add_model_options"]
 
 INPUT_TRANSFORM_HELP = (
     "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
@@ -72,3 +72,21 @@ def input_transform(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = "groundtruth",
+                      weights_default: str = "the cached download; groundtruth takes none") -> None:
+    """``--model`` (a registry id or ``module.path:factory``), ``--input-transform`` and ``--weights``.
+
+    ``default=None`` makes ``--model`` required.
+    """
+    text = ("model id, e.g. inceptionv1, efficientnet-lite0, groundtruth (see `curvebench models`), or "
+            "module.path:factory for any torch model (a callable returning an nn.Module)")
+    if default is None:
+        parser.add_argument("--model", required=True, help=text)
+    else:
+        parser.add_argument("--model", default=default, help=f"{text} (default {default})")
+    parser.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM",
+                        help=INPUT_TRANSFORM_HELP)
+    parser.add_argument("--weights", type=weights_spec, default=None, metavar="PATH",
+                        help=f"weights file or 'random' (default: {weights_default})")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import INPUT_TRANSFORM_HELP, input_transform, name_list, positive_int, weights_spec
+from curvebench.cli.argtypes import add_model_options, name_list, positive_int, weights_spec
 from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
@@ -175,12 +175,7 @@ def register(commands: Any, bench_commands: Any) -> None:
         description="Probe images at the unit nearest the image centre (or full maps) and write "
                     "<layer> / <layer>_pre_relu with dims (image, <layer>_channel).",
     )
-    p.add_argument("--model", required=True,
-                   help="model id, e.g. inceptionv1, efficientnet-lite0, groundtruth, or module.path:factory "
-                        "(any torch model: a callable returning an nn.Module)")
-    p.add_argument("--input-transform", type=input_transform, default=None, metavar="FORM", help=INPUT_TRANSFORM_HELP)
-    p.add_argument("--weights", type=weights_spec, metavar="PATH",
-                   help="weights file or 'random' (default: the cached file of `curvebench weights download`)")
+    add_model_options(p, default=None, weights_default="the cached file of `curvebench weights download`")
     p.add_argument("--layers", type=name_list, required=True, metavar="A,B",
                    help="comma-separated layer names (a factory model: dotted named_modules() names)")
     p.add_argument("--images", required=True, metavar="PATH",
