@@ -305,6 +305,9 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
     shard = path.parent / names[ranks.rank]
     start, stop = bounds[ranks.rank]
     if resuming and shard.exists():
+        from suites.results_check import check_results_file
+
+        check_results_file(shard)  # verified, not trusted: counters against the data, the grid, the state
         writer = ResultsWriter.open_resume(shard)
         writer.resume_hint = _resume_hint(path)
         try:

@@ -179,9 +179,13 @@ def _check_grid(p: Path, f: Any, attrs: Any, done: int, total: int | None) -> No
             if name in axes and not np.allclose(axes[name], values, rtol=1e-9, atol=1e-12):
                 raise _bad(p, f"grid_axis_{name}", "differs from the values of the stored suite")
             axes.setdefault(name, np.asarray(values, dtype=np.float64))
+    # a torchrun shard's row r is grid row shard_rows[0] + r
+    offset = int(np.asarray(attrs["shard_rows"]).reshape(-1)[0]) if "shard_rows" in attrs else 0
+    if offset < 0 or offset + done > size:
+        raise _bad(p, "shard_rows", f"starts at row {offset:,}, outside the grid's {size:,} points")
     if done and len(axes) == len(names):  # the first and last finished rows sit where the grid says
         for row in sorted({0, done - 1}):
-            idx = np.unravel_index(row, shape_t)
+            idx = np.unravel_index(offset + row, shape_t)
             for name, i in zip(names, idx):
                 values = axes[name]
                 if name in f and f[name].shape and f[name].shape[0] > row:

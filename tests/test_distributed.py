@@ -148,6 +148,18 @@ def test_torchrun_file_equals_single_process_and_moves(tmp_path: Path) -> None:
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=120)
     assert plain.returncode == 0, plain.stderr[-2000:]
+    # each shard verifies against the grid at its own offset; an edited counter is refused by name
+    from suites.errors import ResultsFileError
+    from suites.results_check import check_results_file
+
+    shards = sorted((moved / "combined.shards").glob("rank-*.h5"))
+    assert len(shards) == 2
+    for shard in shards:
+        check_results_file(shard)
+    with h5py.File(shards[1], "r+") as f:
+        f.attrs["rows_completed"] = 10**6
+    with pytest.raises(ResultsFileError, match="rows_completed"):
+        check_results_file(shards[1])
     with open_results(ref) as ds:
         assert plain.stdout.split() == [str(ds.sizes["stimulus"]), str(float(ds["curves"].sum()))]
     with open_results(moved / "combined.h5") as ds:
