@@ -238,18 +238,31 @@ def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.
     return groundtruth.build(device, dtype)
 
 
-def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
-    from probes import inception, sliced
+def _load_trained(net: nn.Module, entry_name: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
+                  convert: Callable[[dict], dict] | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """``net`` with the weights of registry entry ``entry_name`` (strict), moved to ``device``/``dtype``.
+
+    ``weights.is_random`` keeps the initialisation; ``convert`` maps the file's state dict to
+    ``net``'s keys. Returns the net, the weights entry and the weights part of the model's meta.
+    """
     from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
-    entry = get_weights_entry("inception5h")
-    net = inception.InceptionV1Net()
+    entry = get_weights_entry(entry_name)
     path = digest = None
     if not weights.is_random:
         path = resolve(entry, weights.path)
-        net.load_state_dict(read_state_dict(path, entry), strict=True)
+        state = read_state_dict(path, entry)
+        net.load_state_dict(convert(state) if convert else state, strict=True)
         digest = sha256sum(path)
-    net = net.to(device=device, dtype=dtype)
+    meta = {"weights": str(path) if path else None, "random_weights": path is None, "weights_sha256": digest,
+            "weights_entry": entry.name}
+    return net.to(device=device, dtype=dtype), entry, meta
+
+
+def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
+    from probes import inception, sliced
+
+    net, entry, meta = _load_trained(inception.InceptionV1Net(), "inception5h", weights, device, dtype)
     return ProbeModel(
         net,
         name="inceptionv1",
@@ -259,10 +272,7 @@ def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.
         geometry=inception.GEOMETRY,
         unit_forward=sliced.probe_units,
         meta={
-            "weights": str(path) if path else None,
-            "random_weights": path is None,
-            "weights_sha256": digest,
-            "weights_entry": entry.name,
+            **meta,
             "lrn": "TF: depth_radius 5, alpha 1e-4, beta 0.5, bias 2",
             "padding": "TF SAME at every input size",
         },
@@ -271,16 +281,9 @@ def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.
 
 def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import efficientnet
-    from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
 
-    entry = get_weights_entry("efficientnet-lite0")
-    net = efficientnet.EfficientNetLite0Net()
-    path = digest = None
-    if not weights.is_random:
-        path = resolve(entry, weights.path)
-        net.load_state_dict(efficientnet.map_state_dict(read_state_dict(path, entry)), strict=True)
-        digest = sha256sum(path)
-    net = net.to(device=device, dtype=dtype)
+    net, entry, meta = _load_trained(efficientnet.EfficientNetLite0Net(), "efficientnet-lite0", weights, device, dtype,
+                                     convert=efficientnet.map_state_dict)
     return ProbeModel(
         net,
         name="efficientnet-lite0",
@@ -290,10 +293,7 @@ def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype:
         geometry=efficientnet.GEOMETRY,
         taps=efficientnet.TAPS,
         meta={
-            "weights": str(path) if path else None,
-            "random_weights": path is None,
-            "weights_sha256": digest,
-            "weights_entry": entry.name,
+            **meta,
             "padding": "TF SAME at every input size",
             "best_layer": efficientnet.BEST_LAYER,
         },
