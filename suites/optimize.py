@@ -202,6 +202,49 @@ def _pick_starts(acts: Tensor, orient: Tensor, restarts: int, separation: float)
     return out
 
 
+def _polish_steps(space: Space, n_orientations: int, n_curvatures: int) -> Tensor:
+    """``(D,)`` first compass step per free coordinate, normalised: half a coarse-sweep step, else 5%."""
+    h = torch.full((len(space.free),), 0.05, dtype=torch.float64)
+    for j, c in enumerate(space.free):
+        if c == "orientation":
+            h[j] = 0.5 / (n_orientations if space.periodic else max(n_orientations - 1, 1))
+        elif c == "curvature" and n_curvatures > 1:
+            h[j] = 0.5 / (n_curvatures - 1)
+    return h
+
+
+def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, channels: Tensor, tol: Tensor,
+            h0: Tensor, iterations: int, record: Any, shrink_to: float = 1 / 64) -> tuple[Tensor, Tensor]:
+    """Compass search: each row tries ``u +- h_j e_j`` for every free coordinate ``j``.
+
+    ``u`` ``(C, D)`` normalised points with values ``val`` ``(C,)`` for ``channels``
+    ``(C,)``; a row moves to its best candidate when that gains more than ``tol``
+    ``(C,)``, else its step scale halves; it is done below ``shrink_to``. Derivative-free,
+    so it climbs bumps narrower than a gradient step and sees the bounds exactly.
+    ``record(best (C,), rows_rendered)`` is called after every iteration.
+    """
+    C, D = u.shape
+    u, val = u.clone(), val.clone()
+    scale = torch.ones(C, dtype=torch.float64)
+    dirs = torch.cat([torch.eye(D, dtype=torch.float64), -torch.eye(D, dtype=torch.float64)])  # (2D, D)
+    for _ in range(iterations):
+        act = (scale >= shrink_to).nonzero()[:, 0]
+        if not act.numel():
+            break
+        cand = u[act, None, :] + (scale[act, None, None] * h0) * dirs  # (A, 2D, D)
+        cand = space.project(cand.reshape(-1, D), start)
+        v = ev.values(space.full(space.natural(cand), start), channels[act].repeat_interleave(2 * D)).double()
+        v = v.view(-1, 2 * D)
+        best, k = v.max(1)
+        move = best > val[act] + tol[act]
+        rows = act[move]
+        u[rows] = cand.view(-1, 2 * D, D)[move, k[move]]
+        val[rows] = best[move]
+        scale[act[~move]] *= 0.5
+        record(val, int(act.numel()) * 2 * D)
+    return u, val
+
+
 def _load_stats(path: str | Path) -> xr.Dataset:
     """A dataset statistics file (``curvebench stats``), checked by its ``kind`` attribute."""
     from suites.file_kinds import STATS_KIND
@@ -258,6 +301,7 @@ def optimize(
     patience: int = 5,
     escapes: int = 3,
     separation: float = 2.0,
+    polish: int = 30,
     stats: Any = None,
     sensitivity_sigma: float | None = None,
     size: int = 224,
@@ -290,6 +334,12 @@ def optimize(
             is no longer rendered). Stop when every channel has converged or after ``steps``.
         escapes: how many times a row whose gradient is exactly zero (a dead receptive
             field, where no step can move it) jumps to a uniform random point in range.
+        polish: at most this many iterations of a derivative-free compass search around
+            each channel's best point after the ascent (0: none). It tries +-h along every
+            free coordinate, moves to the best gain of ``tol`` sigma or halves ``h``; it
+            starts at half the coarse sweep's spacing (orientation, curvature) or 5% of the
+            range (the rest) and stops at 1/64 of that. It finds the narrow bumps of a
+            real network's orientation tuning that gradient steps jump over.
         stats: a dataset statistics file (path or dataset) for sigma; default the coarse
             sweep's own statistics.
         sensitivity_sigma: also compute :func:`sensitivity` for a drop of this many sigma.
@@ -317,7 +367,7 @@ def optimize(
     if init not in ("sweep", "random"):
         raise OptimizeError(f"init: {init!r} is not allowed; use 'sweep' or 'random'")
     for name, v, low in (("restarts", restarts, 1), ("steps", steps, 0), ("patience", patience, 1), ("chunk", chunk, 1),
-                         ("escapes", escapes, 0),
+                         ("escapes", escapes, 0), ("polish", polish, 0),
                          ("sweep_orientations", sweep_orientations, 1), ("sweep_curvatures", sweep_curvatures, 1)):
         if int(v) != v or v < low:
             raise OptimizeError(f"{name}: expected an integer >= {low}, got {v!r}")
@@ -328,6 +378,7 @@ def optimize(
     check_at_most("steps", steps, MAX_OPTIMIZE_STEPS, hint="a step budget; runs also stop on tol")
     check_at_most("restarts", restarts, MAX_RESTARTS, hint="starts per channel")
     check_at_most("escapes", escapes, MAX_RESTARTS, hint="jumps per start away from a flat point")
+    check_at_most("polish", polish, MAX_OPTIMIZE_STEPS, hint="compass-search iterations; they also stop on tol")
     check_at_most("chunk", chunk, MAX_BATCH, hint="stimuli per forward pass")
     check_at_most("coarse sweep (sweep_orientations x sweep_curvatures)", sweep_orientations * sweep_curvatures,
                   MAX_RENDER_IMAGES, unit="stimuli")
@@ -395,7 +446,17 @@ def optimize(
     cpu: list[float] = []
     passes: list[int] = []
     active_rows: list[int] = []
+    stage: list[int] = []  # 0 ascent (step 0: the starts), 1 polish
     conv_step = torch.full((C,), -1, dtype=torch.long)
+
+    def record(per_channel: Tensor, rendered: int, kind: int) -> None:
+        history.append(per_channel.clone())
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        passes.append(ev.forward_passes)
+        active_rows.append(rendered)
+        stage.append(kind)
+
     for step in range(steps + 1):
         active = ~row_done
         rows_now = active.nonzero()[:, 0]
@@ -415,11 +476,7 @@ def optimize(
         since_start += active.long()
         stale = torch.where(gained, 0, stale + active.long())
         per_channel = best_val.view(C, R).max(1).values
-        history.append(per_channel.clone())
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        passes.append(ev.forward_passes)
-        active_rows.append(int(rows_now.numel()))
+        record(per_channel, int(rows_now.numel()), 0)
         row_done |= active & (row_scale <= floor) & (stale >= patience)
         done = row_done.view(C, R).all(1)
         conv_step[done & (conv_step < 0)] = step
@@ -453,10 +510,16 @@ def optimize(
                 row_escapes[flat] += 1
     n_steps = len(history) - 1
 
-    # 3. report the best restart of each channel
+    # 3. compass search around each channel's best point (the best restart)
     win = best_val.view(C, R).argmax(1)
     rows = torch.arange(C) * R + win
-    x_best = space.clamp(space.full(space.natural(best_u[rows]), start))
+    ascent_best = best_val[rows].clone()
+    u_c, v_c = best_u[rows].clone(), best_val[rows].clone()
+    if polish:
+        h0 = _polish_steps(space, sweep_orientations, sweep_curvatures)
+        u_c, v_c = _polish(ev, space, start, u_c, v_c, torch.tensor(ids), (tol * scale), h0, polish,
+                           lambda best, n: record(best, n, 1))
+    x_best = space.clamp(space.full(space.natural(u_c), start))
     final = ev.all_channels(x_best)
     take = torch.arange(C)
     act = final["pre"][take, torch.tensor(ids)].double().numpy()
@@ -503,12 +566,16 @@ def optimize(
                                        {"long_name": "forward passes since the start (coarse sweep included)"}),
             "history_active_rows": ("step", np.asarray(active_rows, dtype=np.int64),
                                     {"long_name": "rows (channel x restart) rendered at this step"}),
+            "history_stage": ("step", np.asarray(stage, dtype=np.int8),
+                              {"long_name": "0 gradient ascent (step 0: the starts), 1 compass-search polish"}),
+            "ascent_activation": ("channel", ascent_best.numpy(),
+                                  {"long_name": "best activation after the gradient ascent, before the polish"}),
             "escapes": ("channel", row_escapes.view(C, R).sum(1).numpy(),
                         {"long_name": "jumps away from a zero-gradient point (all restarts)"}),
             "image": (("channel", "image_y", "image_x", "image_rgb"), images, {"long_name": "optimal stimulus, receptive-field crop"}),
         },
         coords={"channel": np.asarray(ids, dtype=np.int64), "restart": np.arange(R), "rgb": ["r", "g", "b"],
-                "step": np.arange(n_steps + 1), "coordinate": list(space.free)},
+                "step": np.arange(len(history)), "coordinate": list(space.free)},
     )
     meta = model.meta
     ds.attrs.update({
@@ -528,9 +595,11 @@ def optimize(
             "fix": {k: list(v) for k, v in space.fixed.items()}, "bounds": {k: list(v) for k, v in space.bounds.items()},
             "rounding": rounding, "fill": fill, "restarts": restarts, "init": init,
             "sweep": [sweep_orientations, sweep_curvatures], "steps": steps, "lr": lr, "tol": tol,
-            "patience": patience, "escapes": escapes, "separation": separation, "seed": seed, "optimizer": "adam (projected, per-row lr halving on plateaus)",
+            "patience": patience, "escapes": escapes, "separation": separation, "polish": polish, "seed": seed,
+            "optimizer": "adam (projected, per-row lr halving on plateaus), then compass search",
         }),
         "steps_run": n_steps,
+        "polish_iterations": len(history) - 1 - n_steps,
         "forward_passes": ev.forward_passes,
         "wall_s": time.perf_counter() - t0,
         "sweep_stimuli": int(grid.shape[0]),

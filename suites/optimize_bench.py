@@ -75,12 +75,19 @@ def bench_optimize(
     tol: float = 0.001,
     patience: int = 3,
     lr: float = 0.02,
+    polish: int = 0,
     device: str = "cpu",
     max_sweep: int = 20736,
     threads: int | None = None,
     seed: int = 0,
+    log: Any = None,
 ) -> dict[str, Any]:
-    """Run the protocol of the module docstring and return the JSON report."""
+    """Run the protocol of the module docstring and return the JSON report.
+
+    ``polish``: compass-search iterations after the ascent (``optimize(polish=...)``;
+    their forward passes and time count). ``log``: optional callable given one line of
+    text per finished stage (the optimiser, each dense sweep).
+    """
     import probes
     from suites.optimize import Evaluator, optimize
     from suites.optimize_space import build_space
@@ -101,7 +108,7 @@ def bench_optimize(
 
     sync()
     ds = optimize(net, layer, channels, fix=fix, restarts=restarts, steps=steps, tol=tol, patience=patience, lr=lr,
-                  seed=seed)
+                  polish=polish, seed=seed)
     hist = ds.history.values  # (step, C)
     final = hist[-1]
     keep = final > 0
@@ -112,6 +119,9 @@ def bench_optimize(
     opt_cpu = float(ds.history_cpu_s.values[t99])
     opt_passes = int(ds.history_forward_passes.values[t99])
     per_channel_steps = np.argmax(hist[:, keep] >= target[keep], axis=0)
+    if log is not None:
+        log(f"optimiser: {int(keep.sum())} channels with a positive final value; every one within 1% of it at step "
+            f"{t99}: {opt_passes:,} forward passes, {opt_wall:.1f} s wall, {opt_cpu:.1f} s CPU")
 
     space = build_space(size=net.input_plan([layer]).size, fix=fix)
     ev = Evaluator(net, layer, space)
@@ -132,6 +142,9 @@ def bench_optimize(
         sweeps.append({"values_per_axis": n, "stimuli": int(x.shape[0]), "wall_s": wall, "cpu_s": cpu,
                        "fraction_of_channels_reaching_target": frac,
                        "fraction_at_or_above_optimizer_final": float((best[keep] >= final[keep]).mean()) if keep.any() else 1.0})
+        if log is not None:
+            log(f"sweep {n}^{dims} = {x.shape[0]:,} stimuli: {frac:.3f} of the channels reach their target; "
+                f"{wall:.1f} s wall, {cpu:.1f} s CPU")
         if frac >= 1.0:
             reached_at = sweeps[-1]
             break
@@ -154,6 +167,8 @@ def bench_optimize(
         "lr": lr,
         "restarts": restarts,
         "steps_budget": steps,
+        "polish": polish,
+        "optimizer_polish_iterations": int(ds.attrs["polish_iterations"]),
         "optimizer_steps_to_99pct": t99,
         "optimizer_steps_to_99pct_per_channel_median": float(np.median(per_channel_steps)) if keep.any() else None,
         "optimizer_wall_s_to_99pct": opt_wall,
@@ -184,6 +199,6 @@ def bench_optimize(
         "python_version": platform.python_version(),
         "seed": seed,
         "command": f"curvebench bench optimize --model {model} --layer {layer} --free {free} --restarts {restarts} "
-                   f"--steps {steps} --lr {lr:g} --tol {tol:g} --patience {patience} --max-sweep {max_sweep}"
+                   f"--steps {steps} --lr {lr:g} --tol {tol:g} --patience {patience} --polish {polish} --max-sweep {max_sweep}"
                    + (f" --threads {threads}" if threads else ""),
     }

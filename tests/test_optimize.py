@@ -207,7 +207,7 @@ def test_zero_gradient_starts_escape(gt):
     rendered: done rows are not.
     """
     kw = dict(restarts=1, steps=25, bounds={"length": (4.0, 96.0)}, fix={"position": (22.0, 22.0)},
-              sweep_orientations=3, sweep_curvatures=1)
+              sweep_orientations=3, sweep_curvatures=1, polish=0)
     stuck = optimize(gt, "curves", [4, 6], escapes=0, **kw)
     assert (stuck.escapes == 0).all()
     np.testing.assert_allclose(stuck.activation, stuck.sweep_max, atol=1e-6)
@@ -225,6 +225,33 @@ def test_zero_gradient_starts_escape(gt):
     # channel 4 gave up after its escapes: converged, and its row was no longer rendered
     assert int(free.converged.sel(channel=4)) == 1 and active[-1] == 1
     assert int(free.steps.sel(channel=4)) < int(free.attrs["steps_run"])
+
+
+def test_polish_alone_climbs_from_the_coarse_sweep(gt):
+    """No gradient step at all (steps=0): the compass search alone takes each unit from its
+    coarse-sweep best (15 deg grid) to its designed orientation; it only ever moves up,
+    and its forward passes are counted per iteration (2 per free coordinate and row)."""
+    design = {u["channel"]: u for u in gt.meta["units"]}
+    kw = dict(restarts=1, steps=0, fix={"position": 0.0, "fg": 0.0, "bg": 1.0}, sweep_orientations=24,
+              sweep_curvatures=4)
+    ds = optimize(gt, "curves", [0, 5], polish=60, **kw)
+    assert ds.attrs["polish_iterations"] > 5
+    stage = ds.history_stage.values
+    assert stage[0] == 0 and (stage[1:] == 1).all()
+    for ch in (0, 5):
+        d = abs((float(ds.orientation.sel(channel=ch)) - design[ch]["preferred_orientation"] + 180.0) % 360.0 - 180.0)
+        assert d <= 1.0, (ch, d)
+    assert (ds.activation > ds.sweep_max * 1.01).all()
+    np.testing.assert_allclose(ds.ascent_activation, ds.sweep_max, rtol=1e-5)  # no ascent: the start
+    assert (np.diff(ds.history.values, axis=0) >= 0).all()
+    np.testing.assert_allclose(ds.history.values[-1], ds.activation, rtol=1e-5)
+    passes, active = ds.history_forward_passes.values, ds.history_active_rows.values
+    np.testing.assert_array_equal(np.diff(passes), active[1:])
+    assert (active[1:] % 8 == 0).all()  # 4 free coordinates, +- each
+    # without it the result is the start
+    bare = optimize(gt, "curves", [0, 5], polish=0, **kw)
+    np.testing.assert_allclose(bare.activation, bare.sweep_max, rtol=1e-5)
+    assert bare.attrs["polish_iterations"] == 0
 
 
 def test_rounding_and_fill_flags_and_family(gt):

@@ -83,7 +83,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     ds = optimize(
         args.model, args.layer, args.channels, weights=args.weights, device=args.device, fix=fix, bounds=bounds,
         rounding=args.rounding, fill=args.fill, restarts=args.restarts, init=args.init, steps=args.steps,
-        lr=args.lr, tol=args.tol, patience=args.patience, escapes=args.escapes, stats=args.stats,
+        lr=args.lr, tol=args.tol, patience=args.patience, escapes=args.escapes, polish=args.polish, stats=args.stats,
         sweep_orientations=args.sweep_orientations, sweep_curvatures=args.sweep_curvatures, separation=args.separation,
         sensitivity_sigma=args.sensitivity,
         chunk=args.chunk, seed=args.seed, progress=progress,
@@ -115,7 +115,8 @@ def _cmd_bench_optimize(args: argparse.Namespace) -> int:
         check_output(args.json, "--json")
     rep = bench_optimize(model=args.model, weights=args.weights, layer=args.layer, channels=args.channels,
                          restarts=args.restarts, steps=args.steps, device=args.device, max_sweep=args.max_sweep,
-                         threads=args.threads, free=args.free, tol=args.tol, patience=args.patience, lr=args.lr)
+                         threads=args.threads, free=args.free, tol=args.tol, patience=args.patience, lr=args.lr,
+                         polish=args.polish, log=lambda line: print(line, file=sys.stderr, flush=True))
     text = json.dumps(rep, indent=2)
     if args.json:
         with output_file(args.json, "--json") as tmp:
@@ -168,6 +169,10 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--escapes", type=nonnegative_int, default=3, metavar="N",
                    help="times a start at a zero-gradient point (dead receptive field) may jump to a random point "
                         "(default 3)")
+    p.add_argument("--polish", type=nonnegative_int, default=30, metavar="N",
+                   help="after the ascent, at most N compass-search iterations around each channel's best point: "
+                        "+-h along every parameter, h from half a coarse-sweep step down to 1/64 of it (default 30; "
+                        "0: none)")
     p.add_argument("--stats", metavar="FILE", help="dataset statistics (`curvebench stats`) for sigma "
                    "(default: the coarse sweep's own statistics)")
     p.add_argument("--sensitivity", type=float, nargs="?", const=2.0, metavar="K",
@@ -203,6 +208,9 @@ def register(commands: Any, bench_commands: Any) -> None:
                    "the whole step budget)")
     p.add_argument("--patience", type=positive_int, default=3, metavar="N", help="optimiser patience (default 3)")
     p.add_argument("--lr", type=float, default=0.02, help="optimiser learning rate (default 0.02)")
+    p.add_argument("--polish", type=nonnegative_int, default=0, metavar="N",
+                   help="compass-search iterations after the ascent, counted in its cost (default 0: gradient ascent "
+                        "alone)")
     p.add_argument("--max-sweep", type=positive_int, default=20736, metavar="N",
                    help="largest dense sweep tried, in stimuli (default 20736 = 12^4)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
