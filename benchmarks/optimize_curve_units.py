@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--sweep-space", action="store_true",
                     help="optimise only orientation and curvature (64 px, 3 px, black on white, centred: the "
                          "comparison sweep's own space)")
+    ap.add_argument("--polish", type=int, default=30, help="compass-search iterations after the ascent (optimize's default)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -94,7 +95,7 @@ def main() -> None:
     ds = optimize(m, layer, family, restarts=args.restarts, steps=args.steps, chunk=64, fix=fix, lr=args.lr, tol=args.tol,
                   patience=args.patience, escapes=args.escapes, separation=args.separation,
                   sweep_orientations=args.sweep_orientations,
-                  sweep_curvatures=args.sweep_curvatures)
+                  sweep_curvatures=args.sweep_curvatures, polish=args.polish)
     rows = []
     for i, c in enumerate(family):
         pref, smax = float(oo.ravel()[flat[:, c].argmax()]), float(flat[:, c].max())
@@ -102,6 +103,7 @@ def main() -> None:
         diff = abs((float(ds.orientation[i]) - pref + 180) % 360 - 180)
         rows.append({"channel": c, "sweep_preferred_orientation": pref, "sweep_preferred_curvature": pref_k, "optimum_orientation": float(ds.orientation[i]),
                      "difference_deg": diff, "activation": float(ds.activation[i]), "sweep_max": smax,
+                     "ascent_activation": float(ds.ascent_activation[i]),
                      "curvature": float(ds.curvature[i]), "length": float(ds.length[i]), "width": float(ds.width[i]),
                      "coarse_sweep_max": float(ds.sweep_max[i]), "steps": int(ds.steps[i]),
                      "converged": bool(ds.converged[i]), "escapes": int(ds.escapes[i])})
@@ -110,6 +112,8 @@ def main() -> None:
                "within_10deg": sum(r["difference_deg"] <= 10 for r in rows),
                "activation_ge_sweep_max": sum(r["activation"] >= r["sweep_max"] for r in rows),
                "n": len(rows), "converged": int(ds.converged.sum()), "optimize_steps_run": int(ds.attrs["steps_run"]),
+               "polish_iterations": int(ds.attrs["polish_iterations"]),
+               "ascent_ge_sweep_max": sum(r["ascent_activation"] >= r["sweep_max"] for r in rows),
                "optimize_forward_passes": int(ds.attrs["forward_passes"]), "optimize_wall_s": float(ds.attrs["wall_s"]),
                "wall_s": time.time() - t0, "argv": sys.argv[1:]}
     print(json.dumps(summary))

@@ -217,15 +217,15 @@ def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, 
             h0: Tensor, iterations: int, record: Any, shrink_to: float = 1 / 64) -> tuple[Tensor, Tensor]:
     """Compass search: each row tries ``u +- h_j e_j`` for every free coordinate ``j``.
 
-    ``u`` ``(C, D)`` normalised points with values ``val`` ``(C,)`` for ``channels``
-    ``(C,)``; a row moves to its best candidate when that gains more than ``tol``
+    ``u`` ``(B, D)`` normalised points (one per row: channel x restart) with values ``val``
+    ``(B,)`` for ``channels`` ``(B,)``; a row moves to its best candidate when that gains more than ``tol``
     ``(C,)``, else its step scale halves; it is done below ``shrink_to``. Derivative-free,
     so it climbs bumps narrower than a gradient step and sees the bounds exactly.
-    ``record(best (C,), rows_rendered)`` is called after every iteration.
+    ``record(values (B,), stimuli_rendered)`` is called after every iteration.
     """
-    C, D = u.shape
+    B, D = u.shape
     u, val = u.clone(), val.clone()
-    scale = torch.ones(C, dtype=torch.float64)
+    scale = torch.ones(B, dtype=torch.float64)
     dirs = torch.cat([torch.eye(D, dtype=torch.float64), -torch.eye(D, dtype=torch.float64)])  # (2D, D)
     for _ in range(iterations):
         act = (scale >= shrink_to).nonzero()[:, 0]
@@ -335,7 +335,7 @@ def optimize(
         escapes: how many times a row whose gradient is exactly zero (a dead receptive
             field, where no step can move it) jumps to a uniform random point in range.
         polish: at most this many iterations of a derivative-free compass search around
-            each channel's best point after the ascent (0: none). It tries +-h along every
+            every restart's best point after the ascent (0: none). It tries +-h along every
             free coordinate, moves to the best gain of ``tol`` sigma or halves ``h``; it
             starts at half the coarse sweep's spacing (orientation, curvature) or 5% of the
             range (the rest) and stops at 1/64 of that. It finds the narrow bumps of a
@@ -510,16 +510,15 @@ def optimize(
                 row_escapes[flat] += 1
     n_steps = len(history) - 1
 
-    # 3. compass search around each channel's best point (the best restart)
-    win = best_val.view(C, R).argmax(1)
-    rows = torch.arange(C) * R + win
-    ascent_best = best_val[rows].clone()
-    u_c, v_c = best_u[rows].clone(), best_val[rows].clone()
+    # 3. compass search around every restart's best point; then each channel's best restart
+    ascent_best = best_val.view(C, R).max(1).values.clone()
     if polish:
         h0 = _polish_steps(space, sweep_orientations, sweep_curvatures)
-        u_c, v_c = _polish(ev, space, start, u_c, v_c, torch.tensor(ids), (tol * scale), h0, polish,
-                           lambda best, n: record(best, n, 1))
-    x_best = space.clamp(space.full(space.natural(u_c), start))
+        best_u, best_val = _polish(ev, space, start, best_u, best_val, chan, row_tol, h0, polish,
+                                   lambda v, n: record(v.view(C, R).max(1).values, n, 1))
+    win = best_val.view(C, R).argmax(1)
+    rows = torch.arange(C) * R + win
+    x_best = space.clamp(space.full(space.natural(best_u[rows]), start))
     final = ev.all_channels(x_best)
     take = torch.arange(C)
     act = final["pre"][take, torch.tensor(ids)].double().numpy()
