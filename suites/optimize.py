@@ -217,7 +217,7 @@ def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, 
             h0: Tensor, iterations: int, record: Any, shrink_to: float = 1 / 64) -> tuple[Tensor, Tensor]:
     """Compass search: each row tries ``u +- h_j e_j`` for every free coordinate ``j``.
 
-    ``u`` ``(B, D)`` normalised points (one per row: channel x restart) with values ``val``
+    ``u`` ``(B, D)`` normalised points (one row per channel) with values ``val``
     ``(B,)`` for ``channels`` ``(B,)``; a row moves to its best candidate when that gains more than ``tol``
     ``(C,)``, else its step scale halves; it is done below ``shrink_to``. Derivative-free,
     so it climbs bumps narrower than a gradient step and sees the bounds exactly.
@@ -335,7 +335,7 @@ def optimize(
         escapes: how many times a row whose gradient is exactly zero (a dead receptive
             field, where no step can move it) jumps to a uniform random point in range.
         polish: at most this many iterations of a derivative-free compass search around
-            every restart's best point after the ascent (0: none). It tries +-h along every
+            each channel's best point after the ascent (0: none). It tries +-h along every
             free coordinate, moves to the best gain of ``tol`` sigma or halves ``h``; it
             starts at half the coarse sweep's spacing (orientation, curvature) or 5% of the
             range (the rest) and stops at 1/64 of that. It finds the narrow bumps of a
@@ -510,14 +510,15 @@ def optimize(
                 row_escapes[flat] += 1
     n_steps = len(history) - 1
 
-    # 3. compass search around every restart's best point; then each channel's best restart
-    ascent_best = best_val.view(C, R).max(1).values.clone()
-    if polish:
-        h0 = _polish_steps(space, sweep_orientations, sweep_curvatures)
-        best_u, best_val = _polish(ev, space, start, best_u, best_val, chan, row_tol, h0, polish,
-                                   lambda v, n: record(v.view(C, R).max(1).values, n, 1))
+    # 3. compass search around each channel's best point (its best restart after the ascent)
     win = best_val.view(C, R).argmax(1)
     rows = torch.arange(C) * R + win
+    ascent_best = best_val[rows].clone()
+    restart_vals = best_val.view(C, R).clone()
+    if polish:
+        h0 = _polish_steps(space, sweep_orientations, sweep_curvatures)
+        best_u[rows], best_val[rows] = _polish(ev, space, start, best_u[rows], best_val[rows], chan[rows],
+                                               row_tol[rows], h0, polish, lambda v, n: record(v, n, 1))
     x_best = space.clamp(space.full(space.natural(best_u[rows]), start))
     final = ev.all_channels(x_best)
     take = torch.arange(C)
@@ -556,7 +557,8 @@ def optimize(
             "steps": ("channel", np.where(conv_step.numpy() >= 0, conv_step.numpy(), n_steps).astype(np.int64),
                       {"long_name": "steps until converged (or the steps run)"}),
             "converged": ("channel", (conv_step.numpy() >= 0).astype(np.int8), {"long_name": "1 if converged within tol"}),
-            "restart_activation": (("channel", "restart"), best_val.view(C, R).numpy()),
+            "restart_activation": (("channel", "restart"), restart_vals.numpy(),
+                                   {"long_name": "each restart's best after the ascent (before the polish)"}),
             "best_restart": ("channel", win.numpy().astype(np.int64)),
             "history": (("step", "channel"), torch.stack(history).numpy(), {"long_name": "best activation so far"}),
             "history_wall_s": ("step", np.asarray(wall), {"units": "s", "long_name": "wall time since the start (sweep included)"}),
