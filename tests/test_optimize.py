@@ -185,6 +185,20 @@ def test_bench_optimize_smoke():
         assert rep["sweep_stimuli_lower_bound"] == 5 ** 4 and rep["sweep_equivalent_speedup_is_lower_bound"]
 
 
+def test_bench_optimize_counts_the_polish():
+    """--polish N: the compass search's forward passes and time are part of the optimiser's cost."""
+    from suites.optimize_bench import bench_optimize
+
+    kw = dict(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=3, max_sweep=20)
+    bare = bench_optimize(**kw)
+    polished = bench_optimize(polish=6, **kw)
+    assert bare["optimizer_polish_iterations"] == 0 and polished["optimizer_polish_iterations"] > 0
+    extra = polished["optimizer_forward_passes_total"] - bare["optimizer_forward_passes_total"]
+    assert extra >= 2 * 4 * 2  # at least one iteration: 2 channels x 4 coordinates x +-
+    assert polished["final_activation_mean"] >= bare["final_activation_mean"]
+    assert "--polish 6" in polished["command"]
+
+
 def test_bench_optimize_default_free_parameters():
     """--free default: 12 coordinates, so even 2 values per axis is 4096 stimuli, above this max_sweep."""
     from suites.optimize_bench import bench_optimize

@@ -200,7 +200,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--layer", default="mixed3b", help="layer (default mixed3b, 480 channels)")
     p.add_argument("--channels", type=channel_list, default="all", metavar="IDS", help="channels (default all)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="N", help="starts per channel (default 1)")
-    p.add_argument("--steps", type=positive_int, default=30, metavar="N", help="step budget (default 30)")
+    p.add_argument("--steps", type=positive_int, default=12, metavar="N", help="step budget (default 12)")
     p.add_argument("--free", choices=["sweep", "default"], default="sweep",
                    help="free parameters: 'sweep' = orientation, curvature, length, width (black on white, centred; "
                         "default), 'default' = also position, fg, bg (as `curvebench optimize`)")
@@ -211,8 +211,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--polish", type=nonnegative_int, default=0, metavar="N",
                    help="compass-search iterations after the ascent, counted in its cost (default 0: gradient ascent "
                         "alone)")
-    p.add_argument("--max-sweep", type=positive_int, default=20736, metavar="N",
-                   help="largest dense sweep tried, in stimuli (default 20736 = 12^4)")
+    p.add_argument("--max-sweep", type=positive_int, default=110000, metavar="N",
+                   help="largest dense sweep tried, in stimuli (default 110000: up to 18^4 = 104,976; about 25 "
+                        "minutes of one CPU thread on mixed3b, benchmarks/README.md)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_overwrite(p)
