@@ -121,6 +121,7 @@ def test_bad_channels(gt):
     (["--channels", "0,99"], "channel 99 is not in layer 'curves' (channels 0..11)"),
     (["--fix", "hue=3"], "unknown parameter 'hue'"),
     (["--bounds", "width=0:900"], "outside the renderer's valid range"),
+    (["--polish", "100001"], "polish"),
 ])
 def test_cli_bad_input_one_line(tmp_path, capsys, args, words):
     code = main(["optimize", "--model", "groundtruth", "--layer", "curves", "--out", str(tmp_path / "o.nc"), *args])
