@@ -6,3 +6,5 @@ from __future__ import annotations
 STATS_KIND = "curvebench-stats"
 #: Each channel's optimal stimulus found by gradient ascent (``curvebench optimize``).
 OPTIMIZE_KIND = "curvebench-optimize"
+#: The curve detectors of each layer, found by ``curvebench discover`` (``family.nc``).
+CURVE_FAMILY_KIND = "curvebench-curve-family"

@@ -130,12 +130,15 @@ class Evaluator:
 
 
 
-def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | None) -> list[int]:
-    """Channel ids to optimise: all (None or ``"all"``), the article's family (``"family"``) or a list.
+def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Path | None) -> list[int]:
+    """Channel ids to optimise: all (None or ``"all"``), the article's family (``"family"``),
+    a discovered family (the path of a ``curvebench discover`` ``family.nc``: its detectors
+    in ``layer``) or a list.
 
     Raises:
         OptimizeError: a layer the model lacks, a channel outside the layer, an empty or
-            repeated list, a model without a known family.
+            repeated list, a model without a known family, a family file that is missing,
+            of another kind, of another model or weights, or without detectors in ``layer``.
     """
     if layer not in model.layers:
         raise OptimizeError(f"layer {layer!r} is not a layer of model {model.name!r}; allowed: {', '.join(model.layers)}")
@@ -150,8 +153,11 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Non
         except (ValueError, KeyError) as exc:
             raise OptimizeError(f"channels: model {model.name!r} has no known curve family in layer {layer!r} ({exc})") from None
         return [int(c) for c in fam.channels]
+    if isinstance(channels, Path) or (isinstance(channels, str) and channels.endswith(".nc")):
+        return _discovered_family(model, layer, Path(channels))
     if isinstance(channels, str):
-        raise OptimizeError(f"channels: {channels!r} is not allowed; use 'all', 'family' or a list of channel ids")
+        raise OptimizeError(f"channels: {channels!r} is not allowed; use 'all', 'family', a family.nc of "
+                            "`curvebench discover` or a list of channel ids")
     ids = [int(c) for c in channels]
     if not ids:
         raise OptimizeError("channels: the list is empty")
@@ -161,6 +167,38 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Non
     if len(set(ids)) != len(ids):
         raise OptimizeError(f"channels: channel {next(c for c in ids if ids.count(c) > 1)} is given twice")
     return ids
+
+
+def _discovered_family(model: Any, layer: str, path: Path) -> list[int]:
+    """The detectors of ``layer`` in a ``curvebench discover`` family file, checked against ``model``."""
+    from suites.file_kinds import CURVE_FAMILY_KIND
+
+    if not path.is_file():
+        raise OptimizeError(f"channels: family file not found: {path}")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as fam:
+            fam = fam.load()
+    except (OSError, ValueError) as exc:
+        raise OptimizeError(f"channels: {path} is not a netCDF file ({type(exc).__name__})") from None
+    a = fam.attrs
+    if a.get("kind") != CURVE_FAMILY_KIND:
+        raise OptimizeError(f"channels: {path} is not a family file of `curvebench discover` (kind={a.get('kind')!r})")
+    if "detector" not in fam or "layer" not in fam.coords or "channel" not in fam.coords:
+        raise OptimizeError(f"channels: {path} lacks the detector, layer or channel of its units")
+    if str(a.get("model", "")) != model.name:
+        raise OptimizeError(f"channels: {path} was discovered in model {a.get('model')!r}, not {model.name!r}")
+    f_sha, m_sha = str(a.get("weights_sha256") or ""), str(model.meta.get("weights_sha256") or "")
+    if f_sha != m_sha:
+        raise OptimizeError(f"channels: {path} was discovered with weights sha256 {f_sha[:12] or 'none'}, "
+                            f"the model has {m_sha[:12] or 'none'}")
+    in_layer = fam.layer.values.astype(str) == layer
+    if not in_layer.any():
+        layers = sorted(set(fam.layer.values.astype(str)))
+        raise OptimizeError(f"channels: {path} has no units of layer {layer!r}; its layers: {', '.join(layers)}")
+    chosen = fam.channel.values[in_layer & fam.detector.values.astype(bool)]
+    if not chosen.size:
+        raise OptimizeError(f"channels: {path} has no curve detectors in layer {layer!r}")
+    return resolve_channels(model, layer, [int(c) for c in chosen])
 
 
 def _coarse_points(space: Space, start: Tensor, n_orientations: int, n_curvatures: int) -> Tensor:
@@ -314,7 +352,8 @@ def optimize(
     Args:
         model: a ``probes.ProbeModel`` or a model id (``"groundtruth"``, ``"inceptionv1"``).
         layer: tap name; its centre unit (of a ``size`` px input) is probed.
-        channels: ids, ``"all"``/None, or ``"family"`` (the article's family of ``layer``).
+        channels: ids, ``"all"``/None, ``"family"`` (the article's family of ``layer``) or
+            the path of a ``curvebench discover`` family file (its detectors in ``layer``).
         weights: weights for a model id (path or ``"random"``, seeded by ``seed``).
         device: torch device for a model id.
         fix: ``{parameter: value}`` held constant (names in

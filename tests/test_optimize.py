@@ -117,6 +117,53 @@ def test_bad_channels(gt):
         resolve_channels(gt, "mixed3b", None)
 
 
+def _family_file(path, model="groundtruth", sha="", layers=("curves", "curves", "curves", "edges"),
+                 channels=(2, 5, 9, 5), detector=(True, False, True, True), kind="curvebench-curve-family"):
+    import xarray as xr
+
+    n = len(channels)
+    ds = xr.Dataset({"detector": (("unit",), np.asarray(detector)),
+                     "preferred_orientation": (("unit",), np.zeros(n))},
+                    coords={"layer": (("unit",), np.asarray(layers, dtype=str)),
+                            "channel": (("unit",), np.asarray(channels, dtype=np.int64))},
+                    attrs={"kind": kind, "model": model, "weights_sha256": sha})
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_channels_from_a_discovered_family_file(gt, tmp_path, capsys):
+    """--channels family.nc: the file's curve detectors in --layer; a file of another kind,
+    model, weights or without detectors there is refused in one line."""
+    fam = _family_file(tmp_path / "family.nc")
+    assert resolve_channels(gt, "curves", fam) == [2, 9]
+    assert resolve_channels(gt, "curves", str(fam)) == [2, 9]
+    for bad, words in (
+        (_family_file(tmp_path / "kind.nc", kind="curvebench-stats"), "not a family file"),
+        (_family_file(tmp_path / "model.nc", model="inceptionv1"), "discovered in model 'inceptionv1'"),
+        (_family_file(tmp_path / "sha.nc", sha="abc123"), "weights sha256 abc123"),
+        (_family_file(tmp_path / "none.nc", detector=(False, False, False, True)), "no curve detectors in layer 'curves'"),
+        (_family_file(tmp_path / "layer.nc", layers=("edges",) * 4), "no units of layer 'curves'"),
+        (tmp_path / "missing.nc", "family file not found"),
+    ):
+        with pytest.raises(OptimizeError, match=words):
+            resolve_channels(gt, "curves", bad)
+    (tmp_path / "junk.nc").write_bytes(b"not netcdf")
+    with pytest.raises(OptimizeError, match="not a netCDF file"):
+        resolve_channels(gt, "curves", tmp_path / "junk.nc")
+    out = tmp_path / "o.nc"
+    argv = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", str(fam), "--restarts", "1",
+            "--steps", "2", "--polish", "0", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    from suites.analysis.optimum import open_optimum
+
+    assert list(open_optimum(out).channel.values) == [2, 9]
+    argv[argv.index(str(fam))] = str(tmp_path / "model.nc")
+    argv[argv.index(str(out))] = str(tmp_path / "o2.nc")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("curvebench: error:") and "discovered in model" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args, words", [
     (["--channels", "0,99"], "channel 99 is not in layer 'curves' (channels 0..11)"),
     (["--fix", "hue=3"], "unknown parameter 'hue'"),
@@ -147,13 +194,14 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
         for key in ("orientation", "curvature", "length", "width", "activation", "sweep_max", "steps", "converged",
                     "activation_sigma"):
             assert key in c
-        assert c["activation"] >= c["sweep_max"]
+        assert c["activation"] >= c["ascent_activation"] - 1e-5 and c["ascent_activation"] >= c["sweep_max"] - 1e-5
         assert set(c["sensitivity"]) == {"orientation", "curvature", "length", "width", "dx", "dy"}
     ds = open_optimum(out)
     assert ds.attrs["model"] == "groundtruth" and ds.attrs["layer"] == "curves"
     options = json.loads(ds.attrs["options"])
     assert options["fix"]["fg"] == [0.0, 0.0, 0.0] and options["sweep"] == [12, 4] and options["escapes"] == 1
-    assert options["separation"] == 1.0
+    assert options["separation"] == 1.0 and options["polish"] == 30
+    assert rep["polish_iterations"] == ds.attrs["polish_iterations"] > 0
     assert ds.attrs["sweep_stimuli"] == 48 and set(ds.escapes.values) <= {0, 1}
     assert ds.image.shape[0] == 2 and (tmp_path / "o.png").stat().st_size > 0
     # the measured orientation change really moves the activation by >= 1 sigma, and half of it does not

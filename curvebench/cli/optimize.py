@@ -45,14 +45,17 @@ def bound(text: str) -> tuple[str, tuple[float, float]]:
         raise argparse.ArgumentTypeError(f"expected NAME=LO:HI, got {text!r}") from None
 
 
-def channel_list(text: str) -> list[int] | str:
-    """``all``, ``family`` or comma-separated channel ids."""
+def channel_list(text: str) -> list[int] | str | Path:
+    """``all``, ``family``, a discovered family file (``*.nc``) or comma-separated channel ids."""
     if text in ("all", "family"):
         return text
+    if text.endswith(".nc"):
+        return Path(text)
     try:
         return [int(s) for s in name_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all', 'family' or channel ids separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected 'all', 'family', a family.nc or channel ids separated by commas, "
+                                         f"got {text!r}") from None
 
 
 def _duplicates(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:
@@ -139,7 +142,8 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--model", required=True, help="model id, e.g. groundtruth, inceptionv1 (see `curvebench models`)")
     p.add_argument("--layer", required=True, help="layer whose centre unit is optimised")
     p.add_argument("--channels", type=channel_list, default="all", metavar="IDS",
-                   help="comma-separated channel ids, 'all' (default) or 'family' (the article's family)")
+                   help="comma-separated channel ids, 'all' (default), 'family' (the article's family) or the "
+                        "family.nc of `curvebench discover` (its curve detectors in --layer)")
     p.add_argument("--weights", metavar="PATH", help="weights file or 'random' (default: the cached download)")
     p.add_argument("--out", required=True, metavar="FILE.nc", help="output netCDF file (never overwritten)")
     p.add_argument("--json", metavar="PATH", help="also write the per-channel report as JSON")

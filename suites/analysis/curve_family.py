@@ -43,12 +43,14 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import xarray as xr
 
+from suites.file_kinds import CURVE_FAMILY_KIND
+
 from .tuning import fitted_peak, fwhm, wrap180
 
 __all__ = ["Criteria", "sigma_responses", "classify", "classify_all", "largest_gap", "layer_summary", "summary",
            "summary_line", "FAMILY_KIND"]
 
-FAMILY_KIND = "curvebench-curve-family"
+FAMILY_KIND = CURVE_FAMILY_KIND
 FLAGS = ("corner", "end_stop")
 
 

@@ -51,7 +51,8 @@ def report(ds: xr.Dataset) -> dict[str, Any]:
     ``position`` ``[x, y]`` on the full input and ``offset`` ``[dx, dy]`` from the
     receptive-field centre (px), ``fg``/``bg`` (RGB), ``rounding``, ``fill``,
     ``activation`` (the objective, pre-ReLU), ``activation_relu``, ``activation_sigma``,
-    ``sweep_max``, ``sweep_max_sigma``, ``steps``, ``converged`` and, when computed,
+    ``sweep_max``, ``sweep_max_sigma``, ``steps``, ``converged``, ``ascent_activation``
+    (before the polish; absent in older files) and, when computed,
     ``sensitivity`` ``{coordinate: {"predicted", "measured", "check_sigma"}}``.
     Non-finite numbers are written as null.
     """
@@ -79,6 +80,8 @@ def report(ds: xr.Dataset) -> dict[str, Any]:
             "steps": int(ds.steps.values[i]),
             "converged": bool(ds.converged.values[i]),
         }
+        if "ascent_activation" in ds:  # files written before the polish existed lack it
+            row["ascent_activation"] = float(ds.ascent_activation.values[i])
         if has_sens:
             row["sensitivity"] = {
                 str(c): {"predicted": _num(ds.sensitivity_predicted.values[i, j]),
@@ -96,6 +99,7 @@ def report(ds: xr.Dataset) -> dict[str, Any]:
         "statistics": str(a.get("statistics", "")),
         "free_parameters": str(a.get("free_parameters", "")).split(","),
         "steps_run": int(a.get("steps_run", 0)),
+        "polish_iterations": int(a.get("polish_iterations", 0)),
         "forward_passes": int(a.get("forward_passes", 0)),
         "wall_s": float(a.get("wall_s", 0.0)),
         "channels": rows,

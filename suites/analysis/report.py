@@ -44,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from suites.errors import ResultsFileError
+from suites.file_kinds import CURVE_FAMILY_KIND
 
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
@@ -355,7 +356,7 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``kind`` attributes of the two files ``curvebench discover`` writes (suites.discover, issue 9).
 DISCOVER_RESPONSES_KIND = "curvebench-discover-responses"
-DISCOVER_FAMILY_KIND = "curvebench-curve-family"
+DISCOVER_FAMILY_KIND = CURVE_FAMILY_KIND
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
 _FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
