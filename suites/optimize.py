@@ -175,14 +175,8 @@ def _discovered_family(model: Any, layer: str, path: Path) -> list[int]:
 
     if not path.is_file():
         raise OptimizeError(f"channels: family file not found: {path}")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as fam:
-            fam = fam.load()
-    except (OSError, ValueError) as exc:
-        raise OptimizeError(f"channels: {path} is not a netCDF file ({type(exc).__name__})") from None
+    fam = _open_of_kind(path, CURVE_FAMILY_KIND, "channels", "a family file of `curvebench discover`")
     a = fam.attrs
-    if a.get("kind") != CURVE_FAMILY_KIND:
-        raise OptimizeError(f"channels: {path} is not a family file of `curvebench discover` (kind={a.get('kind')!r})")
     if "detector" not in fam or "layer" not in fam.coords or "channel" not in fam.coords:
         raise OptimizeError(f"channels: {path} lacks the detector, layer or channel of its units")
     if str(a.get("model", "")) != model.name:
@@ -283,6 +277,18 @@ def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, 
     return u, val
 
 
+def _open_of_kind(path: Path, kind: str, option: str, what: str) -> xr.Dataset:
+    """The netCDF file at ``path``, loaded, if its ``kind`` attribute is ``kind``; else one-line errors naming ``option``."""
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise OptimizeError(f"{option}: {path} is not a netCDF file ({type(exc).__name__})") from None
+    if ds.attrs.get("kind") != kind:
+        raise OptimizeError(f"{option}: {path} is not {what} (kind={ds.attrs.get('kind')!r})")
+    return ds
+
+
 def _load_stats(path: str | Path) -> xr.Dataset:
     """A dataset statistics file (``curvebench stats``), checked by its ``kind`` attribute."""
     from suites.file_kinds import STATS_KIND
@@ -290,11 +296,7 @@ def _load_stats(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"statistics file not found: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        stats = ds.load()
-    if stats.attrs.get("kind") != STATS_KIND:
-        raise OptimizeError(f"stats: {path} is not a curvebench statistics file (kind={stats.attrs.get('kind')!r})")
-    return stats
+    return _open_of_kind(path, STATS_KIND, "stats", "a curvebench statistics file")
 
 
 def _reference(evaluator: Evaluator, stats: Any, sweep: dict[str, Tensor], channels: list[int]) -> tuple[np.ndarray, np.ndarray, str]:
