@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 import probes
-from suites.optimize import Evaluator, optimize
-from suites.optimize_space import COORDINATES, build_space
+from suites.optimization.ascent import Evaluator, optimize
+from suites.optimization.space import COORDINATES, build_space
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Ground-truth optimum against the whole built-in ``curves`` sweep (72,000 stimuli).
 
-Runs ``suites.optimize.optimize`` on the ground-truth model's 12 curve units with the
+Runs ``suites.optimization.ascent.optimize`` on the ground-truth model's 12 curve units with the
 defaults, once with the position fixed at the receptive-field centre and once with every
 parameter free, and prints as JSON: the worst orientation error (deg) and relative
 curvature error against each unit's design, how many units end at or above the curves
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 import probes
-from suites.optimize import Evaluator, optimize
-from suites.optimize_space import COORDINATES, build_space
-from suites.spec import load_suite
+from suites.optimization.ascent import Evaluator, optimize
+from suites.optimization.space import COORDINATES, build_space
+from suites.specs.suite import load_suite
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stimuli.render_bench import POSITION, SIZE, _ours, stimulus_set
+from curvebench.benches.render import POSITION, SIZE, _ours, stimulus_set
 from stimuli.baselines import CairoCanvas, draw_pil
 from stimuli.draw import DEFAULT_LENGTH, DEFAULT_WIDTH, render
 

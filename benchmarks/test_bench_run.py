@@ -17,10 +17,10 @@ import torch
 
 import probes
 import stimuli
-from suites.parameter_grid import Grid
-from suites.render_args import render_kwargs
-from suites.options import RunOptions
-from suites.runner import prepare_suite, resolve_readout, run_suite
+from suites.specs.grid import Grid
+from suites.specs.render_args import render_kwargs
+from suites.specs.options import RunOptions
+from suites.running.runner import prepare_suite, resolve_readout, run_suite
 
 N, BATCH = 256, 64
 

@@ -3,7 +3,7 @@
 This module is the single place where a stimulus parameter is declared: its name,
 default, valid range, unit, help text and the kinds that use it. The renderer
 (:mod:`stimuli.draw`) validates and fills in defaults from it, suite files
-(:mod:`suites.spec`, :mod:`suites.render_args`) read which parameters exist and their
+(:mod:`suites.specs.suite`, :mod:`suites.specs.render_args`) read which parameters exist and their
 ranges from it, and ``curvebench render`` builds its options and help from it.
 Adding a parameter means one :class:`Param` (or :class:`Choice`) entry here plus the
 renderer's math that uses it.

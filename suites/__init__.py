@@ -20,19 +20,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from suites.builtin import builtin_names
-    from suites.results import open_results, unstack_grid
-    from suites.options import RunOptions
-    from suites.runner import run_suite
-    from suites.spec import Suite, SuiteError, load_suite, parse_suite
+    from suites.specs.builtin import builtin_names
+    from suites.results.reading import open_results, unstack_grid
+    from suites.specs.options import RunOptions
+    from suites.running.runner import run_suite
+    from suites.specs.suite import Suite, SuiteError, load_suite, parse_suite
 
 # public name -> submodule that defines it
 _EXPORTS = {
-    **dict.fromkeys(("Suite", "SuiteError", "load_suite", "parse_suite"), "spec"),
-    "run_suite": "runner",
-    "RunOptions": "options",
-    **dict.fromkeys(("open_results", "unstack_grid"), "results"),
-    "builtin_names": "builtin",
+    **dict.fromkeys(("Suite", "SuiteError", "load_suite", "parse_suite"), "specs.suite"),
+    "run_suite": "running.runner",
+    "RunOptions": "specs.options",
+    **dict.fromkeys(("open_results", "unstack_grid"), "results.reading"),
+    "builtin_names": "specs.builtin",
 }
 __all__ = sorted(_EXPORTS)
 

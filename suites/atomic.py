@@ -17,7 +17,7 @@ Two ways to use it:
   replaced (``--overwrite``; refused otherwise, before any work where possible).
 
 Results files that ``curvebench run`` appends to are the exception: they are made to
-be read and resumed while incomplete, so :class:`suites.writer.ResultsWriter` creates
+be read and resumed while incomplete, so :class:`suites.results.writer.ResultsWriter` creates
 them exclusively (never over an existing file) and removes them if no row landed.
 """
 

@@ -57,4 +57,4 @@ class RankFailedError(SuitesError):
 
 
 class OptimizeError(SuitesError, ValueError):
-    """A bad request to :func:`suites.optimize.optimize`: unknown parameter, bound or channel."""
+    """A bad request to :func:`suites.optimization.ascent.optimize`: unknown parameter, bound or channel."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suites.spec import Suite, parse_suite
+from suites.specs.suite import Suite, parse_suite
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,9 +16,9 @@ import pytest
 import probes
 from suites.analysis.tuning import layer_tuning, wrap180
 from curvebench.cli import main
-from suites.results import open_results
-from suites.runner import run_suite
-from suites.spec import parse_suite
+from suites.results.reading import open_results
+from suites.running.runner import run_suite
+from suites.specs.suite import parse_suite
 
 SUITE = """name = "{name}"
 kind = "curve"
@@ -129,8 +129,8 @@ def test_cli_stats_and_rotate_tuning(tmp_path, capsys) -> None:
 
 
 def test_stimulus_strip_renders_the_runs_stimuli() -> None:
-    from suites.analysis.strip import tile_params
-    from suites.strips import stimulus_strip
+    from suites.analysis.strip_layout import tile_params
+    from suites.stimulus_strips import stimulus_strip
     from suites.analysis.synthetic import synthetic_results
 
     suite = SUITE.format(name="strip", extra="fg_hue = [0, 120]", fixed='fill = 1.0\nbg = "complement"')

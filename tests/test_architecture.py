@@ -40,7 +40,7 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     wheels = list(dist.glob("curvebench-*.whl"))
     assert len(wheels) == 1 and list(dist.glob("curvebench-*.tar.gz")), sorted(p.name for p in dist.iterdir())
     names = zipfile.ZipFile(wheels[0]).namelist()
-    for required in ("curvebench/cli/__init__.py", "suites/builtin/curves.toml", "suites/builtin/demo.toml",
+    for required in ("curvebench/cli/__init__.py", "suites/specs/builtin/curves.toml", "suites/specs/builtin/demo.toml",
                      "probes/inception.py", "stimuli/draw.py", "suites/analysis/reference/curves-mixed3b.json"):
         assert required in names, f"{required} missing from the wheel"
     entry = next(n for n in names if n.endswith("entry_points.txt"))

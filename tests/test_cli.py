@@ -108,9 +108,9 @@ def _one_line_error(capsys, argv: list[str]) -> str:
 def test_common_mistakes_end_in_one_line(capsys, tmp_path, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CURVEBENCH_HOME", str(tmp_path / "home"))
-    import suites.builtin
+    import suites.specs.builtin
 
-    demo = (Path(suites.builtin.__file__).parent / "demo.toml").read_text()
+    demo = (Path(suites.specs.builtin.__file__).parent / "demo.toml").read_text()
     (tmp_path / "typo.toml").write_text(demo.replace("\ncurvature =", "\ncurvatur ="))
     assert re.search(expected, _one_line_error(capsys, argv))
     assert not (tmp_path / "x.png").exists()

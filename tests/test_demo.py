@@ -7,7 +7,7 @@ import torch
 import xarray as xr
 
 from curvebench.cli import main as cli_main
-from suites.spec import load_suite
+from suites.specs.suite import load_suite
 
 
 def test_demo_quick_writes_results_and_heatmaps(tmp_path, capsys):

@@ -19,7 +19,7 @@ import torch
 import probes
 from curvebench.cli import main as cli_main
 from suites.analysis.curve_family import Criteria, classify_all, largest_gap, summary, summary_line
-from suites.discover import DiscoverError, Sweep, discover_responses, model_fingerprint
+from suites.discovery.responses import DiscoverError, Sweep, discover_responses, model_fingerprint
 
 TINY = Sweep(orientations=36, curvatures=8, length=32.0, width=2.0, angle_curvatures=2)
 TINY_ARGS = ["--orientations", "36", "--curvatures", "8", "--length", "32", "--width", "2", "--angle-curvatures", "2"]

@@ -23,11 +23,11 @@ import pytest
 import xarray as xr
 
 from curvebench.cli import main as cli_main
-from suites.results import open_results
-from suites.runner import run_suite
-from suites.shards import shard_bounds, shard_names
-from suites.spec import parse_suite
-from suites.summary import RunningSummary
+from suites.results.reading import open_results
+from suites.running.runner import run_suite
+from suites.results.shards import shard_bounds, shard_names
+from suites.specs.suite import parse_suite
+from suites.results.summary import RunningSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def test_torchrun_file_equals_single_process_and_moves(tmp_path: Path) -> None:
     assert plain.returncode == 0, plain.stderr[-2000:]
     # each shard verifies against the grid at its own offset; an edited counter is refused by name
     from suites.errors import ResultsFileError
-    from suites.results_check import check_results_file
+    from suites.results.verify import check_results_file
 
     shards = sorted((moved / "combined.shards").glob("rank-*.h5"))
     assert len(shards) == 2
@@ -272,7 +272,7 @@ def test_failing_rank_stops_the_job_with_one_line(tmp_path: Path) -> None:
 
 
 def test_a_restarted_group_continues_only_its_own_file(tmp_path: Path, monkeypatch) -> None:
-    from suites.distributed import _stored_attrs
+    from suites.running.distributed import _stored_attrs
 
     suite_file = _suite_file(tmp_path, 2)
     ref = _reference(tmp_path, suite_file)

@@ -207,7 +207,7 @@ def test_bench_probe_reports_the_rf_crop_at_the_best_layer(capsys) -> None:
                  "--warmup", "0", "--layers", "blocks.2", "--quiet", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "blocks.3.2.depthwise centre probe: full 224 px" in out and "crop 154 px" in out
-    from probes.probe_bench import bench_probe
+    from curvebench.benches.probe import bench_probe
 
     report = bench_probe("efficientnet-lite0", batch=1, repeats=1, warmup=0, layers=("blocks.1",),
                          full_network=False, progress=False)

@@ -46,8 +46,8 @@ TEXTS = ["", "curves", "nosuch", "curves,curves", "a,b", ",", "../x", "mixed3b",
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """Inputs a user (or an attacker) may hand to a command: good, partial, edited and broken files."""
-    from suites.runner import run_suite
-    from suites.spec import parse_suite
+    from suites.running.runner import run_suite
+    from suites.specs.suite import parse_suite
 
     root = tmp_path_factory.mktemp("fuzz")
     (root / "tiny.toml").write_text(curve_suite_text("tiny", step=60, batch_size=4))
@@ -83,7 +83,7 @@ def world(tmp_path_factory) -> Path:
         (root / name).mkdir()
         (root / name / "a.png").write_bytes(blob)
     (root / "folder").mkdir()
-    from suites.optimize import optimize, save
+    from suites.optimization.ascent import optimize, save
 
     save(optimize("groundtruth", "curves", [0, 3], restarts=1, steps=1, sweep_orientations=6, sweep_curvatures=2),
          root / "optimum.nc")

@@ -64,8 +64,8 @@ def refused(capsys, root: Path, argv: list[str], pattern: str) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A folder with a complete and a partial results file and a few hostile files."""
-    from suites.runner import run_suite
-    from suites.spec import parse_suite
+    from suites.running.runner import run_suite
+    from suites.specs.suite import parse_suite
 
     root = tmp_path_factory.mktemp("world")
     suite = parse_suite(curve_suite_text("tiny"), path="tiny.toml")
@@ -192,8 +192,8 @@ def test_resume_of_a_complete_file_leaves_it_alone(capsys, w):
 
 @pytest.mark.parametrize("name", ["../../escape", "/tmp/abs-escape", "a/b"])
 def test_suite_names_become_file_names(capsys, w, name):
-    from suites.runner import default_out_path
-    from suites.spec import parse_suite
+    from suites.running.runner import default_out_path
+    from suites.specs.suite import parse_suite
 
     s = parse_suite(curve_suite_text(name), path="x.toml")
     p = default_out_path(s, root=w / "results")
@@ -297,7 +297,7 @@ def test_refused_local_port_is_not_called_offline(capsys, w):
 
 
 def test_zero_rows_failure_does_not_advise_resume(tmp_path):
-    from suites.writer import _after_failure
+    from suites.results.writer import _after_failure
 
     hint = f"`curvebench run --resume {tmp_path / 'x.h5'}`"
     assert "--resume" not in _after_failure(0, hint)

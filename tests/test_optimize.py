@@ -1,4 +1,4 @@
-"""``optimize``: gradient ascent through the renderer (suites.optimize, curvebench optimize)."""
+"""``optimize``: gradient ascent through the renderer (suites.optimization.ascent, curvebench optimize)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import probes
 import stimuli
 from curvebench.cli import main
 from suites.errors import OptimizeError
-from suites.optimize import optimize, resolve_channels
-from suites.optimize_space import COORDINATES, build_space
-from suites.spec import load_suite
+from suites.optimization.ascent import optimize, resolve_channels
+from suites.optimization.space import COORDINATES, build_space
+from suites.specs.suite import load_suite
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
 
 
 def test_bench_optimize_smoke():
-    from suites.optimize_bench import bench_optimize
+    from curvebench.benches.optimize import bench_optimize
 
     rep = bench_optimize(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=3, max_sweep=300)
     assert rep["channels"] == 2 and [s["stimuli"] for s in rep["sweeps"]][:3] == [16, 81, 256]
@@ -236,7 +236,7 @@ def test_bench_optimize_smoke():
 
 def test_bench_optimize_counts_the_polish():
     """--polish N: the compass search's forward passes and time are part of the optimiser's cost."""
-    from suites.optimize_bench import bench_optimize
+    from curvebench.benches.optimize import bench_optimize
 
     kw = dict(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=3, max_sweep=20)
     bare = bench_optimize(**kw)
@@ -250,7 +250,7 @@ def test_bench_optimize_counts_the_polish():
 
 def test_bench_optimize_default_free_parameters():
     """--free default: 12 coordinates, so even 2 values per axis is 4096 stimuli, above this max_sweep."""
-    from suites.optimize_bench import bench_optimize
+    from curvebench.benches.optimize import bench_optimize
 
     rep = bench_optimize(model="groundtruth", weights=None, layer="curves", channels=[0, 5], steps=4, max_sweep=4095,
                          free="default")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from probes.weights_spec import RANDOM, WeightsSpec
-from suites.options import RunOptions, suite_from_file
-from suites.spec import parse_suite
+from suites.specs.options import RunOptions, suite_from_file
+from suites.specs.suite import parse_suite
 
 SUITE = """
 name = "o"

@@ -14,9 +14,9 @@ import xarray as xr
 
 import probes
 from conftest import curve_suite
-from suites.render_args import render_kwargs
-from suites.options import RunOptions
-from suites.runner import BatchReadout, resolve_readout, run_suite
+from suites.specs.render_args import render_kwargs
+from suites.specs.options import RunOptions
+from suites.running.runner import BatchReadout, resolve_readout, run_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -45,7 +45,7 @@ def test_heatmaps_and_series(family, tmp_path) -> None:
 
 
 def test_strip_warns_without_suite(family, tmp_path) -> None:
-    from suites.strips import stimulus_strip
+    from suites.stimulus_strips import stimulus_strip
 
     with pytest.warns(UserWarning, match="no suite text"):
         plot_heatmaps(family, tmp_path, layers=["mixed3b"], strip=stimulus_strip)
@@ -67,7 +67,7 @@ def test_radial_side_by_side_and_layer_comparison(family, tmp_path) -> None:
 def test_distribution_figure(tmp_path) -> None:
     import torch
 
-    from suites.dataset_stats import RunningChannelStats
+    from suites.running.dataset_stats import RunningChannelStats
     from suites.analysis.sigma import STATS_KIND
 
     rng = np.random.default_rng(0)

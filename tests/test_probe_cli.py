@@ -10,7 +10,7 @@ from PIL import Image
 
 import probes
 from curvebench.cli import main as cli_main
-from suites.probe_images import load_npy_images
+from suites.running.probe_images import load_npy_images
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -122,7 +122,7 @@ def test_probe_casts_images_to_model_dtype() -> None:
 
 
 def test_bench_probe_report_shape(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from probes.probe_bench import bench_probe
+    from curvebench.benches.probe import bench_probe
 
     # cheap configuration: the default (mixed3b crop, four layers) is what `curvebench bench probe` runs
     rep = bench_probe("inceptionv1", batch=1, repeats=1, warmup=0, layers=("conv2d0",), crop_layer="conv2d0",

@@ -23,9 +23,9 @@ from suites.analysis.report import ReportOptions, report_data, report_html, scri
 from suites.analysis.sigma import to_sigma
 from suites.analysis.synthetic import synthetic_results
 from suites.analysis.tuning import layer_tuning
-from suites.results import open_results
-from suites.runner import run_suite
-from suites.spec import parse_suite
+from suites.results.reading import open_results
+from suites.running.runner import run_suite
+from suites.specs.suite import parse_suite
 
 HOSTILE = "</script><script>alert(1)</script>"
 
@@ -356,7 +356,7 @@ STIMULUS_CASES = [
 def test_browser_stimulus_drawing_matches_the_renderer(page) -> None:
     """The page draws stimuli from parameters; each kind of parameter must give the renderer's picture."""
     import stimuli
-    from suites.render_args import render_kwargs
+    from suites.specs.render_args import render_kwargs
 
     driver = page[0]
     for kind, params in STIMULUS_CASES:
@@ -383,7 +383,7 @@ def test_browser_stimulus_drawing_matches_the_renderer(page) -> None:
 def optimum(tmp_path_factory) -> Path:
     """A short `curvebench optimize` run on the ground-truth model (12 channels, free position and fill)."""
     import probes
-    from suites.optimize import optimize
+    from suites.optimization.ascent import optimize
 
     ds = optimize(probes.load_model("groundtruth"), "curves", restarts=1, steps=3, fill=True)
     path = tmp_path_factory.mktemp("opt") / "opt.nc"
@@ -427,7 +427,7 @@ DISCOVER_LAYER = "blocks.3.2.depthwise"
 
 @pytest.fixture(scope="module")
 def discover_dir(tmp_path_factory) -> Path:
-    """A discover output folder in the layout of ``suites.discover`` (responses.nc + family.nc), with known answers.
+    """A discover output folder in the layout of ``suites.discovery.responses`` (responses.nc + family.nc), with known answers.
 
     Channels 0-2 are curve detectors preferring 20, 140 and 260 deg; channel 3 fires for
     everything (not a detector, flagged ``corner``).

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from suites.results import open_results, unstack_grid
-from suites.writer import Layout, ResultsLockedError, ResultsWriteError, ResultsWriter, Variable
+from suites.results.reading import open_results, unstack_grid
+from suites.results.writer import Layout, ResultsLockedError, ResultsWriteError, ResultsWriter, Variable
 
 CH = np.array([379, 406, 385])
 AXES = [("orientation", np.array([0.0, 90.0, 180.0, 270.0])), ("curvature", np.array([0.0, 0.02, 0.04]))]
@@ -118,7 +118,7 @@ def test_second_writer_is_refused(tmp_path):
     w.append(*_batch(0, 4))
     with pytest.raises(ResultsLockedError, match="being written by another process"):
         ResultsWriter.open_resume(p)
-    code = f"from suites.writer import ResultsWriter; ResultsWriter.open_resume({str(p)!r})"
+    code = f"from suites.results.writer import ResultsWriter; ResultsWriter.open_resume({str(p)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0 and "ResultsLockedError" in proc.stderr and "another process" in proc.stderr
     w.close()
@@ -160,7 +160,7 @@ def test_full_disk_is_a_clear_error_and_rows_stay_readable(tmp_path):
     code = textwrap.dedent(f"""
         import resource, signal, sys
         import numpy as np
-        from suites.writer import ResultsWriter, ResultsWriteError, Layout, Variable
+        from suites.results.writer import ResultsWriter, ResultsWriteError, Layout, Variable
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
         lay = Layout("stimulus", {{"c": np.arange(64)}}, {{"x": "float64"}},

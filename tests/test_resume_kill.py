@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from suites.results import open_results
-from suites.runner import run_suite
-from suites.spec import parse_suite
+from suites.results.reading import open_results
+from suites.running.runner import run_suite
+from suites.specs.suite import parse_suite
 
 SUITE = """
 name = "killme"

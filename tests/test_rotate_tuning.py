@@ -9,7 +9,7 @@ import torch
 import probes
 import stimuli
 from suites.analysis.rotate import align
-from suites.rotation_responses import rotated_windows
+from suites.running.rotation_responses import rotated_windows
 from suites.analysis.tuning import wrap180
 
 
@@ -44,7 +44,7 @@ def test_rotation_is_counter_clockwise_and_centred() -> None:
 
 def test_rotation_arguments_are_checked() -> None:
     from probes.images import image_source
-    from suites.rotation_responses import measure_rotation_responses
+    from suites.running.rotation_responses import measure_rotation_responses
 
     model = probes.load_model("groundtruth")
     src = image_source("builtin", limit=1)

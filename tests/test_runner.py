@@ -11,11 +11,11 @@ import probes
 import stimuli
 from conftest import curve_suite
 from curvebench.cli import main as cli_main
-from suites.parameter_grid import Grid
-from suites.results import open_results, unstack_grid
-from suites.options import RunOptions
-from suites.runner import resolve_readout, run_suite
-from suites.spec import SuiteError, parse_suite
+from suites.specs.grid import Grid
+from suites.results.reading import open_results, unstack_grid
+from suites.specs.options import RunOptions
+from suites.running.runner import resolve_readout, run_suite
+from suites.specs.suite import SuiteError, parse_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -244,7 +244,7 @@ def test_bench_run_report_and_memory_sweep(tmp_path, capsys):
     e2e, probe = rep["end_to_end_stimuli_per_s"]["median"], rep["probe_only_stimuli_per_s"]["median"]
     assert rep["pipeline_efficiency"] == pytest.approx(e2e / probe)
     assert rep["config"]["stimuli"] == 128 and rep["config"]["input_size"] == 13
-    from suites.run_bench import memory_sweep_in_process
+    from curvebench.benches.run import memory_sweep_in_process
 
     mem = memory_sweep_in_process(3000, batch_size=500, device="cpu", workdir=tmp_path)
     assert mem["stimuli"] == 3000 and mem["peak_rss_mb_at_10pct"] > 0

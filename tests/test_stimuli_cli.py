@@ -105,7 +105,7 @@ def test_bench_render_json_small(tmp_path: Path) -> None:
 
 
 def test_bench_render_without_cairo_still_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import stimuli.render_bench as bench
+    import curvebench.benches.render as bench
 
     def missing(*args: object, **kwargs: object) -> None:
         raise OSError("no library called 'cairo-2' was found")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from suites.builtin import builtin_names
-from suites.parameter_grid import Grid
+from suites.specs.builtin import builtin_names
+from suites.specs.grid import Grid
 from stimuli.color import hue_to_rgb
-from suites.render_args import render_kwargs
-from suites.spec import SuiteError, load_suite, parse_suite
+from suites.specs.render_args import render_kwargs
+from suites.specs.suite import SuiteError, load_suite, parse_suite
 
 BASE = """
 name = "t"

@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import stimuli
-from suites.builtin import builtin_names
-from suites.render_args import render_kwargs
-from suites.spec import load_suite
+from suites.specs.builtin import builtin_names
+from suites.specs.render_args import render_kwargs
+from suites.specs.suite import load_suite
 
 SIZE = 80  # holds the 64 px arc with its ticks and window at any orientation
 

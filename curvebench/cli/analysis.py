@@ -22,8 +22,8 @@ def _open(path: str, allow_partial: bool | None = None):
     None only says so.
     """
     from suites.errors import ResultsFileError
-    from suites.results import open_results
-    from suites.results_check import check_results_file
+    from suites.results.reading import open_results
+    from suites.results.verify import check_results_file
 
     status = check_results_file(path)
     if status.partial or status.being_written:
@@ -54,7 +54,7 @@ def _say_statistics(stats) -> None:
 
 def _strip(args: argparse.Namespace):
     """The stimulus-strip renderer for figures, or None with --no-strip."""
-    from suites.strips import stimulus_strip
+    from suites.stimulus_strips import stimulus_strip
 
     return None if args.no_strip else stimulus_strip
 
@@ -85,7 +85,7 @@ def _orientation_axis_option(p: argparse.ArgumentParser) -> None:
 def cmd_stats(args: argparse.Namespace) -> int:
     import probes
 
-    from suites.dataset_stats import compute_stats, default_stats_path, save_stats
+    from suites.running.dataset_stats import compute_stats, default_stats_path, save_stats
     from suites.analysis.distribution import plot_activation_distribution
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
@@ -304,7 +304,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from suites.analysis.family_channels import article_families
     from probes.images import image_source
     from suites.analysis.rotate import plot_rotation_tuning, rotation_tuning
-    from suites.rotation_responses import measure_rotation_responses
+    from suites.running.rotation_responses import measure_rotation_responses
 
     from suites.atomic import check_folder, output_file
     from suites.limits import MAX_IMAGE_SIDE, check_at_most

@@ -79,7 +79,7 @@ def _add_criteria_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace):
-    from suites.discover import Sweep
+    from suites.discovery.responses import Sweep
 
     return Sweep(orientations=args.orientations, curvatures=args.curvatures, length=args.length, width=args.width,
                  size=args.size, angle_curvatures=args.angle_curvatures, batch_size=args.batch_size)
@@ -126,7 +126,7 @@ def _print_result(result, out: Path | None) -> None:
 # ----------------------------------------------------------------------------- discover
 
 def _cmd_discover(args: argparse.Namespace) -> int:
-    from suites.discovery import discover, output_paths
+    from suites.discovery.pipeline import discover, output_paths
 
     if args.control and args.weights == "random":
         raise ValueError("discover: --weights random already is the random-weights control; drop --control")
@@ -154,7 +154,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- compare
 
 def _rows_from(path: Path) -> list[dict]:
-    from suites.discovery import compare_rows
+    from suites.discovery.pipeline import compare_rows
 
     if path.suffix == ".json":
         try:
@@ -210,9 +210,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _demo_groundtruth(args: argparse.Namespace) -> int:
     from curvebench.cli.run import run_options
     from suites.analysis.plots import plot_heatmaps
-    from suites.results import open_results
-    from suites.runner import run_suite
-    from suites.strips import stimulus_strip
+    from suites.results.reading import open_results
+    from suites.running.runner import run_suite
+    from suites.stimulus_strips import stimulus_strip
 
     if args.out is not None:
         from suites.atomic import check_folder
@@ -241,8 +241,8 @@ def _demo_groundtruth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.model == "groundtruth":
         return _demo_groundtruth(args)
-    from suites.discover import DEMO_SWEEP
-    from suites.discovery import discover
+    from suites.discovery.responses import DEMO_SWEEP
+    from suites.discovery.pipeline import discover
 
     sweep = DEMO_SWEEP
     if args.quick:
@@ -250,7 +250,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         sweep = replace(sweep, orientations=36, curvatures=6, angle_curvatures=2)
     out = Path(args.out) if args.out else Path("results") / "demo-efficientnet-lite0"
-    from suites.discovery import output_paths
+    from suites.discovery.pipeline import output_paths
 
     _check_outputs(output_paths(out, [args.layer], control=not args.no_control) + [out / "summary.txt"], figure=args.figure)
     result = discover(args.model, [args.layer], control=not args.no_control, sweep=sweep, out_dir=out,
@@ -283,7 +283,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
     from types import SimpleNamespace
 
-    # the defaults of suites.discover.Sweep, repeated here so that --help does not import torch
+    # the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
     sweep_defaults = SimpleNamespace(orientations=72, curvatures=10, length=64.0, width=3.0, size=224,
                                      angle_curvatures=3, batch_size=8)
     p = commands.add_parser(

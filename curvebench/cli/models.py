@@ -89,7 +89,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_probe(args: argparse.Namespace) -> int:
-    from probes.probe_bench import bench_probe
+    from curvebench.benches.probe import bench_probe
 
     import torch
 

@@ -70,7 +70,7 @@ def _duplicates(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from suites.analysis.optimum import plot_sheet, report
     from suites.atomic import check_output, output_file
-    from suites.optimize import optimize, save
+    from suites.optimization.ascent import optimize, save
 
     out = check_output(args.out, "--out")  # refused before any work: an existing file (without --overwrite), an input
     figure = check_output(args.figure if args.figure else out.with_suffix(".png"), "--figure")
@@ -112,7 +112,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 def _cmd_bench_optimize(args: argparse.Namespace) -> int:
     from suites.atomic import check_output, output_file
-    from suites.optimize_bench import bench_optimize
+    from curvebench.benches.optimize import bench_optimize
 
     if args.json:
         check_output(args.json, "--json")

@@ -277,7 +277,7 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
 
 
 def _cmd_bench_render(args: argparse.Namespace) -> int:
-    from stimuli.render_bench import bench_render
+    from curvebench.benches.render import bench_render
     from suites.atomic import check_output
 
     if args.json:

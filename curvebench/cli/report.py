@@ -53,7 +53,7 @@ def _open_file(path: str):
     import h5py
 
     from suites.errors import ResultsFileError
-    from suites.results import open_results
+    from suites.results.reading import open_results
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"results file not found: {path}")

@@ -30,8 +30,8 @@ def _check_out(out: str | None, what: str = "--out") -> None:
 
 
 def run_options(args: argparse.Namespace) -> Any:
-    """The :class:`~suites.options.RunOptions` of parsed ``run``/``demo`` arguments (absent ones: None)."""
-    from suites.options import RunOptions
+    """The :class:`~suites.specs.options.RunOptions` of parsed ``run``/``demo`` arguments (absent ones: None)."""
+    from suites.specs.options import RunOptions
 
     return RunOptions.of(**{k: getattr(args, k, None) for k in
                             ("model", "weights", "device", "batch_size", "storage", "layers", "limit")},
@@ -40,7 +40,7 @@ def run_options(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from suites.limits import MAX_BATCH, check_at_most
-    from suites.runner import run_suite
+    from suites.running.runner import run_suite
 
     if args.suite is None and args.resume is None:
         raise ValueError("run: name a SUITE (see `curvebench suites`) or give --resume FILE")
@@ -55,12 +55,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is None:
         _check_out(args.out)
     progress = False if args.no_progress else None
-    from suites.distributed import launched
+    from suites.running.distributed import launched
 
     if not launched():
         run_suite(args.suite, options, out=args.out, resume=args.resume, progress=progress)
         return 0
-    from suites.distributed import run_sharded
+    from suites.running.distributed import run_sharded
     from suites.errors import RankFailedError
 
     try:
@@ -75,8 +75,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- suites
 
 def _cmd_suites(args: argparse.Namespace) -> int:
-    from suites.builtin import builtin_names
-    from suites.spec import load_suite
+    from suites.specs.builtin import builtin_names
+    from suites.specs.suite import load_suite
 
     rows = [{**load_suite(name).describe(), "name": name} for name in builtin_names()]
     if args.json:
@@ -93,7 +93,7 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
-    from suites.probe_images import probe_images
+    from suites.running.probe_images import probe_images
 
     check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
     check_at_most("--batch-size", args.batch_size, MAX_BATCH)
@@ -114,7 +114,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_bench_run(args: argparse.Namespace) -> int:
     from suites.atomic import check_output, output_file
     from suites.limits import MAX_BATCH, check_at_most
-    from suites.run_bench import bench_run
+    from curvebench.benches.run import bench_run
 
     check_at_most("--batch-size", args.batch_size, MAX_BATCH)
     check_at_most("--memory-batch-size", args.memory_batch_size, MAX_BATCH)

@@ -13,7 +13,7 @@ Modules (one job each):
     reference_curves  the article's radial tuning curves (package data) / designed peaks
     validate_calibration  pass/fail rates of validate on simulated families
     plots      heatmaps (article style), series side by side, radial and layer figures
-    strip      the stimulus strip drawn above heatmaps
+    strip_layout  the stimulus strip drawn above heatmaps
     distribution  pre-ReLU histograms, exponential tail fits, the distribution figure
     rotate     `curvebench rotate-tuning`: rotated natural-image crops
     synthetic  results datasets with known tuning (tests, demos)

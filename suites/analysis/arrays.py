@@ -111,7 +111,7 @@ def grid(
         DataArray with dims ``(<layer>_channel, y, x)``; cells never measured are NaN,
         cells measured several times hold the mean.
 
-    Not the same job as :func:`suites.results.unstack_grid`, and neither can stand in for
+    Not the same job as :func:`suites.results.reading.unstack_grid`, and neither can stand in for
     the other: this places rows by their coordinate *values*, so it takes any row order,
     subsets (:func:`select`) and datasets without the ``grid_axes`` attribute (e.g.
     :mod:`suites.analysis.synthetic`), averages rows that share a cell, and spans only the

@@ -1,6 +1,6 @@
 """Which channels are curve detectors: the selection test of ``curvebench discover``.
 
-Works on the responses dataset of :mod:`suites.discover` (no model, no rendering).
+Works on the responses dataset of :mod:`suites.discovery.responses` (no model, no rendering).
 
 The test (every number a field of :class:`Criteria`, a ``curvebench discover`` flag):
 

@@ -15,12 +15,10 @@ def article_families(model: str) -> dict[str, dict[int, float | None]]:
     For ``inceptionv1`` the peaks are the article's (its own angle convention); for
     ``groundtruth`` the designed ones (the renderer's convention).
     """
-    try:
-        import probes
-    except ImportError:  # pragma: no cover - probes is part of the package
-        return {}
+    from probes.article_families import families
+
     out: dict[str, dict[int, float | None]] = {}
-    for fam in probes.families.values():
+    for fam in families.values():
         if fam.model != model:
             continue
         peaks = fam.peaks()
@@ -33,8 +31,3 @@ def family_channels(ds: xr.Dataset, layer: str) -> list[int] | None:
     fam = article_families(str(ds.attrs.get("model", ""))).get(layer)
     return list(fam) if fam else None
 
-
-def families_for(ds: xr.Dataset) -> dict[str, list[int]]:
-    """``layer -> family channel ids`` for every layer of the results that has a known family."""
-    fams = article_families(str(ds.attrs.get("model", "")))
-    return {layer: list(ch) for layer, ch in fams.items() if layer in ds.data_vars}

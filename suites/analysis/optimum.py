@@ -1,4 +1,4 @@
-"""Reports and figures of an ``optimize`` dataset (:func:`suites.optimize.optimize`).
+"""Reports and figures of an ``optimize`` dataset (:func:`suites.optimization.ascent.optimize`).
 
 Works on the dataset only (no model, no rendering): the optimal stimuli are stored in
 it as ``image`` (the receptive-field crop the unit sees, uint8 RGB).

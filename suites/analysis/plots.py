@@ -34,7 +34,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from .arrays import grid, layer_names, select, series_values  # noqa: E402
 from .sigma import to_sigma  # noqa: E402
 from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
-from .strip import StripRenderer  # noqa: E402
+from .strip_layout import StripRenderer  # noqa: E402
 from suites.atomic import check_folder, output_file  # noqa: E402
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
@@ -273,7 +273,7 @@ def plot_heatmaps(
         families: layer -> channel ids of its family (default: from ``probes`` if the
             model is known there).
         vmax: top of the colour scale in sigma (the article uses 25).
-        strip: draws the stimulus strip on top, e.g. :func:`suites.strips.stimulus_strip`
+        strip: draws the stimulus strip on top, e.g. :func:`suites.stimulus_strips.stimulus_strip`
             (renders the run's own stimuli); ``None`` = no strip.
 
     Returns:

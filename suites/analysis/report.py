@@ -354,7 +354,7 @@ register_kind("optimum", _is_optimum, optimum_page)
 
 
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
-#: ``kind`` attributes of the two files ``curvebench discover`` writes (suites.discover, issue 9).
+#: ``kind`` attributes of the two files ``curvebench discover`` writes (suites.discovery.responses, issue 9).
 DISCOVER_RESPONSES_KIND = "curvebench-discover-responses"
 DISCOVER_FAMILY_KIND = CURVE_FAMILY_KIND
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
@@ -560,7 +560,7 @@ def write_report(runs: Sequence[tuple[str, xr.Dataset]], out: str | Path, option
 
     Example::
 
-        from suites.results import open_results
+        from suites.results.reading import open_results
         from suites.analysis.report import write_report
         write_report([("curves", open_results("curves.h5"))], "report.html")
     """

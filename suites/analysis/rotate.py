@@ -2,7 +2,7 @@
 
 The article's "joint tuning curve": take the dataset examples that excite each family
 neuron most, rotate them from 0 to 360 degrees, record the whole family's responses
-(measured by :func:`suites.rotation_responses.measure_rotation_responses`), shift each
+(measured by :func:`suites.running.rotation_responses.measure_rotation_responses`), shift each
 example so the neurons' responses line up, and average. This module does the last two
 steps on the measured dataset:
 
@@ -72,7 +72,7 @@ def rotation_tuning(
     """Align and average measured rotation responses (see the module docstring).
 
     Args:
-        measured: from :func:`suites.rotation_responses.measure_rotation_responses`.
+        measured: from :func:`suites.running.rotation_responses.measure_rotation_responses`.
         stats: dataset statistics (``curvebench stats``) to express responses in sigma.
         anchor: orientation (degrees) of the first responsive channel; default its known
             peak in the article's family table, else 0.

@@ -66,7 +66,7 @@ def stats_label(stats: xr.Dataset) -> str:
 
 
 def load_stats(path: str | Path) -> xr.Dataset:
-    """Open a statistics file written by :func:`suites.dataset_stats.save_stats`."""
+    """Open a statistics file written by :func:`suites.running.dataset_stats.save_stats`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"statistics file not found: {path}")

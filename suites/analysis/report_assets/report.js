@@ -56,7 +56,7 @@
     h = ((h % 360) + 360) % 360 / 60;
     return [5, 3, 1].map(n => { const k = (n + h) % 6; return v - v * s * Math.max(0, Math.min(k, 4 - k, 1)); });
   }
-  // As suites.render_args: *_hue (+ _saturation, _value), *_r/_g/_b, "complement".
+  // As suites.specs.render_args: *_hue (+ _saturation, _value), *_r/_g/_b, "complement".
   function colour(side, p, fg) {
     const get = (key, d) => (p[key] !== undefined ? Number(p[key]) : d);
     if (p[side + "_hue"] !== undefined) return hsv(get(side + "_hue", 0), get(side + "_saturation", 1), get(side + "_value", 1));

@@ -2,7 +2,7 @@
 
 Chan, Golub and LeVeque's pairwise update, in float64, so that no catastrophic
 cancellation happens however many values are merged. Used by the runner's running
-summaries (:mod:`suites.summary`) and by the dataset statistics (:mod:`suites.dataset_stats`).
+summaries (:mod:`suites.results.summary`) and by the dataset statistics (:mod:`suites.running.dataset_stats`).
 """
 
 from __future__ import annotations

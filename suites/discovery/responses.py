@@ -13,11 +13,11 @@ For a model and one or more tap layers this module renders, probes and returns
 * the per-channel **dataset statistics** (mean, std of the post-ReLU activation over
   all positions of natural images; ``builtin``: scikit-image's bundled photographs, a
   small proxy, not ImageNet), computed on the fly with
-  :func:`suites.dataset_stats.compute_stats` and cached under ``cache_dir`` keyed by
+  :func:`suites.running.dataset_stats.compute_stats` and cached under ``cache_dir`` keyed by
   model, a hash of the model's parameters and buffers, images and size.
 
 The selection test itself lives in :mod:`suites.analysis.curve_family` and works on the
-returned dataset alone; :mod:`suites.discovery` puts the two together (files, figures).
+returned dataset alone; :mod:`suites.discovery.pipeline` puts the two together (files, figures).
 
 Convention:
     * orientation: degrees counter-clockwise on screen, toward the side the arc opens
@@ -145,14 +145,14 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size: int = 224,
                  cache_dir: str | Path | None = "results/cache", progress: bool = False) -> xr.Dataset:
-    """Dataset statistics of ``layers`` (see :func:`suites.dataset_stats.compute_stats`), cached.
+    """Dataset statistics of ``layers`` (see :func:`suites.running.dataset_stats.compute_stats`), cached.
 
     The cache file is ``<cache_dir>/stats-<model>-<fingerprint[:16]>-<images>-<size>px.nc``;
     a cached file lacking a requested layer is recomputed for all of them. ``cache_dir``
     None computes without caching.
     """
     from probes.images import image_source
-    from suites.dataset_stats import compute_stats, save_stats
+    from suites.running.dataset_stats import compute_stats, save_stats
 
     source = image_source(images)
     fp = model_fingerprint(model)
@@ -389,7 +389,7 @@ def discover_responses(
     Example (a notebook)::
 
         import probes
-        from suites.discover import discover_responses, Sweep
+        from suites.discovery.responses import discover_responses, Sweep
         from suites.analysis.curve_family import classify_all, summary
         model = probes.load_model("groundtruth")
         resp = discover_responses(model, ["curves", "edges"], Sweep(orientations=36, curvatures=8, length=32, width=2))

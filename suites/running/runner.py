@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from suites.options import RunOptions, load_with_options, suite_from_file
-from suites.parameter_grid import Grid, GridBatch
-from suites.render_args import render_kwargs
+from suites.specs.options import RunOptions, load_with_options, suite_from_file
+from suites.specs.grid import Grid, GridBatch
+from suites.specs.render_args import render_kwargs
 from suites.limits import safe_file_name
-from suites.results_check import check_resumable
-from suites.spec import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
-from suites.summary import RunningSummary, summary_names
-from suites.writer import Layout, ResultsWriter, Variable, utc_now
+from suites.results.verify import check_resumable
+from suites.specs.suite import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
+from suites.results.summary import RunningSummary, summary_names
+from suites.results.writer import Layout, ResultsWriter, Variable, utc_now
 
 __all__ = ["run_suite", "RunOptions", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
            "default_out_path", "resume_checks", "setup_run", "RunSetup", "results_layout", "results_attrs",
@@ -114,7 +114,7 @@ def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> 
 
 
 def layer_scales(suite: Suite, model: Any, layers: Sequence[str]) -> dict[str, float]:
-    """Stimulus scale per layer (:func:`suites.spec.layer_scale`); all 1 unless the suite sizes per layer.
+    """Stimulus scale per layer (:func:`suites.specs.suite.layer_scale`); all 1 unless the suite sizes per layer.
 
     Raises:
         SuiteError: the suite sizes per layer but the model has no receptive-field geometry.
@@ -719,7 +719,7 @@ def stream_rows(
 
 
 def _render_batch(setup: RunSetup, batch: GridBatch, render_stream: Any, scale: float = 1.0) -> torch.Tensor:
-    """The batch's stimuli on the device, at ``scale`` (:func:`suites.spec.layer_scale`); on CUDA drawn on the
+    """The batch's stimuli on the device, at ``scale`` (:func:`suites.specs.suite.layer_scale`); on CUDA drawn on the
     render stream, ready for the main stream."""
     import stimuli
 
@@ -777,7 +777,7 @@ def run_suite(
     Args:
         suite: built-in name, TOML path or :class:`Suite`; optional with ``resume``
             (then, if given, it must be the suite stored in the file).
-        options: :class:`~suites.options.RunOptions`: model, weights, device, batch size,
+        options: :class:`~suites.specs.options.RunOptions`: model, weights, device, batch size,
             storage, layers (override the suite's values), ``limit`` (only the first rows)
             and ``quick`` (thin every axis to at most 12 values). With ``resume`` only
             ``model``/``weights`` (which must match the file) and ``device`` apply.

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from suites.moments import merge_moments
+from suites.results.moments import merge_moments
 
 __all__ = ["RunningSummary", "summary_names"]
 

@@ -7,7 +7,7 @@ Two measurements in one process, alternated ``repeats`` times (medians and IQR):
   flush per batch), timed from the first batch to the last committed row;
 * **probe-only**: the same model, plan, layers and channel readout on the *same*
   stimuli, pre-rendered into memory before timing, read out and copied to the host
-  exactly as the runner does (:class:`suites.runner.BatchReadout`: same channels, same
+  exactly as the runner does (:class:`suites.running.runner.BatchReadout`: same channels, same
   storage dtype, pinned asynchronous copies on CUDA, at most 3 batches in flight) and
   dropped (no rendering, no writing).
 
@@ -79,7 +79,7 @@ def _device_name(dev: torch.device) -> str:
 
 def memory_sweep_suite(n: int, batch_size: int = 1024):
     """An ``n``-stimulus curves sweep for the ground-truth model's ``edges`` layer (12 px arcs)."""
-    from suites.spec import parse_suite
+    from suites.specs.suite import parse_suite
 
     n_o = 1000 if n >= 1000 else n
     n_k = math.ceil(n / n_o)
@@ -119,10 +119,10 @@ def bench_run(
     """Run the benchmark and return the JSON-able report (see the module docstring)."""
     import stimuli as stim
 
-    from suites.parameter_grid import Grid
-    from suites.render_args import render_kwargs
-    from suites.options import RunOptions
-    from suites.runner import BatchReadout, load_probe_model, prepare_suite, resolve_device, resolve_readout, run_suite
+    from suites.specs.grid import Grid
+    from suites.specs.render_args import render_kwargs
+    from suites.specs.options import RunOptions
+    from suites.running.runner import BatchReadout, load_probe_model, prepare_suite, resolve_device, resolve_readout, run_suite
 
     layers = layers or ["mixed3b"]
     spec = WeightsSpec.parse(weights)
@@ -273,7 +273,7 @@ def run_scaling(processes: int, *, model: str, weights: WeightsSpec, layers: lis
 
 def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
     """Run the memory sweep in a fresh Python process (so earlier work does not set the peak RSS)."""
-    cmd = [sys.executable, "-m", "suites.run_bench", "memory", str(n), str(batch_size), device, str(workdir or "")]
+    cmd = [sys.executable, "-m", "curvebench.benches.run", "memory", str(n), str(batch_size), device, str(workdir or "")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"memory sweep failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -282,8 +282,8 @@ def run_memory_sweep(n: int, batch_size: int = 1024, device: str = "auto", workd
 
 def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto", workdir: str | Path | None = None) -> dict[str, Any]:
     """Run the ``n``-stimulus ground-truth sweep; peak RSS at 10% and 100% of the rows."""
-    from suites.options import RunOptions
-    from suites.runner import run_suite
+    from suites.specs.options import RunOptions
+    from suites.running.runner import run_suite
 
     suite = replace(memory_sweep_suite(n, batch_size), device=device)
     marks: dict[str, float] = {}
@@ -321,6 +321,6 @@ def memory_sweep_in_process(n: int, batch_size: int = 1024, device: str = "auto"
 
 if __name__ == "__main__":  # child process of run_memory_sweep
     if len(sys.argv) != 6 or sys.argv[1] != "memory":
-        sys.exit("usage: python -m suites.run_bench memory N BATCH_SIZE DEVICE WORKDIR")
+        sys.exit("usage: python -m curvebench.benches.run memory N BATCH_SIZE DEVICE WORKDIR")
     result = memory_sweep_in_process(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] or None)
     print(json.dumps(result))

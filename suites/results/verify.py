@@ -197,7 +197,7 @@ def _check_grid(p: Path, f: Any, attrs: Any, done: int, total: int | None) -> No
 
 
 def _stored_suite_axes(p: Path, attrs: Any) -> list[tuple[str, np.ndarray]]:
-    from suites.spec import parse_suite
+    from suites.specs.suite import parse_suite
 
     try:
         suite = parse_suite(str(attrs["suite"]), path=f"{p} (attribute 'suite')")

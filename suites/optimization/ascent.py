@@ -2,7 +2,7 @@
 
 For a model, a layer and a set of channels, find for each channel the stimulus
 parameters (orientation, curvature, length, width, position, colours, and optionally
-rounding and fill; see :mod:`suites.optimize_space`) that maximise the activation of the
+rounding and fill; see :mod:`suites.optimization.space`) that maximise the activation of the
 layer's centre unit. Every channel is optimised in one batch whose rows are
 ``channel x restart``:
 
@@ -52,7 +52,7 @@ from torch import Tensor
 
 from suites.errors import OptimizeError
 from suites.file_kinds import OPTIMIZE_KIND
-from suites.optimize_space import COORDINATES, PARAMETERS, Space, build_space
+from suites.optimization.space import COORDINATES, PARAMETERS, Space, build_space
 
 __all__ = ["optimize", "save", "Evaluator", "resolve_channels", "sensitivity"]
 
@@ -359,7 +359,7 @@ def optimize(
         weights: weights for a model id (path or ``"random"``, seeded by ``seed``).
         device: torch device for a model id.
         fix: ``{parameter: value}`` held constant (names in
-            :data:`suites.optimize_space.PARAMETERS`).
+            :data:`suites.optimization.space.PARAMETERS`).
         bounds: ``{parameter: (lo, hi)}``; must lie in the renderer's valid range.
         rounding, fill: also optimise rounding (angle <-> curve) / fill opacity.
         restarts: starts per channel.
@@ -427,7 +427,7 @@ def optimize(
         raise OptimizeError(f"lr must be > 0 and tol >= 0, got lr={lr!r}, tol={tol!r}")
     torch.manual_seed(seed)
     if isinstance(model, str):
-        from suites.runner import resolve_device
+        from suites.running.runner import resolve_device
 
         model = probes.load_model(model, weights=weights, device=resolve_device(device))
     if getattr(model, "geometry", None) is None:

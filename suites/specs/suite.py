@@ -5,7 +5,7 @@ slowest), fixed parameters, the model and what to read from it, and run settings
 This module only parses and validates text; it imports neither torch nor the
 probes, so ``curvebench suites`` stays fast. Checks that need the model (layer
 names, channel ids within a layer's width, family names) are done by
-:func:`suites.runner.resolve_readout` before any stimulus is rendered.
+:func:`suites.running.runner.resolve_readout` before any stimulus is rendered.
 
 File format (every key optional unless marked)::
 
@@ -244,7 +244,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         FileNotFoundError: neither a built-in name nor an existing file.
         SuiteError: the file is invalid (message names the file and the key).
     """
-    from suites.builtin import builtin_path, builtin_names
+    from suites.specs.builtin import builtin_path, builtin_names
 
     p = Path(name_or_path)
     if p.suffix != ".toml" and not p.exists():

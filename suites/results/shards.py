@@ -1,6 +1,6 @@
 """One results file over per-process shards: the grid split by rank, and HDF5 virtual datasets.
 
-A sweep run by ``N`` processes (``torchrun``, :mod:`suites.distributed`) writes one
+A sweep run by ``N`` processes (``torchrun``, :mod:`suites.running.distributed`) writes one
 ordinary, crash-safe results file per rank, its **shard**, holding a contiguous block
 of grid rows, and one **combined file** ``FILE`` that holds no activations itself:
 
@@ -29,7 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from suites.writer import Layout, _attr_value, utc_now
+from suites.results.writer import Layout, _attr_value, utc_now
 
 __all__ = ["shard_bounds", "shard_names", "create_combined", "finish_combined"]
 

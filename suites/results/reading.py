@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from suites.results_check import check_results_file
+from suites.results.verify import check_results_file
 
 __all__ = ["open_results", "unstack_grid", "grid_axes"]
 
@@ -37,7 +37,7 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
 
     Raises:
         ResultsFileError: not a results file, or its attributes disagree with each other
-            or with the data (:func:`suites.results_check.check_results_file`).
+            or with the data (:func:`suites.results.verify.check_results_file`).
     """
     path = Path(path)
     if not path.is_file():
@@ -64,7 +64,7 @@ def grid_axes(ds: xr.Dataset) -> list[tuple[str, np.ndarray]]:
     names = str(ds.attrs["grid_axes"]).split()
     if all(f"grid_axis_{n}" in ds.attrs for n in names):
         return [(n, np.asarray(ds.attrs[f"grid_axis_{n}"], dtype=np.float64).reshape(-1)) for n in names]
-    from suites.options import suite_from_file  # long axes: rebuild from the stored suite text
+    from suites.specs.options import suite_from_file  # long axes: rebuild from the stored suite text
 
     suite, _ = suite_from_file(ds.attrs)
     return [(n, v) for n, v in suite.axes]

@@ -1,4 +1,4 @@
-"""The parameter space :func:`suites.optimize.optimize` searches: names, bounds, projection.
+"""The parameter space :func:`suites.optimization.ascent.optimize` searches: names, bounds, projection.
 
 A stimulus is a point of *coordinates* in natural units (the renderer's own):
 ``orientation`` (deg, counter-clockwise on screen, toward the side the curve opens to),

@@ -2,8 +2,8 @@
 
 Tiles are rendered with :func:`stimuli.render` using the run's suite (kind and fixed
 parameters, stored in the results file) and, for every other swept parameter, the value of
-the stimulus row nearest to the tile (:func:`suites.analysis.strip.strip_tile_params`).
-:func:`stimulus_strip` is a :data:`suites.analysis.strip.StripRenderer`: pass it as the
+the stimulus row nearest to the tile (:func:`suites.analysis.strip_layout.strip_tile_params`).
+:func:`stimulus_strip` is a :data:`suites.analysis.strip_layout.StripRenderer`: pass it as the
 ``strip`` argument of the plotting functions in :mod:`suites.analysis.plots`.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from suites.analysis.strip import assemble_strip, strip_tile_params
-from suites.spec import Suite, parse_suite
+from suites.analysis.strip_layout import assemble_strip, strip_tile_params
+from suites.specs.suite import Suite, parse_suite
 
 __all__ = ["stimulus_strip", "suite_of"]
 
@@ -24,7 +24,7 @@ SUITE_ATTRS = ("suite", "suite_text", "suite_toml")
 
 
 def suite_of(ds: xr.Dataset) -> Suite | None:
-    """The :class:`suites.spec.Suite` stored in a results file's attributes, or ``None``."""
+    """The :class:`suites.specs.suite.Suite` stored in a results file's attributes, or ``None``."""
     for key in SUITE_ATTRS:
         text = ds.attrs.get(key)
         if isinstance(text, str) and "kind" in text and "\n" in text:
@@ -54,7 +54,7 @@ def stimulus_strip(
     import torch.nn.functional as F
 
     import stimuli
-    from suites.render_args import render_kwargs
+    from suites.specs.render_args import render_kwargs
 
     suite = suite_of(ds)
     if suite is None:

@@ -4,7 +4,7 @@
 changes about a suite: model, weights, device, batch size, storage dtype, layers, and
 how much of the grid to run (``limit``, ``quick``). It is built once (from argparse,
 from keywords, or from a results file's ``run_options`` attribute) and applied to a
-:class:`~suites.spec.Suite` with :meth:`RunOptions.apply`.
+:class:`~suites.specs.suite.Suite` with :meth:`RunOptions.apply`.
 
 This module sits below the runner and the results reader: :func:`suite_from_file`
 rebuilds a results file's suite from its attributes without importing the runner.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.weights_spec import WeightsLike, WeightsSpec
-from suites.spec import Suite, load_suite, parse_suite
+from suites.specs.suite import Suite, load_suite, parse_suite
 
 __all__ = ["RunOptions", "suite_from_file", "load_with_options"]
 

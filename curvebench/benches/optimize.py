@@ -2,7 +2,7 @@
 
 Protocol (one process, one model, the same renderer and probe for both):
 
-1. :func:`suites.optimize.optimize` on every requested channel over the free
+1. :func:`suites.optimization.ascent.optimize` on every requested channel over the free
    parameters: ``free="sweep"`` orientation, curvature, length and width (black on
    white, centred: the sweep's own stimuli), or ``free="default"`` every parameter
    ``optimize`` frees by default (also position and both colours: 12 coordinates). The
@@ -46,7 +46,7 @@ FIXED = {"sweep": {"position": 0.0, "fg": 0.0, "bg": 1.0}, "default": {}}
 
 def _grid(space: Any, start: torch.Tensor, n: int) -> torch.Tensor:
     """``(n^D, N)`` points: n values per free axis (orientation periodic) within the space's bounds."""
-    from suites.optimize_space import COORDINATES
+    from suites.optimization.space import COORDINATES
 
     idx = {c: i for i, c in enumerate(COORDINATES)}
     axes = []
@@ -89,9 +89,9 @@ def bench_optimize(
     text per finished stage (the optimiser, each dense sweep).
     """
     import probes
-    from suites.optimize import Evaluator, optimize
-    from suites.optimize_space import build_space
-    from suites.runner import resolve_device
+    from suites.optimization.ascent import Evaluator, optimize
+    from suites.optimization.space import build_space
+    from suites.running.runner import resolve_device
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -1,13 +1,13 @@
-"""``discover``: measure (:mod:`suites.discover`), test (:mod:`suites.analysis.curve_family`), write files and figures.
+"""``discover``: measure (:mod:`suites.discovery.responses`), test (:mod:`suites.analysis.curve_family`), write files and figures.
 
 The one-call Python API of ``curvebench discover`` and ``curvebench demo``::
 
-    from suites.discovery import discover
+    from suites.discovery.pipeline import discover
     result = discover("efficientnet-lite0", ["blocks.3.2.depthwise"], control=True, out_dir="results/mine")
     print(result.line())        # "55 curve detectors in blocks.3.2.depthwise, ...; random-weights control: 0"
 
 It sits above the analysis (it draws figures) in the import layers, beside
-:mod:`suites.strips`.
+:mod:`suites.stimulus_strips`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import xarray as xr
 
 from suites.atomic import check_folder, output_file
-from suites.discover import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network, model_fingerprint
+from suites.discovery.responses import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network, model_fingerprint
 
 __all__ = ["DiscoverResult", "discover", "write_figures", "compare_rows", "output_paths"]
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .baselines import CairoCanvas, draw_pil
-from .draw import DEFAULT_LENGTH, DEFAULT_WIDTH, MAX_TURN, render
+from stimuli.baselines import CairoCanvas, draw_pil
+from stimuli.draw import DEFAULT_LENGTH, DEFAULT_WIDTH, MAX_TURN, render
 
 SIZE = 224
 POSITION = (111.5, 111.5)  # mixed3b's receptive-field centre at 224 px input (a pixel centre)

@@ -3,7 +3,7 @@
 This module only works on the dataset: it picks, for each tile, the parameters of the
 stimulus row nearest to the tile's (orientation, curvature) (:func:`strip_tile_params`)
 and lays rendered tiles out as one image (:func:`assemble_strip`). Rendering them is
-the runner side's job (:func:`suites.strips.stimulus_strip`, which re-renders the run's
+the runner side's job (:func:`suites.stimulus_strips.stimulus_strip`, which re-renders the run's
 own suite); plotting functions take such a renderer as their ``strip`` argument
 (:data:`StripRenderer`), so the analysis layer never renders.
 

@@ -9,11 +9,11 @@ the rendezvous) and calls :func:`run_sharded`:
    when CUDA is present; every collective has a timeout (``CURVEBENCH_DIST_TIMEOUT``
    seconds, default 600), so no rank waits for ever on a peer that is gone;
 2. **device**: ``cuda:LOCAL_RANK`` for ``--device auto``/``cuda`` on a GPU machine, else CPU;
-3. **rows**: :func:`suites.shards.shard_bounds` splits the grid's rows into contiguous
+3. **rows**: :func:`suites.results.shards.shard_bounds` splits the grid's rows into contiguous
    runs of whole batches, one per rank, from the grid alone (no work queue);
 4. **files**: each rank streams its rows into its own shard, an ordinary crash-safe
-   results file (:func:`suites.runner.stream_rows`, the single-process loop); rank 0
-   writes ``FILE``, virtual datasets over the shards (:mod:`suites.shards`), and at the
+   results file (:func:`suites.running.runner.stream_rows`, the single-process loop); rank 0
+   writes ``FILE``, virtual datasets over the shards (:mod:`suites.results.shards`), and at the
    end the running summaries merged over the shards;
 5. **failure**: a rank that fails stores ``rank R of N: reason`` in the rendezvous store;
    the others see it after their current batch and stop; all meet, rank 0 raises
@@ -41,14 +41,14 @@ import torch
 import torch.distributed as dist
 
 from suites.errors import RankFailedError, ResultsExistsError
-from suites.options import RunOptions
-from suites.runner import (RunResult, RunSetup, _check_resumed_writer, finish_file, prepare_suite,
+from suites.specs.options import RunOptions
+from suites.running.runner import (RunResult, RunSetup, _check_resumed_writer, finish_file, prepare_suite,
                            read_results_attrs, resolve_device, results_attrs, results_layout, resume_checks,
                            setup_run, stream_rows)
-from suites.shards import create_combined, finish_combined, shard_bounds, shard_names
-from suites.spec import Suite
-from suites.summary import RunningSummary
-from suites.writer import ResultsWriter
+from suites.results.shards import create_combined, finish_combined, shard_bounds, shard_names
+from suites.specs.suite import Suite
+from suites.results.summary import RunningSummary
+from suites.results.writer import ResultsWriter
 
 __all__ = ["launched", "run_sharded", "rank_device", "DEFAULT_TIMEOUT_S"]
 
@@ -195,7 +195,7 @@ def run_sharded(
 ) -> RunResult | None:
     """Run (or resume) a suite as one rank of a ``torchrun`` job; see the module docstring.
 
-    Same arguments as :func:`suites.runner.run_suite` (``out`` is required: the combined
+    Same arguments as :func:`suites.running.runner.run_suite` (``out`` is required: the combined
     file every rank agrees on). Returns the :class:`RunResult` of the combined file on
     rank 0 and None on the other ranks.
 
@@ -305,7 +305,7 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
     shard = path.parent / names[ranks.rank]
     start, stop = bounds[ranks.rank]
     if resuming and shard.exists():
-        from suites.results_check import check_results_file
+        from suites.results.verify import check_results_file
 
         check_results_file(shard)  # verified, not trusted: counters against the data, the grid, the state
         writer = ResultsWriter.open_resume(shard)

@@ -40,7 +40,7 @@ import xarray as xr
 from probes.images import ImageSource, iter_batches
 from suites.atomic import output_file
 from suites.file_kinds import STATS_KIND
-from suites.moments import merge_moments
+from suites.results.moments import merge_moments
 
 DEFAULT_BINS = 200
 #: which spatial positions of each map are counted (see the module docstring)

@@ -30,7 +30,7 @@ import torch
 
 from suites.limits import MAX_IMAGE_SIDE
 from probes.weights_spec import WeightsLike, WeightsSpec
-from suites.writer import Layout, ResultsWriter, Variable, utc_now
+from suites.results.writer import Layout, ResultsWriter, Variable, utc_now
 
 __all__ = ["probe_images", "load_npy_images", "MIN_IMAGE_SIDE"]
 
@@ -104,7 +104,7 @@ def probe_images(
     from tqdm.auto import tqdm
 
     from probes.device import resolve_device
-    from suites.runner import versions
+    from suites.running.runner import versions
 
     if not layers:
         raise ValueError("layers: give at least one layer name (comma-separated)")
