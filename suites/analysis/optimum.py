@@ -14,15 +14,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from suites.atomic import output_file  # noqa: E402
-from suites.file_kinds import OPTIMIZE_KIND  # noqa: E402
+from suites.atomic import output_file
+from suites.file_kinds import OPTIMIZE_KIND
 
 __all__ = ["report", "plot_sheet", "open_optimum"]
 

@@ -213,9 +213,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-_resolve_device = resolve_device  # old private name, kept for callers outside this module
-
-
 def versions() -> dict[str, str]:
     """Versions of curvebench, torch, numpy, h5py, HDF5 and Python (results-file provenance)."""
     import h5py
@@ -234,9 +231,6 @@ def versions() -> dict[str, str]:
         "hdf5_version": h5py.version.hdf5_version,
         "python_version": platform.python_version(),
     }
-
-
-_versions = versions
 
 
 def load_probe_model(suite: Suite, device: torch.device) -> Any:
