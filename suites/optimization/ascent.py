@@ -51,7 +51,8 @@ import xarray as xr
 from torch import Tensor
 
 from suites.errors import OptimizeError
-from suites.file_kinds import OPTIMIZE_KIND
+from suites.file_kinds import OPTIMIZE_KIND, STATS_KIND
+from suites.results.attributes import check_same_model, stats_label
 from suites.optimization.space import COORDINATES, PARAMETERS, Space, build_space
 
 __all__ = ["optimize", "save", "Evaluator", "resolve_channels", "sensitivity"]
@@ -169,22 +170,22 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Pat
     return ids
 
 
+def _model_attrs(model: Any) -> dict[str, Any]:
+    """A loaded model's name and weights, as the attributes :func:`suites.results.files.check_same_model` compares."""
+    return {"model": model.name, "weights_sha256": (model.meta or {}).get("weights_sha256") or ""}
+
+
 def _discovered_family(model: Any, layer: str, path: Path) -> list[int]:
     """The detectors of ``layer`` in a ``curvebench discover`` family file, checked against ``model``."""
     from suites.file_kinds import CURVE_FAMILY_KIND
 
     if not path.is_file():
         raise OptimizeError(f"channels: family file not found: {path}")
-    fam = _open_of_kind(path, CURVE_FAMILY_KIND, "channels", "a family file of `curvebench discover`")
-    a = fam.attrs
+    fam = _open_of_kind(path, CURVE_FAMILY_KIND, "channels")
     if "detector" not in fam or "layer" not in fam.coords or "channel" not in fam.coords:
         raise OptimizeError(f"channels: {path} lacks the detector, layer or channel of its units")
-    if str(a.get("model", "")) != model.name:
-        raise OptimizeError(f"channels: {path} was discovered in model {a.get('model')!r}, not {model.name!r}")
-    f_sha, m_sha = str(a.get("weights_sha256") or ""), str(model.meta.get("weights_sha256") or "")
-    if f_sha != m_sha:
-        raise OptimizeError(f"channels: {path} was discovered with weights sha256 {f_sha[:12] or 'none'}, "
-                            f"the model has {m_sha[:12] or 'none'}")
+    check_same_model(fam.attrs, _model_attrs(model), what=f"channels: {path} was discovered", other="the model",
+                     error=OptimizeError)
     in_layer = fam.layer.values.astype(str) == layer
     if not in_layer.any():
         layers = sorted(set(fam.layer.values.astype(str)))
@@ -277,26 +278,15 @@ def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, 
     return u, val
 
 
-def _open_of_kind(path: Path, kind: str, option: str, what: str) -> xr.Dataset:
-    """The netCDF file at ``path``, loaded, if its ``kind`` attribute is ``kind``; else one-line errors naming ``option``."""
+def _open_of_kind(path: str | Path, kind: str, option: str) -> xr.Dataset:
+    """The file at ``path`` (:func:`suites.results.files.open_file`), its errors as :class:`OptimizeError`."""
+    from suites.errors import ResultsFileError
+    from suites.results.files import open_file
+
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as exc:
-        raise OptimizeError(f"{option}: {path} is not a netCDF file ({type(exc).__name__})") from None
-    if ds.attrs.get("kind") != kind:
-        raise OptimizeError(f"{option}: {path} is not {what} (kind={ds.attrs.get('kind')!r})")
-    return ds
-
-
-def _load_stats(path: str | Path) -> xr.Dataset:
-    """A dataset statistics file (``curvebench stats``), checked by its ``kind`` attribute."""
-    from suites.file_kinds import STATS_KIND
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"statistics file not found: {path}")
-    return _open_of_kind(path, STATS_KIND, "stats", "a curvebench statistics file")
+        return open_file(path, kind, option=option)
+    except (ResultsFileError, FileNotFoundError) as exc:
+        raise OptimizeError(str(exc)) from None
 
 
 def _reference(evaluator: Evaluator, stats: Any, sweep: dict[str, Tensor], channels: list[int]) -> tuple[np.ndarray, np.ndarray, str]:
@@ -307,17 +297,11 @@ def _reference(evaluator: Evaluator, stats: Any, sweep: dict[str, Tensor], chann
     name = evaluator.key
     if f"{name}_mean" not in stats or f"{name}_std" not in stats:
         raise OptimizeError(f"stats: no statistics for {name!r} in the statistics file")
-    model = evaluator.model
-    s_model = stats.attrs.get("model")
-    if s_model and s_model != model.name:
-        raise OptimizeError(f"stats: computed for model {s_model!r}, not {model.name!r}")
-    s_sha, m_sha = str(stats.attrs.get("weights_sha256") or ""), str(model.meta.get("weights_sha256") or "")
-    if s_sha != m_sha:
-        raise OptimizeError(f"stats: computed for weights sha256 {s_sha[:12] or 'none'}, the model has {m_sha[:12] or 'none'}")
+    check_same_model(stats.attrs, _model_attrs(evaluator.model), what="stats: computed", other="the model",
+                     error=OptimizeError)
     mean = np.asarray(stats[f"{name}_mean"].values, dtype=np.float64)[channels]
     std = np.asarray(stats[f"{name}_std"].values, dtype=np.float64)[channels]
-    a = stats.attrs
-    return mean, std, f"dataset statistics: {a.get('source', 'unknown images')}, {a.get('n_images', '?')} images"
+    return mean, std, stats_label(stats)
 
 
 def optimize(
@@ -434,7 +418,7 @@ def optimize(
         raise OptimizeError(f"model {model.name!r} has no receptive-field geometry; optimize needs the probed unit's crop")
     ids = resolve_channels(model, layer, channels)
     if isinstance(stats, str) or hasattr(stats, "__fspath__"):
-        stats = _load_stats(stats)
+        stats = _open_of_kind(stats, STATS_KIND, "stats")
     plan = model.input_plan([layer], size=size)
     space = build_space(size=plan.size, fix=fix, bounds=bounds, rounding=rounding, fill=fill)
     ev = Evaluator(model, layer, space, size=size, chunk=chunk)
@@ -621,7 +605,7 @@ def optimize(
     )
     meta = model.meta
     ds.attrs.update({
-        "kind": OPTIMIZE_KIND,
+        "file_kind": OPTIMIZE_KIND,
         "model": model.name,
         "weights": str(meta.get("weights") or ("random" if meta.get("random_weights") else "")),
         "weights_sha256": str(meta.get("weights_sha256") or ""),
