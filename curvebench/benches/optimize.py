@@ -91,7 +91,7 @@ def bench_optimize(
     import probes
     from suites.optimization.ascent import Evaluator, optimize
     from suites.optimization.space import build_space
-    from suites.running.runner import resolve_device
+    from probes.device import resolve_device
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -122,7 +122,9 @@ def bench_run(
     from suites.specs.grid import Grid
     from suites.specs.render_args import render_kwargs
     from suites.specs.options import RunOptions
-    from suites.running.runner import BatchReadout, load_probe_model, prepare_suite, resolve_device, resolve_readout, run_suite
+    from probes.device import resolve_device
+    from suites.running.runner import BatchReadout, prepare_suite, resolve_readout, run_suite
+    from suites.running.suite_model import load_probe_model
 
     layers = layers or ["mixed3b"]
     spec = WeightsSpec.parse(weights)

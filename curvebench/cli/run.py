@@ -93,18 +93,17 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
-    from suites.running.probe_images import probe_images
+    from suites.running.probe_images import ProbeImagesOptions, probe_images
 
     check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
     check_at_most("--batch-size", args.batch_size, MAX_BATCH)
     check_memory("a batch of images", 40 * args.batch_size * 3 * args.size**2 * 4,
                  hint="choose a smaller --size or --batch-size")
 
-    res = probe_images(
-        args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
-        full_map=args.full_map, size=args.size, batch_size=args.batch_size,
-        progress=False if args.no_progress else None, input_transform=args.input_transform,
-    )
+    options = ProbeImagesOptions(weights=args.weights, device=args.device, full_map=args.full_map, size=args.size,
+                                 batch_size=args.batch_size, input_transform=args.input_transform)
+    res = probe_images(args.model, args.layers, args.images, args.out, options,
+                       progress=False if args.no_progress else None)
     print(res)
     return 0
 
