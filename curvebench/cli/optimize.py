@@ -129,8 +129,8 @@ def _cmd_bench_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``optimize`` and ``bench optimize`` to the ``curvebench`` parser."""
+def _add_optimize(commands: Any) -> None:
+    """``curvebench optimize``: its options."""
     p = commands.add_parser(
         "optimize", help="each channel's preferred stimulus by gradient ascent through the renderer",
         description="Finds, for every channel of a layer at once (channel x restart as one batch), the "
@@ -189,6 +189,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     add_overwrite(p)
     p.set_defaults(func=_cmd_optimize)
 
+
+def _add_bench_optimize(bench_commands: Any) -> None:
+    """``curvebench bench optimize``: its options."""
     p = bench_commands.add_parser(
         "optimize", help="gradient ascent vs the dense sweep needed to reach the same activations",
         description="Optimises every channel of a layer (--free sweep: orientation, curvature, length, width; "
@@ -222,3 +225,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_overwrite(p)
     p.set_defaults(func=_cmd_bench_optimize)
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``optimize`` and ``bench optimize`` to the ``curvebench`` parser."""
+    _add_optimize(commands)
+    _add_bench_optimize(bench_commands)

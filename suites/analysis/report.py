@@ -50,6 +50,7 @@ from suites.results.attributes import file_kind, stimulus_kind
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
 from .tuning import PREFERRED_METHOD, layer_tuning
+from .tuning_report import jsonable
 
 __all__ = ["ReportOptions", "KINDS", "register_kind", "report_kind", "report_data", "report_html", "write_report"]
 
@@ -124,24 +125,6 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return obj if obj is None or isinstance(obj, str) else str(obj)
-
-
 def provenance_rows(ds: xr.Dataset, statistics: str) -> list[list[str]]:
     """``[key, value]`` rows: every scalar attribute of the file (as text) plus the sigma source."""
     rows = [["sigma source", statistics]]
@@ -180,7 +163,7 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
         "kind": kind if kind in ("curve", "angle", "line") else "curve",
-        "fixed": _jsonable(fixed),
+        "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
     }
@@ -236,7 +219,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     for c in ids:
         u = tuned["channels"][c]
         channels.append({"channel": c, **{k: _num(v) for k, v in u.items() if not isinstance(v, dict)}})
-    fam_summary = [{"name": n, **_jsonable(f)} for n, f in tuned["families"].items()]
+    fam_summary = [{"name": n, **jsonable(f)} for n, f in tuned["families"].items()]
     return {
         "name": layer,
         "channel_dim": cdim,
@@ -420,7 +403,7 @@ def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statisti
     if fam:
         curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
         summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
-        families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **_jsonable(summary),
+        families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **jsonable(summary),
                          "channels": fam})
     return {
         "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
@@ -511,7 +494,7 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
 
 def script_json(data: Any) -> str:
     """``json.dumps`` safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``."""
-    text = json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
+    text = json.dumps(jsonable(data), separators=(",", ":"), allow_nan=False)
     for ch in ("<", ">", "&", "\u2028", "\u2029"):
         text = text.replace(ch, f"\\u{ord(ch):04x}")
     return text
