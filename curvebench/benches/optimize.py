@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.weights_spec import RANDOM_TEXT
+
 __all__ = ["bench_optimize", "OptimizeBenchOptions"]
 
 #: Parameters held fixed in each configuration (``free="sweep"``: the sweeps' own stimuli).
@@ -74,7 +76,7 @@ class OptimizeBenchOptions:
     """
 
     model: str = "inceptionv1"
-    weights: str | None = "random"
+    weights: str | None = RANDOM_TEXT
     layer: str = "mixed3b"
     channels: Sequence[int] | str | None = "all"
     restarts: int = 1

@@ -13,6 +13,7 @@ from typing import Any
 
 from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int
 from curvebench.cli.outputs import add_overwrite
+from probes.weights_spec import RANDOM_TEXT
 
 __all__ = ["register"]
 
@@ -203,7 +204,7 @@ def _add_bench_optimize(bench_commands: Any) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
-    p.add_argument("--weights", default="random", metavar="PATH", help="weights (default: random, seed 0)")
+    p.add_argument("--weights", default=RANDOM_TEXT, metavar="PATH", help="weights (default: random, seed 0)")
     p.add_argument("--layer", default="mixed3b", help="layer (default mixed3b, 480 channels)")
     p.add_argument("--channels", type=channel_list, default="all", metavar="IDS", help="channels (default all)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="N", help="starts per channel (default 1)")
