@@ -74,6 +74,8 @@ class ReportOptions:
         layers: layers to show (default: all in the file).
         max_channels: cap of the default channel choice.
         vmax: top of the colour scale in sigma (the article's 25).
+        shapes: ``shapes(page) -> {key: outline}``, the stimuli the page draws, computed outside
+            the analysis (:func:`suites.report_stimuli.page_shapes`); None: no stimulus drawings.
     """
 
     stats: xr.Dataset | None = None
@@ -82,6 +84,7 @@ class ReportOptions:
     max_channels: int = DEFAULT_MAX_CHANNELS
     vmax: float = DEFAULT_VMAX
     families: Mapping[str, Sequence[int]] | None = field(default=None)
+    shapes: Callable[[Mapping[str, Any]], dict] | None = None
 
 
 # -- kinds -----------------------------------------------------------------------------
@@ -155,14 +158,14 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         except tomllib.TOMLDecodeError:
             table = {}
         fixed = table if isinstance(table, dict) else {}
-    kind = stimulus_kind(ds.attrs) or "curve"
+    kind = stimulus_kind(ds.attrs) or "curve"  # the kinds are stimuli's (suites.report_stimuli draws them)
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
     length = _num(fixed.get("length")) or 64.0
     if size is None:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
-        "kind": kind if kind in ("curve", "angle", "line") else "curve",
+        "kind": kind,
         "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
@@ -483,7 +486,9 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
     pages = []
     for name, ds in runs:
         kind = report_kind(ds)
-        pages.append(KINDS[kind][1](name, ds, options))
+        page = KINDS[kind][1](name, ds, options)
+        page["stimulus"]["shapes"] = options.shapes(page) if options.shapes is not None else {}
+        pages.append(page)
     return {
         "vmax": float(options.vmax),
         "colormap": _colormap(),
