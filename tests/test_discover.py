@@ -111,14 +111,21 @@ def test_controls_flag_units_that_prefer_angles(gt_responses):
     assert summ["layers"]["curves"]["flagged"]["corner"] == 12
 
 
-def test_sigma_is_above_the_blank_in_dataset_std(gt_responses):
-    r = gt_responses
+def test_sigma_is_the_one_definition_stated_in_the_outputs(gt_responses):
+    """Default: above the dataset mean, std over padding-free positions; --sigma-baseline blank: above the blank."""
     from suites.analysis.curve_family import sigma_responses
 
-    s = sigma_responses(r, "curves")
+    r = gt_responses
+    assert r.attrs["sigma_baseline"] == "mean" and r.attrs["sigma_positions"] == "valid"
+    assert "dataset mean" in r.attrs["sigma"] and "padding-free" in r.attrs["sigma"]
     raw = r["curves_curve"].sel(polarity="white_on_black").isel(curvature=3, orientation=0, position=2).values
+    s = sigma_responses(r, "curves")
+    np.testing.assert_allclose(s["curve_positions"][:, 2, 1, 3, 0], (raw - r["curves_mean"].values) / r["curves_std"].values,
+                               rtol=1e-6)
+    blank = r.copy()
+    blank.attrs["sigma_baseline"] = "blank"
     expect = (raw - r["curves_blank"].sel(polarity="white_on_black").values) / r["curves_std"].values
-    np.testing.assert_allclose(s["curve_positions"][:, 2, 1, 3, 0], expect, rtol=1e-6)
+    np.testing.assert_allclose(sigma_responses(blank, "curves")["curve_positions"][:, 2, 1, 3, 0], expect, rtol=1e-6)
     # the reported heatmap is the mean over positions
     np.testing.assert_allclose(s["curve"], s["curve_positions"].mean(axis=1), rtol=1e-12)
     assert "builtin" in r.attrs["statistics"] and "not ImageNet" in r.attrs["statistics"]

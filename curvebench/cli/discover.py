@@ -158,7 +158,7 @@ def _print_result(result, out: Path | None) -> None:
         if s.get("saturated"):
             print(f"  {s['saturated']} members clip (ReLU6): their tuning is measured before the clip")
     print(f"test: {result.summary['test']}")
-    print(f"sigma from {result.summary['statistics']}")
+    print(f"{result.summary.get('sigma') or 'sigma'}; {result.summary['statistics']}")
     for name, path in (result.files or {}).items():
         print(f"{name}: {path}")
 
@@ -177,12 +177,14 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         from suites.analysis.sigma import load_stats
 
         stats = load_stats(args.stats)
+    from suites.analysis.sigma import SigmaDefinition
     from suites.discovery.pipeline import DiscoverOptions
 
     opts = DiscoverOptions(weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
                            criteria=_criteria(args), images=args.images, stats=stats,
                            cache_dir=None if args.no_cache else args.cache, out_dir=out, figures=not args.no_figures,
-                           device=args.device, progress=not args.no_progress)
+                           device=args.device, progress=not args.no_progress,
+                           sigma=SigmaDefinition(args.sigma_baseline, args.sigma_positions))
     result = discover(args.model, args.layers, opts)
     if args.json:
         with output_file(args.json, "--json") as tmp:
@@ -304,7 +306,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         tmp.write_text(line + "\n", encoding="utf-8")
     print(line)
     print(f"test: {result.summary['test']}")
-    print(f"sigma from {result.summary['statistics']}")
+    print(f"{result.summary.get('sigma') or 'sigma'}; {result.summary['statistics']}")
     for name, path in (result.files or {}).items():
         print(f"{name}: {path}")
     print(f"summary line: {out / 'summary.txt'}")
@@ -350,6 +352,12 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--cache", default="results/cache", metavar="DIR",
                    help="where computed statistics are cached (default results/cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    p.add_argument("--sigma-baseline", choices=["mean", "blank"], default="mean",
+                   help="sigma above the channel's dataset mean (default; the one sigma of plot, tuning, report) or "
+                        "above the blank image of the stimulus's background")
+    p.add_argument("--sigma-positions", choices=["valid", "all"], default="valid",
+                   help="std over the padding-free positions of natural images (default, like the probed centre "
+                        "unit) or over all positions")
     p.add_argument("--out", metavar="DIR", help="output folder (default results/discover-<model>-<UTC time>)")
     p.add_argument("--json", metavar="PATH", help="also write the JSON summary here")
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
