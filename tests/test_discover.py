@@ -253,3 +253,38 @@ def test_demo_quick_on_efficientnet(tmp_path, capsys):
     summ = json.loads((out / "summary.json").read_text())
     assert summ["model"] == "efficientnet-lite0" and summ["layers"]["blocks.3.2.depthwise"]["channels_tested"] == 480
     assert (tmp_path / "fig.png").stat().st_size > 50_000
+
+
+def test_characterize_the_ground_truth_family(gt_cli_run, tmp_path, capsys):
+    """`curvebench characterize` on the ground truth's discover output: built polarity-free, curve > angle."""
+    out = tmp_path / "char"
+    capsys.readouterr()
+    assert cli_main(["characterize", str(gt_cli_run[2]), "--layer", "curves", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("12 curve detectors of curves (groundtruth)")
+    summ = json.loads((out / "characterize.json").read_text())
+    claims = summ["claims"]
+    assert set(claims) == {"fill", "colour", "polarity", "rounding", "combing"}
+    assert all("article" in c for c in claims.values())
+    # the ground truth's units read an achromatic, polarity-free edge map
+    assert claims["polarity"]["polarity_ratio"]["median"] == pytest.approx(1.0, abs=1e-3)
+    assert claims["rounding"]["rounding_rises"]["count"] == 12
+    lo, hi = claims["fill"]["fill_ratio"]["ci95"]
+    assert lo <= claims["fill"]["fill_ratio"]["median"] <= hi
+    import xarray as xr
+
+    with xr.open_dataset(out / "characterize.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["unit"] == 12 and ds.rounding_sigma.shape == (12, 5)
+    assert (out / "characterize.png").stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("which, needle", [("nofolder", "is not a folder"), ("empty", "is not a discover output"),
+                                           ("layer", "layer 'nope' is not in")])
+def test_characterize_bad_input_is_one_line(gt_cli_run, tmp_path, capsys, which, needle):
+    (tmp_path / "empty").mkdir()
+    argv = {"nofolder": [str(tmp_path / "missing")], "empty": [str(tmp_path / "empty")],
+            "layer": [str(gt_cli_run[2]), "--layer", "nope"]}[which]
+    capsys.readouterr()
+    assert cli_main(["characterize", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("curvebench: error:") and err.count("\n") == 1 and needle in err

@@ -325,6 +325,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- characterize
+
+def _cmd_characterize(args: argparse.Namespace) -> int:
+    from suites.discovery.characterize import characterize, load_discover_output
+    from suites.discovery.characterize_plot import characterize_figure
+
+    load_discover_output(args.folder, args.layer)  # one-line errors before any work
+    out = Path(args.out) if args.out else Path(args.folder) / "characterize"
+    paths = [out / "characterize.json", out / "characterize.nc", out / "characterize.png"]
+    _check_outputs(paths)
+    ds, summ = characterize(args.folder, args.layer, device=args.device)
+    with output_file(paths[0]) as tmp:
+        tmp.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
+    with output_file(paths[1]) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    characterize_figure(ds, summ, paths[2])
+    print(f"{summ['members']} curve detectors of {summ['layer']} ({summ['model']}); {summ['sigma']}")
+    for claim, part in summ["claims"].items():
+        nums = "; ".join(f"{k} " + (f"{v['count']}/{v['of']}" if "count" in v else f"median {v['median']} "
+                                    f"(95% CI {v['ci95'][0]}-{v['ci95'][1]})")
+                         for k, v in part.items() if k != "article")
+        print(f"{claim}: {nums}  [article: {part['article']}]")
+    for p in paths:
+        print(f"{p.suffix[1:]}: {p}")
+    return 0
+
+
 def register(commands: Any, bench_commands: Any) -> None:
     """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
     from types import SimpleNamespace
@@ -401,3 +428,19 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = commands.add_parser(
+        "characterize", help="the article's claims (fill, colour, polarity, rounding, combing) as numbers for a "
+                             "discovered family",
+        description="For each member of a `curvebench discover` family, at its preferred stimulus on the run's own "
+                    "positions and sigma: filled/plain ratio and heatmap correlation, colour (hue pairs), contrast "
+                    "polarity, rounding (angle -> curve) and combing (ticks); per-unit values and a family median "
+                    "with a 95% bootstrap interval, beside the article's statement (docs/discover.md). Writes "
+                    "characterize.json, characterize.nc and characterize.png.",
+    )
+    p.add_argument("folder", metavar="DIR", help="a curvebench discover (or demo) output folder")
+    p.add_argument("--layer", help="layer of the family (default: the folder's first)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default DIR/characterize)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_characterize)
