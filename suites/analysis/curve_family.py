@@ -330,7 +330,7 @@ def classify_arrays(orientations: Sequence[float], curvatures: Sequence[float], 
     data["saturated"] = (("unit",), frac > 0)
     out = xr.Dataset(data, coords={"layer": (("unit",), np.array([layer] * n, dtype=str)),
                                    "channel": (("unit",), ch.astype(np.int64))})
-    out.attrs.update(kind=FAMILY_KIND, test=crit.describe(), **{f"criterion_{k_}": v for k_, v in crit.as_dict().items()})
+    out.attrs.update(file_kind=FAMILY_KIND, test=crit.describe(), **{f"criterion_{k_}": v for k_, v in crit.as_dict().items()})
     return out
 
 

@@ -71,6 +71,7 @@ def load_discover_output(folder: str | Path, layer: str | None = None) -> Discov
     """Read ``family.nc`` and ``responses.nc`` of a discover output; one-line errors for anything else."""
     from suites.analysis.curve_family import FAMILY_KIND
     from suites.discovery.responses import RESPONSES_KIND
+    from suites.results.attributes import file_kind
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -83,8 +84,9 @@ def load_discover_output(folder: str | Path, layer: str | None = None) -> Discov
                 data[name] = ds.load()
         except (OSError, ValueError):
             raise DiscoverError(f"characterize: {folder} is not a discover output (no readable {name}.nc)") from None
-        if data[name].attrs.get("kind") != kind:
-            raise DiscoverError(f"characterize: {path} is not a discover {name} file (kind={data[name].attrs.get('kind')!r})")
+        if file_kind(data[name].attrs) != kind:
+            raise DiscoverError(f"characterize: {path} is not a discover {name} file "
+                                f"(file_kind={file_kind(data[name].attrs)!r})")
     layers = list(dict.fromkeys(str(x) for x in data["family"].layer.values))
     layer = layer or layers[0]
     if layer not in layers:
@@ -236,7 +238,7 @@ def characterize(folder: str | Path, layer: str | None = None, *, device: str = 
     values = _measure(_Probe(model, out), out, members)
     ds = xr.Dataset({n: (("unit", "rounding") if v.ndim == 2 else ("unit",), v) for n, v in values.items()},
                     coords={"channel": (("unit",), [m["channel"] for m in members]), "rounding": list(ROUNDINGS)})
-    ds.attrs.update(kind="curvebench-characterize", model=str(out.responses.attrs.get("model")), layer=out.layer,
+    ds.attrs.update(file_kind="curvebench-characterize", model=str(out.responses.attrs.get("model")), layer=out.layer,
                     sigma=str(out.responses.attrs.get("sigma", "sigma above the blank")),
                     positions=str(out.responses.attrs.get("positions", "")), source=str(out.folder))
     summ = {"model": ds.attrs["model"], "layer": out.layer, "members": len(members), "sigma": ds.attrs["sigma"],
