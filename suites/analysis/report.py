@@ -341,7 +341,8 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
-_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("stability", "stability", 2, False),
+                   ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
@@ -382,14 +383,19 @@ def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statisti
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
     cdim = f"{layer}_channel"
-    cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
     ids = [int(c) for c in cur.coords[cdim].values]
     mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
     std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
     post = np.asarray(cur.sel(polarity=polarities[0]).values, dtype=np.float64)  # (C, K, O)
-    # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
+    # discover's sigma (suites.analysis.curve_family): above the dataset mean, or above the blank image of the
+    # same polarity for runs made with --sigma-baseline blank (and files from before the attribute)
+    by_blank = f"{layer}_blank" in ds.data_vars and ds.attrs.get("sigma_baseline", "blank") == "blank"
     blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-             if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
+             if by_blank else np.repeat(mean[:, None], len(polarities), axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
     tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
@@ -435,9 +441,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    statistics = ("the blank image's response and the post-ReLU std of "
-                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
-                  + " (discover's sigma above blank: (response - blank) / std)")
+    statistics = (str(ds.attrs.get("sigma", "discover's sigma above blank: (response - blank) / std")) + "; "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics")))
     pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
