@@ -11,7 +11,15 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import add_model_options, int_list, name_list, positive_int
+from curvebench.cli.argtypes import add_model_options, channel_selection, int_list, name_list, positive_int
+
+#: ``--channels`` of plot and report (sweep files).
+CHANNELS_HELP = (
+    "channels to show: auto (default) = the layer's known curve family (the article's for InceptionV1), else the "
+    "curve detectors of a `curvebench discover` family.nc of the same model and weights found beside the file or "
+    "in ./results, else the channels that pass discover's curve-detector test on the sweep itself (one polarity), "
+    "at most 16, evenly spaced in preferred orientation; all; family (the known family); ids like 3,17,42; or a "
+    "FAMILY.nc of `curvebench discover`. Each figure says how its channels were chosen")
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -120,9 +128,30 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # -- plot ------------------------------------------------------------------------------
+def _search_folders(path: str) -> tuple[Path, ...]:
+    """Where ``--channels auto`` looks for a discovered family: beside the file, and ./results."""
+    return tuple(dict.fromkeys([Path(path).resolve().parent, Path("results").resolve()]))
+
+
+def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Namespace, channels) -> list[Path]:
+    """Heatmaps (and series) and the radial figure of one layer; none, with a note, when auto finds no channel."""
+    from suites.analysis.channel_choice import NoChannels
+    from suites.analysis.plots import plot_heatmaps, plot_radial
+
+    try:
+        written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
+                                strip=_strip(args), name=name)
+        return written + plot_radial(ds, out, stats, layers=[layer], channels=channels, name=name)
+    except NoChannels as exc:
+        print(f"note: {name} {layer}: {exc}; no figures of it")
+        return []
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from suites.analysis.arrays import layer_names
-    from suites.analysis.plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
+    from suites.analysis.plots import COMPARISON_LAYERS, plot_layer_comparison, plot_side_by_side
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -137,18 +166,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     stats = _stats(args.stats)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
-    channels = args.channels if args.channels else None
     written = []
-    for (name, ds), layers in zip(datasets, layer_lists):
-        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=_strip(args), name=name)
-        written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
+    for (name, ds), layers, f in zip(datasets, layer_lists, args.files):
+        channels = replace(args.channels, search=_search_folders(f))
+        for layer in layers:
+            written += _plot_layer(name, ds, layer, out, stats, args, channels)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
         if len(present) >= 2:
             written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
+        channels = replace(args.channels, search=_search_folders(args.files[0]))
         for layer in args.layers if args.layers else common:
-            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=_strip(args)))
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels,
+                                             vmax=args.vmax, strip=_strip(args)))
     for p in written:
         print(f"wrote {p}")
     return 0
@@ -380,8 +411,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
-    p.add_argument("--channels", type=int_list, metavar="A,B",
-                   help="comma-separated channel ids (default: the layer's family)")
+    p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
+                   help=CHANNELS_HELP)
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")

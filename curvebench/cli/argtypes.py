@@ -11,7 +11,7 @@ import argparse
 from probes.weights_spec import WeightsSpec
 
 __all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
-           "INPUT_TRANSFORM_HELP", "add_model_options"]
+           "INPUT_TRANSFORM_HELP", "add_model_options", "channel_selection"]
 
 INPUT_TRANSFORM_HELP = (
     "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
@@ -53,6 +53,23 @@ def int_list(text: str) -> list[int]:
         return [int(s) for s in name_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def channel_selection(*allowed: str):
+    """The ``--channels`` type of a command that accepts the selection modes ``allowed``
+    (see :mod:`suites.specs.channel_selection`; all of them when none is named)."""
+    from suites.specs.channel_selection import MODES, parse_channels
+
+    modes = tuple(allowed) or MODES
+
+    def parse(text: str):
+        try:
+            return parse_channels(text, modes)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "channels"  # argparse names the type in some messages
+    return parse
 
 
 def weights_spec(text: str) -> WeightsSpec:

@@ -51,6 +51,7 @@ import xarray as xr
 from torch import Tensor
 
 from suites.errors import OptimizeError
+from suites.specs.channel_selection import ChannelSelection
 from suites.file_kinds import OPTIMIZE_KIND
 from suites.optimization.space import COORDINATES, PARAMETERS, Space, build_space
 
@@ -143,6 +144,8 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Pat
     if layer not in model.layers:
         raise OptimizeError(f"layer {layer!r} is not a layer of model {model.name!r}; allowed: {', '.join(model.layers)}")
     n = model.num_channels(layer)
+    if isinstance(channels, ChannelSelection):
+        channels = {"ids": list(channels.ids), "file": channels.path}.get(channels.mode, channels.mode)
     if channels is None or channels == "all":
         return list(range(n))
     if channels == "family":
@@ -171,28 +174,17 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Pat
 
 def _discovered_family(model: Any, layer: str, path: Path) -> list[int]:
     """The detectors of ``layer`` in a ``curvebench discover`` family file, checked against ``model``."""
-    from suites.file_kinds import CURVE_FAMILY_KIND
+    from suites.results.family_file import family_detectors, network_mismatch, open_family
 
-    if not path.is_file():
-        raise OptimizeError(f"channels: family file not found: {path}")
-    fam = _open_of_kind(path, CURVE_FAMILY_KIND, "channels", "a family file of `curvebench discover`")
-    a = fam.attrs
-    if "detector" not in fam or "layer" not in fam.coords or "channel" not in fam.coords:
-        raise OptimizeError(f"channels: {path} lacks the detector, layer or channel of its units")
-    if str(a.get("model", "")) != model.name:
-        raise OptimizeError(f"channels: {path} was discovered in model {a.get('model')!r}, not {model.name!r}")
-    f_sha, m_sha = str(a.get("weights_sha256") or ""), str(model.meta.get("weights_sha256") or "")
-    if f_sha != m_sha:
-        raise OptimizeError(f"channels: {path} was discovered with weights sha256 {f_sha[:12] or 'none'}, "
-                            f"the model has {m_sha[:12] or 'none'}")
-    in_layer = fam.layer.values.astype(str) == layer
-    if not in_layer.any():
-        layers = sorted(set(fam.layer.values.astype(str)))
-        raise OptimizeError(f"channels: {path} has no units of layer {layer!r}; its layers: {', '.join(layers)}")
-    chosen = fam.channel.values[in_layer & fam.detector.values.astype(bool)]
-    if not chosen.size:
-        raise OptimizeError(f"channels: {path} has no curve detectors in layer {layer!r}")
-    return resolve_channels(model, layer, [int(c) for c in chosen])
+    try:
+        fam = open_family(path)
+        why = network_mismatch(fam.attrs, model.name, str(model.meta.get("weights_sha256") or ""))
+        if why:
+            raise ValueError(f"{path} {why}")
+        chosen = family_detectors(fam, layer, str(path))
+    except ValueError as exc:
+        raise OptimizeError(f"channels: {exc}") from None
+    return resolve_channels(model, layer, chosen)
 
 
 def _coarse_points(space: Space, start: Tensor, n_orientations: int, n_curvatures: int) -> Tensor:

@@ -173,12 +173,22 @@ class Suite:
     def axis_names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.axes)
 
-    def quick(self, max_values: int = 12) -> Suite:
-        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values."""
+    def quick(self, max_values: int = 12, *, legacy: bool = False) -> Suite:
+        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values.
+
+        A periodic axis that covers its period with even steps (orientation 0, 0.5, ...,
+        359.5) keeps ``max_values`` values evenly spaced around the circle without the end
+        point (0, 30, ..., 330), so no two thinned values are near-duplicates across the
+        wrap; other axes keep both ends. ``legacy``: the thinning of files written before
+        (both ends on every axis), for verifying them.
+        """
         axes = []
         for n, v in self.axes:
             if len(v) > max_values:
-                idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
+                if not legacy and _covers_period(n, v):
+                    idx = (np.arange(max_values) * len(v)) // max_values
+                else:
+                    idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
                 v = v[idx]
             axes.append((n, v))
         return replace(self, axes=tuple(axes))
@@ -520,9 +530,23 @@ def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> 
 _COLOUR_PERIODS = {"fg_hue": 360.0, "bg_hue": 360.0}
 
 
+def _period(key: str) -> float | None:
+    return _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+
+
+def _covers_period(key: str, values: np.ndarray) -> bool:
+    """Whether an axis is periodic and its values are evenly spaced steps around the whole period."""
+    period = _period(key)
+    if not period or len(values) < 2:
+        return False
+    v = np.sort(np.mod(np.asarray(values, dtype=np.float64), period))
+    steps = np.diff(np.append(v, v[0] + period))
+    return bool(np.allclose(steps, period / len(v), rtol=1e-6, atol=1e-9))
+
+
 def _check_distinct(key: str, values: np.ndarray, path: str, where: str) -> None:
     """No two values of an axis may draw the same stimuli: no repeats, none a period apart."""
-    period = _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+    period = _period(key)
     folded = np.mod(values, period) if period else values
     order = np.argsort(folded, kind="stable")
     gaps = np.diff(folded[order])
