@@ -11,15 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import add_model_options, channel_selection, int_list, name_list, positive_int
+from curvebench.cli.argtypes import CHANNELS_HELP, add_model_options, channel_selection, int_list, name_list, positive_int
 
-#: ``--channels`` of plot and report (sweep files).
-CHANNELS_HELP = (
-    "channels to show: auto (default) = the layer's known curve family (the article's for InceptionV1), else the "
-    "curve detectors of a `curvebench discover` family.nc of the same model and weights found beside the file or "
-    "in ./results, else the channels that pass discover's curve-detector test on the sweep itself (one polarity), "
-    "at most 16, evenly spaced in preferred orientation; all; family (the known family); ids like 3,17,42; or a "
-    "FAMILY.nc of `curvebench discover`. Each figure says how its channels were chosen")
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -135,16 +128,23 @@ def _search_folders(path: str) -> tuple[Path, ...]:
 
 def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Namespace, channels) -> list[Path]:
     """Heatmaps (and series) and the radial figure of one layer; none, with a note, when auto finds no channel."""
+    from suites.analysis.arrays import grid
     from suites.analysis.channel_choice import NoChannels
-    from suites.analysis.plots import plot_heatmaps, plot_radial
+    from suites.analysis.plots import choose, plot_heatmaps, plot_radial
+    from suites.analysis.sigma import to_sigma
 
     try:
-        written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
-                                strip=_strip(args), name=name)
-        return written + plot_radial(ds, out, stats, layers=[layer], channels=channels, name=name)
+        chosen = choose(ds, layer, grid(ds, to_sigma(ds, layer, stats)), channels, None)
     except NoChannels as exc:
         print(f"note: {name} {layer}: {exc}; no figures of it")
         return []
+    print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
+    if chosen.source == "sweep test":
+        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+              f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
+    written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
+                            strip=_strip(args), name=name)
+    return written + plot_radial(ds, out, stats, layers=[layer], channels=channels, name=name)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

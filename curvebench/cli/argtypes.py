@@ -11,12 +11,21 @@ import argparse
 from probes.weights_spec import WeightsSpec
 
 __all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
-           "INPUT_TRANSFORM_HELP", "add_model_options", "channel_selection"]
+           "INPUT_TRANSFORM_HELP", "add_model_options", "channel_selection", "CHANNELS_HELP"]
 
 INPUT_TRANSFORM_HELP = (
     "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
     "(torchvision mean/std), pm1 ((x-0.5)/0.5), caffe (x*255-117), or affine:SCALE:SHIFT (each one number or "
     "three comma-separated, per RGB); default the module's `input_transform` attribute, else identity")
+
+
+#: ``--channels`` of plot and report (sweep files).
+CHANNELS_HELP = (
+    "channels to show: auto (default) = the layer's known curve family (the article's for InceptionV1), else the "
+    "curve detectors of a `curvebench discover` family.nc of the same model and weights found beside the file or "
+    "in ./results, else the channels that pass discover's curve-detector test on the sweep itself (one polarity), "
+    "at most 16, evenly spaced in preferred orientation; all; family (the known family); ids like 3,17,42; or a "
+    "FAMILY.nc of `curvebench discover`. Each figure says how its channels were chosen")
 
 
 def _int_at_least(text: str, minimum: int) -> int:

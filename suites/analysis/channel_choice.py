@@ -48,10 +48,15 @@ class NoChannels(ValueError):
 
 @dataclass(frozen=True)
 class ChosenChannels:
-    """Channel ids to draw, ordered by preferred orientation, and how they were chosen (one line)."""
+    """Channel ids to draw, ordered by preferred orientation, and how they were chosen.
+
+    ``how``: one line for a subtitle; ``source``: ``ids``, ``all``, ``known family``,
+    ``family file``, ``discovered family`` or ``sweep test``.
+    """
 
     channels: list[int]
     how: str
+    source: str = "ids"
 
 
 def _as_selection(channels: ChannelSelection | Sequence[int] | None) -> ChannelSelection:
@@ -140,7 +145,10 @@ def _network(ds: xr.Dataset) -> tuple[str, str, bool]:
 def _from_file(ds: xr.Dataset, layer: str, path: Path) -> list[int]:
     from suites.results.family_file import family_detectors, network_mismatch, open_family
 
-    fam = open_family(path)
+    try:
+        fam = open_family(path)
+    except ValueError as exc:
+        raise ValueError(f"--channels: {exc}") from None
     model, sha, rnd = _network(ds)
     why = network_mismatch(fam.attrs, model, sha, rnd)
     if why:
@@ -181,17 +189,17 @@ def choose_channels(ds: xr.Dataset, layer: str, g: xr.DataArray,
     ids = [int(c) for c in g.coords[g.dims[0]].values]
     if sel.mode == "ids":
         _check_present(sel.ids, ids, "channels")
-        return ChosenChannels(_ordered(g, sel.ids), f"channels {', '.join(map(str, sel.ids))}, as given")
+        return ChosenChannels(_ordered(g, sel.ids), f"channels {', '.join(map(str, sel.ids))}, as given", "ids")
     if sel.mode == "all":
-        return ChosenChannels(_ordered(g, ids), f"all {len(ids)} channels of {layer}")
+        return ChosenChannels(_ordered(g, ids), f"all {len(ids)} channels of {layer}", "all")
     if sel.mode == "file":
         dets = _from_file(ds, layer, Path(sel.path))
         _check_present(dets, ids, f"detectors of {sel.path}")
-        return _capped(g, dets, max_channels, f"the {len(dets)} curve detectors of {layer} in {sel.path}")
+        return _capped(g, dets, max_channels, f"the {len(dets)} curve detectors of {layer} in {sel.path}", "family file")
     if known:
         present = [int(c) for c in known if int(c) in ids]
         if present:
-            return _capped(g, present, max_channels, _known_label(ds, layer) + f", {len(present)} units")
+            return _capped(g, present, max_channels, _known_label(ds, layer) + f", {len(present)} units", "known family")
     if sel.mode == "family":
         raise ValueError(f"--channels family: model {ds.attrs.get('model', '?')!r} has no known curve family in "
                          f"layer {layer!r}; give channel ids, a FAMILY.nc of `curvebench discover`, or auto")
@@ -209,7 +217,8 @@ def _auto_unknown(ds: xr.Dataset, layer: str, g: xr.DataArray, sel: ChannelSelec
         dets = [c for c in _from_file(ds, layer, found) if c in ids]
         if dets:
             return _capped(g, dets, max_channels, f"the {len(dets)} curve detectors of {layer} found by "
-                                                  f"`curvebench discover` ({found}; same model and weights)")
+                                                  f"`curvebench discover` ({found}; same model and weights)",
+                           "discovered family")
     passed, crit = sweep_detectors(g, criteria)
     if not passed:
         raise NoChannels(f"no channel of {layer} passes the curve-detector test on this sweep (one polarity; "
@@ -218,7 +227,7 @@ def _auto_unknown(ds: xr.Dataset, layer: str, g: xr.DataArray, sel: ChannelSelec
                    f"the {len(passed)} of {len(ids)} channels that pass the curve-detector test of `curvebench "
                    f"discover` on this sweep, one polarity only (peak >= {crit.min_sigma:g} sigma at curvature >= "
                    f"{crit.min_curvature:g}/px, >= {crit.min_line_ratio:g}x the best line, one orientation lobe "
-                   f"{crit.min_tuning_width:.3g}-{crit.max_tuning_width:g} deg wide at half height)")
+                   f"{crit.min_tuning_width:.3g}-{crit.max_tuning_width:g} deg wide at half height)", "sweep test")
 
 
 def _ordered(g: xr.DataArray, channels: Sequence[int]) -> list[int]:
@@ -226,7 +235,7 @@ def _ordered(g: xr.DataArray, channels: Sequence[int]) -> list[int]:
     return spread(list(channels), prefs, len(channels))
 
 
-def _capped(g: xr.DataArray, channels: Sequence[int], n: int, how: str) -> ChosenChannels:
+def _capped(g: xr.DataArray, channels: Sequence[int], n: int, how: str, source: str) -> ChosenChannels:
     prefs = preferred_orientations(g, channels)
     shown = spread(list(channels), prefs, n)
-    return ChosenChannels(shown, how + _thinned(len(shown), len(channels)))
+    return ChosenChannels(shown, how + _thinned(len(shown), len(channels)), source)

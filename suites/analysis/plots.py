@@ -43,6 +43,8 @@ from suites.atomic import check_folder, output_file  # noqa: E402
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 DEFAULT_VMAX = 25.0
 MAX_CHANNELS = 16
+#: Most channel rows a heatmap figure draws (``--channels all`` on a wide layer is refused).
+MAX_FIGURE_ROWS = 64
 MAX_SERIES = 8
 
 
@@ -182,6 +184,9 @@ def build_heatmap_figure(panels: Sequence[Panel], channels: Sequence[int], layer
         raise ValueError(f"vmax: top of the colour scale must be a positive number of sigma, got {vmax!r}")
     if n_rows == 0 or n_cols == 0:
         raise ValueError("heatmap figure: nothing to draw (no channels or no panels)")
+    if n_rows > MAX_FIGURE_ROWS:
+        raise ValueError(f"--channels: {n_rows} channels of {layer} do not fit one figure (at most {MAX_FIGURE_ROWS}); "
+                         "give auto, channel ids or a family")
     lay = _layout(panels, n_rows, title)
     fig = Figure(figsize=(lay.width, lay.height), dpi=100, facecolor="white")
     FigureCanvasAgg(fig)
