@@ -110,6 +110,8 @@ def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[
     base = criteria or Criteria()
     o = np.asarray(g.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(g.coords["curvature"].values, dtype=np.float64)
+    if o.size == 0 or k.size == 0 or not np.isfinite(g.values).any():
+        raise NoChannels("the sweep holds no measured values yet")
     crit = replace(base, min_tuning_width=max(base.min_tuning_width, 1.5 * _orientation_step(o)))
     if not (k >= crit.min_curvature - 1e-12).any():
         raise NoChannels(f"the sweep's curvatures reach {k.max():g}/px, below the curve-detector test's "

@@ -176,6 +176,16 @@ def fit_title(fig: Figure, text: Text, margin_px: float = 4.0) -> None:
                                 for line in raw))
 
 
+def _first_that_fits(fig: Figure, text: Text, candidates: Sequence[str]) -> None:
+    """Give ``text`` the first of ``candidates`` that lies inside the figure (the last one otherwise)."""
+    renderer = fig.canvas.get_renderer()
+    for c in candidates:
+        text.set_text(c)
+        box = text.get_window_extent(renderer)
+        if box.y0 >= 0 and box.y1 <= fig.bbox.height and box.x0 >= 0 and box.x1 <= fig.bbox.width:
+            return
+
+
 def build_heatmap_figure(panels: Sequence[Panel], channels: Sequence[int], layer: str, title: str, *,
                          vmax: float = DEFAULT_VMAX, colorbar_label: str = "post-ReLU activation (sigma)") -> Figure:
     """The figure of :func:`heatmap_figure`, not saved (every text inside the canvas)."""
@@ -196,8 +206,9 @@ def build_heatmap_figure(panels: Sequence[Panel], channels: Sequence[int], layer
         im = _draw_panel(fig, lay, j, p, channels, layer, norm)
     w, h = lay.width, lay.height
     y_mid = (h - lay.top - lay.strip_h - n_rows * (lay.row_h + lay.gap_h) / 2) / h
-    fig.text(0.08 / w, y_mid, "curvature (1/px): straight line at top of each row, tightest at bottom",
-             rotation=90, ha="left", va="center", fontsize=8)
+    label = fig.text(0.08 / w, y_mid, "", rotation=90, ha="left", va="center", fontsize=8)
+    _first_that_fits(fig, label, ("curvature (1/px): straight line at top of each row, tightest at bottom",
+                                  "curvature (1/px): line at top, tightest at bottom", "curvature (1/px)"))
     bar_h = min(4.0, n_rows * (lay.row_h + lay.gap_h))
     cax = fig.add_axes([(w - lay.right + 0.25) / w, (h - lay.top - lay.strip_h - 0.08 - bar_h) / h, 0.16 / w, bar_h / h])
     cb = fig.colorbar(im, cax=cax, extend="both")
