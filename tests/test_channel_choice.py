@@ -244,3 +244,12 @@ def test_quick_grid_of_periodic_axes_has_no_end_point() -> None:
     part = replace(s, axes=(("orientation", np.arange(0, 90, 1.0)), ("curvature", np.array([0.01]))))
     o = dict(part.quick().axes)["orientation"]
     assert o[0] == 0 and o[-1] == 89  # a periodic axis that does not cover the circle keeps both ends
+
+
+def test_report_sweep_page_chooses_like_plot_and_says_how(toy) -> None:
+    from suites.analysis.report import ReportOptions, report_data
+
+    layer = report_data([("toy", toy)], ReportOptions())["runs"][0]["layers"][0]
+    assert SPIKE not in layer["shown"] and "curve-detector test" in layer["chosen"]
+    layer = report_data([("toy", toy)], ReportOptions(channels=parse_channels("5,1")))["runs"][0]["layers"][0]
+    assert sorted(layer["shown"]) == [1, 5] and layer["chosen"].startswith("channels 5, 1")

@@ -138,7 +138,7 @@ def _thinned(shown: int, total: int) -> str:
     return f", {shown} of them evenly spaced in preferred orientation" if shown < total else ""
 
 
-def _network(ds: xr.Dataset) -> tuple[str, str, bool]:
+def _network(ds: xr.Dataset) -> tuple[str, str, bool | None]:
     from suites.results.family_file import random_weights_of
 
     return str(ds.attrs.get("model", "")), str(ds.attrs.get("weights_sha256") or ""), random_weights_of(ds.attrs)

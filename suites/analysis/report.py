@@ -187,24 +187,21 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
     }
 
 
-def _explicit_ids(channels: ChannelSelection | Sequence[int] | None, ids: Sequence[int], what: str) -> list[int] | None:
-    """Channel ids a selection names for a page that is not a sweep (``all``: every one); None for ``auto``.
+def _explicit_ids(channels: ChannelSelection | Sequence[int] | None, ids: Sequence[int]) -> list[int] | None:
+    """Channel ids a selection names for a page that is not a sweep (``all``: every one).
 
-    Raises:
-        ValueError: ``family`` or a family file (they choose among a sweep's channels).
+    None for ``auto``, ``family`` and family files: they choose among a sweep's channels;
+    a discover page then shows its own detectors, an optimize page every channel.
     """
     if not isinstance(channels, ChannelSelection):
         return None if channels is None else [int(c) for c in channels]
-    if channels.mode in ("family", "file"):
-        raise ValueError(f"--channels {channels.describe()}: a family chooses channels of sweep files; for a {what} "
-                         "give channel ids, all or auto")
     return list(channels.ids) if channels.mode == "ids" else list(ids) if channels.mode == "all" else None
 
 
 def _pick_channels(peak_sigma: Mapping[int, float], ids: Sequence[int], family: Sequence[int] | None,
                    options: ReportOptions) -> list[int]:
     """Shown channels of a discover page: explicit ids (or all), else the detectors, else the strongest."""
-    sel = _explicit_ids(options.channels, ids, "discover output")
+    sel = _explicit_ids(options.channels, ids)
     if sel is not None:
         bad = [c for c in sel if int(c) not in ids]
         if bad:
@@ -337,7 +334,7 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     size = int(_num(ds.attrs.get("crop_size")) or _num(ds.attrs.get("input_size")) or 224)
     origin = np.asarray(ds.attrs.get("crop_origin_xy", [0, 0]), dtype=np.float64).reshape(-1)[:2]
     ids = [int(c) for c in ds.coords["channel"].values]
-    explicit = _explicit_ids(options.channels, ids, "optimize result")
+    explicit = _explicit_ids(options.channels, ids)
     if explicit is not None:
         bad = [c for c in explicit if int(c) not in ids]
         if bad:

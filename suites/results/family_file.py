@@ -19,14 +19,12 @@ from suites.file_kinds import CURVE_FAMILY_KIND
 __all__ = ["open_family", "network_mismatch", "family_detectors", "find_family", "random_weights_of"]
 
 
-def random_weights_of(attrs: Mapping[str, Any]) -> bool:
-    """Whether a file's ``attrs`` say its network had random weights (``random_weights`` or ``weights``)."""
-    from probes.weights_spec import RANDOM_TEXT
-
+def random_weights_of(attrs: Mapping[str, Any]) -> bool | None:
+    """Whether a file's ``attrs`` say its network had random weights (``random_weights``); None if they do not say."""
     flag = attrs.get("random_weights")
-    if flag is not None and str(flag) != "":
-        return bool(int(flag))
-    return str(attrs.get("weights") or "").strip() == RANDOM_TEXT
+    if flag is None or str(flag) == "":
+        return None
+    return bool(int(flag))
 
 
 def open_family(path: str | Path) -> xr.Dataset:
@@ -56,14 +54,16 @@ def network_mismatch(family: Mapping[str, Any], model: str, weights_sha256: str,
     """Why a family file's network (its ``attrs``) differs from ``model`` with those weights; None if the same.
 
     ``weights_sha256``: ``""`` for models without a weights file (the ground truth);
-    ``random_weights``: also compare the random-weights flag (None: not compared).
+    ``random_weights``: also compare the random-weights flag (None: not compared, nor when
+    the family file does not say).
     """
     if str(family.get("model", "")) != model:
         return f"was discovered in model {family.get('model')!r}, not {model!r}"
     f_sha = str(family.get("weights_sha256") or "")
     if f_sha != str(weights_sha256 or ""):
         return f"was discovered with weights sha256 {f_sha[:12] or 'none'}, not {str(weights_sha256)[:12] or 'none'}"
-    if random_weights is not None and random_weights_of(family) != bool(random_weights):
+    theirs = random_weights_of(family)
+    if random_weights is not None and theirs is not None and theirs != bool(random_weights):
         return "was discovered with random weights" if not random_weights else "was discovered with trained weights"
     return None
 
@@ -89,7 +89,7 @@ def family_detectors(family: xr.Dataset, layer: str, where: str = "family file")
 
 
 def find_family(folders: Iterable[str | Path], layer: str, model: str, weights_sha256: str,
-                random: bool = False) -> Path | None:
+                random: bool | None = None) -> Path | None:
     """The newest family file of the same network with detectors in ``layer`` in ``folders``, or None.
 
     Looks at ``FOLDER/family.nc`` and ``FOLDER/discover-*/family.nc`` (``curvebench
