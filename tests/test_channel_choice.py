@@ -16,6 +16,7 @@ from suites.analysis.channel_choice import NoChannels, choose_channels, spread, 
 from suites.analysis.plots import (Panel, build_heatmap_figure, build_radial_figure, plot_heatmaps, plot_radial,
                                    tuning_curves)
 from suites.analysis.synthetic import synthetic_results
+from suites.results.family_file import with_family_files
 from suites.specs.channel_selection import ChannelSelection, parse_channels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,20 +94,22 @@ def test_auto_prefers_known_then_discovered_family(toy, tmp_path) -> None:
     folder = tmp_path / "discover-toy"
     folder.mkdir()
     fam.to_netcdf(folder / "family.nc", engine="h5netcdf")
-    found = choose_channels(toy, "units", g, ChannelSelection(search=(tmp_path,)))
+    found = choose_channels(toy, "units", g, with_family_files(ChannelSelection(), [tmp_path]))
     assert found.source == "discovered family" and found.channels == [1, 8]
     assert str(folder / "family.nc") in found.how
-    given = choose_channels(toy, "units", g, parse_channels(str(folder / "family.nc")))
+    given = choose_channels(toy, "units", g, with_family_files(parse_channels(str(folder / "family.nc")), []))
     assert given.source == "family file" and given.channels == [1, 8]
     # another network's family is passed over by auto and refused when given
     other = fam.copy()
     other.attrs["model"] = "groundtruth"
     other.to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(ValueError, match="discovered in model 'groundtruth'"):
-        choose_channels(toy, "units", g, parse_channels(str(tmp_path / "other.nc")))
+        choose_channels(toy, "units", g, with_family_files(parse_channels(str(tmp_path / "other.nc")), []))
     (folder / "family.nc").unlink()
     (tmp_path / "other.nc").rename(folder / "family.nc")
-    assert choose_channels(toy, "units", g, ChannelSelection(search=(tmp_path,))).source == "sweep test"
+    assert choose_channels(toy, "units", g, with_family_files(ChannelSelection(), [tmp_path])).source == "sweep test"
+    with pytest.raises(FileNotFoundError, match="missing.nc"):
+        with_family_files(parse_channels(str(tmp_path / "missing.nc")), [])
 
 
 def test_selection_errors_and_modes(toy) -> None:

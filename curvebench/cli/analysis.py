@@ -39,9 +39,9 @@ def _open(path: str, allow_partial: bool | None = None):
 def _stats(path: str | None):
     if not path:
         return None
-    from suites.analysis.sigma import load_stats
+    from suites.results.files import load_stats
 
-    return load_stats(path)
+    return load_stats(path, "--stats")
 
 
 def _say_statistics(stats) -> None:
@@ -121,9 +121,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # -- plot ------------------------------------------------------------------------------
-def _search_folders(path: str) -> tuple[Path, ...]:
-    """Where ``--channels auto`` looks for a discovered family: beside the file, and ./results."""
-    return tuple(dict.fromkeys([Path(path).resolve().parent, Path("results").resolve()]))
+def family_folders(paths) -> list[Path]:
+    """Where ``--channels auto`` looks for a discovered family: beside the files, and ./results."""
+    return list(dict.fromkeys([Path(p).resolve().parent for p in paths] + [Path("results").resolve()]))
 
 
 def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Namespace, channels) -> list[Path]:
@@ -148,10 +148,9 @@ def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Name
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from suites.analysis.arrays import layer_names
     from suites.analysis.plots import COMPARISON_LAYERS, plot_layer_comparison, plot_side_by_side
+    from suites.results.family_file import with_family_files
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -167,8 +166,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
     written = []
-    for (name, ds), layers, f in zip(datasets, layer_lists, args.files):
-        channels = replace(args.channels, search=_search_folders(f))
+    channels = with_family_files(args.channels, family_folders(args.files))
+    for (name, ds), layers in zip(datasets, layer_lists):
         for layer in layers:
             written += _plot_layer(name, ds, layer, out, stats, args, channels)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
@@ -176,7 +175,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
             written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
-        channels = replace(args.channels, search=_search_folders(args.files[0]))
         for layer in args.layers if args.layers else common:
             written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels,
                                              vmax=args.vmax, strip=_strip(args)))
@@ -186,57 +184,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 # -- tuning ----------------------------------------------------------------------------
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
-
-
-def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis: str = "curvebench") -> dict:
-    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance.
-
-    ``orientation_axis``: ``"curvebench"`` or ``"article"`` (see :mod:`suites.analysis.orientation_axis`);
-    every orientation in the report is on that axis.
-    """
-    from suites.analysis.family_channels import family_channels
-    from suites.analysis.orientation_axis import describe, with_orientation_axis
-
-    ds = with_orientation_axis(ds, orientation_axis)
-    if reference is not None:
-        reference = with_orientation_axis(reference, orientation_axis)
-    from suites.analysis.plots import provenance
-    from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
-
-    report = {
-        "model": str(ds.attrs.get("model", "")),
-        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
-        "provenance": provenance(ds),
-        "preferred_orientation_method": PREFERRED_METHOD,
-        "orientation_axis": orientation_axis,
-        "units": {
-            "orientation": describe(orientation_axis),
-            "curvature": "1/px",
-            "fwhm": "degrees (post-ReLU activation, baseline 0)",
-            "peak_sigma": "post-ReLU sigma",
-            "echo_index": "response within 30 deg of preferred+180 / peak response",
-        },
-        "layers": {},
-    }
-    for layer in layers or _layers(ds, None):
-        fam = family_channels(ds, layer)
-        result = layer_tuning(ds, layer, stats, families={f"{layer} curve family": fam} if fam else None, reference=reference)
-        report["statistics"] = result["statistics"]
-        report["layers"][layer] = result
-    return report
-
-
 def cmd_tuning(args: argparse.Namespace) -> int:
+    from suites.analysis.tuning_report import jsonable, tuning_report
     from suites.atomic import check_output
 
     if args.json:
@@ -266,7 +215,7 @@ def cmd_tuning(args: argparse.Namespace) -> int:
         from suites.atomic import output_file
 
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable(report), indent=1))
+            tmp.write_text(json.dumps(jsonable(report), indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -284,6 +233,7 @@ def _fraction(name: str, value: float) -> float:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from suites.analysis.plots import provenance
+    from suites.analysis.tuning_report import jsonable
     from suites.analysis.reference_curves import reference_family
     from suites.analysis.validate import validate_layer
 
@@ -321,7 +271,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise ValueError(f"validate: no layer of the results has a curve family with reference tuning for model {model!r}")
     if args.json:
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
+            tmp.write_text(json.dumps(jsonable([r.to_dict() for r in checked]), indent=1))
         print(f"wrote {args.json}")
     failed = [r.layer for r in checked if not r.passed]
     print("validation " + ("FAILED for " + ", ".join(failed) if failed else "passed"))
@@ -367,11 +317,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to the ``curvebench`` parser."""
-    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
-                                          DEFAULT_TIE_DEG)
-
+def _add_stats(commands: argparse._SubParsersAction) -> None:
+    """``curvebench stats``: its options."""
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",
         description="Mean/std of pre- and post-ReLU activations per channel over the spatial positions of "
@@ -401,6 +348,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_stats)
 
+
+def _add_plot(commands: argparse._SubParsersAction) -> None:
+    """``curvebench plot``: its options."""
     p = commands.add_parser(
         "plot", help="article-style figures of results files (heatmaps, series, radial, layers)",
         description="Orientation x curvature heatmaps in sigma (0..25 on black) with a stimulus strip, series "
@@ -420,6 +370,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
+
+def _add_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench tuning``: its options."""
     p = commands.add_parser(
         "tuning", help="preferred orientation, peak sigma, FWHM by curvature, echo index, invariance, family coverage",
         description="Per layer and channel: preferred orientation (fitted peak at the best curvature), peak sigma, "
@@ -437,6 +390,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    """``curvebench validate``: its options."""
+    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
+                                          DEFAULT_TIE_DEG)
 
     p = commands.add_parser(
         "validate", help="compare measured family tuning curves with the article's (exit 1 past tolerance)",
@@ -470,6 +429,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_validate)
 
+
+def _add_rotate_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench rotate-tuning``: its options."""
     p = commands.add_parser(
         "rotate-tuning", help="family responses to rotated top natural-image crops, aligned and averaged",
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
@@ -494,3 +456,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     add_overwrite(p)
     p.set_defaults(func=cmd_rotate)
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to the ``curvebench`` parser."""
+    _add_stats(commands)
+    _add_plot(commands)
+    _add_tuning(commands)
+    _add_validate(commands)
+    _add_rotate_tuning(commands)

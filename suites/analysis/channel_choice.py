@@ -5,8 +5,10 @@
 1. the layer's known curve family (the article's for InceptionV1, the designed one for
    the ground-truth model; ``probes.article_families``);
 2. a discovered family: the curve detectors of the layer in the newest ``family.nc`` of
-   ``curvebench discover`` for the same model and weights found in the selection's
-   ``search`` folders (``FOLDER/family.nc``, ``FOLDER/discover-*/family.nc``);
+   ``curvebench discover`` for the same model and weights among the selection's
+   ``families`` (opened by the command: :func:`suites.results.family_file.with_family_files`
+   finds ``FOLDER/family.nc`` and ``FOLDER/discover-*/family.nc`` beside the results and
+   in ``./results``; this module opens no file);
 3. the channels that pass the curve-detector test of ``curvebench discover``
    (:func:`suites.analysis.curve_family.polarity_verdict`) applied to the sweep itself, as
    far as one polarity allows: strength, curve not line, one orientation lobe (steps 1-3;
@@ -36,7 +38,8 @@ from suites.specs.channel_selection import ChannelSelection
 from .curve_family import Criteria, polarity_verdict
 from .tuning import best_curvature_index, fitted_peak
 
-__all__ = ["ChosenChannels", "NoChannels", "choose_channels", "sweep_detectors", "spread", "MIN_LOBE_SAMPLES"]
+__all__ = ["ChosenChannels", "NoChannels", "choose_channels", "sweep_detectors", "spread", "family_detectors",
+           "MIN_LOBE_SAMPLES"]
 
 #: A lobe must cover this many orientation samples at half height (1.5 steps of FWHM).
 MIN_LOBE_SAMPLES = 2
@@ -138,24 +141,50 @@ def _thinned(shown: int, total: int) -> str:
     return f", {shown} of them evenly spaced in preferred orientation" if shown < total else ""
 
 
-def _network(ds: xr.Dataset) -> tuple[str, str, bool | None]:
-    from suites.results.family_file import random_weights_of
+def family_detectors(family: xr.Dataset, layer: str, where: str = "family file") -> list[int]:
+    """Channel ids of the curve detectors of ``layer`` in a discover family dataset, by preferred orientation.
 
-    return str(ds.attrs.get("model", "")), str(ds.attrs.get("weights_sha256") or ""), random_weights_of(ds.attrs)
+    Raises:
+        ValueError: no units of ``layer`` in it, or none of them a detector.
+    """
+    in_layer = family.layer.values.astype(str) == layer
+    if not in_layer.any():
+        layers = sorted(set(family.layer.values.astype(str)))
+        raise ValueError(f"{where} has no units of layer {layer!r}; its layers: {', '.join(layers)}")
+    keep = in_layer & family.detector.values.astype(bool)
+    if not keep.any():
+        raise ValueError(f"{where} has no curve detectors in layer {layer!r}")
+    chans = family.channel.values[keep].astype(int)
+    if "preferred_orientation" in family:
+        prefs = np.nan_to_num(family.preferred_orientation.values[keep].astype(float), nan=1e9)
+        chans = chans[np.argsort(prefs, kind="stable")]
+    return [int(c) for c in chans]
 
 
-def _from_file(ds: xr.Dataset, layer: str, path: Path) -> list[int]:
-    from suites.results.family_file import family_detectors, network_mismatch, open_family
+def _given_family(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> list[int]:
+    """Detectors of ``layer`` in the family file given with ``--channels``, checked against the results' network."""
+    from suites.results.attributes import check_same_model
 
-    try:
-        fam = open_family(path)
-    except ValueError as exc:
-        raise ValueError(f"--channels: {exc}") from None
-    model, sha, rnd = _network(ds)
-    why = network_mismatch(fam.attrs, model, sha, rnd)
-    if why:
-        raise ValueError(f"--channels {path}: {why} (the results' network)")
+    if not sel.families:
+        raise ValueError(f"--channels {sel.path}: the family file was not opened (the command opens it: "
+                         "suites.results.family_file.with_family_files)")
+    path, fam = sel.families[0]
+    check_same_model(fam.attrs, ds.attrs, what=f"--channels {path} was discovered", other="the results",
+                     error=ValueError)
     return family_detectors(fam, layer, f"--channels {path}")
+
+
+def _discovered(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> tuple[Path, list[int]] | None:
+    """The newest candidate family of the results' network with detectors in ``layer``, or None."""
+    from suites.results.attributes import check_same_model
+
+    for path, fam in sel.families:
+        try:
+            check_same_model(fam.attrs, ds.attrs, what="family", other="results", error=ValueError)
+            return Path(path), family_detectors(fam, layer)
+        except ValueError:
+            continue
+    return None
 
 
 def _known_label(ds: xr.Dataset, layer: str) -> str:
@@ -195,7 +224,7 @@ def choose_channels(ds: xr.Dataset, layer: str, g: xr.DataArray,
     if sel.mode == "all":
         return ChosenChannels(_ordered(g, ids), f"all {len(ids)} channels of {layer}", "all")
     if sel.mode == "file":
-        dets = _from_file(ds, layer, Path(sel.path))
+        dets = _given_family(ds, layer, sel)
         _check_present(dets, ids, f"detectors of {sel.path}")
         return _capped(g, dets, max_channels, f"the {len(dets)} curve detectors of {layer} in {sel.path}", "family file")
     if known:
@@ -210,16 +239,13 @@ def choose_channels(ds: xr.Dataset, layer: str, g: xr.DataArray,
 
 def _auto_unknown(ds: xr.Dataset, layer: str, g: xr.DataArray, sel: ChannelSelection, max_channels: int,
                   criteria: Criteria | None) -> ChosenChannels:
-    from suites.results.family_file import find_family
-
     ids = [int(c) for c in g.coords[g.dims[0]].values]
-    model, sha, rnd = _network(ds)
-    found = find_family(sel.search, layer, model, sha, rnd)
+    found = _discovered(ds, layer, sel)
     if found is not None:
-        dets = [c for c in _from_file(ds, layer, found) if c in ids]
+        dets = [c for c in found[1] if c in ids]
         if dets:
             return _capped(g, dets, max_channels, f"the {len(dets)} curve detectors of {layer} found by "
-                                                  f"`curvebench discover` ({found}; same model and weights)",
+                                                  f"`curvebench discover` ({found[0]}; same model and weights)",
                            "discovered family")
     passed, crit = sweep_detectors(g, criteria)
     if not passed:

@@ -40,15 +40,20 @@ import torch
 from suites.specs.options import RunOptions, load_with_options, suite_from_file
 from suites.specs.grid import Grid, GridBatch
 from suites.specs.render_args import render_kwargs
+from suites.file_kinds import RESULTS_KIND
 from suites.limits import safe_file_name
 from suites.results.verify import check_resumable
 from suites.specs.suite import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
 from suites.results.summary import RunningSummary, summary_names
-from suites.results.writer import Layout, ResultsWriter, Variable, utc_now
+from probes.device import resolve_device
+from suites.results.attributes import check_same_model
+from suites.results.provenance import utc_now, versions
+from suites.results.writer import Layout, ResultsWriter, Variable
+from suites.running.suite_model import load_probe_model, weights_sha
 
 __all__ = ["run_suite", "RunOptions", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
            "default_out_path", "resume_checks", "setup_run", "RunSetup", "results_layout", "results_attrs",
-           "stream_rows", "finish_file", "resolve_device", "versions", "suite_from_file"]
+           "stream_rows", "finish_file", "check_resumed_writer", "suite_from_file"]
 
 
 #: Axes longer than this are not copied into attributes; readers rebuild them from the suite text.
@@ -195,62 +200,6 @@ def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
     """``results/<suite>-<model>-<UTC time>.h5``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Path(root) / f"{safe_file_name(suite.name)}-{safe_file_name(suite.model)}-{stamp}.h5"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda if available else cpu; checks that a CUDA device exists."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device: {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but CUDA is not available here; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device: {name!r} does not exist; this machine has {torch.cuda.device_count()} "
-                         f"CUDA device(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    return dev
-
-
-_resolve_device = resolve_device  # old private name, kept for callers outside this module
-
-
-def versions() -> dict[str, str]:
-    """Versions of curvebench, torch, numpy, h5py, HDF5 and Python (results-file provenance)."""
-    import h5py
-
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        cb = version("curvebench")
-    except PackageNotFoundError:  # pragma: no cover
-        cb = "unknown"
-    return {
-        "curvebench_version": cb,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "h5py_version": h5py.__version__,
-        "hdf5_version": h5py.version.hdf5_version,
-        "python_version": platform.python_version(),
-    }
-
-
-_versions = versions
-
-
-def load_probe_model(suite: Suite, device: torch.device) -> Any:
-    """Seed torch with the suite's seed (random weights are then reproducible) and load the model."""
-    import probes
-
-    suite.weights.check_exists()
-    torch.manual_seed(suite.seed)
-    return probes.load_model(suite.model, weights=suite.weights, device=device)
-
-
-def _weights_sha(model: Any, suite: Suite) -> str:
-    sha = (getattr(model, "meta", {}) or {}).get("weights_sha256")
-    return str(sha) if sha else suite.weights.file_sha256()
 
 
 # ----------------------------------------------------------------------------- readout and copy-out
@@ -474,13 +423,10 @@ def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: R
     return s, stored.replace(device=s.device)
 
 
-def _check_resumed_writer(writer: ResultsWriter, s: Suite, weights_sha: str) -> None:
+def check_resumed_writer(writer: ResultsWriter, s: Suite, weights_sha256: str) -> None:
     """After loading the model: the file's model and weights digest must be what the suite now resolves to."""
-    wa = writer.attrs
-    if str(wa.get("model")) != s.model or str(wa.get("weights_sha256", "")) != weights_sha:
-        raise ValueError(f"cannot resume {writer.path}: model/weights now resolve to {s.model!r} "
-                         f"(sha256 {weights_sha[:12] or 'none'}), the file has {wa.get('model')!r} "
-                         f"(sha256 {str(wa.get('weights_sha256', ''))[:12] or 'none'})")
+    check_same_model(writer.attrs, {"model": s.model, "weights_sha256": weights_sha256},
+                     what=f"cannot resume {writer.path}: it was written", other="the suite's model", error=ValueError)
 
 
 @dataclass
@@ -536,7 +482,7 @@ def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: to
     position = plan.position if plan is not None else (s.size / 2, s.size / 2)
     grid = Grid(s.axes)
     stop = grid.size if options.limit is None else min(options.limit, grid.size)
-    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s),
+    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, weights_sha(net, s),
                     layer_scales(s, net, readout.layers))
 
 
@@ -564,7 +510,23 @@ def results_layout(setup: RunSetup) -> Layout:
                         Variable(n["top_value"], ("rank", cdim), "float64"),
                         Variable(n["top_stimulus"], ("rank", cdim), "int64")]
     coords = {name: "float64" for name in setup.grid.names} if keep_rows else {}
-    return Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size)
+    return Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size,
+                  coord_attrs={name: coordinate_attrs(name) for name in coords})
+
+
+#: the renderer's units as CF ``units`` strings (angles in degrees; lengths in pixels of the input image)
+_CF_UNITS = {"deg": "degree", "px": "px", "1/px": "1/px", "": "1"}
+
+
+def coordinate_attrs(name: str) -> dict[str, str]:
+    """CF ``units``, ``long_name`` (and the renderer's help as ``comment``) of a swept stimulus parameter."""
+    from stimuli.kinds import PARAMS
+
+    long_name = f"stimulus {name.replace('_', ' ')}"
+    param = next((p for p in PARAMS if p.name == name), None)
+    if param is None:  # colour components and other unit-free values
+        return {"units": "1", "long_name": long_name}
+    return {"units": _CF_UNITS.get(param.unit, param.unit), "long_name": long_name, "comment": param.help}
 
 
 def results_attrs(setup: RunSetup) -> dict[str, Any]:
@@ -573,7 +535,7 @@ def results_attrs(setup: RunSetup) -> dict[str, Any]:
     attrs = {
         "title": f"curvebench {s.name} sweep on {s.model}",
         "suite_name": s.name, "suite": s.source, "suite_path": s.path, "description": s.description,
-        "kind": s.kind, "run_options": setup.options.resolved(s).to_json(),
+        "file_kind": RESULTS_KIND, "stimulus_kind": s.kind, "run_options": setup.options.resolved(s).to_json(),
         "fixed": json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in s.fixed.items()}),
         "model": s.model, "weights": s.weights.text() or "", "weights_sha256": setup.weights_sha,
         "layers": " ".join(readout.layers), "readout": s.readout, "family": readout.family or "",
@@ -812,7 +774,7 @@ def run_suite(
     if resume is not None:
         writer = ResultsWriter.open_resume(path)
         try:
-            _check_resumed_writer(writer, s, setup.weights_sha)
+            check_resumed_writer(writer, s, setup.weights_sha)
         except BaseException:
             writer.close()
             raise

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["MODES", "ChannelSelection", "parse_channels"]
 
@@ -36,15 +37,18 @@ class ChannelSelection:
         mode: one of :data:`MODES`.
         ids: the channel ids (mode ``ids``), in the order given.
         path: the family file (mode ``file``).
-        search: folders where ``auto`` looks for a discovered family file of the same
-            network (``family.nc`` or ``discover-*/family.nc`` inside them); set by the
-            command, not parsed.
+        families: discovered family files, opened, as ``(path, dataset)`` pairs, newest
+            first: the file given (mode ``file``), or the candidates ``auto`` may use
+            (``family.nc``, ``discover-*/family.nc`` beside the results and in
+            ``./results``). Set by the command that opens files
+            (:func:`suites.results.family_file.with_family_files`), not parsed: the analysis
+            works on datasets and opens none.
     """
 
     mode: str = "auto"
     ids: tuple[int, ...] = ()
     path: Path | None = None
-    search: tuple[Path, ...] = field(default_factory=tuple)
+    families: tuple[tuple[Path, Any], ...] = field(default_factory=tuple, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
