@@ -256,3 +256,14 @@ def test_report_sweep_page_chooses_like_plot_and_says_how(toy) -> None:
     assert SPIKE not in layer["shown"] and "curve-detector test" in layer["chosen"]
     layer = report_data([("toy", toy)], ReportOptions(channels=parse_channels("5,1")))["runs"][0]["layers"][0]
     assert sorted(layer["shown"]) == [1, 5] and layer["chosen"].startswith("channels 5, 1")
+
+
+def test_suite_channels_take_the_same_family_word() -> None:
+    from conftest import curve_suite_text
+
+    from suites.specs.suite import parse_suite
+
+    s = parse_suite(curve_suite_text("fam", model_extra='channels = "family"'), path="fam.toml")
+    assert s.channels == "curves"  # the family kind: the model's curve family of each layer
+    s = parse_suite(curve_suite_text("fam", model_extra='channels = { curves = "family" }'), path="fam.toml")
+    assert s.channels == {"curves": "curves"}

@@ -28,7 +28,7 @@ File format (every key optional unless marked)::
     name = "inceptionv1"                 # overridable with --model
     weights = ""                         # path; "" = registry default / random
     layers = ["mixed3b"]
-    channels = "all"                     # "all" | family name | [ids] | {layer = ...};
+    channels = "all"                     # "all" | "family" | family name | [ids] | {layer = ...};
                                          # default: the family's channels with `family`, else all
     family = ""                          # e.g. "curves": layers default to the family's layers
     readout = "both"                     # both | pre_relu | post_relu
@@ -636,9 +636,14 @@ def _check_colour_modes(params: dict[str, Any], path: str) -> None:
 
 
 def _channels(value: Any, path: str, where: str) -> Any:
-    """'all' | family name | list of ids | {layer: one of those}."""
+    """'all' | 'family' | family name | list of ids | {layer: one of those}.
+
+    ``"family"`` (the word ``--channels`` of plot, report and optimize uses,
+    :mod:`suites.specs.channel_selection`) is the layer's curve family, the same as the
+    family kind ``"curves"``.
+    """
     if isinstance(value, str) and value:
-        return value
+        return "curves" if value.strip() == "family" else value
     if isinstance(value, list):
         if not value:
             raise SuiteError(f"{path}: {where} is an empty list; give channel ids, 'all' or a family name")
