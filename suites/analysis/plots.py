@@ -33,10 +33,12 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from .arrays import grid, layer_names, select, series_values
+from .channel_choice import ChosenChannels
 from .sigma import to_sigma
 from .tuning import best_curvature_index, echo_index, fitted_peak
 from .strip_layout import StripRenderer
 from suites.atomic import check_folder, output_file
+from suites.specs.channel_selection import ChannelSelection
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 DEFAULT_VMAX = 25.0
@@ -94,24 +96,8 @@ class Panel:
     strip: np.ndarray | None = None
 
 
-def order_channels(sigma: xr.DataArray, channels: Sequence[int]) -> list[int]:
-    """Channel ids sorted by preferred orientation (fitted peak at the best curvature of the sigma grid)."""
-    from .channel_choice import preferred_orientations, spread
-
-    return spread(list(channels), preferred_orientations(sigma, channels), len(channels))
-
-
-def pick_channels(sigma: xr.DataArray, channels: Sequence[int] | None, families: Sequence[int] | None) -> list[int]:
-    """Explicit channels, else the family's channels present, else ``auto`` (:mod:`suites.analysis.channel_choice`).
-
-    Kept for callers that hold only a sigma grid; figures use :func:`choose` (which also says how).
-    """
-    from .channel_choice import choose_channels
-
-    return choose_channels(xr.Dataset(), "layer", sigma, channels, known=families, max_channels=MAX_CHANNELS).channels
-
-
-def choose(ds: xr.Dataset, layer: str, g: xr.DataArray, channels, families: Mapping[str, Sequence[int]] | None):
+def choose(ds: xr.Dataset, layer: str, g: xr.DataArray, channels: ChannelSelection | Sequence[int] | None,
+           families: Mapping[str, Sequence[int]] | None) -> ChosenChannels:
     """:func:`suites.analysis.channel_choice.choose_channels` with the layer's known family.
 
     ``families``: layer -> channel ids (``None``: the model's known families from ``probes``).
@@ -319,7 +305,7 @@ def plot_heatmaps(
     stats: xr.Dataset | None = None,
     *,
     layers: Sequence[str] | None = None,
-    channels: Sequence[int] | None = None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Mapping[str, Sequence[int]] | None = None,
     vmax: float = DEFAULT_VMAX,
     strip: StripRenderer | None = None,
@@ -396,7 +382,7 @@ def plot_side_by_side(
     out_path: str | Path,
     stats: xr.Dataset | None = None,
     *,
-    channels=None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Sequence[int] | None = None,
     vmax: float = DEFAULT_VMAX,
     strip: StripRenderer | None = None,
@@ -477,7 +463,7 @@ def plot_radial(
     stats: xr.Dataset | None = None,
     *,
     layers: Sequence[str] | None = None,
-    channels=None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
 ) -> list[Path]:
