@@ -453,7 +453,11 @@ def build_radial_figure(ds: xr.Dataset, layer: str, g: xr.DataArray, channels: S
     ax.set_title("post-ReLU sigma at each unit's best curvature (gaps: not measured)", fontsize=9, pad=18)
     ax.legend(loc="center left", bbox_to_anchor=(1.1, 0.5), fontsize=8, title="channel", frameon=False,
               ncol=1 if len(channels) <= 20 else 2)
-    fit_title(fig, fig.suptitle(title, fontsize=10, x=0.02, y=0.985, ha="left", va="top"))
+    head = fig.suptitle(title, fontsize=10, x=0.02, y=0.985, ha="left", va="top")
+    fit_title(fig, head)
+    below = head.get_window_extent(fig.canvas.get_renderer()).y0 / fig.bbox.height  # the title's bottom
+    top = min(0.73, below - 0.09)  # room for the axis title under it
+    ax.set_position([0.06, 0.07, 0.6, max(0.3, top - 0.07)])
     return fig
 
 
