@@ -48,6 +48,7 @@ import xarray as xr
 from suites.errors import ResultsFileError
 from suites.file_kinds import DISCOVER_RESPONSES_KIND, OPTIMIZE_KIND
 from suites.results.attributes import file_kind, stimulus_kind
+from suites.specs.channel_selection import ChannelSelection
 
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
@@ -70,9 +71,10 @@ class ReportOptions:
     Attributes:
         stats: dataset statistics (``curvebench stats``) for sigma; ``None`` = each
             sweep's own statistics, labelled as such on the page.
-        channels: channel ids whose heatmaps are shown (default: the layer's curve
-            family if known, else all channels if at most ``max_channels``, else the
-            ``max_channels`` strongest). The tuning table always lists every channel.
+        channels: whose heatmaps are shown: a :class:`~suites.specs.channel_selection.ChannelSelection`
+            or channel ids; default ``auto`` (sweeps: :mod:`suites.analysis.channel_choice`,
+            the page says how they were chosen; discover output: its detectors; optimize
+            results: all). The tuning table always lists every channel.
         layers: layers to show (default: all in the file).
         max_channels: cap of the default channel choice.
         vmax: top of the colour scale in sigma (the article's 25).
@@ -81,7 +83,7 @@ class ReportOptions:
     """
 
     stats: xr.Dataset | None = None
-    channels: Sequence[int] | None = None
+    channels: ChannelSelection | Sequence[int] | None = None
     layers: Sequence[str] | None = None
     max_channels: int = DEFAULT_MAX_CHANNELS
     vmax: float = DEFAULT_VMAX
@@ -174,13 +176,26 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
     }
 
 
+def _explicit_ids(channels: ChannelSelection | Sequence[int] | None, ids: Sequence[int]) -> list[int] | None:
+    """Channel ids a selection names for a page that is not a sweep (``all``: every one).
+
+    None for ``auto``, ``family`` and family files: they choose among a sweep's channels;
+    a discover page then shows its own detectors, an optimize page every channel.
+    """
+    if not isinstance(channels, ChannelSelection):
+        return None if channels is None else [int(c) for c in channels]
+    return list(channels.ids) if channels.mode == "ids" else list(ids) if channels.mode == "all" else None
+
+
 def _pick_channels(peak_sigma: Mapping[int, float], ids: Sequence[int], family: Sequence[int] | None,
                    options: ReportOptions) -> list[int]:
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    """Shown channels of a discover page: explicit ids (or all), else the detectors, else the strongest."""
+    sel = _explicit_ids(options.channels, ids)
+    if sel is not None:
+        bad = [c for c in sel if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the results (available: {list(ids)[:20]}{'...' if len(ids) > 20 else ''})")
-        return [int(c) for c in options.channels]
+        return [int(c) for c in sel]
     if family:
         present = [int(c) for c in family if int(c) in ids]
         if present:
@@ -195,14 +210,17 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     """One layer: tuning of every channel, grids of the shown channels (whole sweep and per series value)."""
     from .family_channels import family_channels
 
+    from .channel_choice import choose_channels
+    from .sigma import to_sigma
+
     fam = (options.families or {}).get(layer) if options.families is not None else family_channels(ds, layer)
     families = {f"{layer} curve family": fam} if fam else None
     tuned = layer_tuning(ds, layer, options.stats, families=families)
     ids = [int(c) for c in tuned["channels"]]
-    peak = {c: tuned["channels"][c].get("peak_sigma", math.nan) for c in ids}
-    shown = _pick_channels(peak, ids, fam, options)
-    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in shown}
-    order = sorted(shown, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
+    chosen = choose_channels(ds, layer, grid(ds, to_sigma(ds, layer, options.stats)), options.channels, known=fam,
+                             max_channels=options.max_channels)
+    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in chosen.channels}
+    order = sorted(chosen.channels, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
     cdim = channel_dim(ds, layer)
     sub = ds[[layer] if layer in ds.data_vars else [f"{layer}_pre_relu"]].sel({cdim: order})
     cs = channel_stats(ds, layer, options.stats)
@@ -236,6 +254,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
         "tuning": channels,
         "families": fam_summary,
         "statistics": tuned["statistics"],
+        "chosen": chosen.how,
     }
 
 
@@ -302,8 +321,9 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     size = int(_num(ds.attrs.get("crop_size")) or _num(ds.attrs.get("input_size")) or 224)
     origin = np.asarray(ds.attrs.get("crop_origin_xy", [0, 0]), dtype=np.float64).reshape(-1)[:2]
     ids = [int(c) for c in ds.coords["channel"].values]
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    explicit = _explicit_ids(options.channels, ids)
+    if explicit is not None:
+        bad = [c for c in explicit if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the optimize result (it has {ids[:20]})")
     rows = []
@@ -318,7 +338,7 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         if "x" in ds.data_vars and "y" in ds.data_vars:
             row["position"] = [float(ds["x"].values[i]) - float(origin[0]), float(ds["y"].values[i]) - float(origin[1])]
         rows.append(row)
-    shown = [int(c) for c in options.channels] if options.channels is not None else ids
+    shown = explicit if explicit is not None else ids
     statistics = str(ds.attrs.get("statistics", ""))
     return {
         "kind": "optimum",
@@ -343,7 +363,8 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
-_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("stability", "stability", 2, False),
+                   ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
@@ -384,14 +405,19 @@ def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statisti
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
     cdim = f"{layer}_channel"
-    cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
     ids = [int(c) for c in cur.coords[cdim].values]
     mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
     std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
     post = np.asarray(cur.sel(polarity=polarities[0]).values, dtype=np.float64)  # (C, K, O)
-    # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
+    # discover's sigma (suites.analysis.curve_family): above the dataset mean, or above the blank image of the
+    # same polarity for runs made with --sigma-baseline blank (and files from before the attribute)
+    by_blank = f"{layer}_blank" in ds.data_vars and ds.attrs.get("sigma_baseline", "blank") == "blank"
     blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-             if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
+             if by_blank else np.repeat(mean[:, None], len(polarities), axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
     tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
@@ -437,9 +463,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    statistics = ("the blank image's response and the post-ReLU std of "
-                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
-                  + " (discover's sigma above blank: (response - blank) / std)")
+    statistics = (str(ds.attrs.get("sigma", "discover's sigma above blank: (response - blank) / std")) + "; "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics")))
     pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
