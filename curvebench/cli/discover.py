@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
@@ -349,6 +350,11 @@ def _cmd_characterize(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
+_SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
+                                  angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
+
+
 def _add_discover(commands: Any) -> None:
     """``curvebench discover``: its options."""
     p = commands.add_parser(
@@ -382,7 +388,7 @@ def _add_discover(commands: Any) -> None:
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, sweep_defaults)
+    _add_sweep_args(p, _SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
     p.set_defaults(func=_cmd_discover)
