@@ -349,6 +349,24 @@ def _cmd_characterize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_characterize(commands: Any) -> None:
+    p = commands.add_parser(
+        "characterize", help="the article's claims (fill, colour, polarity, rounding, combing) as numbers for a "
+                             "discovered family",
+        description="For each member of a `curvebench discover` family, at its preferred stimulus on the run's own "
+                    "positions and sigma: filled/plain ratio and heatmap correlation, colour (hue pairs), contrast "
+                    "polarity, rounding (angle -> curve) and combing (ticks); per-unit values and a family median "
+                    "with a 95% bootstrap interval, beside the article's statement (docs/discover.md). Writes "
+                    "characterize.json, characterize.nc and characterize.png.",
+    )
+    p.add_argument("folder", metavar="DIR", help="a curvebench discover (or demo) output folder")
+    p.add_argument("--layer", help="layer of the family (default: the folder's first)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default DIR/characterize)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_characterize)
+
+
 def register(commands: Any, bench_commands: Any) -> None:
     """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
     from types import SimpleNamespace
@@ -425,19 +443,4 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
-
-    p = commands.add_parser(
-        "characterize", help="the article's claims (fill, colour, polarity, rounding, combing) as numbers for a "
-                             "discovered family",
-        description="For each member of a `curvebench discover` family, at its preferred stimulus on the run's own "
-                    "positions and sigma: filled/plain ratio and heatmap correlation, colour (hue pairs), contrast "
-                    "polarity, rounding (angle -> curve) and combing (ticks); per-unit values and a family median "
-                    "with a 95% bootstrap interval, beside the article's statement (docs/discover.md). Writes "
-                    "characterize.json, characterize.nc and characterize.png.",
-    )
-    p.add_argument("folder", metavar="DIR", help="a curvebench discover (or demo) output folder")
-    p.add_argument("--layer", help="layer of the family (default: the folder's first)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default DIR/characterize)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    add_overwrite(p)
-    p.set_defaults(func=_cmd_characterize)
+    _register_characterize(commands)
