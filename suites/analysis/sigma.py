@@ -117,7 +117,12 @@ def channel_stats(
     cdim = channel_dim(results, layer)
     if stats is None:
         data = np.asarray(values.transpose(STIMULUS_DIM, cdim).values, dtype=np.float64)
-        return ChannelStats(np.nanmean(data, axis=0), np.nanstd(data, axis=0), SWEEP_LABEL)
+        seen = np.isfinite(data).any(axis=0)  # channels without a value (no rows yet): NaN, without numpy warnings
+        mean = np.full(data.shape[1], np.nan)
+        std = np.full(data.shape[1], np.nan)
+        mean[seen] = np.nanmean(data[:, seen], axis=0)
+        std[seen] = np.nanstd(data[:, seen], axis=0)
+        return ChannelStats(mean, std, SWEEP_LABEL)
     check_compatible(results, stats)
     name = f"{layer}_pre_relu" if pre_relu else layer
     mean, std, used = reference_moments(stats, name, sigma.positions)
