@@ -62,7 +62,6 @@ def test_notebook_uses_public_names_only() -> None:
                             "suites.analysis.to_sigma",
                             "suites.analysis.optimum", "suites.analysis.optimum.plot_sheet",
                             "suites.analysis.report", "suites.analysis.report.ReportOptions",
-                            "suites.discovery.pipeline", "suites.discovery.pipeline.DiscoverOptions",
                             "suites.discovery.characterize", "suites.discovery.characterize.characterize",
                             "suites.discovery.characterize_plot",
                             "suites.discovery.characterize_plot.characterize_figure"}, project
