@@ -20,7 +20,7 @@ It sits above the analysis (it draws figures) in the import layers, beside
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,8 @@ def _run_one(net, layers: list[str], opts: DiscoverOptions, crit, *, stats, weig
     return resp, classify_all(resp, crit, layers)
 
 
-def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None) -> DiscoverResult:
+def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None,
+             **overrides: Any) -> DiscoverResult:
     """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
 
     Args:
@@ -152,6 +153,7 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
         layers: tap names.
         options: :class:`DiscoverOptions` (default: the model's weights, default sweep
             and test, no control, no files).
+        overrides: fields of :class:`DiscoverOptions` by name (``control=True, out_dir=...``).
 
     Returns:
         :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
@@ -160,7 +162,7 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
 
     from suites.analysis.curve_family import Criteria, summary
 
-    opts = options or DiscoverOptions()
+    opts = replace(options or DiscoverOptions(), **overrides)
     t0 = time.perf_counter()
     crit = opts.criteria or Criteria()
     layers = list(dict.fromkeys(layers))
