@@ -154,8 +154,11 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- compare
 
 def _rows_from(path: Path) -> list[dict]:
+    from suites.data_files import check_data_file
     from suites.discovery.pipeline import compare_rows
 
+    if path.suffix in (".json", ".nc"):
+        check_data_file(path, "compare input")
     if path.suffix == ".json":
         try:
             summ = json.loads(path.read_text(encoding="utf-8"))

@@ -43,6 +43,9 @@ def _open(path: str):
         ds = _open_file(str(p))
         kind = ds.attrs.get("kind")
     if kind == DISCOVER_RESPONSES_KIND and (p.parent / "family.nc").is_file():
+        from suites.data_files import check_data_file
+
+        check_data_file(p.parent / "family.nc", "family file")
         with xr.open_dataset(p.parent / "family.nc", engine="h5netcdf") as fam:
             ds = with_family(ds.load(), fam.load())
     return ds
@@ -55,8 +58,9 @@ def _open_file(path: str):
     from suites.errors import ResultsFileError
     from suites.results.reading import open_results
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
+    from suites.data_files import check_data_file
+
+    check_data_file(path, "results file")
     try:
         with h5py.File(path, "r", locking=False) as f:
             is_sweep = "rows_completed" in f.attrs

@@ -29,9 +29,9 @@ __all__ = ["report", "plot_sheet", "open_optimum"]
 
 def open_optimum(path: str | Path) -> xr.Dataset:
     """Read a file written by ``curvebench optimize`` (``ValueError`` if it is another kind of file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"optimize file not found: {path}")
+    from suites.data_files import check_data_file
+
+    path = check_data_file(path, "optimize file")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         out = ds.load()
     if out.attrs.get("kind") != OPTIMIZE_KIND:

@@ -67,9 +67,9 @@ def stats_label(stats: xr.Dataset) -> str:
 
 def load_stats(path: str | Path) -> xr.Dataset:
     """Open a statistics file written by :func:`suites.running.dataset_stats.save_stats`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"statistics file not found: {path}")
+    from suites.data_files import check_data_file
+
+    path = check_data_file(path, "statistics file")
     try:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             stats = ds.load()

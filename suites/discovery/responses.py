@@ -181,12 +181,14 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
 
 def _read_stats(path: Path) -> xr.Dataset | None:
     """A cached statistics file, or None if it cannot be read or is not one."""
+    from suites.data_files import DataFileError, check_data_file
     from suites.file_kinds import STATS_KIND
 
     try:
+        check_data_file(path, "cached statistics")
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             stats = ds.load()
-    except (OSError, ValueError):
+    except (OSError, ValueError, DataFileError):
         return None
     return stats if stats.attrs.get("kind") == STATS_KIND else None
 

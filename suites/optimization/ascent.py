@@ -279,6 +279,9 @@ def _polish(ev: Evaluator, space: Space, start: Tensor, u: Tensor, val: Tensor, 
 
 def _open_of_kind(path: Path, kind: str, option: str, what: str) -> xr.Dataset:
     """The netCDF file at ``path``, loaded, if its ``kind`` attribute is ``kind``; else one-line errors naming ``option``."""
+    from suites.data_files import check_data_file
+
+    check_data_file(path, option)
     try:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             ds = ds.load()

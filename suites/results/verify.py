@@ -114,9 +114,9 @@ def check_results_file(path: str | os.PathLike) -> ResultsStatus:
     """
     import h5py
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"results file not found: {p}")
+    from suites.data_files import check_data_file
+
+    p = check_data_file(path, "results file")
     try:
         f = h5py.File(p, "r", locking=False)
     except OSError as exc:

@@ -255,8 +255,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
                 f"no suite named {str(name_or_path)!r}: not a built-in suite "
                 f"({', '.join(builtin_names())}) and no such file"
             )
-    if not p.is_file():
-        raise FileNotFoundError(f"suite file not found: {p}")
+    if p.is_dir():
+        raise SuiteError(f"{p}: is a folder; give a TOML suite file or a built-in name")
+    from suites.data_files import check_data_file
+
+    check_data_file(p, "suite file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
