@@ -67,6 +67,10 @@ def _open_file(path: str):
     except OSError as exc:
         raise ResultsFileError(f"{path} is not a curvebench results file (HDF5 cannot read it: {exc})") from None
     if is_sweep:
+        from suites.results.verify import check_for_analysis
+
+        for note in check_for_analysis(path)[1]:  # partial, a subset of the grid, NaN/inf activations
+            print(note)
         return open_results(path)  # verified: an inconsistent file is refused naming the attribute
     import xarray as xr
 
