@@ -173,6 +173,9 @@ class Staging:
         t = Path(target)
         if not str(target).strip() or str(target).endswith(os.sep):
             raise OutputError(f"{what} = {str(target)!r} is not a file name; give a file path")
+        if len(os.fsencode(t.name)) > _name_max(t.parent):
+            raise OutputError(f"{what} = {str(t)!r}: the file name is {len(os.fsencode(t.name))} bytes long; "
+                              f"at most {_name_max(t.parent)} are allowed here")
         clash = self._input_clash(t)
         if clash:
             raise OutputError(f"{what} = {str(t)!r} {clash}; choose another output path (inputs are never overwritten)")
@@ -185,9 +188,6 @@ class Staging:
             if not self.overwrite:
                 raise OutputError(f"{what} = {str(t)!r} already exists; choose another path or pass --overwrite")
         check_folder(t.parent if str(t.parent) else Path("."), what=f"the folder of {what}")
-        if len(os.fsencode(t.name)) > _name_max(t.parent):
-            raise OutputError(f"{what} = {str(t)!r}: the file name is {len(os.fsencode(t.name))} bytes long; "
-                              f"at most {_name_max(t.parent)} are allowed here")
         ident = file_identity(t)
         for other in self.staged:
             if other == t or file_identity(other) == ident:
@@ -328,12 +328,15 @@ def output_file(target: str | os.PathLike, what: str = "output") -> Iterator[Pat
     tmp = s.file(target, what)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         s.staged.pop(Path(target), None)
         if own:
             s.discard()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp), tmp):
+            # a full disk, a quota, an I/O error while writing: name the user's path, not the temporary
+            raise OutputError(f"{what} = {str(target)!r}: {exc.strerror or exc}; nothing was written") from None
         raise
     if not tmp.exists():
         s.staged.pop(Path(target), None)

@@ -129,10 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from curvebench.cli.outputs import check_path_args, inputs_of
     from suites.atomic import staging
+    from suites.limits import check_option_limits
 
     try:
         with _sigterm_as_interrupt():
             check_path_args(args)
+            check_option_limits(vars(args))  # every size-like option, before any work
             with staging(overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs_of(args)):
                 status = args.func(args)
     except Terminated:
