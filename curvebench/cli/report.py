@@ -16,80 +16,9 @@ from curvebench.cli.outputs import add_overwrite
 __all__ = ["register"]
 
 
-def _open(path: str):
-    """A sweep results file, an optimize file, or a discover output (folder, responses.nc or family.nc).
-
-    A discover ``responses.nc`` is joined with the ``family.nc`` beside it when there is one.
-    """
-    import xarray as xr
-
-    from suites.analysis.report import DISCOVER_FAMILY_KIND, DISCOVER_RESPONSES_KIND, with_family
-    from suites.errors import ResultsFileError
-
-    p = Path(path)
-    if p.is_dir():
-        if not (p / "responses.nc").is_file():
-            raise ResultsFileError(f"{p} is a folder without responses.nc (the report reads results files, "
-                                   "optimize files, or the output folder of curvebench discover)")
-        p = p / "responses.nc"
-    ds = _open_file(str(p))
-    kind = ds.attrs.get("kind")
-    if kind == DISCOVER_FAMILY_KIND:
-        if not (p.parent / "responses.nc").is_file():
-            raise ResultsFileError(f"{p}: a curve-family file holds no heatmaps; give the discover output folder "
-                                   "or its responses.nc (the family file is read from beside it)")
-        ds.close()
-        p = p.parent / "responses.nc"
-        ds = _open_file(str(p))
-        kind = ds.attrs.get("kind")
-    if kind == DISCOVER_RESPONSES_KIND and (p.parent / "family.nc").is_file():
-        from suites.data_files import check_data_file
-
-        check_data_file(p.parent / "family.nc", "family file")
-        with xr.open_dataset(p.parent / "family.nc", engine="h5netcdf") as fam:
-            ds = with_family(ds.load(), fam.load())
-    return ds
-
-
-def _open_file(path: str):
-    """A sweep results file (committed rows only, verified), or another kind of file the report knows (by its ``kind``)."""
-    import h5py
-
-    from suites.errors import ResultsFileError
-    from suites.results.reading import open_results
-
-    from suites.data_files import check_data_file
-
-    check_data_file(path, "results file")
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            is_sweep = "rows_completed" in f.attrs
-    except OSError as exc:
-        raise ResultsFileError(f"{path} is not a curvebench results file (HDF5 cannot read it: {exc})") from None
-    if is_sweep:
-        from suites.results.verify import check_for_analysis
-
-        for note in check_for_analysis(path)[1]:  # partial, a subset of the grid, NaN/inf activations
-            print(note)
-        return open_results(path)  # verified: an inconsistent file is refused naming the attribute
-    import xarray as xr
-
-    from suites.analysis.report import DISCOVER_FAMILY_KIND, KINDS
-
-    try:
-        ds = xr.open_dataset(path, engine="h5netcdf")
-    except (OSError, ValueError) as exc:
-        raise ResultsFileError(f"{path} is not a curvebench results file ({exc})") from None
-    if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
-            detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
-        return ds
-    ds.close()
-    raise ResultsFileError(f"{path} is not a curvebench results file (no rows_completed attribute, and not an "
-                           "optimize or discover file)")
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from suites.analysis.report import ReportOptions, report_kind, write_report
+    from suites.results.files import open_for_report
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -102,7 +31,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs = []
     names: set[str] = set()
     for f in args.files:
-        ds = _open(f)
+        ds = open_for_report(f)
+        _say_what_is_missing(f, ds)
         try:
             report_kind(ds)
         except ValueError as exc:
@@ -114,9 +44,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         runs.append((name, ds))
     stats = None
     if args.stats:
-        from suites.analysis.sigma import load_stats
+        from suites.results.files import load_stats
 
-        stats = load_stats(args.stats)
+        stats = load_stats(args.stats, "--stats")
     options = ReportOptions(stats=stats, channels=args.channels, layers=args.layers, max_channels=args.max_channels,
                             vmax=args.vmax)
     t0 = time.perf_counter()
@@ -126,6 +56,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     size = readable_path(path).stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _say_what_is_missing(path: str, ds) -> None:
+    """A sweep that is partial, a subset of its grid, or holds NaN/inf activations: one note each (the page shows what is there)."""
+    from suites.file_kinds import RESULTS_KIND
+    from suites.results.attributes import file_kind
+    from suites.results.verify import check_for_analysis
+
+    if file_kind(ds.attrs) == RESULTS_KIND and Path(path).is_file():
+        for note in check_for_analysis(path)[1]:
+            print(note)
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
