@@ -46,7 +46,10 @@ def read_attrs(path: str | os.PathLike, option: str = "file") -> dict[str, Any]:
 
     from suites.data_files import check_data_file
 
-    p = check_data_file(path, option)  # a regular file (a FIFO is never opened), recorded as an input
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{option}: file not found: {p}")
+    check_data_file(p, option)  # a regular file (a FIFO is never opened), recorded as an input
     try:
         with h5py.File(p, "r", locking=False) as f:
             return {k: _text(v) for k, v in f.attrs.items()}
