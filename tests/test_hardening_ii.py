@@ -346,6 +346,7 @@ def test_temporaries_of_a_killed_command_are_removed_by_the_next(tmp_path, monke
 
 FACTORIES = {
     "fac_raise": "def make():\n    raise RuntimeError('boom')\n",
+    "fac_raise_import": "raise RuntimeError('at import')\n",
     "fac_syntax": "def make(:\n",
     "fac_exit_import": "import sys\nsys.exit(0)\n",
     "fac_exit_call": "import sys\ndef make():\n    sys.exit(0)\n",
@@ -359,6 +360,7 @@ FACTORIES = {
 
 @pytest.mark.parametrize("module, pattern", ids=str, argvalues=[
     ("fac_raise", r"make\(\) raised RuntimeError: boom"),
+    ("fac_raise_import", r"importing module 'fac_raise_import' raised RuntimeError: at import"),
     ("fac_syntax", r"module 'fac_syntax' has a syntax error \(.*fac_syntax\.py, line 1"),
     ("fac_exit_import", r"importing module 'fac_exit_import' called sys\.exit\(0\)"),
     ("fac_exit_call", r"make\(\) called sys\.exit\(0\)"),
