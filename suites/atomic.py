@@ -35,7 +35,8 @@ from pathlib import Path
 from suites.errors import OutputError
 
 __all__ = ["OutputError", "Staging", "staging", "output_file", "check_output", "check_folder", "current",
-           "same_file", "readable_path", "unstaged", "note_input", "remove_stale_temporaries"]
+           "same_file", "readable_path", "unstaged", "note_input", "remove_stale_temporaries",
+           "declare_output_folder"]
 
 _CURRENT: contextvars.ContextVar[Staging | None] = contextvars.ContextVar("curvebench_staging", default=None)
 
@@ -141,6 +142,7 @@ class Staging:
     made_dirs: list[Path] = field(default_factory=list)
     read: dict[tuple, Path] = field(default_factory=dict)  # identity -> a data file the job read
     checked: dict[tuple, tuple[str, Path]] = field(default_factory=dict)  # identity -> (option, path) checked
+    output_dirs: list[Path] = field(default_factory=list)  # folders the job writes into (its own)
 
     def add_inputs(self, paths: Iterable[str | os.PathLike]) -> None:
         """Declare files and folders the job reads (outputs equal to, or inside, them are refused)."""
@@ -160,7 +162,8 @@ class Staging:
             return f"is also an input of this command (it read {str(self.read[ident])!r})"
         for p in self.inputs:
             if p.is_dir():
-                if (t.exists() or t.is_symlink()) and _inside(t, p):
+                own = any(_inside(t, o) and _inside(o, p) and not _inside(p, o) for o in self.output_dirs)
+                if (t.exists() or t.is_symlink()) and _inside(t, p) and not own:
                     return f"is inside {str(p)!r}, a folder this command reads"
             elif p.exists() and file_identity(p) == ident:
                 return "is also an input of this command"
@@ -269,6 +272,18 @@ def unstaged() -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
+
+
+def declare_output_folder(folder: str | os.PathLike) -> None:
+    """Declare ``folder`` the running command's own output folder (no-op outside a command).
+
+    An existing file inside a folder the command reads is refused as an output, unless it lies in
+    a subfolder the command declared its own (``characterize DIR`` writes ``DIR/characterize/``);
+    files the command actually read stay refused (:meth:`Staging.note_read`).
+    """
+    s = current()
+    if s is not None:
+        s.output_dirs.append(Path(folder))
 
 
 def note_input(path: str | os.PathLike) -> None:

@@ -48,7 +48,7 @@ OPTION_LIMITS: dict[str, tuple[float, str]] = {
     "length": (MAX_LENGTH, "px"), "width": (MAX_LENGTH, "px"),
     "batch_size": (MAX_BATCH, ""), "batch": (MAX_BATCH, ""), "gpu_batch_size": (MAX_BATCH, ""),
     "memory_batch_size": (MAX_BATCH, ""), "chunk": (MAX_BATCH, ""),
-    "orientations": (MAX_SWEEP_AXIS, ""), "curvatures": (MAX_SWEEP_AXIS, ""), "angle_curvatures": (MAX_SWEEP_AXIS, ""),
+    "positions": (MAX_REPEATS, ""), "orientations": (MAX_SWEEP_AXIS, ""), "curvatures": (MAX_SWEEP_AXIS, ""), "angle_curvatures": (MAX_SWEEP_AXIS, ""),
     "sweep_orientations": (MAX_SWEEP_AXIS, ""), "sweep_curvatures": (MAX_SWEEP_AXIS, ""),
     "steps": (MAX_OPTIMIZE_STEPS, ""), "polish": (MAX_OPTIMIZE_STEPS, ""), "patience": (MAX_OPTIMIZE_STEPS, ""),
     "restarts": (MAX_RESTARTS, ""), "escapes": (MAX_REPEATS, ""), "repeats": (MAX_REPEATS, ""),
@@ -70,7 +70,9 @@ def check_option_limits(options: Mapping[str, Any]) -> None:
     for a, b in (("orientations", "curvatures"), ("sweep_orientations", "sweep_curvatures")):
         x, y = options.get(a), options.get(b)
         if isinstance(x, int) and isinstance(y, int):
-            check_at_most(f"--{a.replace('_', '-')} x --{b.replace('_', '-')}", x * y, MAX_SWEEP_CELLS, "stimuli")
+            n = options.get("positions") if a == "orientations" else None
+            what = f"--{a.replace('_', '-')} x --{b.replace('_', '-')}" + (" x --positions" if isinstance(n, int) else "")
+            check_at_most(what, x * y * (n if isinstance(n, int) else 1), MAX_SWEEP_CELLS, "stimuli")
 
 
 #: Fraction of the available memory one request may claim.

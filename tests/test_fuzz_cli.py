@@ -280,7 +280,7 @@ def world2(world) -> Path:
         return root
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "8",
-                     "--curvatures", "3", "--length", "32", "--width", "2", "--angle-curvatures", "1", "--no-figures",
+                     "--curvatures", "3", "--length", "32", "--width", "2", "--positions", "1", "--no-figures",
                      "--no-progress", "--out", str(root / "disc"), "--cache", str(root / "cache")]) == 0
         assert main(["run", str(root / "tiny.toml"), "--limit", "5", "--no-progress",
                      "--out", str(root / "limited.h5")]) == 0
@@ -317,7 +317,7 @@ def folders_argv(draw) -> list[str]:
                 "--limit", "1", "--size", "16", "--out", draw(outs2), *overwrite]
     if cmd == "discover":
         return ["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "8", "--curvatures", "3",
-                "--length", "32", "--width", "2", "--angle-curvatures", "1", "--no-figures", "--no-progress",
+                "--length", "32", "--width", "2", "--positions", "1", "--no-figures", "--no-progress",
                 "--cache", draw(st.sampled_from(["cache", "fifo", "/dev/zero", "disc/summary.json"])),
                 "--stats", draw(path), "--out", draw(st.sampled_from(["new-disc", "disc", "fifo-dir"])),
                 "--json", draw(outs2), *overwrite]

@@ -22,8 +22,8 @@ from test_hardening import cli, refused, w, world  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DISCOVER_TINY = ["--orientations", "12", "--curvatures", "4", "--length", "32", "--width", "2",
-                 "--angle-curvatures", "1", "--no-figures", "--no-progress"]
+DISCOVER_TINY = ["--orientations", "12", "--curvatures", "4", "--length", "32", "--width", "2", "--positions", "1",
+                 "--no-figures", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,19 @@ def test_a_file_read_through_a_folder_argument_is_never_overwritten(capsys, d):
             r"--json = 'disc/summary\.json' is inside 'disc', a folder this command reads")
     refused(capsys, d, ["stats", "--images", "imgs", "--out", "imgs/p0.png", "--overwrite", "--size", "32"],
             r"--out = 'imgs/p0\.png' is inside 'imgs'")
+
+
+def test_a_commands_own_output_folder_inside_its_input_folder_may_be_replaced(capsys, d):
+    """characterize DIR writes DIR/characterize/: rerun with --overwrite, not refused as DIR's content."""
+    code, out, err = cli(capsys, ["characterize", "disc"])
+    assert code == 0, err
+    refused(capsys, d, ["characterize", "disc"], r"disc/characterize/characterize\.json' already exists")
+    code, out, err = cli(capsys, ["characterize", "disc", "--overwrite"])
+    assert code == 0, err
+    code, out, err = cli(capsys, ["characterize", "disc", "--out", "disc"])  # new files in the input folder: fine
+    assert code == 0, err
+    refused(capsys, d, ["characterize", "disc", "--out", "disc", "--overwrite"],  # replacing them: not
+            r"is inside 'disc', a folder this command reads")
 
 
 def test_a_file_read_from_inside_a_folder_is_refused_at_commit_too(tmp_path, monkeypatch):
@@ -229,7 +242,7 @@ def test_family_coverage_says_how_many_orientations_it_covers():
     (["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "100000000", "--out", "dd"],
      r"--orientations = 100,000,000 is too large: at most 10,000"),
     (["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "5000", "--curvatures", "5000",
-      "--out", "dd"], r"--orientations x --curvatures = 25,000,000 stimuli is too large: at most 1,000,000"),
+      "--out", "dd"], r"--orientations x --curvatures x --positions = 100,000,000 stimuli is too large: at most 1,000,000"),
     (["discover", "--model", "groundtruth", "--layers", "curves", "--length", "1e308", "--out", "dd"],
      r"--length = 1e\+308 px is too large: at most 131,072 px"),
     (["render", "--length", "1e308", "--out", "l.png"], r"--length = '1e308': 1e\+308 is too large"),

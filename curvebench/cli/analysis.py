@@ -11,7 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import add_model_options, int_list, name_list, positive_int
+from curvebench.cli.argtypes import CHANNELS_HELP, add_model_options, channel_selection, int_list, name_list, positive_int
+
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -115,9 +116,36 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # -- plot ------------------------------------------------------------------------------
+def family_folders(paths) -> list[Path]:
+    """Where ``--channels auto`` looks for a discovered family: beside the files, and ./results."""
+    return list(dict.fromkeys([Path(p).resolve().parent for p in paths] + [Path("results").resolve()]))
+
+
+def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Namespace, channels) -> list[Path]:
+    """Heatmaps (and series) and the radial figure of one layer; none, with a note, when auto finds no channel."""
+    from suites.analysis.arrays import grid
+    from suites.analysis.channel_choice import NoChannels
+    from suites.analysis.plots import choose, plot_heatmaps, plot_radial
+    from suites.analysis.sigma import to_sigma
+
+    try:
+        chosen = choose(ds, layer, grid(ds, to_sigma(ds, layer, stats)), channels, None)
+    except NoChannels as exc:
+        print(f"note: {name} {layer}: {exc}; no figures of it")
+        return []
+    print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
+    if chosen.source == "sweep test":
+        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+              f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
+    written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
+                            strip=_strip(args), name=name)
+    return written + plot_radial(ds, out, stats, layers=[layer], channels=channels, name=name)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from suites.analysis.arrays import layer_names
-    from suites.analysis.plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
+    from suites.analysis.plots import COMPARISON_LAYERS, plot_layer_comparison, plot_side_by_side
+    from suites.results.family_file import with_family_files
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -132,75 +160,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
     stats = _stats(args.stats)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
-    channels = args.channels if args.channels else None
     written = []
+    channels = with_family_files(args.channels, family_folders(args.files))
     for (name, ds), layers in zip(datasets, layer_lists):
-        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=_strip(args), name=name)
-        written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
+        for layer in layers:
+            written += _plot_layer(name, ds, layer, out, stats, args, channels)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
         if len(present) >= 2:
             written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
         for layer in args.layers if args.layers else common:
-            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=_strip(args)))
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels,
+                                             vmax=args.vmax, strip=_strip(args)))
     for p in written:
         print(f"wrote {p}")
     return 0
 
 
 # -- tuning ----------------------------------------------------------------------------
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
-
-
-def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis: str = "curvebench") -> dict:
-    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance.
-
-    ``orientation_axis``: ``"curvebench"`` or ``"article"`` (see :mod:`suites.analysis.orientation_axis`);
-    every orientation in the report is on that axis.
-    """
-    from suites.analysis.family_channels import family_channels
-    from suites.analysis.orientation_axis import describe, with_orientation_axis
-
-    ds = with_orientation_axis(ds, orientation_axis)
-    if reference is not None:
-        reference = with_orientation_axis(reference, orientation_axis)
-    from suites.analysis.plots import provenance
-    from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
-
-    report = {
-        "model": str(ds.attrs.get("model", "")),
-        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
-        "provenance": provenance(ds),
-        "preferred_orientation_method": PREFERRED_METHOD,
-        "orientation_axis": orientation_axis,
-        "units": {
-            "orientation": describe(orientation_axis),
-            "curvature": "1/px",
-            "fwhm": "degrees (post-ReLU activation, baseline 0)",
-            "peak_sigma": "post-ReLU sigma",
-            "echo_index": "response within 30 deg of preferred+180 / peak response",
-        },
-        "layers": {},
-    }
-    for layer in layers or _layers(ds, None):
-        fam = family_channels(ds, layer)
-        result = layer_tuning(ds, layer, stats, families={f"{layer} curve family": fam} if fam else None, reference=reference)
-        report["statistics"] = result["statistics"]
-        report["layers"][layer] = result
-    return report
-
-
 def cmd_tuning(args: argparse.Namespace) -> int:
+    from suites.analysis.tuning_report import jsonable, tuning_report
     from suites.atomic import check_output
 
     if args.json:
@@ -236,7 +216,7 @@ def cmd_tuning(args: argparse.Namespace) -> int:
         from suites.atomic import output_file
 
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable(report), indent=1))
+            tmp.write_text(json.dumps(jsonable(report), indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -254,6 +234,7 @@ def _fraction(name: str, value: float) -> float:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from suites.analysis.plots import provenance
+    from suites.analysis.tuning_report import jsonable
     from suites.analysis.reference_curves import reference_family
     from suites.analysis.validate import validate_layer
 
@@ -291,7 +272,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise ValueError(f"validate: no layer of the results has a curve family with reference tuning for model {model!r}")
     if args.json:
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
+            tmp.write_text(json.dumps(jsonable([r.to_dict() for r in checked]), indent=1))
         print(f"wrote {args.json}")
     failed = [r.layer for r in checked if not r.passed]
     print("validation " + ("FAILED for " + ", ".join(failed) if failed else "passed"))
@@ -337,11 +318,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to the ``curvebench`` parser."""
-    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
-                                          DEFAULT_TIE_DEG)
-
+def _add_stats(commands: argparse._SubParsersAction) -> None:
+    """``curvebench stats``: its options."""
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",
         description="Mean/std of pre- and post-ReLU activations per channel over the spatial positions of "
@@ -371,6 +349,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_stats)
 
+
+def _add_plot(commands: argparse._SubParsersAction) -> None:
+    """``curvebench plot``: its options."""
     p = commands.add_parser(
         "plot", help="article-style figures of results files (heatmaps, series, radial, layers)",
         description="Orientation x curvature heatmaps in sigma (0..25 on black) with a stimulus strip, series "
@@ -381,8 +362,8 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
-    p.add_argument("--channels", type=int_list, metavar="A,B",
-                   help="comma-separated channel ids (default: the layer's family)")
+    p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
+                   help=CHANNELS_HELP)
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")
@@ -390,6 +371,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
+
+def _add_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench tuning``: its options."""
     p = commands.add_parser(
         "tuning", help="preferred orientation, peak sigma, FWHM by curvature, echo index, invariance, family coverage",
         description="Per layer and channel: preferred orientation (fitted peak at the best curvature), peak sigma, "
@@ -407,6 +391,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    """``curvebench validate``: its options."""
+    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
+                                          DEFAULT_TIE_DEG)
 
     p = commands.add_parser(
         "validate", help="compare measured family tuning curves with the article's (exit 1 past tolerance)",
@@ -440,6 +430,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_validate)
 
+
+def _add_rotate_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench rotate-tuning``: its options."""
     p = commands.add_parser(
         "rotate-tuning", help="family responses to rotated top natural-image crops, aligned and averaged",
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
@@ -464,3 +457,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     add_overwrite(p)
     p.set_defaults(func=cmd_rotate)
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to the ``curvebench`` parser."""
+    _add_stats(commands)
+    _add_plot(commands)
+    _add_tuning(commands)
+    _add_validate(commands)
+    _add_rotate_tuning(commands)

@@ -46,10 +46,12 @@ import xarray as xr
 from suites.errors import ResultsFileError
 from suites.file_kinds import DISCOVER_RESPONSES_KIND, OPTIMIZE_KIND
 from suites.results.attributes import file_kind, stimulus_kind
+from suites.specs.channel_selection import ChannelSelection
 
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
 from .tuning import PREFERRED_METHOD, layer_tuning
+from .tuning_report import jsonable
 
 __all__ = ["ReportOptions", "KINDS", "register_kind", "report_kind", "report_data", "report_html", "write_report"]
 
@@ -67,20 +69,24 @@ class ReportOptions:
     Attributes:
         stats: dataset statistics (``curvebench stats``) for sigma; ``None`` = each
             sweep's own statistics, labelled as such on the page.
-        channels: channel ids whose heatmaps are shown (default: the layer's curve
-            family if known, else all channels if at most ``max_channels``, else the
-            ``max_channels`` strongest). The tuning table always lists every channel.
+        channels: whose heatmaps are shown: a :class:`~suites.specs.channel_selection.ChannelSelection`
+            or channel ids; default ``auto`` (sweeps: :mod:`suites.analysis.channel_choice`,
+            the page says how they were chosen; discover output: its detectors; optimize
+            results: all). The tuning table always lists every channel.
         layers: layers to show (default: all in the file).
         max_channels: cap of the default channel choice.
         vmax: top of the colour scale in sigma (the article's 25).
+        shapes: ``shapes(page) -> {key: outline}``, the stimuli the page draws, computed outside
+            the analysis (:func:`suites.report_stimuli.page_shapes`); None: no stimulus drawings.
     """
 
     stats: xr.Dataset | None = None
-    channels: Sequence[int] | None = None
+    channels: ChannelSelection | Sequence[int] | None = None
     layers: Sequence[str] | None = None
     max_channels: int = DEFAULT_MAX_CHANNELS
     vmax: float = DEFAULT_VMAX
     families: Mapping[str, Sequence[int]] | None = field(default=None)
+    shapes: Callable[[Mapping[str, Any]], dict] | None = None
 
 
 # -- kinds -----------------------------------------------------------------------------
@@ -124,24 +130,6 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return obj if obj is None or isinstance(obj, str) else str(obj)
-
-
 def provenance_rows(ds: xr.Dataset, statistics: str) -> list[list[str]]:
     """``[key, value]`` rows: every scalar attribute of the file (as text) plus the sigma source."""
     rows = [["sigma source", statistics]]
@@ -172,27 +160,40 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         except tomllib.TOMLDecodeError:
             table = {}
         fixed = table if isinstance(table, dict) else {}
-    kind = stimulus_kind(ds.attrs) or "curve"
+    kind = stimulus_kind(ds.attrs) or "curve"  # the kinds are stimuli's (suites.report_stimuli draws them)
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
     length = _num(fixed.get("length")) or 64.0
     if size is None:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
-        "kind": kind if kind in ("curve", "angle", "line") else "curve",
-        "fixed": _jsonable(fixed),
+        "kind": kind,
+        "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
     }
 
 
+def _explicit_ids(channels: ChannelSelection | Sequence[int] | None, ids: Sequence[int]) -> list[int] | None:
+    """Channel ids a selection names for a page that is not a sweep (``all``: every one).
+
+    None for ``auto``, ``family`` and family files: they choose among a sweep's channels;
+    a discover page then shows its own detectors, an optimize page every channel.
+    """
+    if not isinstance(channels, ChannelSelection):
+        return None if channels is None else [int(c) for c in channels]
+    return list(channels.ids) if channels.mode == "ids" else list(ids) if channels.mode == "all" else None
+
+
 def _pick_channels(peak_sigma: Mapping[int, float], ids: Sequence[int], family: Sequence[int] | None,
                    options: ReportOptions) -> list[int]:
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    """Shown channels of a discover page: explicit ids (or all), else the detectors, else the strongest."""
+    sel = _explicit_ids(options.channels, ids)
+    if sel is not None:
+        bad = [c for c in sel if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the results (available: {list(ids)[:20]}{'...' if len(ids) > 20 else ''})")
-        return [int(c) for c in options.channels]
+        return [int(c) for c in sel]
     if family:
         present = [int(c) for c in family if int(c) in ids]
         if present:
@@ -207,14 +208,17 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     """One layer: tuning of every channel, grids of the shown channels (whole sweep and per series value)."""
     from .family_channels import family_channels
 
+    from .channel_choice import choose_channels
+    from .sigma import to_sigma
+
     fam = (options.families or {}).get(layer) if options.families is not None else family_channels(ds, layer)
     families = {f"{layer} curve family": fam} if fam else None
     tuned = layer_tuning(ds, layer, options.stats, families=families)
     ids = [int(c) for c in tuned["channels"]]
-    peak = {c: tuned["channels"][c].get("peak_sigma", math.nan) for c in ids}
-    shown = _pick_channels(peak, ids, fam, options)
-    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in shown}
-    order = sorted(shown, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
+    chosen = choose_channels(ds, layer, grid(ds, to_sigma(ds, layer, options.stats)), options.channels, known=fam,
+                             max_channels=options.max_channels)
+    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in chosen.channels}
+    order = sorted(chosen.channels, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
     cdim = channel_dim(ds, layer)
     sub = ds[[layer] if layer in ds.data_vars else [f"{layer}_pre_relu"]].sel({cdim: order})
     cs = channel_stats(ds, layer, options.stats)
@@ -236,7 +240,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     for c in ids:
         u = tuned["channels"][c]
         channels.append({"channel": c, **{k: _num(v) for k, v in u.items() if not isinstance(v, dict)}})
-    fam_summary = [{"name": n, **_jsonable(f)} for n, f in tuned["families"].items()]
+    fam_summary = [{"name": n, **jsonable(f)} for n, f in tuned["families"].items()]
     return {
         "name": layer,
         "channel_dim": cdim,
@@ -248,6 +252,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
         "tuning": channels,
         "families": fam_summary,
         "statistics": tuned["statistics"],
+        "chosen": chosen.how,
     }
 
 
@@ -314,8 +319,9 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     size = int(_num(ds.attrs.get("crop_size")) or _num(ds.attrs.get("input_size")) or 224)
     origin = np.asarray(ds.attrs.get("crop_origin_xy", [0, 0]), dtype=np.float64).reshape(-1)[:2]
     ids = [int(c) for c in ds.coords["channel"].values]
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    explicit = _explicit_ids(options.channels, ids)
+    if explicit is not None:
+        bad = [c for c in explicit if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the optimize result (it has {ids[:20]})")
     rows = []
@@ -330,7 +336,7 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         if "x" in ds.data_vars and "y" in ds.data_vars:
             row["position"] = [float(ds["x"].values[i]) - float(origin[0]), float(ds["y"].values[i]) - float(origin[1])]
         rows.append(row)
-    shown = [int(c) for c in options.channels] if options.channels is not None else ids
+    shown = explicit if explicit is not None else ids
     statistics = str(ds.attrs.get("statistics", ""))
     return {
         "kind": "optimum",
@@ -355,7 +361,8 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
-_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("stability", "stability", 2, False),
+                   ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
@@ -375,6 +382,68 @@ def _discover_position(ds: xr.Dataset) -> tuple[int, list[float]]:
     return size, [size / 2.0, size / 2.0]
 
 
+def _family_verdict(ds: xr.Dataset, layer: str, ids: Sequence[int]) -> tuple[dict[int, dict], list[int] | None]:
+    """The joined family file's columns per channel of ``layer``, and its detectors (None without a family file)."""
+    verdict: dict[int, dict] = {}
+    if "family_detector" not in ds.data_vars:
+        return verdict, None
+    rows = np.flatnonzero(np.asarray(ds["family_layer"].values).astype(str) == layer)
+    for r in rows:
+        c = int(ds["family_channel"].values[r])
+        verdict[c] = {key: (str(ds[f"family_{key}"].values[r]) if text else _num(ds[f"family_{key}"].values[r]))
+                      for key, _, _, text in _FAMILY_COLUMNS if f"family_{key}" in ds.data_vars}
+    return verdict, [c for c in ids if verdict.get(c, {}).get("detector")]
+
+
+def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statistics: str) -> dict:
+    """One layer's part of :func:`discover_page`: heatmaps per polarity, tuning table, the family's coverage."""
+    from .tuning import best_curvature_index, family_coverage, unit_tuning
+
+    o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
+    k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
+    polarities = [str(p) for p in ds.coords["polarity"].values]
+    cdim = f"{layer}_channel"
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
+    ids = [int(c) for c in cur.coords[cdim].values]
+    mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
+    std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
+    post = np.asarray(cur.sel(polarity=polarities[0]).values, dtype=np.float64)  # (C, K, O)
+    # discover's sigma (suites.analysis.curve_family): above the dataset mean, or above the blank image of the
+    # same polarity for runs made with --sigma-baseline blank (and files from before the attribute)
+    by_blank = f"{layer}_blank" in ds.data_vars and ds.attrs.get("sigma_baseline", "blank") == "blank"
+    blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
+             if by_blank else np.repeat(mean[:, None], len(polarities), axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
+    tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
+    verdict, fam = _family_verdict(ds, layer, ids)
+    shown = _pick_channels({c: tuned[c]["peak_sigma"] for c in ids}, ids, fam, options)
+    order = sorted(shown, key=lambda c: tuned[c]["preferred_orientation"] if math.isfinite(tuned[c]["preferred_orientation"]) else 1e9)
+    take = [ids.index(c) for c in order]
+    grids = {"": _b64_float32(np.asarray(cur.values, dtype=np.float64)[:, take].mean(axis=0))}
+    for p in polarities:
+        grids[f"polarity={p}"] = _b64_float32(np.asarray(cur.sel(polarity=p).values)[take])
+    table = [{"channel": c, **{key: _num(v) for key, v in tuned[c].items() if not isinstance(v, dict)}, **verdict.get(c, {})}
+             for c in ids]
+    families = []
+    if fam:
+        curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
+        summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
+        families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **jsonable(summary),
+                         "channels": fam})
+    return {
+        "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
+        "mean": [_num(blank[i].mean()) for i in take], "std": [_num(std[i]) for i in take],
+        "mean_by_series": {f"polarity={p}": [_num(blank[i, j]) for i in take] for j, p in enumerate(polarities)},
+        "grids": grids, "tuning": table, "families": families, "statistics": statistics,
+        "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
+                          for key, label, digits, text in _FAMILY_COLUMNS if verdict],
+    }
+
+
 def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     """Page data of discover responses: the curve sweep in both polarities, family detectors shown.
 
@@ -383,8 +452,6 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     :func:`suites.analysis.tuning.unit_tuning` on the black-on-white sweep, with the family
     file's verdict (detector, curve/line ratio, polarity difference, flags) when present.
     """
-    from .tuning import best_curvature_index, family_coverage, unit_tuning
-
     ds = ds.load()
     have = [l for l in str(ds.attrs.get("layers", "")).split() if f"{l}_curve" in ds.data_vars]
     layers = list(options.layers) if options.layers else have
@@ -394,59 +461,9 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    first = polarities[0]
-    statistics = ("the blank image's response and the post-ReLU std of "
-                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
-                  + " (discover's sigma above blank: (response - blank) / std)")
-    pages = []
-    for layer in layers:
-        cdim = f"{layer}_channel"
-        cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
-        ids = [int(c) for c in cur.coords[cdim].values]
-        mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
-        std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
-        post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
-        # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
-        blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-                 if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
-        tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
-        verdict: dict[int, dict] = {}
-        fam = None
-        if "family_detector" in ds.data_vars:
-            rows = np.flatnonzero(np.asarray(ds["family_layer"].values).astype(str) == layer)
-            for r in rows:
-                c = int(ds["family_channel"].values[r])
-                verdict[c] = {key: (str(ds[f"family_{key}"].values[r]) if text else _num(ds[f"family_{key}"].values[r]))
-                              for key, _, _, text in _FAMILY_COLUMNS if f"family_{key}" in ds.data_vars}
-            fam = [c for c in ids if verdict.get(c, {}).get("detector")]
-        peak = {c: tuned[c]["peak_sigma"] for c in ids}
-        shown = _pick_channels(peak, ids, fam, options)
-        order = sorted(shown, key=lambda c: tuned[c]["preferred_orientation"] if math.isfinite(tuned[c]["preferred_orientation"]) else 1e9)
-        take = [ids.index(c) for c in order]
-        grids = {"": _b64_float32(np.asarray(cur.values, dtype=np.float64)[:, take].mean(axis=0))}
-        for p in polarities:
-            grids[f"polarity={p}"] = _b64_float32(np.asarray(cur.sel(polarity=p).values)[take])
-        table = []
-        for c in ids:
-            row = {"channel": c, **{key: _num(v) for key, v in tuned[c].items() if not isinstance(v, dict)}}
-            row.update(verdict.get(c, {}))
-            table.append(row)
-        families = []
-        if fam:
-            curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
-            summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
-            families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **_jsonable(summary),
-                             "channels": fam})
-        pages.append({
-            "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
-            "mean": [_num(blank[i].mean()) for i in take], "std": [_num(std[i]) for i in take],
-            "mean_by_series": {f"polarity={p}": [_num(blank[i, j]) for i in take] for j, p in enumerate(polarities)},
-            "grids": grids, "tuning": table, "families": families, "statistics": statistics,
-            "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
-                              for key, label, digits, text in _FAMILY_COLUMNS if verdict],
-        })
+    statistics = (str(ds.attrs.get("sigma", "discover's sigma above blank: (response - blank) / std")) + "; "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics")))
+    pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
     return {
@@ -463,7 +480,7 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         "curvature": [float(x) for x in k],
         "series": {"polarity": polarities},
         "series_params": {f"polarity={p}": dict(zip(("fg", "bg"), _POLARITY_COLOURS[p])) for p in polarities if p in _POLARITY_COLOURS},
-        "default_series": f"polarity={first}",
+        "default_series": f"polarity={polarities[0]}",
         "averaged": {},
         "stimulus": {"kind": "curve", "fixed": fixed, "size": size, "position": position},
         "layers": pages,
@@ -494,7 +511,9 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
     pages = []
     for name, ds in runs:
         kind = report_kind(ds)
-        pages.append(KINDS[kind][1](name, ds, options))
+        page = KINDS[kind][1](name, ds, options)
+        page["stimulus"]["shapes"] = options.shapes(page) if options.shapes is not None else {}
+        pages.append(page)
     return {
         "vmax": float(options.vmax),
         "colormap": _colormap(),
@@ -505,7 +524,7 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
 
 def script_json(data: Any) -> str:
     """``json.dumps`` safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``."""
-    text = json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
+    text = json.dumps(jsonable(data), separators=(",", ":"), allow_nan=False)
     for ch in ("<", ">", "&", "\u2028", "\u2029"):
         text = text.replace(ch, f"\\u{ord(ch):04x}")
     return text

@@ -28,7 +28,7 @@ File format (every key optional unless marked)::
     name = "inceptionv1"                 # overridable with --model
     weights = ""                         # path; "" = registry default / random
     layers = ["mixed3b"]
-    channels = "all"                     # "all" | family name | [ids] | {layer = ...};
+    channels = "all"                     # "all" | "family" | family name | [ids] | {layer = ...};
                                          # default: the family's channels with `family`, else all
     family = ""                          # e.g. "curves": layers default to the family's layers
     readout = "both"                     # both | pre_relu | post_relu
@@ -63,6 +63,7 @@ from stimuli import kinds as _decl
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -172,12 +173,22 @@ class Suite:
     def axis_names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.axes)
 
-    def quick(self, max_values: int = 12) -> Suite:
-        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values."""
+    def quick(self, max_values: int = 12, *, legacy: bool = False) -> Suite:
+        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values.
+
+        A periodic axis that covers its period with even steps (orientation 0, 0.5, ...,
+        359.5) keeps ``max_values`` values evenly spaced around the circle without the end
+        point (0, 30, ..., 330), so no two thinned values are near-duplicates across the
+        wrap; other axes keep both ends. ``legacy``: the thinning of files written before
+        (both ends on every axis), for verifying them.
+        """
         axes = []
         for n, v in self.axes:
             if len(v) > max_values:
-                idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
+                if not legacy and _covers_period(n, v):
+                    idx = (np.arange(max_values) * len(v)) // max_values
+                else:
+                    idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
                 v = v[idx]
             axes.append((n, v))
         return replace(self, axes=tuple(axes))
@@ -269,20 +280,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
     return parse_suite(text, path=str(p))
 
 
-def parse_suite(text: str, path: str = "<string>") -> Suite:
-    """Parse and validate TOML text into a :class:`Suite` (see the module docstring)."""
-    doc = _load_toml(text, path)
-    _check_keys(doc, _TOP_KEYS, path, "")
-    name = doc.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise SuiteError(f"{path}: key 'name' is required and must be a non-empty string, got {name!r}")
-    kind = doc.get("kind")
-    if kind not in KINDS:
-        raise SuiteError(f"{path}: key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-    description = doc.get("description", "")
-    if not isinstance(description, str):
-        raise SuiteError(f"{path}: key 'description' must be a string, got {description!r}")
-
+def _parse_axes(doc: dict, path: str) -> list[tuple[str, np.ndarray]]:
+    """The ``[sweep]`` table: ``(parameter, values)`` per swept parameter, in the file's order."""
     sweep = _table(doc, "sweep", path, required=True)
     if not sweep:
         raise SuiteError(f"{path}: [sweep] must name at least one parameter; allowed: {', '.join(SWEEPABLE)}")
@@ -294,11 +293,15 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
         _check_param_values(key, values, path, f"[sweep].{key}")
         _check_distinct(key, values, path, f"[sweep].{key}")
         axes.append((key, values))
+    return axes
 
-    fixed = {}
+
+def _parse_fixed(doc: dict, swept: Sequence[str], path: str) -> dict[str, Any]:
+    """The ``[fixed]`` table: colours, choices and numbers held constant (none of them swept)."""
+    fixed: dict[str, Any] = {}
     for key, value in _table(doc, "fixed", path).items():
         where = f"[fixed].{key}"
-        if key in sweep:
+        if key in swept:
             raise SuiteError(f"{path}: {where} is also swept in [sweep]; give it in one place only")
         if key in ("fg", "bg"):
             fixed[key] = _colour(value, path, where, allow_complement=key == "bg")
@@ -312,9 +315,11 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
             fixed[key] = int(value) if key in _PARAMS and _PARAMS[key].integer else float(value)
         else:
             raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(SWEEPABLE + FIXED_ONLY)}")
-    _check_colour_modes({**fixed, **{k: None for k in sweep}}, path)
-    _check_geometry(kind, dict(axes), fixed, path)
+    return fixed
 
+
+def _parse_model(doc: dict, swept: Sequence[str], path: str) -> dict[str, Any]:
+    """The ``[model]`` table as :class:`Suite` fields (model, weights, layers, family, channels, readout, ...)."""
     model = _table(doc, "model", path)
     _check_keys(model, _MODEL_KEYS, path, "model")
     model_name = model.get("name", "groundtruth")
@@ -323,7 +328,6 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     weights = model.get("weights", "")
     if not isinstance(weights, str):
         raise SuiteError(f"{path}: [model].weights must be a path string or 'random', got {weights!r}")
-    weights = WeightsSpec.parse(weights)
     layers = model.get("layers", [])
     if isinstance(layers, str):
         layers = [layers]
@@ -335,7 +339,7 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
         per_rf = _number(per_rf, path, "[model].length_per_receptive_field")
         if not 0 < per_rf <= 4:
             raise SuiteError(f"{path}: [model].length_per_receptive_field must be a fraction > 0 (at most 4), got {per_rf:g}")
-        if "length" in sweep:
+        if "length" in swept:
             raise SuiteError(f"{path}: [model].length_per_receptive_field sizes the stimulus per layer; it needs a "
                              "fixed length, not [sweep].length")
     if family is not None and family not in FAMILY_KINDS:
@@ -347,7 +351,12 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
         channels = _channels(channels, path, "[model].channels")
     readout = model.get("readout", "both")
     _check_choice(readout, path, "[model].readout", _READOUTS)
+    return {"model": model_name, "weights": WeightsSpec.parse(weights), "layers": tuple(layers), "channels": channels,
+            "family": family, "length_per_receptive_field": per_rf, "readout": readout}
 
+
+def _parse_run(doc: dict, path: str) -> dict[str, Any]:
+    """The ``[run]`` table as :class:`Suite` fields (batch size, device, dtypes, seed, input size)."""
     run = _table(doc, "run", path)
     _check_keys(run, _RUN_KEYS, path, "run")
     batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
@@ -360,9 +369,13 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     _check_choice(dtype, path, "[run].dtype", _DTYPES)
     storage = run.get("storage", "float32")
     _check_choice(storage, path, "[run].storage", _STORAGE)
-    seed = _check_int(run.get("seed", 0), path, "[run].seed", minimum=0)
-    size = _check_int(run.get("size", 224), path, "[run].size", minimum=8)
+    return {"batch_size": batch_size, "device": device, "dtype": dtype, "storage": storage,
+            "seed": _check_int(run.get("seed", 0), path, "[run].seed", minimum=0),
+            "size": _check_int(run.get("size", 224), path, "[run].size", minimum=8)}
 
+
+def _parse_summary(doc: dict, path: str) -> Summary:
+    """The ``[summary]`` table."""
     summ = _table(doc, "summary", path)
     _check_keys(summ, _SUMMARY_KEYS, path, "summary")
     summary = Summary(
@@ -372,14 +385,30 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     )
     if not summary.keep_rows and not summary.enabled:
         raise SuiteError(f"{path}: [summary].keep_rows = false needs [summary].enabled = true (nothing would be stored)")
+    return summary
 
-    suite = Suite(
-        name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
-        model=model_name, weights=weights, layers=tuple(layers), channels=channels, family=family,
-        length_per_receptive_field=per_rf,
-        readout=readout, batch_size=batch_size, device=device, dtype=dtype, storage=storage, seed=seed,
-        size=size, summary=summary, source=text, path=path,
-    )
+
+def parse_suite(text: str, path: str = "<string>") -> Suite:
+    """Parse and validate TOML text into a :class:`Suite` (see the module docstring)."""
+    doc = _load_toml(text, path)
+    _check_keys(doc, _TOP_KEYS, path, "")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SuiteError(f"{path}: key 'name' is required and must be a non-empty string, got {name!r}")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise SuiteError(f"{path}: key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(f"{path}: key 'description' must be a string, got {description!r}")
+    axes = _parse_axes(doc, path)
+    swept = [k for k, _ in axes]
+    fixed = _parse_fixed(doc, swept, path)
+    _check_colour_modes({**fixed, **{k: None for k in swept}}, path)
+    _check_geometry(kind, dict(axes), fixed, path)
+    suite = Suite(name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
+                  **_parse_model(doc, swept, path), **_parse_run(doc, path), summary=_parse_summary(doc, path),
+                  source=text, path=path)
     if suite.num_stimuli > 10**12:
         raise SuiteError(f"{path}: the grid has {suite.num_stimuli} stimuli; at most 10**12 are allowed")
     return suite
@@ -549,9 +578,23 @@ def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> 
 _COLOUR_PERIODS = {"fg_hue": 360.0, "bg_hue": 360.0}
 
 
+def _period(key: str) -> float | None:
+    return _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+
+
+def _covers_period(key: str, values: np.ndarray) -> bool:
+    """Whether an axis is periodic and its values are evenly spaced steps around the whole period."""
+    period = _period(key)
+    if not period or len(values) < 2:
+        return False
+    v = np.sort(np.mod(np.asarray(values, dtype=np.float64), period))
+    steps = np.diff(np.append(v, v[0] + period))
+    return bool(np.allclose(steps, period / len(v), rtol=1e-6, atol=1e-9))
+
+
 def _check_distinct(key: str, values: np.ndarray, path: str, where: str) -> None:
     """No two values of an axis may draw the same stimuli: no repeats, none a period apart."""
-    period = _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+    period = _period(key)
     folded = np.mod(values, period) if period else values
     order = np.argsort(folded, kind="stable")
     gaps = np.diff(folded[order])
@@ -623,9 +666,14 @@ def _check_colour_modes(params: dict[str, Any], path: str) -> None:
 
 
 def _channels(value: Any, path: str, where: str) -> Any:
-    """'all' | family name | list of ids | {layer: one of those}."""
+    """'all' | 'family' | family name | list of ids | {layer: one of those}.
+
+    ``"family"`` (the word ``--channels`` of plot, report and optimize uses,
+    :mod:`suites.specs.channel_selection`) is the layer's curve family, the same as the
+    family kind ``"curves"``.
+    """
     if isinstance(value, str) and value:
-        return value
+        return "curves" if value.strip() == "family" else value
     if isinstance(value, list):
         if not value:
             raise SuiteError(f"{path}: {where} is an empty list; give channel ids, 'all' or a family name")
