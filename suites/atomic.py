@@ -133,7 +133,12 @@ class Staging:
 
     Attributes:
         overwrite: replace existing targets (never an input).
-        inputs: files the job reads; an output equal to one of them is refused.
+        inputs: files and folders named by the job's arguments; an output equal to one of the
+            files, or an existing file inside one of the folders, is refused.
+        read: data files the job opened (:func:`suites.data_files.check_data_file`), by identity;
+            refused as outputs when checked and again at :meth:`commit`.
+        checked: outputs checked so far, by identity: two options naming one file are refused.
+        output_dirs: folders the job declared its own (:func:`declare_output_folder`).
     """
 
     overwrite: bool = False

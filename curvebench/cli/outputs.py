@@ -48,7 +48,7 @@ def _values(args: argparse.Namespace, outputs: bool) -> list[tuple[str, str]]:
     return found
 
 
-_POSITIONALS = {"files": "FILE", "file": "FILE", "suite": "SUITE"}
+_POSITIONALS = {"files": "FILE", "file": "FILE", "suite": "SUITE", "folder": "DIR"}
 
 
 def _option(key: str) -> str:
