@@ -24,7 +24,7 @@ name             is                                              returns
 ``open_results`` :func:`suites.results.files.open_file`          ``xarray.Dataset``
 ``discover``     :func:`suites.discovery.pipeline.discover`      :class:`~suites.discovery.pipeline.DiscoverResult`
 ``optimize``     :func:`suites.optimization.ascent.optimize`     ``xarray.Dataset``
-``report``       :func:`suites.analysis.report.write_report`     path of the HTML page
+``report``       :func:`suites.report_stimuli.write_report`      path of the HTML page
 ===============  ==============================================  =============================
 
 The names are loaded on first use (PEP 562): ``import curvebench`` imports neither torch
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from probes.registry import load_model
     from stimuli.draw import render
-    from suites.analysis.report import write_report as report
+    from suites.report_stimuli import write_report as report
     from suites.discovery.pipeline import discover
     from suites.optimization.ascent import optimize
     from suites.results.files import open_file as open_results
@@ -54,7 +54,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "open_results": ("suites.results.files", "open_file"),
     "discover": ("suites.discovery.pipeline", "discover"),
     "optimize": ("suites.optimization.ascent", "optimize"),
-    "report": ("suites.analysis.report", "write_report"),
+    "report": ("suites.report_stimuli", "write_report"),
 }
 __all__ = list(_EXPORTS)
 

@@ -17,7 +17,8 @@ __all__ = ["register"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suites.analysis.report import ReportOptions, report_kind, write_report
+    from suites.analysis.report import ReportOptions, report_kind
+    from suites.report_stimuli import write_report
     from suites.results.files import open_for_report
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):

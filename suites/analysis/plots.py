@@ -624,17 +624,21 @@ def family_heatmap_figure(
     cax = fig.add_axes([(fig_w - right + 0.35) / fig_w, (fig_h - top - strip_h - 0.1 - min(4.0, nrow * (cell_h + gap_h))) / fig_h,
                         0.15 / fig_w, min(4.0, nrow * (cell_h + gap_h)) / fig_h])
     cb = fig.colorbar(im, cax=cax, extend="both")
-    cb.set_label("sigma above blank (post-ReLU)", fontsize=8)
+    baseline = "blank" if resp.attrs.get("sigma_baseline", "blank") == "blank" else "dataset mean"
+    cb.set_label(f"sigma above the {baseline}", fontsize=8)
     cb.ax.tick_params(labelsize=7)
     head = title or f"{n} curve detectors in {layer}"
-    sub = (f"{provenance(resp)}; sigma from {resp.attrs.get('statistics', '?')}\n"
-           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, closed ring "
-           f"at bottom), black on white; labels: {'channel' if len(short) > 6 else 'layer:channel'} and preferred "
-           f"orientation (white line), sorted by it")
-    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=12, fontweight="bold")
+    kmax = float(resp.coords["curvature"].max()) * float(resp.attrs.get("length", 64.0))
+    bottom = "closed ring" if kmax > 6.0 else ("semicircle" if abs(kmax - np.pi) < 0.05 else f"turn {np.degrees(kmax):.0f} deg")
+    sub = (f"{provenance(resp)}; {resp.attrs.get('sigma', 'sigma')}; {resp.attrs.get('statistics', '?')}\n"
+           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, {bottom} "
+           f"at bottom), black on white, averaged over the stimulus positions; labels: "
+           f"{'channel' if len(short) > 6 else 'layer:channel'} and preferred orientation (white line), sorted by it")
+    head_size = min(12.0, (fig_w - left - 0.2) * 100 / (0.85 * max(1, len(head))))  # one line, within the figure
+    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=head_size, fontweight="bold")
     import textwrap
 
-    width = max(60, int((fig_w - left - 0.2) * 100 / 5.2))
+    width = max(60, int((fig_w - left - 0.2) * 100 / 6.4))
     sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
     fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
     out_path = Path(out_path)

@@ -76,6 +76,8 @@ class ReportOptions:
         layers: layers to show (default: all in the file).
         max_channels: cap of the default channel choice.
         vmax: top of the colour scale in sigma (the article's 25).
+        shapes: ``shapes(page) -> {key: outline}``, the stimuli the page draws, computed outside
+            the analysis (:func:`suites.report_stimuli.page_shapes`); None: no stimulus drawings.
     """
 
     stats: xr.Dataset | None = None
@@ -84,6 +86,7 @@ class ReportOptions:
     max_channels: int = DEFAULT_MAX_CHANNELS
     vmax: float = DEFAULT_VMAX
     families: Mapping[str, Sequence[int]] | None = field(default=None)
+    shapes: Callable[[Mapping[str, Any]], dict] | None = None
 
 
 # -- kinds -----------------------------------------------------------------------------
@@ -157,14 +160,14 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         except tomllib.TOMLDecodeError:
             table = {}
         fixed = table if isinstance(table, dict) else {}
-    kind = stimulus_kind(ds.attrs) or "curve"
+    kind = stimulus_kind(ds.attrs) or "curve"  # the kinds are stimuli's (suites.report_stimuli draws them)
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
     length = _num(fixed.get("length")) or 64.0
     if size is None:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
-        "kind": kind if kind in ("curve", "angle", "line") else "curve",
+        "kind": kind,
         "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
@@ -361,7 +364,8 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
-_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("stability", "stability", 2, False),
+                   ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
@@ -402,14 +406,19 @@ def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statisti
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
     cdim = f"{layer}_channel"
-    cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
     ids = [int(c) for c in cur.coords[cdim].values]
     mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
     std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
     post = np.asarray(cur.sel(polarity=polarities[0]).values, dtype=np.float64)  # (C, K, O)
-    # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
+    # discover's sigma (suites.analysis.curve_family): above the dataset mean, or above the blank image of the
+    # same polarity for runs made with --sigma-baseline blank (and files from before the attribute)
+    by_blank = f"{layer}_blank" in ds.data_vars and ds.attrs.get("sigma_baseline", "blank") == "blank"
     blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-             if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
+             if by_blank else np.repeat(mean[:, None], len(polarities), axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
     tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
@@ -455,9 +464,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    statistics = ("the blank image's response and the post-ReLU std of "
-                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
-                  + " (discover's sigma above blank: (response - blank) / std)")
+    statistics = (str(ds.attrs.get("sigma", "discover's sigma above blank: (response - blank) / std")) + "; "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics")))
     pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
@@ -506,7 +514,9 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
     pages = []
     for name, ds in runs:
         kind = report_kind(ds)
-        pages.append(KINDS[kind][1](name, ds, options))
+        page = KINDS[kind][1](name, ds, options)
+        page["stimulus"]["shapes"] = options.shapes(page) if options.shapes is not None else {}
+        pages.append(page)
     return {
         "vmax": float(options.vmax),
         "colormap": _colormap(),
