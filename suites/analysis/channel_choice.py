@@ -10,7 +10,7 @@
    finds ``FOLDER/family.nc`` and ``FOLDER/discover-*/family.nc`` beside the results and
    in ``./results``; this module opens no file);
 3. the channels that pass the curve-detector test of ``curvebench discover``
-   (:func:`suites.analysis.curve_family.polarity_verdict`) applied to the sweep itself, as
+   (:func:`suites.analysis.curve_family.classify_arrays`) applied to the sweep itself, as
    far as one polarity allows: strength, curve not line, one orientation lobe (steps 1-3;
    no second polarity, no corner or end-stop control). The lobe must be at least
    :data:`MIN_LOBE_SAMPLES` orientation samples wide at half height (the test's
@@ -35,7 +35,7 @@ import xarray as xr
 
 from suites.specs.channel_selection import ChannelSelection
 
-from .curve_family import Criteria, polarity_verdict
+from .curve_family import Criteria, classify_arrays
 from .tuning import best_curvature_index, fitted_peak
 
 __all__ = ["ChosenChannels", "NoChannels", "choose_channels", "sweep_detectors", "spread", "family_detectors",
@@ -120,13 +120,16 @@ def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[
         raise NoChannels(f"the sweep's curvatures reach {k.max():g}/px, below the curve-detector test's "
                          f"{crit.min_curvature:g}/px")
     ids = [int(c) for c in g.coords[g.dims[0]].values]
-    values = g.values
-    passed = []
+    values = np.asarray(g.values, dtype=np.float64)
+    measured = np.isfinite(values).reshape(len(ids), -1).any(axis=1)
+    if not measured.any():
+        return [], crit
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        for i, c in enumerate(ids):
-            if np.isfinite(values[i]).any() and polarity_verdict(o, k, values[i], crit)[0]:
-                passed.append(c)
+        # one polarity: the same grid as both (steps 4 and 6 then add nothing; no controls, one position)
+        two = np.repeat(values[measured][:, None], 2, axis=1)
+        family = classify_arrays(o, k, two, criteria=crit, channels=np.asarray(ids)[measured])
+    passed = [int(c) for c, d in zip(family.channel.values, family.detector.values) if bool(d)]
     return passed, crit
 
 
