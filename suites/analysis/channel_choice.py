@@ -12,7 +12,7 @@
 3. the channels that pass the curve-detector test of ``curvebench discover``
    (:func:`suites.analysis.curve_family.classify_arrays`) applied to the sweep itself, as
    far as one polarity allows: strength, curve not line, one orientation lobe (steps 1-3;
-   no second polarity, no corner or end-stop control). The lobe must be at least
+   no second polarity, one position, no corner, end-stop or spot control). The lobe must be at least
    :data:`MIN_LOBE_SAMPLES` orientation samples wide at half height (the test's
    ``min_tuning_width`` raised to 1.5 orientation steps), so that a unit answering one
    cell of a coarse grid is never chosen.
