@@ -115,7 +115,9 @@ def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[
     k = np.asarray(g.coords["curvature"].values, dtype=np.float64)
     if o.size == 0 or k.size == 0 or not np.isfinite(g.values).any():
         raise NoChannels("the sweep holds no measured values yet")
-    crit = replace(base, min_tuning_width=max(base.min_tuning_width, 1.5 * _orientation_step(o)))
+    # a lobe of MIN_LOBE_SAMPLES samples at half height is at least (MIN_LOBE_SAMPLES - 0.5) steps wide
+    # (linear interpolation to the crossings); one sample alone is 1 step at most
+    crit = replace(base, min_tuning_width=max(base.min_tuning_width, (MIN_LOBE_SAMPLES - 0.5) * _orientation_step(o)))
     if not (k >= crit.min_curvature - 1e-12).any():
         raise NoChannels(f"the sweep's curvatures reach {k.max():g}/px, below the curve-detector test's "
                          f"{crit.min_curvature:g}/px")
