@@ -12,10 +12,9 @@
 3. the channels that pass the curve-detector test of ``curvebench discover``
    (:func:`suites.analysis.curve_family.classify_arrays`) applied to the sweep itself, as
    far as one polarity allows: strength, curve not line, one orientation lobe (steps 1-3;
-   no second polarity, one position, no corner, end-stop or spot control). The lobe must be at least
-   :data:`MIN_LOBE_SAMPLES` orientation samples wide at half height (the test's
-   ``min_tuning_width`` raised to 1.5 orientation steps), so that a unit answering one
-   cell of a coarse grid is never chosen.
+   no second polarity, one position, no corner, end-stop or spot control), with the
+   test's ``min_tuning_width`` raised to :data:`MIN_LOBE_STEPS` orientation steps, so
+   that a unit answering one cell of a coarse grid is never chosen.
 
 Never a ranking by one cell's value. When more channels qualify than a figure holds
 (``max_channels``), the ones shown are spread evenly over preferred orientation, and the
@@ -39,10 +38,12 @@ from .curve_family import Criteria, classify_arrays
 from .tuning import best_curvature_index, fitted_peak
 
 __all__ = ["ChosenChannels", "NoChannels", "choose_channels", "sweep_detectors", "spread", "family_detectors",
-           "MIN_LOBE_SAMPLES"]
+           "MIN_LOBE_STEPS"]
 
-#: A lobe must cover this many orientation samples at half height (1.5 steps of FWHM).
-MIN_LOBE_SAMPLES = 2
+#: Narrowest orientation lobe (FWHM) chosen, in orientation steps of the sweep. With linear
+#: interpolation to the half-height crossings, a response in one cell only (0 at both
+#: neighbours) is 1 step wide, a lobe with two samples at half height or more at least 1.5.
+MIN_LOBE_STEPS = 1.5
 
 
 class NoChannels(ValueError):
@@ -104,8 +105,8 @@ def _orientation_step(o: np.ndarray) -> float:
 def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[list[int], Criteria]:
     """Channels of a sigma grid ``(channel, curvature, orientation)`` that pass steps 1-3 of the curve-detector test.
 
-    Returns the channels and the criteria applied (``min_tuning_width`` raised to 1.5
-    orientation steps, see the module docstring).
+    Returns the channels and the criteria applied (``min_tuning_width`` raised to
+    :data:`MIN_LOBE_STEPS` orientation steps, see the module docstring).
 
     Raises:
         NoChannels: no swept curvature reaches the test's ``min_curvature``.
@@ -115,9 +116,7 @@ def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[
     k = np.asarray(g.coords["curvature"].values, dtype=np.float64)
     if o.size == 0 or k.size == 0 or not np.isfinite(g.values).any():
         raise NoChannels("the sweep holds no measured values yet")
-    # a lobe of MIN_LOBE_SAMPLES samples at half height is at least (MIN_LOBE_SAMPLES - 0.5) steps wide
-    # (linear interpolation to the crossings); one sample alone is 1 step at most
-    crit = replace(base, min_tuning_width=max(base.min_tuning_width, (MIN_LOBE_SAMPLES - 0.5) * _orientation_step(o)))
+    crit = replace(base, min_tuning_width=max(base.min_tuning_width, MIN_LOBE_STEPS * _orientation_step(o)))
     if not (k >= crit.min_curvature - 1e-12).any():
         raise NoChannels(f"the sweep's curvatures reach {k.max():g}/px, below the curve-detector test's "
                          f"{crit.min_curvature:g}/px")
