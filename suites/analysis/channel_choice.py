@@ -180,9 +180,13 @@ def _given_family(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> list[int
 
 def _discovered(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> tuple[Path, list[int]] | None:
     """The newest candidate family of the results' network with detectors in ``layer``, or None."""
-    from suites.results.attributes import check_same_model
+    from suites.results.attributes import check_same_model, model_id
 
+    if model_id(ds.attrs)[0] is None:  # results that do not name their model match no family
+        return None
     for path, fam in sel.families:
+        if model_id(fam.attrs)[0] is None:
+            continue
         try:
             check_same_model(fam.attrs, ds.attrs, what="family", other="results", error=ValueError)
             return Path(path), family_detectors(fam, layer)
