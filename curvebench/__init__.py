@@ -11,7 +11,7 @@ the library functions the command line calls, one per step of the work::
     model = curvebench.load_model("groundtruth")                 # or "inceptionv1", "efficientnet-lite0"
     run = curvebench.run_suite("demo", out="demo.h5")            # a sweep -> a results file
     ds = curvebench.open_results("demo.h5")                      # any file curvebench writes, by its file_kind
-    found = curvebench.discover("groundtruth", ["curves"])       # the curve family of a layer
+    found = curvebench.discover("groundtruth", ["curves"])       # the curve family of a layer (DiscoverOptions)
     best = curvebench.optimize(model, "curves", [0, 1])          # each channel's preferred stimulus
     curvebench.report([("demo", ds)], "report.html")             # one interactive HTML page
 

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
@@ -349,13 +350,13 @@ def _cmd_characterize(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
-    from types import SimpleNamespace
+#: the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
+_SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
+                                  angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
 
-    # the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
-    sweep_defaults = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
-                                     angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
+
+def _add_discover(commands: Any) -> None:
+    """``curvebench discover``: its options."""
     p = commands.add_parser(
         "discover", help="find the curve family of any model's layers (with a random-weights control)",
         description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "
@@ -387,11 +388,14 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, sweep_defaults)
+    _add_sweep_args(p, _SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
     p.set_defaults(func=_cmd_discover)
 
+
+def _add_compare(commands: Any) -> None:
+    """``curvebench compare``: its options."""
     p = commands.add_parser(
         "compare", help="curve families side by side: size, orientation coverage, tuning width, curvature",
         description="Tabulate and draw discover results side by side (layers of one model, different models, "
@@ -404,6 +408,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     add_overwrite(p)
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_demo(commands: Any) -> None:
+    """``curvebench demo``: its options."""
     p = commands.add_parser(
         "demo", help="the main job: the curve family of a real trained network (EfficientNet-Lite0), offline",
         description=f"Discovers the curve detectors of EfficientNet-Lite0 (weights shipped with the "
@@ -426,6 +433,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
 
+
+def _add_characterize(commands: Any) -> None:
+    """``curvebench characterize``: its options."""
     p = commands.add_parser(
         "characterize", help="the article's claims (fill, colour, polarity, rounding, combing) as numbers for a "
                              "discovered family",
@@ -441,3 +451,11 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_overwrite(p)
     p.set_defaults(func=_cmd_characterize)
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
+    _add_discover(commands)
+    _add_compare(commands)
+    _add_demo(commands)
+    _add_characterize(commands)

@@ -2,8 +2,10 @@
 
 The page holds every shown channel's orientation x curvature heatmap in sigma (the
 article's layout and colour scale, channels sorted by preferred orientation), a
-stimulus inspector (hover a cell: the stimulus of that cell is drawn in the page from
-its stored parameters, with its activation), the radial tuning plot of the family
+stimulus inspector (hover a cell: the stimulus of that cell, with its activation; the
+page draws outlines computed by ``stimuli`` in Python and passed in as
+``ReportOptions.shapes``, :func:`suites.report_stimuli.page_shapes`, since the analysis
+renders nothing), the radial tuning plot of the family
 (hover a curve: that unit alone; click: its heatmap), the tuning table and the
 provenance (both sortable), and, for several files, the families side by side.
 

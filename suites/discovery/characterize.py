@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from suites.discovery.responses import DiscoverError
+from suites.file_kinds import CHARACTERIZE_KIND
 
 __all__ = ["CLAIMS", "HUE_PAIRS", "ROUNDINGS", "load_discover_output", "characterize", "characterize_summary"]
 
@@ -71,7 +72,9 @@ def load_discover_output(folder: str | Path, layer: str | None = None) -> Discov
     """Read ``family.nc`` and ``responses.nc`` of a discover output; one-line errors for anything else."""
     from suites.analysis.curve_family import FAMILY_KIND
     from suites.discovery.responses import RESPONSES_KIND
+    from suites.errors import ResultsFileError
     from suites.results.attributes import file_kind
+    from suites.results.files import open_file
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -80,9 +83,8 @@ def load_discover_output(folder: str | Path, layer: str | None = None) -> Discov
     for name, kind in (("family", FAMILY_KIND), ("responses", RESPONSES_KIND)):
         path = folder / f"{name}.nc"
         try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                data[name] = ds.load()
-        except (OSError, ValueError):
+            data[name] = open_file(path, option="characterize")
+        except (OSError, ResultsFileError):
             raise DiscoverError(f"characterize: {folder} is not a discover output (no readable {name}.nc)") from None
         if file_kind(data[name].attrs) != kind:
             raise DiscoverError(f"characterize: {path} is not a discover {name} file "
@@ -238,7 +240,7 @@ def characterize(folder: str | Path, layer: str | None = None, *, device: str = 
     values = _measure(_Probe(model, out), out, members)
     ds = xr.Dataset({n: (("unit", "rounding") if v.ndim == 2 else ("unit",), v) for n, v in values.items()},
                     coords={"channel": (("unit",), [m["channel"] for m in members]), "rounding": list(ROUNDINGS)})
-    ds.attrs.update(file_kind="curvebench-characterize", model=str(out.responses.attrs.get("model")), layer=out.layer,
+    ds.attrs.update(file_kind=CHARACTERIZE_KIND, model=str(out.responses.attrs.get("model")), layer=out.layer,
                     sigma=str(out.responses.attrs.get("sigma", "sigma above the blank")),
                     positions=str(out.responses.attrs.get("positions", "")), source=str(out.folder))
     summ = {"model": ds.attrs["model"], "layer": out.layer, "members": len(members), "sigma": ds.attrs["sigma"],

@@ -144,7 +144,7 @@ def _run_one(net, layers: list[str], opts: DiscoverOptions, crit, *, stats, weig
     return resp, classify_all(resp, crit, layers)
 
 
-def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None) -> DiscoverResult:
+def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None, **fields: Any) -> DiscoverResult:
     """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
 
     Args:
@@ -152,6 +152,8 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
         layers: tap names.
         options: :class:`DiscoverOptions` (default: the model's weights, default sweep
             and test, no control, no files).
+        fields: :class:`DiscoverOptions` fields by name, replacing those of ``options``
+            (``discover("groundtruth", ["curves"], sweep=Sweep(positions=1), out_dir="d")``).
 
     Returns:
         :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
@@ -160,7 +162,9 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
 
     from suites.analysis.curve_family import Criteria, summary
 
-    opts = options or DiscoverOptions()
+    from dataclasses import replace
+
+    opts = replace(options or DiscoverOptions(), **fields)
     t0 = time.perf_counter()
     crit = opts.criteria or Criteria()
     layers = list(dict.fromkeys(layers))
