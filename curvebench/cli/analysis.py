@@ -135,7 +135,7 @@ def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Name
         return []
     print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
     if chosen.source == "sweep test":
-        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+        print(f"note: for discover's full test (both polarities, several positions, controls) run `curvebench discover "
               f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
     written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
                             strip=_strip(args), name=name)
