@@ -288,3 +288,26 @@ def test_characterize_bad_input_is_one_line(gt_cli_run, tmp_path, capsys, which,
     assert cli_main(["characterize", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("curvebench: error:") and err.count("\n") == 1 and needle in err
+
+
+def test_layer_families_measures_several_layers_in_one_pass(cache):
+    """The library call for many layers (curvebench atlas): per-layer summaries with stability and detectors_ci."""
+    from suites.discovery.pipeline import layer_families
+
+    small = Sweep(orientations=36, curvatures=8, length=32.0, width=2.0, positions=1)
+    fams = layer_families(probes.load_model("groundtruth"), ["curves", "edges"], small, Criteria(min_line_ratio=1.3),
+                          cache_dir=cache)
+    assert set(fams) == {"curves", "edges"}
+    assert fams["curves"]["detectors"] == 12 and fams["curves"]["detectors_ci"] == [12, 12]
+    assert fams["edges"]["detectors"] == 0 and fams["curves"]["positions"] == 1
+    assert all(m["stability"] == 1.0 and m["tuning_width_deg"] > 0 for m in fams["curves"]["family"])
+
+
+def test_positions_must_be_a_square_grid(tmp_path, capsys, cache):
+    rc = cli_main(["discover", "--model", "groundtruth", "--layers", "curves", "--positions", "3",
+                   "--out", str(tmp_path / "o"), "--cache", str(cache), "--no-progress", *TINY_ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "positions must be a square number" in err and "got 3" in err
+    assert Sweep(positions=9).position_offsets(16).tolist()[0] == pytest.approx([-16 / 3, -16 / 3])
+    off = Sweep(positions=4, offset=(4.0, -8.0)).position_offsets(16)
+    assert off.tolist() == [[0, -12], [8, -12], [0, -4], [8, -4]]

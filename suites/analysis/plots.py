@@ -548,6 +548,36 @@ def _family_members(family: xr.Dataset, layer: str) -> tuple[list[int], list[flo
     return [int(sub.channel.values[i]) for i in order], [float(prefs[i]) for i in order]
 
 
+def _family_cell(ax, label: str, preferred: float, last: bool) -> None:
+    """Axes dressing of one unit's heatmap: orientation ticks on the last row, preferred-orientation line, label."""
+    ax.set_yticks([])
+    ax.set_xticks([0, 90, 180, 270])
+    ax.set_xticklabels([f"{t}°" for t in (0, 90, 180, 270)] if last else [], fontsize=7)
+    ax.tick_params(length=2)
+    ax.axvline(preferred, color="white", lw=0.6, alpha=0.7)
+    ax.text(-0.02, 0.5, label, transform=ax.transAxes, ha="right", va="center", fontsize=7)
+    for sp in ax.spines.values():
+        sp.set_visible(False)
+
+
+def _family_titles(fig, resp: xr.Dataset, head: str, short: str, box: tuple[float, float, float]) -> None:
+    """Title (one line, shrunk to fit) and the subtitle (provenance, sigma, layout) of the family heatmap figure."""
+    import textwrap
+
+    left, fig_w, fig_h = box
+    kmax = float(resp.coords["curvature"].max()) * float(resp.attrs.get("length", 64.0))
+    bottom = "closed ring" if kmax > 6.0 else ("semicircle" if abs(kmax - np.pi) < 0.05 else f"turn {np.degrees(kmax):.0f} deg")
+    sub = (f"{provenance(resp)}; {resp.attrs.get('sigma', 'sigma')}; {resp.attrs.get('statistics', '?')}\n"
+           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, {bottom} "
+           f"at bottom), black on white, averaged over the stimulus positions; labels: "
+           f"{'channel' if len(short) > 6 else 'layer:channel'} and preferred orientation (white line), sorted by it")
+    head_size = min(12.0, (fig_w - left - 0.2) * 100 / (0.85 * max(1, len(head))))  # one line, within the figure
+    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=head_size, fontweight="bold")
+    width = max(60, int((fig_w - left - 0.2) * 100 / 6.4))
+    sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
+    fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
+
+
 def family_heatmap_figure(
     resp: xr.Dataset,
     family: xr.Dataset,
@@ -611,36 +641,14 @@ def family_heatmap_figure(
             ax = fig.add_axes([x0 / fig_w, yy / fig_h, cell_w / fig_w, cell_h / fig_h])
             im = ax.imshow(_display(heats[i]), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest",
                            extent=(xext[0], xext[1], k.size - 0.5, -0.5))
-            ax.set_yticks([])
-            ax.set_xticks([0, 90, 180, 270])
-            last = r == nrow - 1 or i == n - 1
-            ax.set_xticklabels([f"{t}°" for t in (0, 90, 180, 270)] if last else [], fontsize=7)
-            ax.tick_params(length=2)
-            ax.axvline(prefs[i], color="white", lw=0.6, alpha=0.7)
-            ax.text(-0.02, 0.5, f"{c_label(short, chans[i])}\n{prefs[i]:.0f}°", transform=ax.transAxes,
-                    ha="right", va="center", fontsize=7)
-            for sp in ax.spines.values():
-                sp.set_visible(False)
+            _family_cell(ax, f"{c_label(short, chans[i])}\n{prefs[i]:.0f}°", prefs[i], r == nrow - 1 or i == n - 1)
     cax = fig.add_axes([(fig_w - right + 0.35) / fig_w, (fig_h - top - strip_h - 0.1 - min(4.0, nrow * (cell_h + gap_h))) / fig_h,
                         0.15 / fig_w, min(4.0, nrow * (cell_h + gap_h)) / fig_h])
     cb = fig.colorbar(im, cax=cax, extend="both")
     baseline = "blank" if resp.attrs.get("sigma_baseline", "blank") == "blank" else "dataset mean"
     cb.set_label(f"sigma above the {baseline}", fontsize=8)
     cb.ax.tick_params(labelsize=7)
-    head = title or f"{n} curve detectors in {layer}"
-    kmax = float(resp.coords["curvature"].max()) * float(resp.attrs.get("length", 64.0))
-    bottom = "closed ring" if kmax > 6.0 else ("semicircle" if abs(kmax - np.pi) < 0.05 else f"turn {np.degrees(kmax):.0f} deg")
-    sub = (f"{provenance(resp)}; {resp.attrs.get('sigma', 'sigma')}; {resp.attrs.get('statistics', '?')}\n"
-           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, {bottom} "
-           f"at bottom), black on white, averaged over the stimulus positions; labels: "
-           f"{'channel' if len(short) > 6 else 'layer:channel'} and preferred orientation (white line), sorted by it")
-    head_size = min(12.0, (fig_w - left - 0.2) * 100 / (0.85 * max(1, len(head))))  # one line, within the figure
-    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=head_size, fontweight="bold")
-    import textwrap
-
-    width = max(60, int((fig_w - left - 0.2) * 100 / 6.4))
-    sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
-    fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
+    _family_titles(fig, resp, title or f"{n} curve detectors in {layer}", short, (left, fig_w, fig_h))
     out_path = Path(out_path)
     with output_file(out_path) as tmp:
         fig.savefig(tmp, dpi=100, facecolor="white")

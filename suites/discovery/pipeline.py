@@ -20,7 +20,7 @@ It sits above the analysis (it draws figures) in the import layers, beside
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,7 @@ def _run_one(net, layers: list[str], opts: DiscoverOptions, crit, *, stats, weig
     return resp, classify_all(resp, crit, layers)
 
 
-def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None,
-             **overrides: Any) -> DiscoverResult:
+def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None, **fields: Any) -> DiscoverResult:
     """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
 
     Args:
@@ -153,7 +152,8 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
         layers: tap names.
         options: :class:`DiscoverOptions` (default: the model's weights, default sweep
             and test, no control, no files).
-        overrides: fields of :class:`DiscoverOptions` by name (``control=True, out_dir=...``).
+        fields: :class:`DiscoverOptions` fields by name, replacing those of ``options``
+            (``discover("groundtruth", ["curves"], sweep=Sweep(positions=1), out_dir="d")``).
 
     Returns:
         :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
@@ -162,7 +162,9 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
 
     from suites.analysis.curve_family import Criteria, summary
 
-    opts = replace(options or DiscoverOptions(), **overrides)
+    from dataclasses import replace
+
+    opts = replace(options or DiscoverOptions(), **fields)
     t0 = time.perf_counter()
     crit = opts.criteria or Criteria()
     layers = list(dict.fromkeys(layers))

@@ -160,15 +160,7 @@ def compute_stats(
         for names, images in iter_batches(source, size, batch_size):
             out = model.probe(images.to(model.device), list(layers), full_map=True)
             for l in layers:
-                # a tap without a ReLU (e.g. a linear block output) is its own "pre-ReLU" value
-                pre = out.get(f"{l}_pre_relu", out[l])
-                if l in keep:
-                    idx = keep[l].to(pre.device)
-                    valid = pre.index_select(2, idx).index_select(3, idx)
-                    running[l].update(valid if positions == "valid" else pre)
-                    other[l].update(pre if positions == "valid" else valid)
-                else:
-                    running[l].update(pre)
+                _update(running[l], other.get(l), out.get(f"{l}_pre_relu", out[l]), keep.get(l), positions)
             n_images += len(names)
             bar.update(len(names))
     bar.close()
@@ -199,6 +191,19 @@ def compute_stats(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _update(main: RunningChannelStats, other: RunningChannelStats | None, pre: torch.Tensor,
+            keep: torch.Tensor | None, positions: str) -> None:
+    """Add one batch's ``pre`` maps (a tap without a ReLU is its own "pre-ReLU" value) to both position sets."""
+    if keep is None:
+        main.update(pre)
+        return
+    idx = keep.to(pre.device)
+    valid = pre.index_select(2, idx).index_select(3, idx)
+    main.update(valid if positions == "valid" else pre)
+    if other is not None:
+        other.update(pre if positions == "valid" else valid)
 
 
 def _maybe_valid(model, layers: Sequence[str], size: int) -> dict[str, torch.Tensor]:
@@ -254,9 +259,9 @@ def default_stats_path(stats: xr.Dataset, folder: str | Path = "results") -> Pat
     return Path(folder) / f"stats-{stats.attrs['model']}-{sha}-{src}-{stats.attrs['image_size']}px{suffix}.nc"
 
 
-def save_stats(stats: xr.Dataset, path: str | Path) -> Path:
-    """Write a statistics dataset (netCDF4/HDF5 via h5netcdf)."""
+def save_stats(stats: xr.Dataset, path: str | Path, what: str = "--out") -> Path:
+    """Write a statistics dataset (netCDF4/HDF5 via h5netcdf); ``what`` names ``path`` in errors (``--cache``)."""
     path = Path(path)
-    with output_file(path, "--out") as tmp:
+    with output_file(path, what) as tmp:
         stats.to_netcdf(tmp, engine="h5netcdf")
     return path
