@@ -17,7 +17,7 @@ import torch
 
 from torch import nn
 
-from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
+from probes.base import _TOO_SMALL, InputTransform, ProbeModel, parse_input_transform, wrap_module
 from probes.errors import ModelError, WeightsError
 from probes.device import resolve_device
 from probes.receptive import Geometry
@@ -132,6 +132,13 @@ def load_factory(spec: str) -> nn.Module:
     except ImportError as exc:
         raise ModelError(f"model {spec!r}: cannot import module {module_path!r} ({exc}); known models: "
                          f"{', '.join(_REGISTRY)}") from None
+    except SyntaxError as exc:
+        raise ModelError(f"model {spec!r}: module {module_path!r} has a syntax error ({exc.filename}, line "
+                         f"{exc.lineno}: {exc.msg})") from None
+    except SystemExit as exc:
+        raise ModelError(f"model {spec!r}: importing module {module_path!r} called sys.exit({exc.code!r})") from None
+    except Exception as exc:  # the user's module raised while importing
+        raise ModelError(f"model {spec!r}: importing module {module_path!r} raised {_first_line(exc)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ModelError(f"model {spec!r}: module {module_path!r} has no attribute {attr!r}")
@@ -140,11 +147,50 @@ def load_factory(spec: str) -> nn.Module:
         raise ModelError(f"model {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable factory")
     try:
         net = obj()
+    except SystemExit as exc:
+        raise ModelError(f"model {spec!r}: {attr}() called sys.exit({exc.code!r}) instead of returning a model") from None
     except Exception as exc:  # the user's code: report it in one line
-        raise ModelError(f"model {spec!r}: {attr}() raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ModelError(f"model {spec!r}: {attr}() raised {_first_line(exc)}") from None
     if not isinstance(net, nn.Module):
         raise ModelError(f"model {spec!r}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+    bad = [n for n, _ in net.named_modules() if "/" in n or "\0" in n]
+    if bad:
+        raise ModelError(f"model {spec!r}: submodule name {bad[0]!r} contains '/' or a NUL byte, which cannot "
+                         "name a layer in a results file; rename the submodule")
+    _guard_forward(net, spec)
     return net
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _guard_forward(net: nn.Module, spec: str) -> None:
+    """Make an exception of the user's ``forward`` a :class:`ModelError` naming the model (one line, exit 2).
+
+    The tap machinery's own early stop (``probes.taps._StopForward``) and out-of-memory
+    errors pass through unchanged.
+    """
+    from probes.taps import _StopForward as StopForward
+
+    forward = net.forward
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return forward(*args, **kwargs)
+        except (StopForward, MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except RuntimeError as exc:
+            if _TOO_SMALL.search(str(exc)):  # an input too small for the layer: said by ProbeModel.probe
+                raise
+            raise ModelError(f"model {spec!r}: forward() raised {_first_line(exc)}") from None
+        except SystemExit as exc:
+            raise ModelError(f"model {spec!r}: forward() called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise ModelError(f"model {spec!r}: forward() raised {_first_line(exc)}") from None
+
+    net.forward = guarded  # type: ignore[method-assign]  # instance attribute: nn.Module.__call__ uses it
 
 
 def _build_factory(spec: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,

@@ -58,9 +58,14 @@ def test_notebook_uses_public_names_only() -> None:
     assert not private, f"the notebook imports private names: {private}"
     assert "curvebench" in imported
     project = sorted(m for m in imported if m.split(".")[0] in ours)
-    assert set(project) <= {"curvebench", "suites.stimulus_strips", "suites.analysis", "suites.analysis.plots",
+    assert set(project) <= {"curvebench", "suites", "suites.stimulus_strips", "suites.analysis", "suites.analysis.plots",
+                            "suites.analysis.to_sigma",
                             "suites.analysis.optimum", "suites.analysis.optimum.plot_sheet",
-                            "suites.analysis.report", "suites.analysis.report.ReportOptions"}, project
+                            "suites.analysis.report", "suites.analysis.report.ReportOptions",
+                            "suites.discovery.pipeline", "suites.discovery.pipeline.DiscoverOptions",
+                            "suites.discovery.characterize", "suites.discovery.characterize.characterize",
+                            "suites.discovery.characterize_plot",
+                            "suites.discovery.characterize_plot.characterize_figure"}, project
 
 
 def test_readme_links_the_notebook() -> None:

@@ -22,17 +22,12 @@ def _open(path: str, allow_partial: bool | None = None):
     ``allow_partial=False`` refuses a partial file (tuning, validate without ``--allow-partial``);
     None only says so.
     """
-    from suites.errors import ResultsFileError
     from suites.results.reading import open_results
-    from suites.results.verify import check_results_file
+    from suites.results.verify import check_for_analysis
 
-    status = check_results_file(path)
-    if status.partial or status.being_written:
-        if allow_partial is False:
-            raise ResultsFileError(f"{path} is {status.describe()}; its numbers would describe only the rows "
-                                   "run so far: finish it, or pass --allow-partial")
-        print(f"note: {path} is {status.describe()}" + ("; numbers describe only the rows so far"
-                                                         if status.partial else ""))
+    _, notes = check_for_analysis(path, allow_partial)
+    for note in notes:
+        print(note)
     return open_results(path)
 
 
@@ -148,7 +143,7 @@ def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Name
         return []
     print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
     if chosen.source == "sweep test":
-        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+        print(f"note: for discover's full test (both polarities, several positions, controls) run `curvebench discover "
               f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
     written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
                             strip=_strip(args), name=name)
@@ -201,12 +196,16 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     ds = _open(args.file, allow_partial=args.allow_partial)
     reference = _open(args.reference) if args.reference else None
     layers = _layers(ds, args.layers)  # bad input fails before any output
+    from suites.results.verify import check_results_file
+
+    subset = check_results_file(args.file).describe_subset()
     stats = _stats(args.stats, args.sigma_positions)
     _say_statistics(stats)
     report = tuning_report(ds, stats, layers, reference, orientation_axis=args.orientation_axis)
     if args.orientation_axis != "curvebench":
         print(f"orientations on the {args.orientation_axis}'s axis: {report['units']['orientation']}")
     report["file"] = str(args.file)
+    report["grid_subset"] = subset  # empty: the whole grid; else e.g. "300 of 72,000 grid cells; ..."
     for layer, res in report["layers"].items():
         print(f"{layer}:")
         print(f"  {'channel':>8} {'pref(deg)':>9} {'best k':>8} {'peak sig':>8} {'FWHM':>6} {'echo':>5}" + ("  invar" if reference is not None else ""))
@@ -217,7 +216,9 @@ def cmd_tuning(args: argparse.Namespace) -> int:
                 line += f"  {u['invariance_score']:>5.2f}"
             print(line)
         for name, f in res["families"].items():
-            print(f"  {name}: coverage {100 * f['coverage']:.0f}% of orientations, largest gap between preferred "
+            lo, hi = f["orientation_range_deg"]
+            print(f"  {name}: coverage {100 * f['coverage']:.0f}% of the {f['orientations_swept']} orientations swept "
+                  f"({lo:g} to {hi:g} deg), largest gap between preferred "
                   f"orientations {f['largest_gap_deg']:.1f} deg, longest uncovered run {f['largest_uncovered_deg']:.1f} deg")
     if args.json:
         from suites.atomic import output_file

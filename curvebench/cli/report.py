@@ -33,6 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     names: set[str] = set()
     for f in args.files:
         ds = open_for_report(f)
+        _say_what_is_missing(f, ds)
         try:
             report_kind(ds)
         except ValueError as exc:
@@ -61,6 +62,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     size = readable_path(path).stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _say_what_is_missing(path: str, ds) -> None:
+    """A sweep that is partial, a subset of its grid, or holds NaN/inf activations: one note each (the page shows what is there)."""
+    from suites.file_kinds import RESULTS_KIND
+    from suites.results.attributes import file_kind
+    from suites.results.verify import check_for_analysis
+
+    if file_kind(ds.attrs) == RESULTS_KIND and Path(path).is_file():
+        for note in check_for_analysis(path)[1]:
+            print(note)
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
