@@ -31,12 +31,20 @@ def _open(path: str, allow_partial: bool | None = None):
     return open_results(path)
 
 
-def _stats(path: str | None):
+def _stats(path: str | None, positions: str = "valid"):
     if not path:
         return None
+    from suites.analysis.sigma import choose_positions
     from suites.results.files import load_stats
 
-    return load_stats(path, "--stats")
+    return choose_positions(load_stats(path, "--stats"), positions)
+
+
+def add_sigma_positions(p: argparse.ArgumentParser) -> None:
+    """``--sigma-positions valid|all``: which std of a statistics file the sigma uses (docs/analysis.md)."""
+    p.add_argument("--sigma-positions", choices=["valid", "all"], default="valid",
+                   help="with --stats: the std over the padding-free positions of natural images (default, the one "
+                        "sigma of every command) or over all positions")
 
 
 def _say_statistics(stats) -> None:
@@ -157,7 +165,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     datasets = [(Path(f).stem, with_orientation_axis(_open(f), args.orientation_axis)) for f in args.files]
     requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
-    stats = _stats(args.stats)
+    stats = _stats(args.stats, args.sigma_positions)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
     written = []
@@ -191,7 +199,7 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     from suites.results.verify import check_results_file
 
     subset = check_results_file(args.file).describe_subset()
-    stats = _stats(args.stats)
+    stats = _stats(args.stats, args.sigma_positions)
     _say_statistics(stats)
     report = tuning_report(ds, stats, layers, reference, orientation_axis=args.orientation_axis)
     if args.orientation_axis != "curvebench":
@@ -302,7 +310,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     channels = args.channels if args.channels else list(article_families(model.name).get(layer, {}))
     if not channels:
         raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
-    stats = _stats(args.stats)
+    stats = _stats(args.stats, args.sigma_positions)
     source = image_source(args.images, limit=args.limit)
     measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size,
                                           progress=sys.stderr.isatty())
@@ -361,6 +369,7 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
+    add_sigma_positions(p)
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
                    help=CHANNELS_HELP)
@@ -382,6 +391,7 @@ def _add_tuning(commands: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="results file of an orientation x curvature sweep")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
+    add_sigma_positions(p)
     p.add_argument("--reference", default=None, metavar="FILE",
                    help="plain-curve results file: adds invariance scores (fill, colour runs)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
@@ -453,6 +463,7 @@ def _add_rotate_tuning(commands: argparse._SubParsersAction) -> None:
                    help="use only the first N images (default: all)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file: responses in sigma (default: raw post-ReLU)")
+    add_sigma_positions(p)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     add_overwrite(p)

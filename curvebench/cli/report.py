@@ -45,9 +45,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         runs.append((name, ds))
     stats = None
     if args.stats:
+        from suites.analysis.sigma import choose_positions
         from suites.results.files import load_stats
 
-        stats = load_stats(args.stats, "--stats")
+        stats = choose_positions(load_stats(args.stats, "--stats"), args.sigma_positions)
     from curvebench.cli.analysis import family_folders
     from suites.results.family_file import with_family_files
 
@@ -89,6 +90,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (an existing one needs --overwrite)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")
+    from curvebench.cli.analysis import add_sigma_positions
+
+    add_sigma_positions(p)
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
                    help=CHANNELS_HELP.replace("at most 16", "at most --max-channels") + " (sweep files; discover output: "
