@@ -1,0 +1,97 @@
+"""The atlas's figures: family size against relative depth, and the best layers' radial tuning side by side.
+
+Drawn on :class:`matplotlib.figure.Figure` objects (no pyplot, no backend switch), saved
+through :mod:`suites.atomic`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from suites.atomic import output_file
+
+__all__ = ["depth_figure", "best_radial_figure"]
+
+_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    with output_file(path) as tmp:
+        fig.savefig(tmp, format="png", facecolor="white")
+    return path
+
+
+def depth_figure(atlas: dict, path: str | Path) -> Path:
+    """Curve detectors (with their 95% interval) against relative depth: one colour per model,
+    trained solid, random-weights control dashed."""
+    fig = Figure(figsize=(9.0, 5.0), dpi=100, facecolor="white")
+    ax = fig.add_subplot(1, 1, 1)
+    parts = [(atlas["models"], "-", "o", "trained")]
+    if "control" in atlas:
+        parts.append((atlas["control"]["models"], "--", "x", "random weights"))
+    for i, model in enumerate(atlas["models"]):
+        colour = _COLOURS[i % len(_COLOURS)]
+        for models, style, marker, what in parts:
+            layers = sorted(models[model]["layers"].values(), key=lambda s: s["depth"])
+            x = np.array([s["depth"] for s in layers])
+            y = np.array([s["detectors"] for s in layers])
+            lo = np.array([s["detectors_ci"][0] for s in layers])
+            hi = np.array([s["detectors_ci"][1] for s in layers])
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], color=colour, ls=style, marker=marker, ms=4, capsize=2, lw=1.4,
+                        label=f"{model} ({what})", alpha=0.9 if style == "-" else 0.7)
+    ax.set_xlabel("relative depth (position among the spatial taps: stem 0, head 1)")
+    ax.set_ylabel("curve detectors (95% interval)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title("curve families across depth and models", fontsize=11)
+    return _save(fig, Path(path))
+
+
+def _tuning(resp: xr.Dataset, family: xr.Dataset, layer: str) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
+    """Orientations (deg) and, per detector, ``(preferred orientation, tuning at its best curvature / peak)``."""
+    from suites.analysis.curve_family import sigma_responses
+
+    det = family.where(family.detector.astype(bool), drop=True)
+    s = sigma_responses(resp, layer)["curve"]  # (channel, polarity, curvature, orientation)
+    ids = {int(c): i for i, c in enumerate(resp.coords[f"{layer}_channel"].values)}
+    curves = []
+    for c, pref in zip(det.channel.values.astype(int), det.preferred_orientation.values):
+        h = np.nan_to_num(s[ids[int(c)], 0], nan=0.0)
+        row = np.clip(h[int(np.argmax(h.max(axis=1)))], 0, None)
+        curves.append((float(pref), row / row.max() if row.max() > 0 else row))
+    return np.asarray(resp.coords["orientation"].values, dtype=np.float64), curves
+
+
+def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Path:
+    """One polar panel per model: the radial tuning of its best layer's detectors, coloured by preferred orientation."""
+    import matplotlib
+
+    folder = Path(folder)
+    models = list(atlas["models"].items())
+    fig = Figure(figsize=(4.2 * len(models), 4.8), dpi=100, facecolor="white")
+    cmap = matplotlib.colormaps["hsv"]
+    for i, (model, m) in enumerate(models):
+        ax = fig.add_subplot(1, len(models), i + 1, projection="polar")
+        ax.set_theta_zero_location("E")
+        ax.set_yticklabels([])
+        layer = m["best_layer"]
+        if layer is None:
+            ax.set_title(f"{model}\nno curve detectors in the tested layers", fontsize=9)
+            continue
+        s = m["layers"][layer]
+        with xr.open_dataset(folder / model / "trained" / "responses.nc", engine="h5netcdf") as r, \
+                xr.open_dataset(folder / s["family_file"], engine="h5netcdf") as f:
+            o, curves = _tuning(r.load(), f.load(), layer)
+        theta = np.deg2rad(np.append(o, o[0] + 360.0))
+        for pref, row in curves:
+            ax.plot(theta, np.append(row, row[0]), color=cmap((pref % 360) / 360), lw=0.9, alpha=0.8)
+        ax.set_title(f"{model}\n{layer}: {s['detectors']} detectors (95% {s['detectors_ci'][0]}-{s['detectors_ci'][1]}), "
+                     f"gap {s['largest_gap_deg']:.0f} deg", fontsize=8.5)
+    fig.suptitle("best layer per model: tuning at each detector's best curvature (normalised, coloured by "
+                 "preferred orientation)", fontsize=10)
+    return _save(fig, Path(path))
