@@ -80,6 +80,22 @@ def _open_file(path: str):
                            "optimize or discover file)")
 
 
+def _inputs(files: list[str]):
+    """``(name, dataset)`` per file; an atlas folder gives one per model: its best layer's responses and family."""
+    for f in files:
+        if Path(f).is_dir() and (Path(f) / "atlas.json").is_file():
+            import xarray as xr
+
+            from suites.analysis.report import with_family
+            from suites.discovery.atlas import best_layer_files
+
+            for model, responses, family in best_layer_files(f):
+                with xr.open_dataset(responses, engine="h5netcdf") as r, xr.open_dataset(family, engine="h5netcdf") as fam:
+                    yield str(Path(f) / model), with_family(r.load(), fam.load())
+            continue
+        yield f, _open(f)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from suites.analysis.report import ReportOptions, report_kind, write_report
 
@@ -93,8 +109,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_output(out, "--out")  # before reading anything: an existing page needs --overwrite
     runs = []
     names: set[str] = set()
-    for f in args.files:
-        ds = _open(f)
+    for f, ds in _inputs(args.files):
         try:
             report_kind(ds)
         except ValueError as exc:

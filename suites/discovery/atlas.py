@@ -113,6 +113,9 @@ def _model_layers(opts: AtlasOptions) -> dict[str, list[str]]:
         if model not in known:
             raise AtlasError(f"models: unknown model {model!r}; allowed: {', '.join(known)}")
         entry = get_entry(model)
+        if opts.control and entry.weights is None:
+            raise AtlasError(f"control: model {model!r} is built from code and has no random initialisation; "
+                             f"drop --control or that model")
         if opts.layers is None:
             out[model] = auto_layers(model)
             continue
@@ -150,13 +153,25 @@ def _check_resume(out: Path, settings: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise AtlasError(f"--out {out}: settings.json is unreadable ({exc}); give another folder") from None
-    for key in settings:
-        if old.get(key) != settings[key]:
-            raise AtlasError(f"--out {out} holds an atlas with other {key} ({_short(old.get(key))} there, "
-                             f"{_short(settings[key])} asked); resume it with the same settings or give another --out")
+    diff = _first_difference(old, settings)
+    if diff is not None:
+        where, there, asked = diff
+        raise AtlasError(f"--out {out} holds an atlas with other {where} ({_short(there)} there, {_short(asked)} "
+                         f"asked); resume it with the same settings or give another --out")
 
 
-def _short(value: Any, n: int = 120) -> str:
+def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """``(dotted key, old value, new value)`` of the first difference of two JSON values, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in dict.fromkeys([*new, *old]):
+            diff = _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            if diff is not None:
+                return diff
+        return None
+    return None if old == new else (path, old, new)
+
+
+def _short(value: Any, n: int = 100) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= n else text[:n] + "..."
 
