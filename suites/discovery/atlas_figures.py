@@ -73,7 +73,8 @@ def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Pat
 
     folder = Path(folder)
     models = list(atlas["models"].items())
-    fig = Figure(figsize=(4.2 * len(models), 4.8), dpi=100, facecolor="white")
+    fig = Figure(figsize=(4.6 * len(models), 5.0), dpi=100, facecolor="white")
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.05, top=0.76, wspace=0.35)
     cmap = matplotlib.colormaps["hsv"]
     for i, (model, m) in enumerate(models):
         ax = fig.add_subplot(1, len(models), i + 1, projection="polar")
@@ -90,8 +91,8 @@ def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Pat
         theta = np.deg2rad(np.append(o, o[0] + 360.0))
         for pref, row in curves:
             ax.plot(theta, np.append(row, row[0]), color=cmap((pref % 360) / 360), lw=0.9, alpha=0.8)
-        ax.set_title(f"{model}\n{layer}: {s['detectors']} detectors (95% {s['detectors_ci'][0]}-{s['detectors_ci'][1]}), "
-                     f"gap {s['largest_gap_deg']:.0f} deg", fontsize=8.5)
-    fig.suptitle("best layer per model: tuning at each detector's best curvature (normalised, coloured by "
-                 "preferred orientation)", fontsize=10)
+        ax.set_title(f"{model}\n{layer}\n{s['detectors']} detectors (95% {s['detectors_ci'][0]}-{s['detectors_ci'][1]}), "
+                     f"largest gap {s['largest_gap_deg']:.0f} deg", fontsize=8.5, pad=14)
+    fig.suptitle("best layer per model: each detector's orientation tuning at its best curvature\n(normalised to its "
+                 "peak, coloured by preferred orientation; black on white)", fontsize=10)
     return _save(fig, Path(path))
