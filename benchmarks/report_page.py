@@ -37,13 +37,13 @@ def _page(files: list[str], out: Path, stats_path: str | None) -> Path:
 
     options = None
     if stats_path:
-        from suites.analysis.sigma import load_stats
+        from suites.results.files import load_stats
 
         options = ReportOptions(stats=load_stats(stats_path))
     if files:
-        from curvebench.cli.report import _open  # results, discover folders, optimize files
+        from suites.results.files import open_for_report  # results, discover folders, optimize files
 
-        runs = [(Path(f).name if Path(f).is_dir() else Path(f).stem, _open(f)) for f in files]
+        runs = [(Path(f).name if Path(f).is_dir() else Path(f).stem, open_for_report(f)) for f in files]
     else:
         from suites.analysis.synthetic import synthetic_results
 

@@ -29,7 +29,6 @@ Convention:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -179,6 +178,3 @@ class InceptionV1Net(nn.Module):
         return F.softmax(logits, dim=1).squeeze(-1).squeeze(-1)
 
 
-def tap_names(layers: Sequence[str] = LAYERS) -> list[str]:
-    """``[layer, layer_pre_relu, ...]`` for the given layers."""
-    return [n for layer in layers for n in (layer, f"{layer}_pre_relu")]

@@ -18,7 +18,7 @@ __all__ = ["MAX_IMAGE_SIDE", "MAX_BATCH", "MAX_RENDER_IMAGES", "MAX_TICKS", "MAX
 
 #: Largest image side in px any command accepts (a 8192 x 8192 RGB float32 image is 768 MiB).
 MAX_IMAGE_SIDE = 8192
-#: Largest batch (stimuli or images per forward pass); the same bound as suites.specs.suite.MAX_BATCH_SIZE.
+#: Largest batch (stimuli or images per forward pass), also ``[run].batch_size`` of a suite.
 MAX_BATCH = 65536
 #: Most images ``curvebench render`` draws in one call (a contact sheet or ``.npy``).
 MAX_RENDER_IMAGES = 1_000_000

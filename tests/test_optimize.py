@@ -154,9 +154,10 @@ def test_channels_from_a_discovered_family_file(gt, tmp_path, capsys):
     argv = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", str(fam), "--restarts", "1",
             "--steps", "2", "--polish", "0", "--out", str(out), "--quiet"]
     assert main(argv) == 0
-    from suites.analysis.optimum import open_optimum
+    from suites.file_kinds import OPTIMIZE_KIND
+    from suites.results.files import open_file
 
-    assert list(open_optimum(out).channel.values) == [2, 9]
+    assert list(open_file(out, OPTIMIZE_KIND).channel.values) == [2, 9]
     argv[argv.index(str(fam))] = str(tmp_path / "model.nc")
     argv[argv.index(str(out))] = str(tmp_path / "o2.nc")
     assert main(argv) == 2
@@ -179,7 +180,8 @@ def test_cli_bad_input_one_line(tmp_path, capsys, args, words):
 
 
 def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
-    from suites.analysis.optimum import open_optimum
+    from suites.file_kinds import OPTIMIZE_KIND
+    from suites.results.files import open_file
 
     out, js = tmp_path / "o.nc", tmp_path / "o.json"
     argv = ["optimize", "--model", "groundtruth", "--layer", "curves", "--channels", "0,7", "--restarts", "1",
@@ -196,7 +198,7 @@ def test_cli_end_to_end_with_sensitivity(tmp_path, capsys):
             assert key in c
         assert c["activation"] >= c["ascent_activation"] - 1e-5 and c["ascent_activation"] >= c["sweep_max"] - 1e-5
         assert set(c["sensitivity"]) == {"orientation", "curvature", "length", "width", "dx", "dy"}
-    ds = open_optimum(out)
+    ds = open_file(out, OPTIMIZE_KIND)
     assert ds.attrs["model"] == "groundtruth" and ds.attrs["layer"] == "curves"
     options = json.loads(ds.attrs["options"])
     assert options["fix"]["fg"] == [0.0, 0.0, 0.0] and options["sweep"] == [12, 4] and options["escapes"] == 1

@@ -467,9 +467,9 @@ def test_report_of_a_discover_folder_shows_its_detectors(discover_dir, tmp_path,
     assert main(["report", str(discover_dir), "--out", str(out)]) == 0
     for given in (discover_dir / "responses.nc", discover_dir / "family.nc"):  # either file finds the other
         assert main(["report", str(given), "--out", str(tmp_path / f"e-{given.stem}.html")]) == 0
-    from curvebench.cli.report import _open
+    from suites.results.files import open_for_report
 
-    run = report_data([("d", _open(str(discover_dir)))])["runs"][0]
+    run = report_data([("d", open_for_report(str(discover_dir)))])["runs"][0]
     layer = run["layers"][0]
     assert layer["name"] == DISCOVER_LAYER and layer["shown"] == [0, 1, 2]  # detectors only, by preferred orientation
     assert set(layer["grids"]) == {"", "polarity=black_on_white", "polarity=white_on_black"}
@@ -486,9 +486,9 @@ def test_report_of_a_discover_folder_shows_its_detectors(discover_dir, tmp_path,
 def test_browser_discover_page_draws_each_polarity(discover_dir, tmp_path, browser) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
-    from curvebench.cli.report import _open
+    from suites.results.files import open_for_report
 
-    path = write_report([("d", _open(str(discover_dir)))], tmp_path / "d.html")
+    path = write_report([("d", open_for_report(str(discover_dir)))], tmp_path / "d.html")
     browser.get(path.as_uri())
     assert len(browser.find_elements("css selector", "#run-0 .hm canvas.heatmap")) == 3
     assert HOSTILE in browser.find_element("css selector", "#run-0 .meta").text  # the family test text, as text

@@ -10,7 +10,8 @@ import xarray as xr
 from suites.running.dataset_stats import RunningChannelStats, compute_stats, default_stats_path, save_stats
 from suites.analysis.distribution import fit_tails, histogram
 from probes.images import BUILTIN_LABEL, image_source, iter_batches, to_tensor
-from suites.analysis.sigma import SWEEP_LABEL, STATS_KIND, channel_stats, load_stats, to_sigma
+from suites.analysis.sigma import SWEEP_LABEL, STATS_KIND, channel_stats, to_sigma
+from suites.results.files import load_stats
 from suites.analysis.synthetic import synthetic_results
 
 

@@ -120,7 +120,7 @@ def test_suites_read_the_stimulus_declaration():
     import stimuli
     from stimuli import kinds
 
-    from suites import spec
+    from suites.specs import suite as spec
 
     assert spec.KINDS == stimuli.KINDS == kinds.KINDS
     assert spec.RENDER_NUMERIC == tuple(p.name for p in kinds.PARAMS)

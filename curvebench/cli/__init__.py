@@ -102,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     User errors end in one line and exit 2; anything else (a bug) in one line naming it
     and exit 3. ``--debug`` shows the traceback instead.
     """
+    # Figures are written to files: the application (not the libraries, which a notebook
+    # imports) picks the non-interactive backend, unless the user chose one.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
     from curvebench.cli.outputs import inputs_of

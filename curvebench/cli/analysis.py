@@ -38,9 +38,9 @@ def _open(path: str, allow_partial: bool | None = None):
 def _stats(path: str | None):
     if not path:
         return None
-    from suites.analysis.sigma import load_stats
+    from suites.results.files import load_stats
 
-    return load_stats(path)
+    return load_stats(path, "--stats")
 
 
 def _say_statistics(stats) -> None:

@@ -134,9 +134,9 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     _check_outputs(output_paths(out, args.layers, control=args.control, figures=not args.no_figures), json=args.json)
     stats = None
     if args.stats:
-        from suites.analysis.sigma import load_stats
+        from suites.results.files import load_stats
 
-        stats = load_stats(args.stats)
+        stats = load_stats(args.stats, "--stats")
     result = discover(
         args.model, args.layers, weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
         criteria=_criteria(args), images=args.images, stats=stats, cache_dir=None if args.no_cache else args.cache,
@@ -165,15 +165,10 @@ def _rows_from(path: Path) -> list[dict]:
             raise ValueError(f"compare: {path} is not a discover summary (no 'model' and 'layers')")
         return compare_rows(summ)
     if path.suffix == ".nc":
-        import xarray as xr
-
         from suites.analysis.curve_family import FAMILY_KIND, summary
+        from suites.results.files import open_file
 
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            fam = ds.load()
-        if fam.attrs.get("kind") != FAMILY_KIND:
-            raise ValueError(f"compare: {path} is not a discover family file (kind={fam.attrs.get('kind')!r})")
-        return compare_rows(summary(fam))
+        return compare_rows(summary(open_file(path, FAMILY_KIND, option="compare")))
     raise ValueError(f"compare: {path}: give discover summary .json or family .nc files")
 
 

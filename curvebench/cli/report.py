@@ -16,84 +16,20 @@ from curvebench.cli.outputs import add_overwrite
 __all__ = ["register"]
 
 
-def _open(path: str):
-    """A sweep results file, an optimize file, or a discover output (folder, responses.nc or family.nc).
-
-    A discover ``responses.nc`` is joined with the ``family.nc`` beside it when there is one.
-    """
-    import xarray as xr
-
-    from suites.analysis.report import DISCOVER_FAMILY_KIND, DISCOVER_RESPONSES_KIND, with_family
-    from suites.errors import ResultsFileError
-
-    p = Path(path)
-    if p.is_dir():
-        if not (p / "responses.nc").is_file():
-            raise ResultsFileError(f"{p} is a folder without responses.nc (the report reads results files, "
-                                   "optimize files, or the output folder of curvebench discover)")
-        p = p / "responses.nc"
-    ds = _open_file(str(p))
-    kind = ds.attrs.get("kind")
-    if kind == DISCOVER_FAMILY_KIND:
-        if not (p.parent / "responses.nc").is_file():
-            raise ResultsFileError(f"{p}: a curve-family file holds no heatmaps; give the discover output folder "
-                                   "or its responses.nc (the family file is read from beside it)")
-        ds.close()
-        p = p.parent / "responses.nc"
-        ds = _open_file(str(p))
-        kind = ds.attrs.get("kind")
-    if kind == DISCOVER_RESPONSES_KIND and (p.parent / "family.nc").is_file():
-        with xr.open_dataset(p.parent / "family.nc", engine="h5netcdf") as fam:
-            ds = with_family(ds.load(), fam.load())
-    return ds
-
-
-def _open_file(path: str):
-    """A sweep results file (committed rows only, verified), or another kind of file the report knows (by its ``kind``)."""
-    import h5py
-
-    from suites.errors import ResultsFileError
-    from suites.results.reading import open_results
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            is_sweep = "rows_completed" in f.attrs
-    except OSError as exc:
-        raise ResultsFileError(f"{path} is not a curvebench results file (HDF5 cannot read it: {exc})") from None
-    if is_sweep:
-        return open_results(path)  # verified: an inconsistent file is refused naming the attribute
-    import xarray as xr
-
-    from suites.analysis.report import DISCOVER_FAMILY_KIND, KINDS
-
-    try:
-        ds = xr.open_dataset(path, engine="h5netcdf")
-    except (OSError, ValueError) as exc:
-        raise ResultsFileError(f"{path} is not a curvebench results file ({exc})") from None
-    if ds.attrs.get("kind") == DISCOVER_FAMILY_KIND or any(
-            detect(ds) for name, (detect, _) in KINDS.items() if name != "sweep"):
-        return ds
-    ds.close()
-    raise ResultsFileError(f"{path} is not a curvebench results file (no rows_completed attribute, and not an "
-                           "optimize or discover file)")
-
-
 def _inputs(files: list[str]):
     """``(name, dataset)`` per file; an atlas folder gives one per model: its best layer's responses and family."""
+    from suites.file_kinds import CURVE_FAMILY_KIND, DISCOVER_RESPONSES_KIND
+    from suites.results.files import open_file, open_for_report, with_family
+
     for f in files:
         if Path(f).is_dir() and (Path(f) / "atlas.json").is_file():
-            import xarray as xr
-
-            from suites.analysis.report import with_family
             from suites.discovery.atlas import best_layer_files
 
             for model, responses, family in best_layer_files(f):
-                with xr.open_dataset(responses, engine="h5netcdf") as r, xr.open_dataset(family, engine="h5netcdf") as fam:
-                    yield str(Path(f) / model), with_family(r.load(), fam.load())
+                yield str(Path(f) / model), with_family(open_file(responses, DISCOVER_RESPONSES_KIND, option="report"),
+                                                        open_file(family, CURVE_FAMILY_KIND, option="report"))
             continue
-        yield f, _open(f)
+        yield f, open_for_report(f)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -121,9 +57,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         runs.append((name, ds))
     stats = None
     if args.stats:
-        from suites.analysis.sigma import load_stats
+        from suites.results.files import load_stats
 
-        stats = load_stats(args.stats)
+        stats = load_stats(args.stats, "--stats")
     options = ReportOptions(stats=stats, channels=args.channels, layers=args.layers, max_channels=args.max_channels,
                             vmax=args.vmax)
     t0 = time.perf_counter()

@@ -6,7 +6,8 @@ Works on :class:`xarray.Dataset` objects laid out like a results file (dimension
 
 Modules (one job each):
     arrays     pick layers/channels and reshape rows into (channel, curvature, orientation) grids
-    sigma      dataset / sweep statistics and sigma values
+    sigma      dataset / sweep statistics and sigma values (statistics files are opened by
+               suites.results.files.load_stats: the analysis opens no file)
     tuning     preferred orientation, FWHM, echo index, invariance, family coverage
     family_channels  which channels form a layer's curve family (from probes.article_families)
     validate   compare a family's tuning curves with the article's published ones
@@ -29,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .arrays import grid, layer_names, select, swept_parameters
-    from .sigma import SWEEP_LABEL, load_stats, to_sigma
+    from .sigma import SWEEP_LABEL, to_sigma
     from .tuning import layer_tuning
 
 # public name -> submodule that defines it
 _EXPORTS = {
     **dict.fromkeys(("grid", "layer_names", "select", "swept_parameters"), "arrays"),
-    **dict.fromkeys(("SWEEP_LABEL", "load_stats", "to_sigma"), "sigma"),
+    **dict.fromkeys(("SWEEP_LABEL", "to_sigma"), "sigma"),
     "layer_tuning": "tuning",
 }
 __all__ = sorted(_EXPORTS)

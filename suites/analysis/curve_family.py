@@ -250,7 +250,7 @@ def classify(resp: xr.Dataset, layer: str, criteria: Criteria | None = None) -> 
     out = xr.Dataset(data, coords={"layer": (("unit",), np.array([layer] * n, dtype=str)),
                                    "channel": (("unit",), channels.astype(np.int64))})
     out.attrs.update(_provenance(resp))
-    out.attrs.update(kind=FAMILY_KIND, test=crit.describe(), **{f"criterion_{k_}": v for k_, v in crit.as_dict().items()})
+    out.attrs.update(file_kind=FAMILY_KIND, test=crit.describe(), **{f"criterion_{k_}": v for k_, v in crit.as_dict().items()})
     return out
 
 

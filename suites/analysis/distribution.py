@@ -22,13 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from suites.atomic import output_file  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from suites.atomic import output_file
 
 
 TAIL_FRACTION = 0.1

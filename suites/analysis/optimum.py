@@ -14,29 +14,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+from suites.atomic import output_file
 
-from suites.atomic import output_file  # noqa: E402
-from suites.file_kinds import OPTIMIZE_KIND  # noqa: E402
-
-__all__ = ["report", "plot_sheet", "open_optimum"]
-
-
-def open_optimum(path: str | Path) -> xr.Dataset:
-    """Read a file written by ``curvebench optimize`` (``ValueError`` if it is another kind of file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"optimize file not found: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        out = ds.load()
-    if out.attrs.get("kind") != OPTIMIZE_KIND:
-        raise ValueError(f"{path} is not a curvebench optimize file (attribute kind={out.attrs.get('kind')!r})")
-    return out
+__all__ = ["report", "plot_sheet"]
 
 
 def _num(v: Any) -> float | None:

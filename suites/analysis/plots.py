@@ -25,17 +25,16 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.colors import Normalize
 
-from .arrays import grid, layer_names, select, series_values  # noqa: E402
-from .sigma import to_sigma  # noqa: E402
-from .tuning import best_curvature_index, echo_index, fitted_peak  # noqa: E402
-from .strip_layout import StripRenderer  # noqa: E402
-from suites.atomic import check_folder, output_file  # noqa: E402
+from .arrays import grid, layer_names, select, series_values
+from .sigma import to_sigma
+from .tuning import best_curvature_index, echo_index, fitted_peak
+from .strip_layout import StripRenderer
+from suites.atomic import check_folder, output_file
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 DEFAULT_VMAX = 25.0

@@ -44,7 +44,8 @@ import numpy as np
 import xarray as xr
 
 from suites.errors import ResultsFileError
-from suites.file_kinds import CURVE_FAMILY_KIND
+from suites.file_kinds import DISCOVER_RESPONSES_KIND, OPTIMIZE_KIND
+from suites.results.attributes import file_kind, stimulus_kind
 
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
@@ -104,7 +105,7 @@ def report_kind(ds: xr.Dataset) -> str:
         "the report cannot show this kind of result: it shows sweeps with per-stimulus activations over "
         f"orientation and curvature (curves, fill, colour, angles, rounding, families); this file has stimulus "
         f"parameters {have or 'none'} and layers {layer_names(ds) or 'none'}"
-        + (f" (kind attribute {str(ds.attrs['kind'])[:40]!r})" if "kind" in ds.attrs else "")
+        + (f" (file_kind {str(file_kind(ds.attrs))[:40]!r})" if file_kind(ds.attrs) else "")
     )
 
 
@@ -171,7 +172,7 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         except tomllib.TOMLDecodeError:
             table = {}
         fixed = table if isinstance(table, dict) else {}
-    kind = str(ds.attrs.get("kind", "curve"))
+    kind = stimulus_kind(ds.attrs) or "curve"
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
     length = _num(fixed.get("length")) or 64.0
@@ -300,9 +301,7 @@ _OPTIMUM_COLUMNS = ("orientation", "curvature", "length", "width", "dx", "dy", "
 
 
 def _is_optimum(ds: xr.Dataset) -> bool:
-    from suites.file_kinds import OPTIMIZE_KIND
-
-    return ds.attrs.get("kind") == OPTIMIZE_KIND and "channel" in ds.dims and "orientation" in ds.data_vars
+    return file_kind(ds.attrs) == OPTIMIZE_KIND and "channel" in ds.dims and "orientation" in ds.data_vars
 
 
 def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
@@ -354,27 +353,14 @@ register_kind("optimum", _is_optimum, optimum_page)
 
 
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
-#: ``kind`` attributes of the two files ``curvebench discover`` writes (suites.discovery.responses, issue 9).
-DISCOVER_RESPONSES_KIND = "curvebench-discover-responses"
-DISCOVER_FAMILY_KIND = CURVE_FAMILY_KIND
+#: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
 _FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
-def with_family(responses: xr.Dataset, family: xr.Dataset) -> xr.Dataset:
-    """The discover responses with the family file's per-unit results added as ``family_<name>`` on dim ``family_unit``."""
-    if family.attrs.get("kind") != DISCOVER_FAMILY_KIND:
-        raise ResultsFileError(f"not a curve-family file of curvebench discover (attribute kind={family.attrs.get('kind')!r})")
-    names = {str(v): f"family_{v}" for v in family.variables if v != "unit"}
-    fam = family.rename(names).rename({"unit": "family_unit"}) if "unit" in family.dims else family.rename(names)
-    out = xr.merge([responses, fam], combine_attrs="override")
-    out.attrs = {**dict(responses.attrs), "family_test": str(family.attrs.get("test", ""))}
-    return out
-
-
 def _is_discover(ds: xr.Dataset) -> bool:
-    return ds.attrs.get("kind") == DISCOVER_RESPONSES_KIND and "polarity" in ds.dims
+    return file_kind(ds.attrs) == DISCOVER_RESPONSES_KIND and "polarity" in ds.dims
 
 
 def _discover_position(ds: xr.Dataset) -> tuple[int, list[float]]:

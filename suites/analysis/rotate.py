@@ -28,6 +28,7 @@ import xarray as xr
 
 from .tuning import circular_mean, fitted_peak, fwhm
 from suites.atomic import output_file
+from suites.file_kinds import ROTATION_TUNING_KIND
 
 
 def align(responses: np.ndarray, angles: np.ndarray, anchor: float = 0.0, iterations: int = 5) -> np.ndarray:
@@ -123,6 +124,7 @@ def rotation_tuning(
     ds["typical"] = (("relative_orientation",), typical)
     ds["preferred"] = (("channel",), pref)
     ds.attrs.update(
+        file_kind=ROTATION_TUNING_KIND,
         response_units=label,
         typical_fwhm_deg=float(fwhm(angles, np.clip(typical, 0, None))),
         anchor=f"channel {anchor_channel} placed at {anchor:g} deg",
@@ -133,9 +135,6 @@ def rotation_tuning(
 
 def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
     """The article's figure: one row per neuron, thin lines = single examples, thick = mean; peak ticks below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .plots import short_layer

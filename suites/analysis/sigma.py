@@ -20,14 +20,16 @@ Convention:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from .arrays import STIMULUS_DIM, channel_dim, layer_array
 
+# STATS_KIND, model_id, stats_label, stats_positions, POSITIONS_LABEL: re-exported from
+# suites.results.attributes, where a statistics file's attributes are read and named.
 from suites.file_kinds import STATS_KIND
+from suites.results.attributes import POSITIONS_LABEL, check_same_model, model_id, stats_label, stats_positions
 
 SWEEP_LABEL = "sweep's own statistics (no dataset statistics given)"
 
@@ -41,57 +43,9 @@ class ChannelStats:
     label: str
 
 
-def model_id(attrs: dict) -> tuple[str | None, str | None]:
-    """``(model name, weights sha256)`` from a results or stats file's attributes (None if absent)."""
-    model = attrs.get("model") or attrs.get("model_name")
-    sha = attrs.get("weights_sha256") or attrs.get("weights_hash")
-    return (str(model) if model else None, str(sha) if sha else None)
-
-
-#: how each ``positions`` value of a statistics file is named in labels and figure titles
-POSITIONS_LABEL = {"all": "all positions", "valid": "padding-free positions only"}
-
-
-def stats_positions(stats: xr.Dataset) -> str:
-    """``"valid"`` or ``"all"``: which spatial positions a statistics file counts (older files: all)."""
-    return "valid" if stats.attrs.get("positions") == "valid" else "all"
-
-
-def stats_label(stats: xr.Dataset) -> str:
-    """One-line description of a statistics dataset, e.g. for figure titles; names the positions counted."""
-    source = stats.attrs.get("source", "unknown images")
-    n = stats.attrs.get("n_images", "?")
-    proxy = " - small proxy, not ImageNet" if int(stats.attrs.get("proxy", 0)) and "proxy" not in str(source) else ""
-    return f"dataset statistics: {source}, {n} images, {POSITIONS_LABEL[stats_positions(stats)]}{proxy}"
-
-
-def load_stats(path: str | Path) -> xr.Dataset:
-    """Open a statistics file written by :func:`suites.running.dataset_stats.save_stats`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"statistics file not found: {path}")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            stats = ds.load()
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"stats: {path} is not a curvebench statistics file (not readable as netCDF/HDF5: "
-                         f"{type(exc).__name__})") from None
-    if stats.attrs.get("kind") != STATS_KIND:
-        raise ValueError(f"stats: {path} is not a curvebench statistics file (attribute kind={stats.attrs.get('kind')!r})")
-    return stats
-
-
 def check_compatible(results: xr.Dataset, stats: xr.Dataset) -> None:
-    """Raise ``ValueError`` if the statistics were computed for another model or weights."""
-    r_model, r_sha = model_id(results.attrs)
-    s_model, s_sha = model_id(stats.attrs)
-    if r_model and s_model and r_model != s_model:
-        raise ValueError(f"stats: computed for model {s_model!r}, but the results are from model {r_model!r}")
-    if (r_sha or s_sha) and r_sha != s_sha:
-        def describe(sha: str | None) -> str:
-            return f"weights sha256 {sha[:12]}..." if sha else "no weights file (random or built-in weights)"
-
-        raise ValueError(f"stats: computed for {describe(s_sha)}, but the results used {describe(r_sha)}")
+    """Raise ``ValueError`` if the statistics were computed for another model or weights than ``results``."""
+    check_same_model(stats.attrs, results.attrs, what="stats: computed", other="the results file")
 
 
 def channel_stats(

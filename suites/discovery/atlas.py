@@ -35,6 +35,7 @@ from typing import Any
 
 import xarray as xr
 
+from probes.weights_spec import RANDOM
 from suites.atomic import check_folder, output_file, unstaged
 from suites.discovery.responses import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network
 
@@ -232,11 +233,13 @@ def _layer_geometry(model, layers: Sequence[str], size: int) -> dict[str, dict]:
 
 def _responses(net, layers: list[str], folder: Path, opts: AtlasOptions) -> xr.Dataset:
     """Responses of ``layers``: read from ``responses.nc`` where a run measured them, the rest measured now (one pass)."""
+    from suites.file_kinds import DISCOVER_RESPONSES_KIND
+    from suites.results.files import open_file
+
     path = folder / "responses.nc"
     old = None
     if path.is_file():
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            old = ds.load()
+        old = open_file(path, DISCOVER_RESPONSES_KIND, option="--out")
         if old.attrs.get("fingerprint") != _fingerprint(net):
             raise AtlasError(f"{path}: measured with other weights than {net.name}'s now; give another --out")
     have = set(str(old.attrs.get("layers", "")).split()) if old is not None else set()
@@ -264,7 +267,7 @@ def _run_one(model: str, which: str, layers: list[str], out: Path, opts: AtlasOp
     done = {l: folder / _safe(l) / "layer.json" for l in layers}
     todo = [l for l, p in done.items() if not p.is_file()]
     if todo:
-        net = load_network(model, "random" if which == "control" else None, seed=opts.seed, device=opts.device)
+        net = load_network(model, RANDOM.text() if which == "control" else None, seed=opts.seed, device=opts.device)
         resp = _responses(net, todo, folder, opts)
         if which == "control":
             resp.attrs["weights"] = f"random (torch seed {opts.seed})"
@@ -325,9 +328,10 @@ def run_atlas(opts: AtlasOptions, out_dir: str | Path) -> dict:
 
 def _provenance(out: Path, layers: dict[str, list[str]], opts: AtlasOptions) -> dict:
     """Test, sweep, statistics and interval of the atlas (read from the first family file)."""
+    from suites.results.files import read_attrs
+
     first = next(iter(layers))
-    with xr.open_dataset(out / first / "trained" / _safe(layers[first][0]) / "family.nc", engine="h5netcdf") as fam:
-        attrs = dict(fam.attrs)
+    attrs = read_attrs(out / first / "trained" / _safe(layers[first][0]) / "family.nc", "--out")
     return {"test": attrs.get("test"), "sweep": asdict(opts.sweep), "statistics": attrs.get("statistics"),
             "probe_input": "exact receptive-field crop of the deepest tap where one exists, else the full input",
             "detectors_ci": "95% Clopper-Pearson interval over the layer's channels (suites.discovery.atlas."

@@ -13,6 +13,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from suites.atomic import output_file
+from suites.file_kinds import CURVE_FAMILY_KIND, DISCOVER_RESPONSES_KIND
+from suites.results.files import open_file
 
 __all__ = ["depth_figure", "best_radial_figure"]
 
@@ -85,9 +87,8 @@ def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Pat
             ax.set_title(f"{model}\nno curve detectors in the tested layers", fontsize=9)
             continue
         s = m["layers"][layer]
-        with xr.open_dataset(folder / model / "trained" / "responses.nc", engine="h5netcdf") as r, \
-                xr.open_dataset(folder / s["family_file"], engine="h5netcdf") as f:
-            o, curves = _tuning(r.load(), f.load(), layer)
+        o, curves = _tuning(open_file(folder / model / "trained" / "responses.nc", DISCOVER_RESPONSES_KIND),
+                            open_file(folder / s["family_file"], CURVE_FAMILY_KIND), layer)
         theta = np.deg2rad(np.append(o, o[0] + 360.0))
         for pref, row in curves:
             ax.plot(theta, np.append(row, row[0]), color=cmap((pref % 360) / 360), lw=0.9, alpha=0.8)

@@ -51,11 +51,13 @@ import torch
 import xarray as xr
 
 from suites.errors import SuitesError
+from suites.file_kinds import DISCOVER_RESPONSES_KIND
+from suites.results.attributes import stats_label
 
 __all__ = ["Sweep", "DEMO_SWEEP", "DEFAULT_SWEEP", "measure", "model_fingerprint", "cached_stats", "discover_responses",
            "check_layers", "load_network", "DiscoverError", "POLARITIES", "RESPONSES_KIND"]
 
-RESPONSES_KIND = "curvebench-discover-responses"
+RESPONSES_KIND = DISCOVER_RESPONSES_KIND
 POLARITIES = ("black_on_white", "white_on_black")
 _COLOURS = {"black_on_white": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), "white_on_black": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))}
 
@@ -181,19 +183,14 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
 
 def _read_stats(path: Path) -> xr.Dataset | None:
     """A cached statistics file, or None if it cannot be read or is not one."""
+    from suites.errors import ResultsFileError
     from suites.file_kinds import STATS_KIND
+    from suites.results.files import open_file
 
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            stats = ds.load()
-    except (OSError, ValueError):
+        return open_file(path, STATS_KIND, option="cache")
+    except (OSError, ResultsFileError):
         return None
-    return stats if stats.attrs.get("kind") == STATS_KIND else None
-
-
-def stats_label(stats: xr.Dataset) -> str:
-    """``"dataset statistics: <images>, <n> images"`` (the proxy warning is part of the builtin label)."""
-    return f"dataset statistics: {stats.attrs.get('source', 'unknown images')}, {stats.attrs.get('n_images', '?')} images"
 
 
 def _render_batches(kind: str, params: dict[str, np.ndarray], common: dict, size: int, batch: int, device,
@@ -326,7 +323,7 @@ def measure(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, *, progr
     data_vars["strip"] = (("strip_y", "strip_x", "rgb"), _strip(sweep))
     meta = model.meta
     attrs = {
-        "kind": RESPONSES_KIND,
+        "file_kind": RESPONSES_KIND,
         "model": str(meta.get("model", model.name)),
         "weights": str(meta.get("weights") or ("random" if meta.get("random_weights") else "")),
         "weights_sha256": str(meta.get("weights_sha256") or ""),

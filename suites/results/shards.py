@@ -73,7 +73,7 @@ def create_combined(path: str | os.PathLike, layout: Layout, attrs: Mapping[str,
             ds = h5.create_dataset(dim, data=np.asarray(values))
             ds.make_scale(dim)
             scales[dim] = ds
-        per_row = [(name, (rd,), dtype, {}) for name, dtype in layout.coords.items()]
+        per_row = [(name, (rd,), dtype, dict(layout.coord_attrs.get(name, {}))) for name, dtype in layout.coords.items()]
         per_row += [(v.name, v.dims, v.dtype, dict(v.attrs)) for v in layout.variables]
         coord_attr = " ".join(layout.coords)
         for name, dims, dtype, vattrs in per_row:

@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from suites.errors import ResultsExistsError, ResultsLockedError, ResultsWriteError
+from suites.file_kinds import RESULTS_KIND
 
 __all__ = ["Layout", "Variable", "ResultsWriter", "ResultsExistsError", "ResultsLockedError", "ResultsWriteError",
            "utc_now"]
@@ -67,6 +68,7 @@ class Layout:
         variables: per-row data variables (dims start with ``row_dim``), stored uncompressed.
         statics: fixed-size variables rewritten with every batch (dims from ``dims``).
         chunk_rows: rows per chunk (the batch size).
+        coord_attrs: attributes of the per-row coordinates (CF ``units``, ``long_name``), by name.
     """
 
     row_dim: str
@@ -75,6 +77,7 @@ class Layout:
     variables: tuple[Variable, ...]
     statics: tuple[Variable, ...] = ()
     chunk_rows: int = 256
+    coord_attrs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _RESERVE_SLACK = 1 << 16  # bytes of HDF5 metadata growth allowed per batch (B-tree nodes, heaps)
@@ -140,6 +143,7 @@ class ResultsWriter:
             raise ResultsWriteError(f"cannot create {path}: {exc}") from None
         try:
             _init_layout(h5, layout)
+            h5.attrs["file_kind"] = RESULTS_KIND  # what the file is (suites.results.files reads it)
             for k, v in attrs.items():
                 h5.attrs[k] = _attr_value(k, v)
             h5.attrs["rows_completed"] = 0
@@ -365,6 +369,8 @@ def _init_layout(h5: h5py.File, layout: Layout) -> None:
                 compression="gzip", compression_opts=4, shuffle=True,
             )
         ds.dims[0].attach_scale(row)
+        for k, v in layout.coord_attrs.get(name, {}).items():
+            ds.attrs[k] = v
     coord_attr = " ".join(layout.coords)
     for var in layout.variables:
         if var.dims[0] != rd:

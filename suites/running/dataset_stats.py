@@ -170,7 +170,7 @@ def compute_stats(
         coords[f"{l}_channel"] = np.arange(model.num_channels(l))
     meta = model.meta
     attrs = {
-        "kind": STATS_KIND,
+        "file_kind": STATS_KIND,
         "model": str(meta.get("model", model.name)),
         "weights": str(meta.get("weights") or ""),
         "weights_sha256": str(meta.get("weights_sha256") or ""),

@@ -40,6 +40,7 @@ import torch
 from suites.specs.options import RunOptions, load_with_options, suite_from_file
 from suites.specs.grid import Grid, GridBatch
 from suites.specs.render_args import render_kwargs
+from suites.file_kinds import RESULTS_KIND
 from suites.limits import safe_file_name
 from suites.results.verify import check_resumable
 from suites.specs.suite import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
@@ -213,9 +214,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-_resolve_device = resolve_device  # old private name, kept for callers outside this module
-
-
 def versions() -> dict[str, str]:
     """Versions of curvebench, torch, numpy, h5py, HDF5 and Python (results-file provenance)."""
     import h5py
@@ -234,9 +232,6 @@ def versions() -> dict[str, str]:
         "hdf5_version": h5py.version.hdf5_version,
         "python_version": platform.python_version(),
     }
-
-
-_versions = versions
 
 
 def load_probe_model(suite: Suite, device: torch.device) -> Any:
@@ -564,7 +559,23 @@ def results_layout(setup: RunSetup) -> Layout:
                         Variable(n["top_value"], ("rank", cdim), "float64"),
                         Variable(n["top_stimulus"], ("rank", cdim), "int64")]
     coords = {name: "float64" for name in setup.grid.names} if keep_rows else {}
-    return Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size)
+    return Layout("stimulus", dims, coords, tuple(variables), tuple(statics), chunk_rows=s.batch_size,
+                  coord_attrs={name: coordinate_attrs(name) for name in coords})
+
+
+#: the renderer's units as CF ``units`` strings (angles in degrees; lengths in pixels of the input image)
+_CF_UNITS = {"deg": "degree", "px": "px", "1/px": "1/px", "": "1"}
+
+
+def coordinate_attrs(name: str) -> dict[str, str]:
+    """CF ``units``, ``long_name`` (and the renderer's help as ``comment``) of a swept stimulus parameter."""
+    from stimuli.kinds import PARAMS
+
+    long_name = f"stimulus {name.replace('_', ' ')}"
+    param = next((p for p in PARAMS if p.name == name), None)
+    if param is None:  # colour components and other unit-free values
+        return {"units": "1", "long_name": long_name}
+    return {"units": _CF_UNITS.get(param.unit, param.unit), "long_name": long_name, "comment": param.help}
 
 
 def results_attrs(setup: RunSetup) -> dict[str, Any]:
@@ -573,7 +584,7 @@ def results_attrs(setup: RunSetup) -> dict[str, Any]:
     attrs = {
         "title": f"curvebench {s.name} sweep on {s.model}",
         "suite_name": s.name, "suite": s.source, "suite_path": s.path, "description": s.description,
-        "kind": s.kind, "run_options": setup.options.resolved(s).to_json(),
+        "file_kind": RESULTS_KIND, "stimulus_kind": s.kind, "run_options": setup.options.resolved(s).to_json(),
         "fixed": json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in s.fixed.items()}),
         "model": s.model, "weights": s.weights.text() or "", "weights_sha256": setup.weights_sha,
         "layers": " ".join(readout.layers), "readout": s.readout, "family": readout.family or "",

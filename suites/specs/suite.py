@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from probes.weights_spec import WeightsSpec
 from suites.errors import SuiteError
+from suites.limits import MAX_BATCH
 
 import math
 from stimuli import kinds as _decl
@@ -98,8 +99,6 @@ _STORAGE = ("float32", "float16")
 _UNIT_RANGE = tuple(k for k in COLOUR_HSV + COLOUR_RGB if not k.endswith("_hue"))
 _POSITIVE = ("length",)  # a suite's arc has a length: 0 would draw nothing
 MAX_AXIS_VALUES = 10_000_000
-#: Largest batch (stimuli per forward pass); suites.limits.MAX_BATCH.
-MAX_BATCH_SIZE = 65536
 _PARAMS = {p.name: p for p in _decl.PARAMS}
 _CHOICES = {c.name: c for c in _decl.CHOICES}
 #: Family kinds a suite may name in [model].family ("curves" = the model's curve families).
@@ -222,8 +221,8 @@ class Suite:
         where = f"{self.path} (command-line override)"
         if "batch_size" in kw:
             _check_int(kw["batch_size"], where, "batch_size", minimum=1)
-            if kw["batch_size"] > MAX_BATCH_SIZE:
-                raise SuiteError(f"{where}: batch_size = {kw['batch_size']} is too large: at most {MAX_BATCH_SIZE}")
+            if kw["batch_size"] > MAX_BATCH:
+                raise SuiteError(f"{where}: batch_size = {kw['batch_size']} is too large: at most {MAX_BATCH}")
         if "storage" in kw:
             _check_choice(kw["storage"], where, "storage", _STORAGE)
         if "dtype" in kw:
@@ -352,8 +351,8 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     run = _table(doc, "run", path)
     _check_keys(run, _RUN_KEYS, path, "run")
     batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
-    if batch_size > MAX_BATCH_SIZE:
-        raise SuiteError(f"{path}: [run].batch_size = {batch_size} is too large: at most {MAX_BATCH_SIZE}")
+    if batch_size > MAX_BATCH:
+        raise SuiteError(f"{path}: [run].batch_size = {batch_size} is too large: at most {MAX_BATCH}")
     device = run.get("device", "auto")
     if not isinstance(device, str) or not device:
         raise SuiteError(f"{path}: [run].device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
