@@ -21,8 +21,8 @@ from curvebench.cli import main as cli_main
 from suites.analysis.curve_family import Criteria, classify_all, largest_gap, summary, summary_line
 from suites.discovery.responses import DiscoverError, Sweep, discover_responses, model_fingerprint
 
-TINY = Sweep(orientations=36, curvatures=8, length=32.0, width=2.0, angle_curvatures=2)
-TINY_ARGS = ["--orientations", "36", "--curvatures", "8", "--length", "32", "--width", "2", "--angle-curvatures", "2"]
+TINY = Sweep(orientations=36, curvatures=8, length=32.0, width=2.0)
+TINY_ARGS = ["--orientations", "36", "--curvatures", "8", "--length", "32", "--width", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def gt_responses(gt_cli_run):
 
 def test_python_api_matches_the_saved_responses(gt_responses, cache):
     """The notebook API gives the CLI's numbers (a 4 x 2 sub-grid of the same sweep: same stimuli, same values)."""
-    small = Sweep(orientations=4, curvatures=2, length=32.0, width=2.0, angle_curvatures=1)
+    small = Sweep(orientations=4, curvatures=2, length=32.0, width=2.0, max_curvature=TINY.top_curvature)
     again = discover_responses(probes.load_model("groundtruth"), ["curves"], small, cache_dir=cache)
     sub = gt_responses["curves_curve"].sel(orientation=again.orientation, curvature=again.curvature, method="nearest")
     np.testing.assert_allclose(again["curves_curve"].values, sub.values, rtol=1e-5, atol=1e-6)
@@ -60,7 +60,7 @@ def gt_cli_run(tmp_path_factory, cache):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = cli_main(["discover", "--model", "groundtruth", "--layers", "curves,edges", *TINY_ARGS,
-                       "--min-line-ratio", "1.5", "--out", str(out), "--json", str(js), "--cache", str(cache),
+                       "--min-line-ratio", "1.3", "--out", str(out), "--json", str(js), "--cache", str(cache),
                        "--no-progress"])
     return rc, buf.getvalue(), out, js
 
@@ -71,7 +71,7 @@ def _detectors(family, layer):
 
 
 def test_finds_exactly_the_twelve_curve_units_and_no_edge_unit(gt_responses):
-    family = classify_all(gt_responses, Criteria(min_line_ratio=1.5))
+    family = classify_all(gt_responses, Criteria(min_line_ratio=1.3))
     found, sub = _detectors(family, "curves")
     assert found == list(range(12))
     assert _detectors(family, "edges")[0] == []
@@ -83,7 +83,7 @@ def test_finds_exactly_the_twelve_curve_units_and_no_edge_unit(gt_responses):
     s = summary(family)
     assert s["layers"]["curves"]["detectors"] == 12
     assert s["layers"]["curves"]["largest_gap_deg"] == pytest.approx(30.0, abs=3.0)
-    assert summary_line(s, "curves").startswith("12 curve detectors in curves, orientations cover the circle")
+    assert summary_line(s, "curves").startswith("12 curve detectors (95% CI 12-12 over positions) in curves, orientations cover the circle")
 
 
 def test_default_line_ratio_keeps_only_the_echo_free_units(gt_responses):
@@ -97,14 +97,14 @@ def test_default_line_ratio_keeps_only_the_echo_free_units(gt_responses):
 
 
 def test_edge_units_fail_for_the_right_reason(gt_responses):
-    family = classify_all(gt_responses, Criteria(min_line_ratio=1.5))
+    family = classify_all(gt_responses, Criteria(min_line_ratio=1.3))
     edges = family.where(family.layer == "edges", drop=True)
     # an edge unit answers a straight line as well as any curve
     assert np.all(edges.curve_line_ratio.values < 1.2)
 
 
 def test_controls_flag_units_that_prefer_angles(gt_responses):
-    strict = classify_all(gt_responses, Criteria(min_line_ratio=1.5, max_angle_ratio=0.1))
+    strict = classify_all(gt_responses, Criteria(min_line_ratio=1.3, max_angle_ratio=0.1))
     assert int(strict.flag_corner.sel(unit=strict.layer == "curves").sum()) == 12
     assert _detectors(strict, "curves")[0] == []
     summ = summary(strict)
@@ -115,10 +115,12 @@ def test_sigma_is_above_the_blank_in_dataset_std(gt_responses):
     r = gt_responses
     from suites.analysis.curve_family import sigma_responses
 
-    s = sigma_responses(r, "curves")["curve"]
-    raw = r["curves_curve"].sel(polarity="white_on_black").isel(curvature=3, orientation=0).values
+    s = sigma_responses(r, "curves")
+    raw = r["curves_curve"].sel(polarity="white_on_black").isel(curvature=3, orientation=0, position=2).values
     expect = (raw - r["curves_blank"].sel(polarity="white_on_black").values) / r["curves_std"].values
-    np.testing.assert_allclose(s[:, 1, 3, 0], expect, rtol=1e-6)
+    np.testing.assert_allclose(s["curve_positions"][:, 2, 1, 3, 0], expect, rtol=1e-6)
+    # the reported heatmap is the mean over positions
+    np.testing.assert_allclose(s["curve"], s["curve_positions"].mean(axis=1), rtol=1e-12)
     assert "builtin" in r.attrs["statistics"] and "not ImageNet" in r.attrs["statistics"]
 
 
@@ -142,13 +144,18 @@ def test_fingerprint_tells_weights_apart():
 def test_cli_json_shape_and_files(gt_cli_run):
     rc, text, out, js = gt_cli_run
     assert rc == 0
-    assert "12 curve detectors in curves" in text and "0 curve detectors in edges" in text
+    assert "12 curve detectors (95% CI 12-12 over positions) in curves" in text and "0 curve detectors (95% CI 0-0 over positions) in edges" in text
     summ = json.loads(js.read_text())
     assert summ == json.loads((out / "summary.json").read_text()) | {"seconds": summ["seconds"]}
     assert summ["model"] == "groundtruth" and "control" not in summ
-    assert summ["criteria"]["min_line_ratio"] == 1.5 and "both contrast polarities" in summ["test"]
+    assert summ["criteria"]["min_line_ratio"] == 1.3 and "both contrast polarities" in summ["test"]
+    assert summ["criteria"]["min_stability"] == 0.75 and "stability" in summ["test"]
     cur = summ["layers"]["curves"]
     assert cur["channels_tested"] == 12 and cur["detectors"] == 12 and isinstance(cur["largest_gap_deg"], float)
+    lo, hi = cur["detectors_ci"]
+    assert lo <= cur["detectors"] <= hi and cur["positions"] == 4
+    assert all(0.75 <= m["stability"] <= 1.0 for m in cur["family"])
+    assert "4 positions" in summ["positions"]
     first = cur["family"][0]
     for key, kind in (("channel", int), ("preferred_orientation", float), ("preferred_curvature", float),
                       ("peak_sigma", float)):
@@ -161,13 +168,18 @@ def test_cli_json_shape_and_files(gt_cli_run):
     with xr.open_dataset(out / "family.nc", engine="h5netcdf") as fam:
         assert fam.sizes["unit"] == 24 and int(fam.detector.sum()) == 12
         assert "both contrast polarities" in fam.attrs["test"]
+        assert fam.stability.dims == ("unit",) and fam.passes_at_position.shape == (24, 4)
+    with xr.open_dataset(out / "responses.nc", engine="h5netcdf") as resp:
+        # the article's range by default: a straight line to a semicircle (curvature * length = pi)
+        assert float(resp.curvature.max()) * 32 == pytest.approx(math.pi)
+        assert list(resp.angle_turn.values) == [45, 90, 135]
 
 
 def test_cli_control_alone_and_compare(tmp_path, capsys, cache, gt_cli_run):
     """--weights random runs the control alone (InceptionV1, random init); compare reads the summaries."""
     out = tmp_path / "rnd"
     rc = cli_main(["discover", "--model", "inceptionv1", "--weights", "random", "--layers", "conv2d2",
-                   "--orientations", "12", "--curvatures", "3", "--angle-curvatures", "1", "--length", "32",
+                   "--orientations", "12", "--curvatures", "3", "--positions", "1", "--length", "32",
                    "--out", str(out), "--cache", str(cache), "--no-progress", "--no-figures"])
     assert rc == 0
     summ = json.loads((out / "summary.json").read_text())

@@ -35,10 +35,14 @@ _CRITERIA = (
     ("--second-peak-distance", "second_peak_distance", "how far (degrees) a second peak must be to count (default 90)"),
     ("--max-polarity-diff", "max_polarity_diff", "preferred orientations of the two contrast polarities may differ by this "
                                                  "many degrees (default 30)"),
+    ("--min-stability", "min_stability", "a detector passes the test at this fraction of the stimulus positions or more "
+                                         "(0..1, default 0.75)"),
     ("--max-angle-ratio", "max_angle_ratio", "flag 'corner' when the best sharp angle exceeds this times the best curve "
                                              "(default 1)"),
     ("--max-endpoint-ratio", "max_endpoint_ratio", "flag 'end_stop' when the best ray ending at the centre exceeds this "
                                                    "times the best curve (default 1)"),
+    ("--max-spot-ratio", "max_spot_ratio", "flag 'spot' when a dot or a closed ring at the centre exceeds this times the "
+                                           "best curve (default 1)"),
 )
 
 
@@ -54,20 +58,53 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+def _float_pair(text: str) -> tuple[float, float]:
+    import math
+
+    parts = text.split(",")
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 2 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected DX,DY (two numbers of px, e.g. 4,-8), got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _turn_list(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        vals = ()
+    if not vals or not all(0 < v < 180 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated turns in degrees, each in (0, 180), got {text!r}")
+    return vals
+
+
 def _add_sweep_args(p: argparse.ArgumentParser, defaults: Any) -> None:
     g = p.add_argument_group("stimuli")
     g.add_argument("--orientations", type=positive_int, default=defaults.orientations, metavar="N",
                    help=f"orientations over 360 degrees (default {defaults.orientations})")
     g.add_argument("--curvatures", type=positive_int, default=defaults.curvatures, metavar="N",
-                   help=f"curvatures from a straight line to a closed ring (default {defaults.curvatures})")
+                   help=f"curvatures from a straight line to --max-curvature (default {defaults.curvatures})")
+    g.add_argument("--max-curvature", type=_nonneg_float, default=None, metavar="K",
+                   help="largest curvature in 1/px (default pi / length: a semicircle, the article's range; "
+                        "up to 2 pi / length, a ring)")
     g.add_argument("--length", type=_nonneg_float, default=defaults.length, metavar="PX",
                    help=f"arc length in px (default {defaults.length:g})")
     g.add_argument("--width", type=_nonneg_float, default=defaults.width, metavar="PX",
                    help=f"stroke width in px (default {defaults.width:g})")
     g.add_argument("--size", type=positive_int, default=defaults.size, metavar="PX",
                    help=f"nominal input size; the probe runs on its exact receptive-field crop (default {defaults.size})")
-    g.add_argument("--angle-curvatures", type=positive_int, default=defaults.angle_curvatures, metavar="N",
-                   help=f"curvatures of the sharp-angle control (default {defaults.angle_curvatures})")
+    g.add_argument("--angle-turns", type=_turn_list, default=defaults.angle_turns, metavar="DEG,...",
+                   help="turns (degrees) of the sharp-angle control, arms along the arc's end tangents (default "
+                        + ",".join(f"{t:g}" for t in defaults.angle_turns) + ": the article's angles)")
+    g.add_argument("--positions", type=positive_int, default=defaults.positions, metavar="N",
+                   help=f"stimulus positions, an n x n grid over one stride cell around the receptive-field centre; "
+                        f"a square number (default {defaults.positions})")
+    g.add_argument("--offset", type=_float_pair, default=(0.0, 0.0), metavar="DX,DY",
+                   help="move every position by DX,DY px (image axes, y down) from the receptive-field centre: a "
+                        "one-flag robustness check (default 0,0)")
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
                    help=f"stimuli per forward pass (default {defaults.batch_size})")
 
@@ -82,7 +119,8 @@ def _sweep(args: argparse.Namespace):
     from suites.discovery.responses import Sweep
 
     return Sweep(orientations=args.orientations, curvatures=args.curvatures, length=args.length, width=args.width,
-                 size=args.size, angle_curvatures=args.angle_curvatures, batch_size=args.batch_size)
+                 size=args.size, max_curvature=args.max_curvature, angle_turns=tuple(args.angle_turns),
+                 positions=args.positions, offset=tuple(args.offset), batch_size=args.batch_size)
 
 
 def _criteria(args: argparse.Namespace):
@@ -115,8 +153,10 @@ def _print_result(result, out: Path | None) -> None:
     for layer, s in result.summary["layers"].items():
         print(result.line(layer))
         flagged = s["flagged"]
-        if flagged["corner"] or flagged["end_stop"]:
-            print(f"  flagged, not counted: {flagged['corner']} corner, {flagged['end_stop']} end_stop")
+        if any(flagged.values()):
+            print("  flagged, not counted: " + ", ".join(f"{n} {f}" for f, n in flagged.items()))
+        if s.get("saturated"):
+            print(f"  {s['saturated']} members clip (ReLU6): their tuning is measured before the clip")
     print(f"test: {result.summary['test']}")
     print(f"sigma from {result.summary['statistics']}")
     for name, path in (result.files or {}).items():
@@ -137,11 +177,13 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         from suites.results.files import load_stats
 
         stats = load_stats(args.stats, "--stats")
-    result = discover(
-        args.model, args.layers, weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
-        criteria=_criteria(args), images=args.images, stats=stats, cache_dir=None if args.no_cache else args.cache,
-        out_dir=out, figures=not args.no_figures, device=args.device, progress=not args.no_progress,
-    )
+    from suites.discovery.pipeline import DiscoverOptions
+
+    opts = DiscoverOptions(weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
+                           criteria=_criteria(args), images=args.images, stats=stats,
+                           cache_dir=None if args.no_cache else args.cache, out_dir=out, figures=not args.no_figures,
+                           device=args.device, progress=not args.no_progress)
+    result = discover(args.model, args.layers, opts)
     if args.json:
         with output_file(args.json, "--json") as tmp:
             tmp.write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
@@ -248,13 +290,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.quick:
         from dataclasses import replace
 
-        sweep = replace(sweep, orientations=36, curvatures=6, angle_curvatures=2)
+        sweep = replace(sweep, orientations=36, curvatures=6, positions=1)
     out = Path(args.out) if args.out else Path("results") / "demo-efficientnet-lite0"
     from suites.discovery.pipeline import output_paths
 
     _check_outputs(output_paths(out, [args.layer], control=not args.no_control) + [out / "summary.txt"], figure=args.figure)
-    result = discover(args.model, [args.layer], control=not args.no_control, sweep=sweep, out_dir=out,
-                      device=args.device, progress=not args.no_progress)
+    from suites.discovery.pipeline import DiscoverOptions
+
+    result = discover(args.model, [args.layer], DiscoverOptions(control=not args.no_control, sweep=sweep, out_dir=out,
+                                                                device=args.device, progress=not args.no_progress))
     line = result.line(args.layer)
     with output_file(out / "summary.txt") as tmp:
         tmp.write_text(line + "\n", encoding="utf-8")
@@ -284,8 +328,8 @@ def register(commands: Any, bench_commands: Any) -> None:
     from types import SimpleNamespace
 
     # the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
-    sweep_defaults = SimpleNamespace(orientations=72, curvatures=10, length=64.0, width=3.0, size=224,
-                                     angle_curvatures=3, batch_size=8)
+    sweep_defaults = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
+                                     angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
     p = commands.add_parser(
         "discover", help="find the curve family of any model's layers (with a random-weights control)",
         description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "

@@ -355,7 +355,8 @@ register_kind("optimum", _is_optimum, optimum_page)
 # -- discover results (``curvebench discover``: responses.nc, family.nc) -----------------
 #: ``file_kind`` of the two files ``curvebench discover`` writes (suites.discovery.responses).
 _POLARITY_COLOURS = {"black_on_white": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), "white_on_black": ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])}
-_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("curve_line_ratio", "curve/line", 2, False),
+_FAMILY_COLUMNS = (("detector", "detector", 0, False), ("stability", "stability", 2, False),
+                   ("curve_line_ratio", "curve/line", 2, False),
                    ("polarity_diff_deg", "polarity diff (deg)", 1, False), ("flags", "flags", 0, True))
 
 
@@ -373,6 +374,27 @@ def _discover_position(ds: xr.Dataset) -> tuple[int, list[float]]:
         return int(m.group(3)), [float(m.group(1)), float(m.group(2))]
     size = int(_num(ds.attrs.get("size")) or 224)
     return size, [size / 2.0, size / 2.0]
+
+
+def _discover_sigma(ds: xr.Dataset, layer: str, first: str) -> tuple:
+    """The curve sweep (polarity, channel, curvature, orientation; averaged over discover's positions), the
+    ``first`` polarity's activations (C, K, O), their sigma above that polarity's blank (discover's sigma),
+    the blanks (C, polarity) and the stds (C,)."""
+    cdim = f"{layer}_channel"
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
+    polarities = [str(p) for p in ds.coords["polarity"].values]
+    mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
+    std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
+    post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
+    # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
+    blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
+             if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sig = (post - blank[:, polarities.index(first), None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
+    return cur, post, sig, blank, std
 
 
 def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
@@ -401,16 +423,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     pages = []
     for layer in layers:
         cdim = f"{layer}_channel"
-        cur = ds[f"{layer}_curve"].transpose("polarity", cdim, "curvature", "orientation")
+        cur, post, sig, blank, std = _discover_sigma(ds, layer, first)
         ids = [int(c) for c in cur.coords[cdim].values]
-        mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
-        std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
-        post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
-        # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
-        blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-                 if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
         tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
         verdict: dict[int, dict] = {}
         fam = None

@@ -40,7 +40,7 @@ from suites.atomic import check_folder, output_file, unstaged
 from suites.discovery.responses import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network
 
 __all__ = ["AtlasOptions", "AtlasError", "run_atlas", "auto_layers", "AUTO_STAGES", "ATLAS_KIND", "atlas_rows",
-           "read_atlas", "best_layer_files", "detectors_interval"]
+           "read_atlas", "best_layer_files", "LAYER_NUMBERS"]
 
 ATLAS_KIND = "curvebench-atlas"
 SETTINGS_KIND = "curvebench-atlas-settings"
@@ -138,8 +138,9 @@ def _settings(opts: AtlasOptions, layers: dict[str, list[str]]) -> dict:
     for m, ls in layers.items():
         w = get_entry(m).weights
         models[m] = {"layers": ls, "weights_sha256": w.sha256 if w is not None else None}
-    return {"file_kind": SETTINGS_KIND, "models": models, "control": bool(opts.control), "seed": int(opts.seed),
-            "sweep": asdict(opts.sweep), "criteria": crit.as_dict(), "images": str(opts.images)}
+    settings = {"file_kind": SETTINGS_KIND, "models": models, "control": bool(opts.control), "seed": int(opts.seed),
+                "sweep": asdict(opts.sweep), "criteria": crit.as_dict(), "images": str(opts.images)}
+    return json.loads(json.dumps(settings))  # as read back from settings.json (tuples are lists)
 
 
 def _check_resume(out: Path, settings: dict) -> None:
@@ -189,35 +190,19 @@ def _write_nc(path: Path, ds: xr.Dataset) -> None:
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
-def detectors_interval(detectors: int, tested: int, level: float = 0.95) -> list[int]:
-    """Clopper-Pearson ``level`` interval of a layer's detector count, ``[lo, hi]`` in channels.
-
-    The binomial interval of ``detectors`` out of ``tested`` channels, times ``tested``:
-    the count's sampling uncertainty had the layer's channels been drawn from a larger
-    population of units. It does not include how the count moves with the stimulus
-    position (the position-robust test's interval does).
-    """
-    from scipy.stats import beta
-
-    if tested <= 0:
-        return [0, 0]
-    a = (1 - level) / 2
-    lo = 0.0 if detectors == 0 else float(beta.ppf(a, detectors, tested - detectors + 1))
-    hi = 1.0 if detectors == tested else float(beta.ppf(1 - a, detectors + 1, tested - detectors))
-    return [int(math.floor(lo * tested)), int(math.ceil(hi * tested))]
+#: the numbers of :func:`suites.analysis.curve_family.layer_summary` an atlas layer keeps
+LAYER_NUMBERS = ("channels_tested", "detectors", "detectors_ci", "largest_gap_deg", "median_tuning_width_deg",
+                 "median_preferred_curvature", "median_stability", "positions", "flagged", "saturated")
 
 
 def _test_layer(resp: xr.Dataset, layer: str, criteria: Any) -> tuple[xr.Dataset, dict]:
-    """The curve-family test of one layer: its family dataset and the atlas numbers (detectors and interval)."""
+    """The position-robust curve-family test of one layer (:mod:`suites.analysis.curve_family`): its family
+    dataset and the atlas numbers (``detectors_ci``: 95% bootstrap over the stimulus positions)."""
     from suites.analysis.curve_family import classify, layer_summary
 
     family = classify(resp, layer, criteria)
     s = layer_summary(family, layer)
-    numbers = {k: s[k] for k in ("channels_tested", "detectors", "largest_gap_deg", "median_tuning_width_deg",
-                                 "median_preferred_curvature")}
-    numbers["detectors_ci"] = detectors_interval(s["detectors"], s["channels_tested"])
-    numbers["flagged"] = s["flagged"]
-    return family, numbers
+    return family, {k: s[k] for k in LAYER_NUMBERS if k in s}
 
 
 def _layer_geometry(model, layers: Sequence[str], size: int) -> dict[str, dict]:
@@ -316,6 +301,7 @@ def run_atlas(opts: AtlasOptions, out_dir: str | Path) -> dict:
             (atlas if which == "trained" else atlas["control"])["models"][model] = part
     atlas.update(_provenance(out, layers, opts))
     atlas["seconds"] = {"total": round(time.perf_counter() - t0, 1), **seconds}
+    atlas = json.loads(json.dumps(atlas))  # as read back from atlas.json
     _write_json(out / "atlas.json", atlas)  # the folder's own files: a resumed atlas replaces them
     if opts.figures:
         from suites.discovery.atlas_figures import best_radial_figure, depth_figure
@@ -333,8 +319,9 @@ def _provenance(out: Path, layers: dict[str, list[str]], opts: AtlasOptions) -> 
     first = next(iter(layers))
     attrs = read_attrs(out / first / "trained" / _safe(layers[first][0]) / "family.nc", "--out")
     return {"test": attrs.get("test"), "sweep": asdict(opts.sweep), "statistics": attrs.get("statistics"),
+            "sigma": attrs.get("sigma"), "positions": attrs.get("positions"),
             "probe_input": "exact receptive-field crop of the deepest tap where one exists, else the full input",
-            "detectors_ci": "95% Clopper-Pearson interval over the layer's channels (suites.discovery.atlas."
+            "detectors_ci": "95% percentile bootstrap over the stimulus positions (suites.analysis.curve_family."
                             "detectors_interval)", "depth": "position among the model's spatial taps, stem 0, head 1",
             "control_weights": f"random (torch seed {opts.seed})" if opts.control else None}
 

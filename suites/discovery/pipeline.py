@@ -2,9 +2,16 @@
 
 The one-call Python API of ``curvebench discover`` and ``curvebench demo``::
 
-    from suites.discovery.pipeline import discover
-    result = discover("efficientnet-lite0", ["blocks.3.2.depthwise"], control=True, out_dir="results/mine")
-    print(result.line())        # "55 curve detectors in blocks.3.2.depthwise, ...; random-weights control: 0"
+    from suites.discovery.pipeline import DiscoverOptions, discover
+    result = discover("efficientnet-lite0", ["blocks.3.2.depthwise"], DiscoverOptions(control=True, out_dir="results/mine"))
+    print(result.line())        # "N curve detectors (95% CI lo-hi over positions) in blocks.3.2.depthwise, ..."
+
+and, for many layers of an already loaded model measured in one forward pass per batch
+(``curvebench atlas``), :func:`layer_families`::
+
+    from suites.discovery.pipeline import layer_families
+    fams = layer_families(model, ["blocks.2", "blocks.3.2.depthwise"])   # {layer: layer summary}
+    fams["blocks.3.2.depthwise"]["detectors"], fams["blocks.3.2.depthwise"]["detectors_ci"]
 
 It sits above the analysis (it draws figures) in the import layers, beside
 :mod:`suites.stimulus_strips`.
@@ -13,15 +20,17 @@ It sits above the analysis (it draws figures) in the import layers, beside
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
 from suites.atomic import check_folder, output_file
 from suites.discovery.responses import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network, model_fingerprint
 
-__all__ = ["DiscoverResult", "discover", "write_figures", "compare_rows", "output_paths"]
+__all__ = ["DiscoverOptions", "DiscoverResult", "discover", "layer_families", "write_figures", "compare_rows",
+           "output_paths"]
 
 
 def _layer_file(layer: str, what: str) -> str:
@@ -41,6 +50,43 @@ def output_paths(out_dir: str | Path, layers: Sequence[str], *, control: bool = 
 
 
 @dataclass
+class DiscoverOptions:
+    """How :func:`discover` runs (every field a ``curvebench discover`` flag).
+
+    Attributes:
+        weights: weights file, None (the model's default) or ``"random"`` (seeded with
+            ``seed``; the random-weights control alone).
+        control: also run the same test on the same architecture with random weights.
+        seed: torch seed of the random initialisation.
+        sweep: stimuli and positions (:class:`~suites.discovery.responses.Sweep`).
+        criteria: :class:`suites.analysis.curve_family.Criteria` (None: the defaults).
+        images: ``"builtin"`` or a folder, for the sigma statistics.
+        stats: precomputed statistics of the trained network (not used for the control).
+        cache_dir: statistics cache (None: no cache).
+        out_dir: if given, write ``family.nc`` (and ``family-control.nc``), the raw
+            ``responses.nc``, ``summary.json`` and, with ``figures``, per layer
+            ``<layer>-family-heatmaps.png`` and ``<layer>-radial.png``, plus
+            ``layers-summary.png``.
+        figures: draw the PNGs (with ``out_dir``).
+        device: torch device.
+        progress: progress bars.
+    """
+
+    weights: str | Path | None = None
+    control: bool = False
+    seed: int = 0
+    sweep: Sweep = DEFAULT_SWEEP
+    criteria: Any = None
+    images: str = "builtin"
+    stats: xr.Dataset | None = None
+    cache_dir: str | Path | None = "results/cache"
+    out_dir: str | Path | None = None
+    figures: bool = True
+    device: str = "cpu"
+    progress: bool = False
+
+
+@dataclass
 class DiscoverResult:
     """What :func:`discover` made: datasets, the JSON summary and the files written."""
 
@@ -49,7 +95,7 @@ class DiscoverResult:
     summary: dict
     control_responses: xr.Dataset | None = None
     control_family: xr.Dataset | None = None
-    files: dict[str, Path] | None = None
+    files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
     def line(self, layer: str | None = None) -> str:
@@ -60,90 +106,97 @@ class DiscoverResult:
         return summary_line(self.summary, layer)
 
 
-def discover(
-    model: str,
-    layers: Sequence[str],
-    *,
-    weights: str | Path | None = None,
-    control: bool = False,
-    seed: int = 0,
-    sweep: Sweep = DEFAULT_SWEEP,
-    criteria=None,
-    images: str = "builtin",
-    stats: xr.Dataset | None = None,
-    cache_dir: str | Path | None = "results/cache",
-    out_dir: str | Path | None = None,
-    figures: bool = True,
-    device: str = "cpu",
-    progress: bool = False,
-) -> DiscoverResult:
+def layer_families(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, criteria=None, *,
+                   images: str = "builtin", stats: xr.Dataset | None = None,
+                   cache_dir: str | Path | None = "results/cache", progress: bool = False) -> dict[str, dict]:
+    """The position-robust family of several layers of a loaded ``probes`` model, from one pass per batch.
+
+    Every stimulus is rendered once and all ``layers`` are read from the same forward
+    pass. Returns ``{layer: summary}`` with the shape of the JSON's ``layers`` entries
+    (:func:`suites.analysis.curve_family.layer_summary`): ``detectors``, ``detectors_ci``,
+    ``largest_gap_deg``, ``median_tuning_width_deg``, ``median_preferred_curvature``,
+    ``flagged`` and ``family`` (members with ``stability``, ``preferred_orientation``
+    (deg), ``preferred_curvature`` (1/px), ``tuning_width_deg``, ...).
+    """
+    from suites.analysis.curve_family import Criteria, classify_all, layer_summary
+
+    resp = discover_responses(model, layers, sweep, images=images, stats=stats, cache_dir=cache_dir, progress=progress)
+    family = classify_all(resp, criteria or Criteria(), list(dict.fromkeys(layers)))
+    return {l: layer_summary(family, l) for l in dict.fromkeys(layers)}
+
+
+def _run_one(net, layers: list[str], opts: DiscoverOptions, crit, *, stats, weights_label: str | None):
+    from suites.analysis.curve_family import classify_all
+
+    resp = discover_responses(net, layers, opts.sweep, images=opts.images, stats=stats, cache_dir=opts.cache_dir,
+                              progress=opts.progress)
+    if weights_label:
+        resp.attrs["weights"] = weights_label
+    return resp, classify_all(resp, crit, layers)
+
+
+def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None) -> DiscoverResult:
     """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
 
     Args:
         model: registry id (``probes.list_models()``).
         layers: tap names.
-        weights: weights file, None (the model's default) or ``"random"`` (seeded with
-            ``seed``; the random-weights control alone).
-        control: also run the same test on the same architecture with random weights.
-        seed: torch seed of the random initialisation.
-        sweep: stimuli (:class:`Sweep`).
-        criteria: :class:`suites.analysis.curve_family.Criteria` (default thresholds).
-        images: ``"builtin"`` or a folder, for the sigma statistics.
-        stats: precomputed statistics of the trained network (not used for the control).
-        cache_dir: statistics cache (None: no cache).
-        out_dir: if given, write ``family.nc`` (and ``family-control.nc``), the raw
-            ``responses.nc``, ``summary.json`` and, with ``figures``, per layer
-            ``<layer>-family-heatmaps.png`` and ``<layer>-radial.png``, plus
-            ``layers-summary.png``.
+        options: :class:`DiscoverOptions` (default: the model's weights, default sweep
+            and test, no control, no files).
 
     Returns:
         :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
     """
-    import json
     import time
 
-    from suites.analysis.curve_family import Criteria, classify_all, summary
+    from suites.analysis.curve_family import Criteria, summary
 
+    opts = options or DiscoverOptions()
     t0 = time.perf_counter()
-    crit = criteria or Criteria()
+    crit = opts.criteria or Criteria()
     layers = list(dict.fromkeys(layers))
-    net = load_network(model, weights, seed=seed, device=device)
+    net = load_network(model, opts.weights, seed=opts.seed, device=opts.device)
     rnd = None
-    if control:  # before any work: a model built from code has no random control
-        rnd = load_network(model, "random", seed=seed, device=device)
+    if opts.control:  # before any work: a model built from code has no random control
+        rnd = load_network(model, "random", seed=opts.seed, device=opts.device)
         if model_fingerprint(rnd) == model_fingerprint(net):
             raise DiscoverError(f"control: model {model!r} has no random initialisation (its weights are built from "
                                 f"code); drop --control")
-    resp = discover_responses(net, layers, sweep, images=images, stats=stats, cache_dir=cache_dir, progress=progress)
-    if isinstance(weights, str) and weights == "random":
-        resp.attrs["weights"] = f"random (torch seed {seed})"
-    family = classify_all(resp, crit, layers)
+    random_label = f"random (torch seed {opts.seed})"
+    is_random = isinstance(opts.weights, str) and opts.weights == "random"
+    resp, family = _run_one(net, layers, opts, crit, stats=opts.stats, weights_label=random_label if is_random else None)
     c_resp = c_family = None
-    if control:
+    if rnd is not None:
         del net
-        c_resp = discover_responses(rnd, layers, sweep, images=images, cache_dir=cache_dir, progress=progress)
-        c_resp.attrs["weights"] = f"random (torch seed {seed})"
-        c_family = classify_all(c_resp, crit, layers)
-    summ = summary(family, c_family)
-    result = DiscoverResult(resp, family, summ, c_resp, c_family, {}, 0.0)
-    if out_dir is not None:
-        out = check_folder(out_dir, "out_dir")
-        files = result.files
-        files["family"] = _save(family, out / "family.nc")
-        files["responses"] = _save(resp, out / "responses.nc")
-        if c_family is not None:
-            files["family_control"] = _save(c_family, out / "family-control.nc")
-            files["responses_control"] = _save(c_resp, out / "responses-control.nc")
-        if figures:
-            files.update(write_figures(result, out))
+        c_resp, c_family = _run_one(rnd, layers, opts, crit, stats=None, weights_label=random_label)
+    result = DiscoverResult(resp, family, summary(family, c_family), c_resp, c_family)
+    if opts.out_dir is not None:
+        _write(result, Path(opts.out_dir), opts.figures)
     result.seconds = time.perf_counter() - t0
-    summ["seconds"] = round(result.seconds, 2)
-    if out_dir is not None:
-        path = Path(out_dir) / "summary.json"
-        with output_file(path) as tmp:
-            tmp.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
-        result.files["summary"] = path
+    result.summary["seconds"] = round(result.seconds, 2)
+    if opts.out_dir is not None:
+        result.files["summary"] = _write_json(result.summary, Path(opts.out_dir) / "summary.json")
     return result
+
+
+def _write(result: DiscoverResult, out_dir: Path, figures: bool) -> None:
+    out = check_folder(out_dir, "out_dir")
+    files = result.files
+    files["family"] = _save(result.family, out / "family.nc")
+    files["responses"] = _save(result.responses, out / "responses.nc")
+    if result.control_family is not None:
+        files["family_control"] = _save(result.control_family, out / "family-control.nc")
+        files["responses_control"] = _save(result.control_responses, out / "responses-control.nc")
+    if figures:
+        files.update(write_figures(result, out))
+
+
+def _write_json(summ: dict, path: Path) -> Path:
+    import json
+
+    with output_file(path) as tmp:
+        tmp.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def _save(ds: xr.Dataset, path: Path) -> Path:
@@ -174,7 +227,7 @@ def write_figures(result: DiscoverResult, out: Path) -> dict[str, Path]:
 def compare_rows(summ: dict, label: str | None = None) -> list[dict]:
     """One row per layer (and per control layer) of a discover summary, for :func:`suites.analysis.plots.compare_figure`."""
     rows = []
-    for key, part in (("trained", summ), ("control", summ.get("control"))):
+    for part in (summ, summ.get("control")):
         if part is None:
             continue
         for layer, s in part["layers"].items():

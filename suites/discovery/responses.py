@@ -1,20 +1,26 @@
-"""Responses for ``curvebench discover``: curve sweeps, controls and sigma, per channel.
+"""Responses for ``curvebench discover``: curve sweeps, controls and sigma, per channel and position.
 
-For a model and one or more tap layers this module renders, probes and returns
+For a model and one or more tap layers this module renders, probes and returns, at each
+of ``positions`` stimulus positions spread over one stride cell of the deepest layer
+around the probed units' common receptive-field centre (an ``n`` x ``n`` grid, moved by
+``offset``):
 
 * the **curve sweep**: ``orientations`` x ``curvatures`` circular arcs (curvature 0, a
-  straight line, to a closed ring), in both contrast polarities (black on white,
-  white on black), midpoint on the probed units' common receptive-field centre;
-* two **controls** in the black-on-white polarity: sharp **angles** matched to every
-  non-zero curvature of the sweep (arms along the arc's end tangents: ``kind="angle"``,
-  rounding 0) and **rays**, straight lines of half the arc length that end at the
-  centre, one per direction (end-stop probe);
-* the response to the **blank** image of each polarity;
-* the per-channel **dataset statistics** (mean, std of the post-ReLU activation over
-  all positions of natural images; ``builtin``: scikit-image's bundled photographs, a
-  small proxy, not ImageNet), computed on the fly with
-  :func:`suites.running.dataset_stats.compute_stats` and cached under ``cache_dir`` keyed by
-  model, a hash of the model's parameters and buffers, images and size.
+  straight line, to ``max_curvature``, by default ``pi / length``: a semicircle, the
+  article's range), in both contrast polarities (black on white, white on black),
+  path midpoint on the position;
+* three **controls** in the black-on-white polarity: the article's sharp **angles**
+  (``angle_turns`` 45, 90, 135 degrees: two straight arms along the end tangents of the
+  arc turning by that much, ``kind="angle"``, as the ``angles`` suite), **rays** (straight
+  lines of half the arc length that end at the position, one per direction: end-stop
+  probe) and **spots** (a small square dot and a closed ring of circumference
+  ``length``, centred on the position);
+* the response to the **blank** image of each polarity (position-free);
+* the per-channel **dataset statistics** (mean, std over all positions of natural
+  images; ``builtin``: scikit-image's bundled photographs, a small proxy, not ImageNet),
+  computed on the fly with :func:`suites.running.dataset_stats.compute_stats` and cached
+  under ``cache_dir`` keyed by model, a hash of the model's parameters and buffers,
+  images and size.
 
 The selection test itself lives in :mod:`suites.analysis.curve_family` and works on the
 returned dataset alone; :mod:`suites.discovery.pipeline` puts the two together (files, figures).
@@ -23,18 +29,24 @@ Convention:
     * orientation: degrees counter-clockwise on screen, toward the side the arc opens
       (0 = opens to +x, 90 = opens up), as :func:`stimuli.render`; a ray's orientation is
       the direction it leaves the centre in;
-    * curvature in 1/px; lengths and widths in px; images RGB in [0, 1];
-    * activations are post-ReLU (post-ReLU6 where the model's tap is), read at the
-      unit whose receptive-field centre is the stimulus position (the exact receptive
-      field crop of a ``size`` input when the model has a geometry).
+    * curvature in 1/px; lengths, widths and position offsets (dx, dy; image axes,
+      y down) in px; images RGB in [0, 1];
+    * activations are read at the unit whose receptive-field centre is the grid's
+      centre (the exact receptive-field crop of a ``size`` input when the model has a
+      geometry): post-ReLU, except for a tap that clips (ReLU6), which is read before
+      the clip, ``max(pre, 0)`` (the value whose std the statistics store), so that no
+      tuning is a plateau edge; ``<L>_clipped_fraction`` says how much of the curve
+      sweep the clip would have flattened.
 
 Dataset layout (one dataset, all layers; ``<L>`` a layer name):
-    ``<L>_curve`` (polarity, curvature, orientation, <L>_channel),
-    ``<L>_angle`` (angle_curvature, orientation, <L>_channel),
-    ``<L>_ray`` (orientation, <L>_channel), ``<L>_blank`` (polarity, <L>_channel),
+    ``<L>_curve`` (position, polarity, curvature, orientation, <L>_channel),
+    ``<L>_angle`` (position, angle_turn, orientation, <L>_channel),
+    ``<L>_ray`` (position, orientation, <L>_channel), ``<L>_spot`` (position, spot,
+    <L>_channel), ``<L>_blank`` (polarity, <L>_channel), ``<L>_clipped_fraction``,
     ``<L>_mean`` and ``<L>_std`` (<L>_channel), ``strip`` (strip_y, strip_x, rgb) uint8
-    images of the sweep for figures; attributes carry model, weights, fingerprint,
-    statistics label, sweep and probing geometry.
+    images of the sweep for figures; coordinates ``position_dx``/``position_dy`` (px);
+    attributes carry model, weights, fingerprint, statistics label, sweep, positions
+    and probing geometry.
 """
 
 from __future__ import annotations
@@ -72,14 +84,22 @@ class Sweep:
 
     Attributes:
         orientations: number of orientations, evenly spaced over 360 degrees.
-        curvatures: number of curvatures from 0 (a straight line) to ``2 pi / length``
-            (a closed ring), inclusive.
+        curvatures: number of curvatures from 0 (a straight line) to ``max_curvature``
+            inclusive.
         length: arc length (px).
         width: stroke width (px).
         size: nominal square input size (px); with a model geometry the probe runs on
             the exact receptive-field crop of this size.
-        angle_curvatures: how many of the non-zero curvatures (evenly picked, tightest
-            included) the angle control uses.
+        max_curvature: largest curvature (1/px); None: ``pi / length``, a semicircle, the
+            article's range (a line to a semicircle). Up to ``2 pi / length`` (a ring).
+        angle_turns: turns (degrees) of the sharp-angle control: two straight arms along
+            the end tangents of the arc turning by that much (``kind="angle"``), as the
+            ``angles`` suite draws them (45, 90, 135: the article's angles).
+        positions: stimulus positions, an ``n`` x ``n`` grid over one stride cell of the
+            deepest layer around its receptive-field centre (1 = the centre only; 4 =
+            the quarter points).
+        offset: ``(dx, dy)`` px added to every position (robustness checks).
+        spot_size: side (px) of the dot of the spot control.
         batch_size: stimuli per forward pass. 8 by default: on CPU, larger batches spend
             more time in the kernel (page faults of freshly mapped activation buffers)
             than they save (EfficientNet-Lite0 at the 154 px crop, one thread: 3.1 s of
@@ -88,12 +108,16 @@ class Sweep:
             to float32 rounding, about 2x faster on CPU).
     """
 
-    orientations: int = 72
+    orientations: int = 36
     curvatures: int = 10
     length: float = 64.0
     width: float = 3.0
     size: int = 224
-    angle_curvatures: int = 3
+    max_curvature: float | None = None
+    angle_turns: tuple[float, ...] = (45.0, 90.0, 135.0)
+    positions: int = 4
+    offset: tuple[float, float] = (0.0, 0.0)
+    spot_size: float = 4.0
     batch_size: int = 8
     channels_last: bool = True
 
@@ -101,29 +125,56 @@ class Sweep:
         if not (isinstance(self.orientations, int) and self.orientations >= 4):
             raise DiscoverError(f"sweep: orientations must be an int >= 4, got {self.orientations!r}")
         if not (isinstance(self.curvatures, int) and self.curvatures >= 2):
-            raise DiscoverError(f"sweep: curvatures must be an int >= 2 (line to ring), got {self.curvatures!r}")
-        for name in ("length", "width"):
+            raise DiscoverError(f"sweep: curvatures must be an int >= 2 (line to the largest), got {self.curvatures!r}")
+        for name in ("length", "width", "spot_size"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise DiscoverError(f"sweep: {name} must be a positive number of px, got {v!r}")
         if not (isinstance(self.size, int) and self.size >= 16):
             raise DiscoverError(f"sweep: size must be an int >= 16 px, got {self.size!r}")
-        if not (isinstance(self.angle_curvatures, int) and 1 <= self.angle_curvatures < self.curvatures):
-            raise DiscoverError(f"sweep: angle_curvatures must be an int in 1..{self.curvatures - 1}, "
-                                f"got {self.angle_curvatures!r}")
+        ring = 2 * math.pi / self.length
+        if self.max_curvature is not None and not (isinstance(self.max_curvature, (int, float))
+                                                   and 0 < self.max_curvature <= ring * (1 + 1e-9)):
+            raise DiscoverError(f"sweep: max_curvature must be in (0, {ring:.4g}] 1/px (2 pi / length, a ring), "
+                                f"got {self.max_curvature!r}")
+        turns = tuple(self.angle_turns)
+        if not turns or not all(isinstance(t, (int, float)) and 0 < t < 180 for t in turns):
+            raise DiscoverError(f"sweep: angle_turns must be degrees in (0, 180), got {self.angle_turns!r}")
+        if not (isinstance(self.positions, int) and 1 <= self.positions <= 64
+                and math.isqrt(self.positions) ** 2 == self.positions):
+            raise DiscoverError(f"sweep: positions must be a square number (an n x n grid): 1, 4, 9, 16, ..., 64; "
+                                f"got {self.positions!r}")
+        if not (len(self.offset) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.offset)):
+            raise DiscoverError(f"sweep: offset must be two finite numbers (dx, dy) px, got {self.offset!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise DiscoverError(f"sweep: batch_size must be an int >= 1, got {self.batch_size!r}")
+
+    @property
+    def top_curvature(self) -> float:
+        """The largest swept curvature (1/px): ``max_curvature`` or ``pi / length``."""
+        return float(self.max_curvature) if self.max_curvature is not None else math.pi / self.length
 
     def orientation_values(self) -> np.ndarray:
         return np.arange(self.orientations) * (360.0 / self.orientations)
 
     def curvature_values(self) -> np.ndarray:
-        return np.linspace(0.0, 2 * math.pi / self.length, self.curvatures)
+        return np.linspace(0.0, self.top_curvature, self.curvatures)
 
     def angle_curvature_values(self) -> np.ndarray:
-        k = self.curvature_values()
-        idx = np.unique(np.round(np.linspace(1, self.curvatures - 1, self.angle_curvatures)).astype(int))
-        return k[idx]
+        """Curvatures (1/px) of the arcs whose end tangents the angle arms follow: ``turn / length``."""
+        return np.deg2rad(np.asarray(self.angle_turns, dtype=np.float64)) / self.length
+
+    def position_offsets(self, stride: float) -> np.ndarray:
+        """``(positions, 2)`` offsets ``(dx, dy)`` px from the receptive-field centre, ``offset`` added.
+
+        An ``n`` x ``n`` grid (``positions = n**2``) centred in the ``stride`` x ``stride``
+        cell: offsets ``((i + 0.5) / n - 0.5) * stride``, so 1 is the centre and 4 the
+        quarter points ``(+-stride/4, +-stride/4)``.
+        """
+        n = math.isqrt(self.positions)
+        g = ((np.arange(n) + 0.5) / n - 0.5) * float(stride)
+        dy, dx = np.meshgrid(g, g, indexing="ij")
+        return np.stack([dx.ravel(), dy.ravel()], axis=1) + np.asarray(self.offset, dtype=np.float64)
 
 
 #: the sweep of ``curvebench demo`` (and the default of ``discover``): 72 x 10, 64 px arcs, 3 px stroke.
@@ -207,12 +258,13 @@ def _render_batches(kind: str, params: dict[str, np.ndarray], common: dict, size
 
 
 def _probe_all(model, layers, images_iter, plan, units) -> dict[str, np.ndarray]:
-    out: dict[str, list[np.ndarray]] = {l: [] for l in layers}
+    """``{layer: (B, C)}`` of the tap and, where the model has it, ``{layer_pre_relu: (B, C)}``."""
+    out: dict[str, list[np.ndarray]] = {}
     for images in images_iter:
-        acts = model.probe(images, layers, plan=plan, units=units, pre_relu=False, check_range=False)
-        for l in layers:
-            out[l].append(acts[l].float().cpu().numpy())
-    return {l: np.concatenate(v) for l, v in out.items()}
+        acts = model.probe(images, layers, plan=plan, units=units, pre_relu=True, check_range=False)
+        for key, v in acts.items():
+            out.setdefault(key, []).append(v.float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 MIN_MAP = 3
@@ -246,17 +298,97 @@ def _check_maps(model, layers: Sequence[str], sweep: Sweep) -> None:
 
 
 def _where(model, layers: Sequence[str], sweep: Sweep):
-    """(input size, stimulus position (x, y), plan or None, units or None, description)."""
+    """(input size, receptive-field centre (x, y), plan or None, units or None, description, stride px).
+
+    The stride is that of the deepest layer (largest), from the model's geometry (analytic
+    or measured); 1 px for a model without one.
+    """
     if model.geometry is not None:
         plan = model.input_plan(list(layers), sweep.size)
         desc = (f"exact receptive-field crop {plan.size} px of a {plan.full_size} px input"
                 if plan.exact and plan.size < plan.full_size else f"full {plan.size} px input")
-        return plan.size, plan.position, plan, None, desc
-    return sweep.size, (sweep.size / 2, sweep.size / 2), None, None, f"full {sweep.size} px input, middle unit of each map"
+        stride = max(float(model.receptive_field(l, sweep.size).stride) for l in layers)
+        return plan.size, plan.position, plan, None, desc, stride
+    stride = 1.0
+    if getattr(model, "measure_geometry", False):
+        stride = max(float(model.receptive_field(l, sweep.size).stride) for l in layers)
+    return (sweep.size, (sweep.size / 2, sweep.size / 2), None, None,
+            f"full {sweep.size} px input, unit nearest the middle of each map", stride)
+
+
+class _Prober:
+    """Renders stimuli at one position and reads the probed units (post and pre-ReLU) of every layer."""
+
+    def __init__(self, model, layers, sweep: Sweep, where, bar) -> None:
+        self.model, self.layers, self.sweep, self.bar = model, list(layers), sweep, bar
+        self.size, _, self.plan, self.units, _, _ = where
+
+    def run(self, kind: str, params: dict[str, np.ndarray], **common) -> dict[str, np.ndarray]:
+        """``{key: (B, C)}`` for the stimuli ``params`` (arrays of equal length) of ``kind``."""
+        common = {"length": float(self.sweep.length), "width": float(self.sweep.width), **common}
+
+        def batches():
+            for x in _render_batches(kind, params, common, self.size, self.sweep.batch_size, self.model.device,
+                                     self.sweep.channels_last):
+                self.bar.update(x.shape[0])
+                yield x
+
+        return _probe_all(self.model, self.layers, batches(), self.plan, self.units)
+
+
+def _measure_at(pr: _Prober, pos: tuple[float, float]) -> dict[str, dict[str, np.ndarray]]:
+    """Every stimulus of the sweep with its path midpoint (the ring and dot: their centre) at ``pos``.
+
+    Returns ``{"curve": {key: (P, K, O, C)}, "angle": {key: (T, O, C)}, "ray": {key: (O, C)},
+    "spot": {key: (2, C)}}``, ``key`` a layer or ``<layer>_pre_relu``.
+    """
+    sw = pr.sweep
+    o, k, ka = sw.orientation_values(), sw.curvature_values(), sw.angle_curvature_values()
+    grid_o, grid_k = np.meshgrid(o, k)
+    agrid_o, agrid_k = np.meshgrid(o, ka)
+    fg, bg = _COLOURS["black_on_white"]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    curve = [pr.run("curve", {"orientation": grid_o.ravel(), "curvature": grid_k.ravel()}, position=pos,
+                    fg=_COLOURS[p][0], bg=_COLOURS[p][1]) for p in POLARITIES]
+    out["curve"] = {key: np.stack([c[key].reshape(k.size, o.size, -1) for c in curve]) for key in curve[0]}
+    ang = pr.run("angle", {"orientation": agrid_o.ravel(), "curvature": agrid_k.ravel()}, position=pos, fg=fg, bg=bg)
+    out["angle"] = {key: v.reshape(ka.size, o.size, -1) for key, v in ang.items()}
+    # rays: a straight line of length L/2 from the centre outward in direction phi
+    phi = np.deg2rad(o)
+    ray_pos = np.stack([pos[0] + sw.length / 4 * np.cos(phi), pos[1] - sw.length / 4 * np.sin(phi)], axis=1)
+    out["ray"] = pr.run("line", {"orientation": o + 90.0, "position": ray_pos}, length=float(sw.length) / 2,
+                        fg=fg, bg=bg)
+    # spots: a square dot of side spot_size and a closed ring of circumference L, both centred on pos
+    r = sw.length / (2 * math.pi)
+    dot = pr.run("line", {"orientation": np.zeros(1), "position": np.array([pos])}, length=float(sw.spot_size),
+                 width=float(sw.spot_size), fg=fg, bg=bg)
+    ring = pr.run("curve", {"orientation": np.zeros(1), "curvature": np.array([1 / r]),
+                            "position": np.array([[pos[0] - r, pos[1]]])}, fg=fg, bg=bg)
+    out["spot"] = {key: np.concatenate([dot[key], ring[key]]) for key in dot}
+    return out
+
+
+def _activation(post: np.ndarray, pre: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The activation the test uses, the clipped mask (or None) and its description.
+
+    A tap that clips (ReLU6: ``post == min(max(pre, 0), cap)`` with some ``pre > cap``) is
+    measured before the clip, ``max(pre, 0)``, whose std the statistics store; any other
+    tap as it is.
+    """
+    if pre is None:
+        return post, None, "the tap's value (no pre-ReLU tap)"
+    relu = np.maximum(pre, 0.0)
+    tol = 1e-4 * max(1.0, float(np.abs(relu).max(initial=0.0)))
+    if np.allclose(post, relu, atol=tol, rtol=0):
+        return post, None, "post-ReLU"
+    cap = float(post.max(initial=0.0))
+    if np.allclose(post, np.minimum(relu, cap), atol=tol, rtol=0):
+        return relu.astype(np.float32), relu > cap + tol, f"pre-clip max(pre, 0) (the tap clips at {cap:g})"
+    return post, None, "the tap's value (not a function of its pre-ReLU value alone)"
 
 
 def measure(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, *, progress: bool = False) -> xr.Dataset:
-    """Raw post-ReLU responses of ``layers`` to the curve sweep, the controls and the blanks.
+    """Raw responses of ``layers`` to the curve sweep, the controls and the blanks, at every position.
 
     Returns the dataset of the module docstring without ``<L>_mean``/``<L>_std`` (see
     :func:`discover_responses`). Raises :class:`DiscoverError` when a layer's units
@@ -266,63 +398,67 @@ def measure(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, *, progr
     from tqdm.auto import tqdm
 
     layers = check_layers(model, layers, sweep)
-    size, pos, plan, units, where = _where(model, layers, sweep)
-    device = model.device
-    o = sweep.orientation_values()
-    k = sweep.curvature_values()
-    knz = sweep.angle_curvature_values()
+    where = _where(model, layers, sweep)
+    size, centre, stride = where[0], where[1], where[5]
+    offsets = sweep.position_offsets(stride)
     if sweep.channels_last:
         model.net.to(memory_format=torch.channels_last)
-    grid_o, grid_k = np.meshgrid(o, k)          # (curvature, orientation)
-    agrid_o, agrid_k = np.meshgrid(o, knz)
-    common = dict(length=float(sweep.length), width=float(sweep.width), position=pos)
-    n_total = 2 * grid_o.size + agrid_o.size + o.size + 2
-    bar = tqdm(total=n_total, desc=f"discover {model.name}", unit="stim", disable=not progress)
-
-    def batches(kind, params, **extra):
-        for x in _render_batches(kind, params, {**common, **extra}, size, sweep.batch_size, device,
-                                    sweep.channels_last):
-            bar.update(x.shape[0])
-            yield x
-
-    curve = {}
-    for pol in POLARITIES:
-        fg, bg = _COLOURS[pol]
-        r = _probe_all(model, layers, batches("curve", {"orientation": grid_o.ravel(), "curvature": grid_k.ravel()},
-                                              fg=fg, bg=bg), plan, units)
-        curve[pol] = {l: v.reshape(k.size, o.size, -1) for l, v in r.items()}
-    fg, bg = _COLOURS["black_on_white"]
-    angle = _probe_all(model, layers, batches("angle", {"orientation": agrid_o.ravel(), "curvature": agrid_k.ravel()},
-                                              fg=fg, bg=bg), plan, units)
-    # rays: a straight line of length L/2 from the centre outward in direction phi
-    phi = np.deg2rad(o)
-    ray_pos = np.stack([pos[0] + sweep.length / 4 * np.cos(phi), pos[1] - sweep.length / 4 * np.sin(phi)], axis=1)
-    ray_common = dict(common, length=float(sweep.length) / 2)
-    ray_common.pop("position")
-    ray_iter = (x for x in _render_batches("line", {"orientation": o + 90.0, "position": ray_pos},
-                                           {**ray_common, "fg": fg, "bg": bg}, size, sweep.batch_size, device,
-                                           sweep.channels_last))
-    ray = _probe_all(model, layers, ray_iter, plan, units)
-    bar.update(o.size)
+    per_pos = sweep.orientations * (2 * sweep.curvatures + len(sweep.angle_turns) + 1) + 2
+    bar = tqdm(total=len(offsets) * per_pos + 2, desc=f"discover {model.name}", unit="stim", disable=not progress)
+    pr = _Prober(model, layers, sweep, where, bar)
+    runs = [_measure_at(pr, (centre[0] + dx, centre[1] + dy)) for dx, dy in offsets]
     blank_imgs = torch.stack([torch.tensor(_COLOURS[p][1], dtype=torch.float32).view(3, 1, 1).expand(3, size, size)
-                              for p in POLARITIES]).to(device)
-    blank = _probe_all(model, layers, [blank_imgs], plan, units)
+                              for p in POLARITIES]).to(model.device)
+    blank = _probe_all(model, layers, [blank_imgs], where[2], where[3])
     bar.update(2)
     bar.close()
+    ds = _responses_dataset(layers, sweep, runs, blank, offsets)
+    ds.attrs.update(_measure_attrs(model, layers, sweep, where, centre, offsets))
+    return ds
 
-    data_vars = {}
-    coords: dict = {"polarity": list(POLARITIES), "curvature": k, "orientation": o, "angle_curvature": knz}
+
+def _responses_dataset(layers, sweep: Sweep, runs: list[dict], blank: dict[str, np.ndarray],
+                       offsets: np.ndarray) -> xr.Dataset:
+    """The responses dataset (module docstring) from the per-position runs; pre-clip where a tap clips."""
+    coords: dict = {"polarity": list(POLARITIES), "curvature": sweep.curvature_values(),
+                    "orientation": sweep.orientation_values(), "angle_turn": np.asarray(sweep.angle_turns, float),
+                    "spot": ["dot", "ring"], "position": np.arange(len(offsets)),
+                    "position_dx": (("position",), offsets[:, 0]), "position_dy": (("position",), offsets[:, 1])}
+    coords["angle_curvature"] = (("angle_turn",), sweep.angle_curvature_values())
+    dims = {"curve": ("polarity", "curvature", "orientation"), "angle": ("angle_turn", "orientation"),
+            "ray": ("orientation",), "spot": ("spot",)}
+    data_vars: dict = {}
     for l in layers:
         c = f"{l}_channel"
-        coords[c] = np.arange(curve[POLARITIES[0]][l].shape[-1])
-        data_vars[f"{l}_curve"] = (("polarity", "curvature", "orientation", c),
-                                   np.stack([curve[p][l] for p in POLARITIES]).astype(np.float32))
-        data_vars[f"{l}_angle"] = (("angle_curvature", "orientation", c), angle[l].reshape(knz.size, o.size, -1).astype(np.float32))
-        data_vars[f"{l}_ray"] = (("orientation", c), ray[l].astype(np.float32))
-        data_vars[f"{l}_blank"] = (("polarity", c), blank[l].astype(np.float32))
+        coords[c] = np.arange(blank[l].shape[-1])
+        pre_key = f"{l}_pre_relu" if f"{l}_pre_relu" in blank else None
+        post_all = {what: np.stack([r[what][l] for r in runs]) for what in dims}
+        pre_all = {what: np.stack([r[what][pre_key] for r in runs]) for what in dims} if pre_key else {}
+        note = "post-ReLU"
+        for what, d in dims.items():
+            act, clipped, note_w = _activation(post_all[what], pre_all.get(what))
+            note = note_w if what == "curve" else note
+            data_vars[f"{l}_{what}"] = (("position", *d, c), act.astype(np.float32))
+            if what == "curve":
+                frac = (np.zeros(act.shape[-1]) if clipped is None
+                        else clipped.reshape(-1, act.shape[-1]).mean(axis=0))
+                data_vars[f"{l}_clipped_fraction"] = ((c,), frac.astype(np.float64))
+        b, bclip, _ = _activation(blank[l], blank.get(pre_key) if pre_key else None)
+        data_vars[f"{l}_blank"] = (("polarity", c), b.astype(np.float32))
+        coords[f"{l}_activation"] = note
     data_vars["strip"] = (("strip_y", "strip_x", "rgb"), _strip(sweep))
+    acts = {l: str(coords.pop(f"{l}_activation")) for l in layers}
+    ds = xr.Dataset(data_vars, coords=coords)
+    for l in layers:
+        ds[f"{l}_curve"].attrs["activation"] = acts[l]
+    ds.attrs["activations"] = "; ".join(f"{l}: {a}" for l, a in acts.items())
+    return ds
+
+
+def _measure_attrs(model, layers, sweep: Sweep, where, centre, offsets: np.ndarray) -> dict:
     meta = model.meta
-    attrs = {
+    size, stride = where[0], where[5]
+    return {
         "file_kind": RESPONSES_KIND,
         "model": str(meta.get("model", model.name)),
         "weights": str(meta.get("weights") or ("random" if meta.get("random_weights") else "")),
@@ -331,16 +467,22 @@ def measure(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, *, progr
         "layers": " ".join(layers),
         "sweep": str(asdict(sweep)),
         "length": float(sweep.length), "width": float(sweep.width), "size": int(sweep.size),
-        "probe_input": where,
-        "stimulus_position": f"({pos[0]:g}, {pos[1]:g}) px on the {size} px input",
-        "activation": "post-ReLU (post-ReLU6 where the tap is) at the unit centred on the stimulus",
+        "probe_input": where[4],
+        "stimulus_position": f"receptive-field centre ({centre[0]:g}, {centre[1]:g}) px on the {size} px input",
+        "positions": (f"{len(offsets)} positions, an n x n grid over the {stride:g} px stride cell of the deepest "
+                      f"layer, offset {sweep.offset[0]:g},{sweep.offset[1]:g} px; (dx, dy) px from the centre, image axes (y down): "
+                      + " ".join(f"({dx:g},{dy:g})" for dx, dy in offsets)),
+        "stride": float(stride),
+        "activation": "at the unit centred on the receptive-field centre; post-ReLU, or before the clip "
+                      "(max(pre, 0)) where the tap clips (ReLU6): see 'activations'",
         "orientation_convention": "degrees counter-clockwise on screen toward the side the arc opens (0 = +x, 90 = up); "
                                   "rays: the direction the ray leaves the centre",
-        "controls": "angle: arms along the matched arc's end tangents (rounding 0), black on white; "
-                    "ray: a straight line of length L/2 ending at the centre, black on white",
+        "controls": "angle: arms along the end tangents of the arc turning by angle_turn degrees (rounding 0); "
+                    "ray: a straight line of length L/2 ending at the centre; spot: a square dot of side "
+                    f"{sweep.spot_size:g} px and a closed ring of circumference L centred on the position; "
+                    "all black on white",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def _strip(sweep: Sweep, columns: int = 24, rows: int = 3, tile: int = 28) -> np.ndarray:
@@ -349,7 +491,7 @@ def _strip(sweep: Sweep, columns: int = 24, rows: int = 3, tile: int = 28) -> np
     import torch.nn.functional as F
 
     o = (np.arange(columns) + 0.5) * 360.0 / columns
-    k = np.linspace(0.0, 2 * math.pi / sweep.length, rows)
+    k = np.linspace(0.0, sweep.top_curvature, rows)
     go, gk = np.meshgrid(o, k)
     px = int(min(256, max(32, round(1.3 * sweep.length))))
     with torch.no_grad():
