@@ -94,6 +94,16 @@ def test_resume_continues_per_layer_and_refuses_other_settings(tmp_path, cache, 
         A.run_atlas(replace(_gt_options(cache), criteria=None), out)
 
 
+def test_resume_refuses_other_weights(tmp_path, cache) -> None:
+    out = tmp_path / "a"
+    A.run_atlas(_gt_options(cache), out)
+    settings = json.loads((out / "settings.json").read_text())
+    settings["models"]["groundtruth"]["weights_sha256"] = "0" * 64  # as if the atlas had been run with other weights
+    (out / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(A.AtlasError, match="other models.groundtruth.weights_sha256"):
+        A.run_atlas(_gt_options(cache), out)
+
+
 def test_cli_resume_with_other_settings_is_one_line(tmp_path, cache, capsys) -> None:
     out = tmp_path / "a"
     base = ["atlas", "--models", "groundtruth", "--layers", "edges,curves", "--out", str(out), "--cache", str(cache),
