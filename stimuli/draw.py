@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -202,42 +203,45 @@ TILE: int = 8
 _CULL: bool = True  # tests switch tile culling off to check it changes nothing
 
 
-def _draw(
-    H: int, W: int, p: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, choices: dict[str, str],
-    dtype: torch.dtype, facts: list[float],
-) -> Tensor:
-    """Draw a validated batch: parameters ``(B,)``, ``pos`` ``(B, 2)``, colours ``(B, 3)``."""
-    dev, gdt = pos.device, pos.dtype
-    B = pos.shape[0]
-    reach_max, n_ticks, has_arms, any_wraps, any_fill, any_window, bg_varies, *bg_first = facts
-    tick_side, article = choices["tick_side"], choices["fill_mode"] == "article"
+def _frame(dx: Tensor, dy: Tensor, cx: Tensor, cy: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixel offsets ``dx`` (cols), ``dy`` (rows) from the midpoint in the path frame: u along the
+    tangent (the normal rotated by -90 deg on screen), v toward the centre of curvature ``(cx, cy)``."""
+    u = (dx * -cy[:, None])[:, None, :] + (dy * cx[:, None])[:, :, None]
+    v = (dx * cx[:, None])[:, None, :] + (dy * cy[:, None])[:, :, None]
+    return u, v
 
-    # A window of nt x nt tiles, aligned to the image's TILE grid, around each stimulus
-    # holds every pixel it can touch; tiles outside the image are skipped below.
+
+class _Tiles(NamedTuple):
+    """The active tiles: stimulus ``b``, tile row/column in its window, the windows' origins (px), pixel rows/cols."""
+
+    b: Tensor
+    ty: Tensor
+    tx: Tensor
+    x0: Tensor
+    y0: Tensor
+    rows: Tensor  # (N, TILE)
+    cols: Tensor
+
+
+def _active_tiles(H: int, W: int, p: dict[str, Tensor], pos: Tensor, shape: Shape, normal: tuple[Tensor, Tensor],
+                  facts: list[float], article: bool) -> _Tiles:
+    """Which tiles of each stimulus's window can the stimulus touch (tested at tile centres, no gradient)?
+
+    The window is nt x nt tiles, aligned to the image's TILE grid, around each stimulus: it
+    holds every pixel the stimulus can touch; tiles outside the image are skipped.
+    """
+    dev, gdt = pos.device, pos.dtype
+    reach_max, n_ticks, _, _, any_fill, any_window, *_ = facts
+    nx, ny = normal
     nt = math.ceil((2.0 * reach_max + 3.0) / TILE) + 1
     side = nt * TILE
-    ragged = H % TILE != 0 or W % TILE != 0  # border tiles stick out of the image
+    tick_reach = torch.where(p["ticks"] > 0, p["tick_length"], 0.0)
     with torch.no_grad():
         x0 = torch.div(torch.floor(pos[:, 0] - 0.5 * (side - TILE)), TILE, rounding_mode="floor").long() * TILE
         y0 = torch.div(torch.floor(pos[:, 1] - 0.5 * (side - TILE)), TILE, rounding_mode="floor").long() * TILE
-
-    theta = torch.deg2rad(p["orientation"])
-    nx, ny = torch.cos(theta), -torch.sin(theta)  # unit vector toward the centre of curvature
-    shape = Shape.build(p["curvature"], p["length"], p["width"], p["rounding"],
-                        has_arms=bool(has_arms), any_wraps=bool(any_wraps))
-    tick_reach = torch.where(p["ticks"] > 0, p["tick_length"], 0.0)
-
-    def frame(dx: Tensor, dy: Tensor, cx: Tensor, cy: Tensor) -> tuple[Tensor, Tensor]:
-        # u along the tangent (the normal rotated by -90 deg on screen), v toward the centre.
-        u = (dx * -cy[:, None])[:, None, :] + (dy * cx[:, None])[:, :, None]
-        v = (dx * cx[:, None])[:, None, :] + (dy * cy[:, None])[:, :, None]
-        return u, v
-
-    # 1. Which tiles can the stimulus touch? (tested at tile centres, no gradient needed)
-    with torch.no_grad():
         starts = torch.arange(nt, device=dev) * TILE
         centres = starts.to(gdt) + 0.5 * TILE
-        tu, tv = frame(x0[:, None].to(gdt) + centres - pos[:, 0:1], y0[:, None].to(gdt) + centres - pos[:, 1:2], nx, ny)
+        tu, tv = _frame(x0[:, None].to(gdt) + centres - pos[:, 0:1], y0[:, None].to(gdt) + centres - pos[:, 1:2], nx, ny)
         hit = tile_may_touch(
             shape.columns(), tu, tv, (TILE - 1) / math.sqrt(2.0),
             tick_reach[:, None, None] if n_ticks > 0 else None,
@@ -252,21 +256,70 @@ def _draw(
             hit = torch.ones_like(hit)
         hit &= ((x0[:, None] + starts >= 0) & (x0[:, None] + starts < W))[:, None, :]
         hit &= ((y0[:, None] + starts >= 0) & (y0[:, None] + starts < H))[:, :, None]
-        tb, ty, tx = hit.nonzero(as_tuple=True)  # active tiles
+        tb, ty, tx = hit.nonzero(as_tuple=True)
+    offs = torch.arange(TILE, device=dev)
+    return _Tiles(tb, ty, tx, x0, y0, (y0[tb] + ty * TILE)[:, None] + offs, (x0[tb] + tx * TILE)[:, None] + offs)
 
+
+def _background(B: int, H: int, W: int, bg: Tensor, dtype: torch.dtype, facts: list[float]) -> Tensor:
+    """``(B, 3, H, W)`` filled with the background (one fill when every stimulus has the same grey)."""
+    bg_varies, *bg_first = facts[6:]
+    out = torch.empty((B, 3, H, W), device=bg.device, dtype=dtype)
+    if bg_varies or bg.requires_grad:
+        out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
+    elif bg_first[0] == bg_first[1] == bg_first[2]:
+        out.fill_(bg_first[0])
+    else:
+        for c, value in enumerate(bg_first):
+            out[:, c].fill_(value)
+    return out
+
+
+def _blend(out: Tensor, cov: Tensor, t_fg: Tensor, t_bg: Tensor, tiles: _Tiles) -> None:
+    """Write the active tiles, background blended toward foreground by coverage, into ``out`` in place."""
+    B, _, H, W = out.shape
+    dtype = out.dtype
+    if H % TILE != 0 or W % TILE != 0:  # border tiles stick out of the image
+        px = (t_bg[:, None, None, :] + cov[..., None] * (t_fg - t_bg)[:, None, None, :]).to(dtype)  # (N, T, T, 3)
+        r_idx, c_idx = tiles.rows[:, :, None], tiles.cols[:, None, :]
+        keep = (r_idx < H) & (c_idx < W)
+        hwc = out.permute(0, 2, 3, 1)  # (B, H, W, 3) view
+        b_idx = tiles.b[:, None, None].expand_as(keep)[keep]
+        hwc[b_idx, r_idx.expand_as(keep)[keep], c_idx.expand_as(keep)[keep]] = px[keep]
+    else:
+        # Tiles are aligned to the image's TILE grid: write whole (3, T, T) blocks.
+        px = (t_bg[:, :, None, None] + cov[:, None] * (t_fg - t_bg)[:, :, None, None]).to(dtype)  # (N, 3, T, T)
+        blocks = out.view(B, 3, H // TILE, TILE, W // TILE, TILE).permute(0, 2, 4, 1, 3, 5)
+        tb = tiles.b
+        blocks[tb, torch.div(tiles.y0[tb], TILE, rounding_mode="floor") + tiles.ty,
+               torch.div(tiles.x0[tb], TILE, rounding_mode="floor") + tiles.tx] = px
+
+
+def _draw(
+    H: int, W: int, p: dict[str, Tensor], pos: Tensor, fg: Tensor, bg: Tensor, choices: dict[str, str],
+    dtype: torch.dtype, facts: list[float],
+) -> Tensor:
+    """Draw a validated batch: parameters ``(B,)``, ``pos`` ``(B, 2)``, colours ``(B, 3)``."""
+    gdt = pos.dtype
+    B = pos.shape[0]
+    _, n_ticks, has_arms, any_wraps, any_fill, any_window, *_ = facts
+    tick_side, article = choices["tick_side"], choices["fill_mode"] == "article"
+    theta = torch.deg2rad(p["orientation"])
+    nx, ny = torch.cos(theta), -torch.sin(theta)  # unit vector toward the centre of curvature
+    shape = Shape.build(p["curvature"], p["length"], p["width"], p["rounding"],
+                        has_arms=bool(has_arms), any_wraps=bool(any_wraps))
+    # 1. the tiles each stimulus can touch
+    tiles = _active_tiles(H, W, p, pos, shape, (nx, ny), facts, article)
     # 2. Coverage of the pixels of the active tiles only; one gather brings every
     #    per-stimulus value to its tiles.
     extra = [nx, ny, pos[:, 0], pos[:, 1], p["ticks"], p["tick_length"], p["fill"], p["window"]]
-    table = torch.cat([shape.table(), torch.stack(extra, dim=1), fg, bg], dim=1)[tb]
+    table = torch.cat([shape.table(), torch.stack(extra, dim=1), fg, bg], dim=1)[tiles.b]
     nf = table.shape[1] - 14
     t_shape = shape.from_table(table[:, :nf])
     t_nx, t_ny, t_px, t_py, t_ticks, t_tlen, t_fill, t_win = table[:, nf : nf + 8].unbind(1)
     t_fg, t_bg = table[:, nf + 8 : nf + 11], table[:, nf + 11 :]
-    offs = torch.arange(TILE, device=dev)
-    cols = (x0[tb] + tx * TILE)[:, None] + offs  # (N, T)
-    rows = (y0[tb] + ty * TILE)[:, None] + offs
-    dx, dy = cols.to(gdt) + 0.5 - t_px[:, None], rows.to(gdt) + 0.5 - t_py[:, None]
-    u, v = frame(dx, dy, t_nx, t_ny)
+    dx, dy = tiles.cols.to(gdt) + 0.5 - t_px[:, None], tiles.rows.to(gdt) + 0.5 - t_py[:, None]
+    u, v = _frame(dx, dy, t_nx, t_ny)
     cov, t, q, dc = stroke_and_frame(t_shape, u, v)
     if n_ticks > 0:
         cov = torch.maximum(
@@ -277,31 +330,9 @@ def _draw(
         cov = torch.maximum(cov, t_fill[:, None, None] * region)
     if any_window:
         cov = cov * window_coverage(dx, dy, 0.5 * t_win[:, None])
-
     # 3. Background everywhere, then the blended tiles on top.
-    out = torch.empty((B, 3, H, W), device=dev, dtype=dtype)
-    if bg_varies or bg.requires_grad:
-        out.copy_(bg.to(dtype)[:, :, None, None].expand(B, 3, H, W))
-    else:
-        values = bg_first
-        if values[0] == values[1] == values[2]:
-            out.fill_(values[0])
-        else:
-            for c, value in enumerate(values):
-                out[:, c].fill_(value)
-    if ragged:
-        tiles = (t_bg[:, None, None, :] + cov[..., None] * (t_fg - t_bg)[:, None, None, :]).to(dtype)  # (N, T, T, 3)
-        r_idx, c_idx = rows[:, :, None], cols[:, None, :]
-        keep = (r_idx < H) & (c_idx < W)
-        hwc = out.permute(0, 2, 3, 1)  # (B, H, W, 3) view
-        b_idx = tb[:, None, None].expand_as(keep)[keep]
-        hwc[b_idx, r_idx.expand_as(keep)[keep], c_idx.expand_as(keep)[keep]] = tiles[keep]
-    else:
-        # Tiles are aligned to the image's TILE grid: write whole (3, T, T) blocks.
-        tiles = (t_bg[:, :, None, None] + cov[:, None] * (t_fg - t_bg)[:, :, None, None]).to(dtype)  # (N, 3, T, T)
-        blocks = out.view(B, 3, H // TILE, TILE, W // TILE, TILE).permute(0, 2, 4, 1, 3, 5)
-        blocks[tb, torch.div(y0[tb], TILE, rounding_mode="floor") + ty,
-               torch.div(x0[tb], TILE, rounding_mode="floor") + tx] = tiles
+    out = _background(B, H, W, bg, dtype, facts)
+    _blend(out, cov, t_fg, t_bg, tiles)
     return out
 
 

@@ -10,7 +10,7 @@ import torch
 
 import stimuli
 from curvebench.cli import main
-from curvebench.cli.analysis import tuning_report
+from suites.analysis.tuning_report import tuning_report
 from suites.analysis.orientation_axis import from_axis, to_axis, with_orientation_axis
 from suites.analysis.synthetic import synthetic_results
 

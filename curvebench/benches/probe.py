@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -85,57 +86,27 @@ def _time_variants(variants: dict[str, Callable[[], object]], device: torch.devi
     return times
 
 
-def bench_probe(
-    model: str = "inceptionv1",
-    *,
-    weights: WeightsLike = None,
-    device: str | torch.device = "cpu",
-    batch: int | None = None,
-    repeats: int = 5,
-    warmup: int = 1,
-    layers: tuple[str, ...] | None = None,
-    crop_layer: str | None = None,
-    size: int = 224,
-    options: tuple[str, ...] | None = None,
-    full_network: bool = True,
-    progress: bool = True,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Measure probe throughput; returns the JSON-able report (see module docstring).
+@dataclass(frozen=True)
+class ProbeBenchSettings:
+    """What ``curvebench bench probe`` measures (see :func:`bench_probe`)."""
 
-    Args:
-        weights: weights file; None = random weights (speed does not depend on them).
-        batch: images per forward; None = 8 on CPU, 128 on CUDA.
-        options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
-            None = all three on CUDA, none on CPU.
-        full_network: also time the whole network (the reference of ``speedup_vs_full``).
-        layers, crop_layer: None = the model's defaults (its registry entry's ``bench_layers``
-            and ``best_layer``; else the last spatial layer). ``rf_crop_speedup`` is measured
-            at ``crop_layer`` (also reported as ``rf_crop_speedup_<crop_layer>``).
-    """
-    from probes.device import resolve_device
+    weights: WeightsLike = None
+    device: str | torch.device = "cpu"
+    batch: int | None = None
+    repeats: int = 5
+    warmup: int = 1
+    layers: tuple[str, ...] | None = None
+    crop_layer: str | None = None
+    size: int = 224
+    options: tuple[str, ...] | None = None
+    full_network: bool = True
+    progress: bool = True
+    seed: int = 0
 
-    dev = resolve_device(device)
-    if batch is None:
-        batch = 128 if dev.type == "cuda" else 8
-    for name, value in (("batch", batch), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    torch.manual_seed(seed)
-    spec = WeightsSpec.parse(weights)
-    if spec.is_default and model != "groundtruth":
-        spec = RANDOM  # a speed benchmark: random weights need no download
-    m = load_model(model, weights=spec, device=dev)
-    spatial = [layer for layer in m.layers if m.geometry is None or layer in m.geometry.layers]
-    default_layers, default_crop = _model_defaults(model, spatial)
-    layers = tuple(layer for layer in (layers or default_layers) if layer in m.layers) or (spatial[-1],)
-    crop_layer = crop_layer or default_crop
-    if crop_layer not in spatial:
-        raise LayerError(f"crop_layer: {crop_layer!r} is not a spatial layer of {m.name!r}; allowed: {', '.join(spatial)}")
-    x = torch.rand(batch, 3, size, size, device=dev)
-    plan = m.input_plan(crop_layer, size=size)
-    x_crop = plan.crop(x).contiguous()
 
+def _variants(m: Any, x: torch.Tensor, x_crop: torch.Tensor, plan: Any, layers: tuple[str, ...], crop_layer: str,
+              full_network: bool) -> dict[str, Callable[[], object]]:
+    """The forwards timed: truncated whole maps per layer, the full network, the receptive-field crop ways."""
     variants: dict[str, Callable[[], object]] = {}
     for layer in layers:  # whole maps up to the layer, centre unit read
         variants[f"truncated:{layer}"] = lambda layer=layer: m.probe(x, layer, check_range=False, sliced=False)
@@ -147,49 +118,89 @@ def bench_probe(
     variants["rf_crop"] = lambda: m.probe(x_crop, crop_layer, plan, check_range=False)  # default probe path
     if m.unit_forward is not None:
         variants["sliced_full"] = lambda: m.probe(x, crop_layer, check_range=False)
-    with torch.no_grad():
-        times = _time_variants(variants, dev, repeats, warmup, progress)
-    stats = {k: _summary(batch, v) for k, v in times.items()}
-    stats.setdefault("rf_full", stats.get(f"truncated:{crop_layer}"))  # type: ignore[arg-type]
+    return variants
+
+
+def _truncated(stats: dict[str, Any], layers: tuple[str, ...], full_network: bool) -> dict[str, Any]:
     truncated: dict[str, Any] = {layer: stats[f"truncated:{layer}"] for layer in layers}
     if full_network:
         full = stats["full_network"]["images_per_s"]
         for layer in layers:
             truncated[layer] = {**truncated[layer], "speedup_vs_full": truncated[layer]["images_per_s"] / full}
         truncated["full"] = stats["full_network"]
+    return truncated
+
+
+def _rf_crop(stats: dict[str, Any], plan: Any, crop_layer: str, size: int) -> dict[str, Any]:
     rf_full = stats["rf_full"]["images_per_s"]
-    speedup = stats["rf_crop"]["images_per_s"] / rf_full
+    return {
+        "layer": crop_layer, "crop_size": plan.size, "full_size": size, "exact": plan.exact,
+        "full": stats["rf_full"], "crop": stats["rf_crop"], "crop_whole_maps": stats["rf_crop_maps"],
+        "crop_whole_maps_speedup": stats["rf_crop_maps"]["images_per_s"] / rf_full,
+        **({"sliced_full_input": stats["sliced_full"],
+            "sliced_full_input_speedup": stats["sliced_full"]["images_per_s"] / rf_full}
+           if "sliced_full" in stats else {}),
+    }
+
+
+def bench_probe(model: str = "inceptionv1", settings: ProbeBenchSettings | None = None, **overrides: Any) -> dict[str, Any]:
+    """Measure probe throughput; returns the JSON-able report (see module docstring).
+
+    ``settings``: :class:`ProbeBenchSettings`, or its fields by name as ``overrides``:
+        weights: weights file; None = random weights (speed does not depend on them).
+        batch: images per forward; None = 8 on CPU, 128 on CUDA.
+        options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
+            None = all three on CUDA, none on CPU.
+        full_network: also time the whole network (the reference of ``speedup_vs_full``).
+        layers, crop_layer: None = the model's defaults (its registry entry's ``bench_layers``
+            and ``best_layer``; else the last spatial layer). ``rf_crop_speedup`` is measured
+            at ``crop_layer`` (also reported as ``rf_crop_speedup_<crop_layer>``).
+    """
+    from probes.device import resolve_device
+
+    o = replace(settings or ProbeBenchSettings(), **overrides)
+    dev = resolve_device(o.device)
+    batch = o.batch if o.batch is not None else (128 if dev.type == "cuda" else 8)
+    for name, value in (("batch", batch), ("repeats", o.repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    torch.manual_seed(o.seed)
+    spec = WeightsSpec.parse(o.weights)
+    if spec.is_default and model != "groundtruth":
+        spec = RANDOM  # a speed benchmark: random weights need no download
+    m = load_model(model, weights=spec, device=dev)
+    spatial = [layer for layer in m.layers if m.geometry is None or layer in m.geometry.layers]
+    default_layers, default_crop = _model_defaults(model, spatial)
+    layers = tuple(layer for layer in (o.layers or default_layers) if layer in m.layers) or (spatial[-1],)
+    crop_layer = o.crop_layer or default_crop
+    if crop_layer not in spatial:
+        raise LayerError(f"crop_layer: {crop_layer!r} is not a spatial layer of {m.name!r}; allowed: {', '.join(spatial)}")
+    x = torch.rand(batch, 3, o.size, o.size, device=dev)
+    plan = m.input_plan(crop_layer, size=o.size)
+    x_crop = plan.crop(x).contiguous()
+    with torch.no_grad():
+        times = _time_variants(_variants(m, x, x_crop, plan, layers, crop_layer, o.full_network), dev, o.repeats,
+                               o.warmup, o.progress)
+    stats = {k: _summary(batch, v) for k, v in times.items()}
+    stats.setdefault("rf_full", stats.get(f"truncated:{crop_layer}"))  # type: ignore[arg-type]
+    speedup = stats["rf_crop"]["images_per_s"] / stats["rf_full"]["images_per_s"]
     report: dict[str, Any] = {
-        "benchmark": "probe",
-        "model": m.name,
-        "weights": m.meta.get("weights") or spec.text(),
-        "device": str(dev),
-        "device_name": device_name(dev),
-        "torch": torch.__version__,
-        "dtype": "float32",
-        "threads": torch.get_num_threads(),
-        "batch": batch,
-        "repeats": repeats,
-        "warmup": warmup,
-        "size": size,
-        "seed": seed,
+        "benchmark": "probe", "model": m.name, "weights": m.meta.get("weights") or spec.text(),
+        "device": str(dev), "device_name": device_name(dev), "torch": torch.__version__, "dtype": "float32",
+        "threads": torch.get_num_threads(), "batch": batch, "repeats": o.repeats, "warmup": o.warmup,
+        "size": o.size, "seed": o.seed,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "truncated": truncated,
-        "rf_crop": {
-            "layer": crop_layer, "crop_size": plan.size, "full_size": size, "exact": plan.exact,
-            "full": stats["rf_full"], "crop": stats["rf_crop"], "crop_whole_maps": stats["rf_crop_maps"],
-            "crop_whole_maps_speedup": stats["rf_crop_maps"]["images_per_s"] / rf_full,
-            **({"sliced_full_input": stats["sliced_full"],
-                "sliced_full_input_speedup": stats["sliced_full"]["images_per_s"] / rf_full}
-               if "sliced_full" in stats else {}),
-        },
+        "truncated": _truncated(stats, layers, o.full_network),
+        "rf_crop": _rf_crop(stats, plan, crop_layer, o.size),
         "rf_crop_speedup": speedup,
         f"rf_crop_speedup_{crop_layer}": speedup,
     }
+    options = o.options
     if options is None:
         options = ("channels_last", "bf16", "compile") if dev.type == "cuda" else ()
     if options:
-        report["options"] = _bench_options(m, x, x_crop, plan, crop_layer, dev, repeats, warmup, options, progress)
+        report["options"] = _bench_options(m, x, x_crop, plan, crop_layer, dev, o.repeats, o.warmup, options,
+                                           o.progress)
     return report
 
 

@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -124,22 +125,30 @@ def _one_at_a_time(draw: Callable[[float, float], np.ndarray], stim: dict[str, n
     return run
 
 
-def bench_render(
-    *,
-    device: str = "auto",
-    batch_size: int = 32,
-    gpu_batch_size: int = 4096,
-    repeats: int = 5,
-    n_ours: int = 2048,
-    n_cairo: int = 400,
-    n_pil: int = 40,
-    threads: int = 1,
-    seed: int = 0,
-    bandwidth_gbs: float | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Measure and return the JSON-ready report (see the module docstring)."""
-    log: Callable[[str], None] = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+@dataclass(frozen=True)
+class RenderBenchOptions:
+    """What ``curvebench bench render`` measures (the defaults of the command line).
+
+    ``n_ours``/``n_cairo``/``n_pil``: images per timed repeat of each method; ``threads``:
+    torch CPU threads for ours; ``gpu_batch_size``, ``bandwidth_gbs``: the CUDA part (card
+    bandwidth in GB/s, None: by the card's name); ``progress``: one line per stage on stderr.
+    """
+
+    device: str = "auto"
+    batch_size: int = 32
+    gpu_batch_size: int = 4096
+    repeats: int = 5
+    n_ours: int = 2048
+    n_cairo: int = 400
+    n_pil: int = 40
+    threads: int = 1
+    seed: int = 0
+    bandwidth_gbs: float | None = None
+    progress: bool = True
+
+
+def _render_device(device: str) -> torch.device:
+    """The device ours also renders on (besides the CPU): ``auto`` -> cuda when present; only cpu or cuda."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -151,46 +160,76 @@ def bench_render(
                          "cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench render: --device cuda but CUDA is not available here")
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    return dev
+
+
+def _agreement(stim: dict[str, np.ndarray], log: Callable[[str], None]) -> tuple[Any, dict[str, Any], str | None]:
+    """Cross-check: ours against cairo (same geometry) and PIL, or the ratios mean nothing.
+
+    Returns the cairo canvas (None if cairo is missing), the agreement numbers and cairo's error.
+    """
+    cairo_error = None
     try:
-        stim = stimulus_set(max(n_ours, n_cairo, n_pil, batch_size, 4096), seed)
-        cpu = torch.device("cpu")
-
-        # Cross-check: the images agree with cairo's (same geometry), or the ratios mean nothing.
-        cairo_error = None
-        try:
-            canvas: CairoCanvas | None = CairoCanvas(SIZE)
-        except (ImportError, OSError) as exc:  # cairocffi or the libcairo2 system library missing
-            canvas, cairo_error = None, f"cairo unavailable: {exc} (pip install cairocffi; apt-get install libcairo2)"
-            log(f"bench render: WARNING: {cairo_error}; ratio_vs_cairo will be null")
-        probe = slice(0, 16)
-        ours_img = render("curve", orientation=torch.as_tensor(stim["orientation"][probe], dtype=torch.float32),
-                          curvature=torch.as_tensor(stim["curvature"][probe], dtype=torch.float32),
-                          position=POSITION, size=SIZE).numpy()
-        cairo_img = None if canvas is None else np.stack([
-            canvas.draw(float(o), float(k), DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION)
-            for o, k in zip(stim["orientation"][probe], stim["curvature"][probe])])
-        pil_img = np.stack([draw_pil(float(o), float(k), DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION, size=SIZE)
-                            for o, k in zip(stim["orientation"][:4], stim["curvature"][:4])])
-
-        # Interleaved rounds (ours, cairo, PIL, ours, ...) so that load from other processes
-        # on a shared machine falls on all three alike.
-        log(f"bench render: {repeats} interleaved rounds of ours (CPU, {threads} thread(s), batch {batch_size}), "
-            "cairo and PIL (one image at a time) ...")
-        runs = {
-            "ours": _ours(stim, n_ours, batch_size, cpu, torch.float32),
-            "pil": _one_at_a_time(lambda o, k: draw_pil(o, k, DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION, size=SIZE), stim, n_pil),
+        canvas: CairoCanvas | None = CairoCanvas(SIZE)
+    except (ImportError, OSError) as exc:  # cairocffi or the libcairo2 system library missing
+        canvas, cairo_error = None, f"cairo unavailable: {exc} (pip install cairocffi; apt-get install libcairo2)"
+        log(f"bench render: WARNING: {cairo_error}; ratio_vs_cairo will be null")
+    probe = slice(0, 16)
+    ours_img = render("curve", orientation=torch.as_tensor(stim["orientation"][probe], dtype=torch.float32),
+                      curvature=torch.as_tensor(stim["curvature"][probe], dtype=torch.float32),
+                      position=POSITION, size=SIZE).numpy()
+    pil_img = np.stack([draw_pil(float(o), float(k), DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION, size=SIZE)
+                        for o, k in zip(stim["orientation"][:4], stim["curvature"][:4])])
+    agreement: dict[str, Any] = {}
+    if canvas is not None:
+        cairo_img = np.stack([canvas.draw(float(o), float(k), DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION)
+                              for o, k in zip(stim["orientation"][probe], stim["curvature"][probe])])
+        agreement = {
+            "max_abs_diff_vs_cairo": float(np.abs(ours_img - cairo_img).max()),
+            "mean_abs_diff_vs_cairo": float(np.abs(ours_img - cairo_img).mean()),
+            "ink_ratio_vs_cairo": float((1 - ours_img[:, 0]).sum() / (1 - cairo_img[:, 0]).sum()),
         }
-        if canvas is not None:
-            draw = canvas.draw
-            runs["cairo"] = _one_at_a_time(lambda o, k: draw(o, k, DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION), stim, n_cairo)
-        rates: dict[str, list[float]] = {k: [] for k in runs}
-        for fn in runs.values():
-            fn()  # warm-up
-        for r in range(repeats):
-            for name, fn in runs.items():
-                rates[name] += _time_rates(fn, 1, warmup=False)
+    agreement["ink_ratio_vs_pil"] = float((1 - ours_img[:4, 0]).sum() / (1 - pil_img[:, 0]).sum())
+    return canvas, agreement, cairo_error
+
+
+def _interleaved_rates(stim: dict[str, np.ndarray], canvas: Any, o: RenderBenchOptions) -> dict[str, list[float]]:
+    """Images/s of each method per round; rounds interleaved (ours, cairo, PIL, ours, ...) so that load from
+    other processes on a shared machine falls on all three alike."""
+    runs = {
+        "ours": _ours(stim, o.n_ours, o.batch_size, torch.device("cpu"), torch.float32),
+        "pil": _one_at_a_time(lambda a, k: draw_pil(a, k, DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION, size=SIZE), stim,
+                              o.n_pil),
+    }
+    if canvas is not None:
+        draw = canvas.draw
+        runs["cairo"] = _one_at_a_time(lambda a, k: draw(a, k, DEFAULT_LENGTH, DEFAULT_WIDTH, *POSITION), stim,
+                                       o.n_cairo)
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(o.repeats):
+        for name, fn in runs.items():
+            rates[name] += _time_rates(fn, 1, warmup=False)
+    return rates
+
+
+def bench_render(options: RenderBenchOptions | None = None, **overrides: Any) -> dict[str, Any]:
+    """Measure and return the JSON-ready report (see the module docstring).
+
+    ``options``: :class:`RenderBenchOptions` (or its fields by name as ``overrides``).
+    """
+    o = replace(options or RenderBenchOptions(), **overrides)
+    log: Callable[[str], None] = (lambda m: print(m, file=sys.stderr, flush=True)) if o.progress else (lambda m: None)
+    dev = _render_device(o.device)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(o.threads)
+    try:
+        stim = stimulus_set(max(o.n_ours, o.n_cairo, o.n_pil, o.batch_size, 4096), o.seed)
+        canvas, agreement, cairo_error = _agreement(stim, log)
+        log(f"bench render: {o.repeats} interleaved rounds of ours (CPU, {o.threads} thread(s), batch {o.batch_size}), "
+            "cairo and PIL (one image at a time) ...")
+        rates = _interleaved_rates(stim, canvas, o)
         ours, cairo, pil = rates["ours"], rates.get("cairo"), rates["pil"]
 
         import PIL
@@ -199,45 +238,35 @@ def bench_render(
             import cairocffi
 
             cairo_entry: dict[str, Any] = {
-                "images_per_s": _summary(cairo), "threads": 1, "images_per_repeat": n_cairo,
+                "images_per_s": _summary(cairo), "threads": 1, "images_per_repeat": o.n_cairo,
                 "version": cairocffi.cairo_version_string(), "cairocffi": cairocffi.version}
-            assert cairo_img is not None
-            agreement: dict[str, Any] = {
-                "max_abs_diff_vs_cairo": float(np.abs(ours_img - cairo_img).max()),
-                "mean_abs_diff_vs_cairo": float(np.abs(ours_img - cairo_img).mean()),
-                "ink_ratio_vs_cairo": float((1 - ours_img[:, 0]).sum() / (1 - cairo_img[:, 0]).sum()),
-            }
         else:
-            cairo_entry, agreement = {"error": cairo_error}, {}
-        agreement["ink_ratio_vs_pil"] = float((1 - ours_img[:4, 0]).sum() / (1 - pil_img[:, 0]).sum())
-
+            cairo_entry = {"error": cairo_error}
         report: dict[str, Any] = {
             "benchmark": "curvebench bench render",
             "stimuli": {"kind": "curve", "size": [SIZE, SIZE], "length_px": DEFAULT_LENGTH, "width_px": DEFAULT_WIDTH,
                         "position": list(POSITION), "orientation": "uniform [0, 360) deg",
-                        "curvature": f"uniform [0, 2 pi / {DEFAULT_LENGTH:g}] 1/px", "seed": seed,
+                        "curvature": f"uniform [0, 2 pi / {DEFAULT_LENGTH:g}] 1/px", "seed": o.seed,
                         "output": "(3, 224, 224) float32 in [0, 1] per image, every method"},
-            "ours": {"images_per_s": _summary(ours), "device": "cpu", "threads": threads, "batch_size": batch_size,
-                     "images_per_repeat": n_ours, "dtype": "float32"},
+            "ours": {"images_per_s": _summary(ours), "device": "cpu", "threads": o.threads, "batch_size": o.batch_size,
+                     "images_per_repeat": o.n_ours, "dtype": "float32"},
             "cairo": cairo_entry,
-            "pil": {"images_per_s": _summary(pil), "threads": 1, "images_per_repeat": n_pil, "supersample": 4,
+            "pil": {"images_per_s": _summary(pil), "threads": 1, "images_per_repeat": o.n_pil, "supersample": 4,
                     "resample": "LANCZOS", "version": PIL.__version__},
             "ratio_vs_pil": statistics.median(ours) / statistics.median(pil),
             "ratio_vs_cairo": statistics.median(ours) / statistics.median(cairo) if cairo else None,
             "agreement": agreement,
-            "repeats": repeats,
+            "repeats": o.repeats,
             "meta": {
                 "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
                 "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "cpu_count": _cpu_count(), "torch_threads": threads,
+                "cpu_count": _cpu_count(), "torch_threads": o.threads, "device": "cpu",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         }
         if dev.type == "cuda":
-            report["cuda"] = _bench_cuda(stim, dev, gpu_batch_size, repeats, bandwidth_gbs, log)
+            report["cuda"] = _bench_cuda(stim, dev, o.gpu_batch_size, o.repeats, o.bandwidth_gbs, log)
             report["meta"]["device"] = report["cuda"]["name"]
-        else:
-            report["meta"]["device"] = "cpu"
         return report
     finally:
         torch.set_num_threads(threads_before)

@@ -38,14 +38,14 @@ import resource
 import statistics
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from probes.weights_spec import WeightsSpec
+from probes.weights_spec import RANDOM, WeightsSpec
 
 __all__ = ["bench_run", "memory_sweep_suite"]
 
@@ -102,71 +102,80 @@ batch_size = {batch_size}
     return parse_suite(text, path="<memory-sweep>")
 
 
-def bench_run(
-    *,
-    model: str = "inceptionv1",
-    weights: str | None = None,
-    layers: list[str] | None = None,
-    stimuli: int = 1024,
-    batch_size: int = 64,
-    device: str = "auto",
-    repeats: int = 3,
-    memory_sweep: int | None = None,
-    memory_batch_size: int = 1024,
-    workdir: str | Path | None = None,
-    scaling: int | None = None,
-) -> dict[str, Any]:
-    """Run the benchmark and return the JSON-able report (see the module docstring)."""
-    import stimuli as stim
+@dataclass(frozen=True)
+class RunBenchOptions:
+    """What ``curvebench bench run`` measures (the defaults of the command line).
 
-    from suites.specs.grid import Grid
-    from suites.specs.render_args import render_kwargs
-    from suites.specs.options import RunOptions
-    from suites.running.runner import BatchReadout, load_probe_model, prepare_suite, resolve_device, resolve_readout, run_suite
+    ``stimuli``: the first rows of the curves suite run per repeat; ``memory_sweep``: also
+    run a sweep of this many stimuli and trace the memory (``memory_batch_size`` per
+    batch); ``scaling``: also time this many torchrun processes against one;
+    ``workdir``: where the temporary results files go.
+    """
 
-    layers = layers or ["mixed3b"]
-    spec = WeightsSpec.parse(weights)
-    if spec.is_default and model == "inceptionv1":
-        spec = WeightsSpec("random")  # the benchmark measures speed: random weights need no download
-    suite = prepare_suite("curves", RunOptions(model=model, weights=spec, device=device, batch_size=batch_size,
-                                               layers=tuple(layers)))
-    dev = resolve_device(suite.device)
-    net = load_probe_model(suite, dev)
-    readout = resolve_readout(suite, net)
-    plan = net.input_plan(list(readout.layers), size=suite.size)
-    grid = Grid(suite.axes)
-    n = min(stimuli, grid.size)
+    model: str = "inceptionv1"
+    weights: str | None = None
+    layers: list[str] | None = None
+    stimuli: int = 1024
+    batch_size: int = 64
+    device: str = "auto"
+    repeats: int = 3
+    memory_sweep: int | None = None
+    memory_batch_size: int = 1024
+    workdir: str | Path | None = None
+    scaling: int | None = None
 
-    # Pre-render the very stimuli the end-to-end run will draw (probe-only input).
-    batches = list(grid.batches(batch_size, 0, n))
 
-    def render_all() -> tuple[list[torch.Tensor], float]:
+class _Workload:
+    """The runner's per-batch work, split: rendering the first ``n`` rows, and probing them without rendering."""
+
+    def __init__(self, o: RunBenchOptions, spec: WeightsSpec) -> None:
+        from probes.device import resolve_device
+        from suites.running.runner import BatchReadout, prepare_suite, resolve_readout
+        from suites.running.suite_model import load_probe_model
+        from suites.specs.grid import Grid
+        from suites.specs.options import RunOptions
+
+        self.suite = prepare_suite("curves", RunOptions(model=o.model, weights=spec, device=o.device,
+                                                        batch_size=o.batch_size, layers=tuple(o.layers or ["mixed3b"])))
+        self.dev = resolve_device(self.suite.device)
+        self.net = load_probe_model(self.suite, self.dev)
+        self.readout = resolve_readout(self.suite, self.net)
+        self.plan = self.net.input_plan(list(self.readout.layers), size=self.suite.size)
+        grid = Grid(self.suite.axes)
+        self.n = min(o.stimuli, grid.size)
+        self.batches = list(grid.batches(o.batch_size, 0, self.n))  # the very stimuli the end-to-end run draws
+        store = torch.float16 if self.suite.storage == "float16" else torch.float32
+        self.copy_out = BatchReadout(self.readout, {l: self.net.num_channels(l) for l in self.readout.layers}, self.dev,
+                                     store)
+        self.want_pre = any(pre for _, _, pre in self.readout.variables)
+
+    def render_all(self) -> tuple[list[torch.Tensor], float]:
+        """The rows' images, and stimuli/s."""
+        import stimuli as stim
+        from suites.specs.render_args import render_kwargs
+
         t = time.perf_counter()
         out = []
         with torch.inference_mode():
-            for b in batches:
-                kw = render_kwargs(b.params, suite.fixed, len(b), device=dev)
-                out.append(stim.render(suite.kind, position=plan.position, size=plan.size, device=dev, **kw))
-        _sync(dev)
-        return out, n / (time.perf_counter() - t)
+            for b in self.batches:
+                kw = render_kwargs(b.params, self.suite.fixed, len(b), device=self.dev)
+                out.append(stim.render(self.suite.kind, position=self.plan.position, size=self.plan.size,
+                                       device=self.dev, **kw))
+        _sync(self.dev)
+        return out, self.n / (time.perf_counter() - t)
 
-    images, _ = render_all()  # warm-up
-    store = torch.float16 if suite.storage == "float16" else torch.float32
-    copy_out = BatchReadout(readout, {l: net.num_channels(l) for l in readout.layers}, dev, store)
-    want_pre = any(pre for _, _, pre in readout.variables)
-
-    def probe_only() -> float:
-        # The runner's per-batch work minus rendering and writing: probe, the same channel
-        # readout and device->host copies; a host copy is waited for (then dropped) once
-        # `depth` newer batches are queued, as the runner's bounded writer queue does.
+    def probe_only(self, images: list[torch.Tensor]) -> float:
+        """Stimuli/s of the runner's per-batch work minus rendering and writing: probe, the same channel
+        readout and device->host copies; a host copy is waited for (then dropped) once ``depth`` newer
+        batches are queued, as the runner's bounded writer queue does."""
         depth = 3
         pending: collections.deque = collections.deque()
         t0 = time.perf_counter()
         with torch.inference_mode():
             for x in images:
-                acts = net.probe(x, list(readout.layers), plan=plan, pre_relu=want_pre,
-                                 check_range=dev.type == "cpu")
-                pending.append(copy_out.to_host(acts))
+                acts = self.net.probe(x, list(self.readout.layers), plan=self.plan, pre_relu=self.want_pre,
+                                      check_range=self.dev.type == "cpu")
+                pending.append(self.copy_out.to_host(acts))
                 del acts
                 while len(pending) > depth:
                     _, done = pending.popleft()
@@ -175,23 +184,43 @@ def bench_run(
             for _, done in pending:
                 if done is not None:
                     done.synchronize()
-        _sync(dev)
-        return n / (time.perf_counter() - t0)
+        _sync(self.dev)
+        return self.n / (time.perf_counter() - t0)
 
+
+def _rates(w: _Workload, o: RunBenchOptions) -> tuple[list[float], list[float], list[float]]:
+    """Stimuli/s per repeat: end to end (``run_suite``), probe only, render only."""
+    from suites.running.runner import run_suite
+    from suites.specs.options import RunOptions
+
+    images, _ = w.render_all()  # warm-up
     e2e, probe, render = [], [], []
-    probe_only()  # warm-up (allocator, kernels); not counted
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    w.probe_only(images)  # warm-up (allocator, kernels); not counted
+    with tempfile.TemporaryDirectory(dir=o.workdir) as tmp:
         # warm-up of the runner too (on CUDA its render stream has its own allocator pool)
-        run_suite(suite, RunOptions(limit=min(n, 2 * batch_size)), out=Path(tmp) / "warm-up.h5", progress=False,
-                  log=None, probe_model=net)
-        for r in range(repeats):
-            res = run_suite(suite, RunOptions(limit=n), out=Path(tmp) / f"bench-{r}.h5", progress=False, log=None,
-                            probe_model=net)
+        run_suite(w.suite, RunOptions(limit=min(w.n, 2 * o.batch_size)), out=Path(tmp) / "warm-up.h5",
+                  progress=False, log=None, probe_model=w.net)
+        for r in range(o.repeats):
+            res = run_suite(w.suite, RunOptions(limit=w.n), out=Path(tmp) / f"bench-{r}.h5", progress=False, log=None,
+                            probe_model=w.net)
             e2e.append(res.rows / res.seconds)
-            probe.append(probe_only())
-            images, rate = render_all()
+            probe.append(w.probe_only(images))
+            images, rate = w.render_all()
             render.append(rate)
-    del images
+    return e2e, probe, render
+
+
+def bench_run(options: RunBenchOptions | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run the benchmark and return the JSON-able report (see the module docstring).
+
+    ``options``: :class:`RunBenchOptions` (or its fields by name as ``overrides``).
+    """
+    o = replace(options or RunBenchOptions(), **overrides)
+    spec = WeightsSpec.parse(o.weights)
+    if spec.is_default and o.model == "inceptionv1":
+        spec = RANDOM  # the benchmark measures speed: random weights need no download
+    w = _Workload(o, spec)
+    e2e, probe, render = _rates(w, o)
     report: dict[str, Any] = {
         "benchmark": "curvebench bench run",
         "pipeline_efficiency": statistics.median(e2e) / statistics.median(probe),
@@ -200,19 +229,20 @@ def bench_run(
         "probe_only_stimuli_per_s": {"median": statistics.median(probe), "iqr": _iqr(probe), "runs": probe},
         "render_only_stimuli_per_s": {"median": statistics.median(render), "iqr": _iqr(render), "runs": render},
         "config": {
-            "suite": "curves (first rows)", "model": model, "weights": spec.text(), "layers": list(readout.layers),
-            "channels_per_layer": {l: int(len(c)) for l, c in readout.channels.items()},
-            "readout": suite.readout, "stimuli": n, "batch_size": batch_size, "repeats": repeats,
-            "input_size": plan.size, "device": str(dev), "device_name": _device_name(dev),
-            "torch": torch.__version__, "seed": suite.seed,
+            "suite": "curves (first rows)", "model": o.model, "weights": spec.text(), "layers": list(w.readout.layers),
+            "channels_per_layer": {l: int(len(c)) for l, c in w.readout.channels.items()},
+            "readout": w.suite.readout, "stimuli": w.n, "batch_size": o.batch_size, "repeats": o.repeats,
+            "input_size": w.plan.size, "device": str(w.dev), "device_name": _device_name(w.dev),
+            "torch": torch.__version__, "seed": w.suite.seed,
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if memory_sweep:
-        report["memory_sweep"] = run_memory_sweep(memory_sweep, memory_batch_size, device, workdir)
-    if scaling:
-        report["scaling"] = run_scaling(scaling, model=model, weights=spec, layers=list(readout.layers), stimuli=n,
-                                        batch_size=batch_size, device=device, repeats=repeats, workdir=workdir)
+    if o.memory_sweep:
+        report["memory_sweep"] = run_memory_sweep(o.memory_sweep, o.memory_batch_size, o.device, o.workdir)
+    if o.scaling:
+        report["scaling"] = run_scaling(o.scaling, model=o.model, weights=spec, layers=list(w.readout.layers),
+                                        stimuli=w.n, batch_size=o.batch_size, device=o.device, repeats=o.repeats,
+                                        workdir=o.workdir)
         report["scaling_efficiency"] = report["scaling"]["scaling_efficiency"]
     return report
 

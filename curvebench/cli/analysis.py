@@ -155,57 +155,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 # -- tuning ----------------------------------------------------------------------------
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
-
-
-def tuning_report(ds, stats=None, layers=None, reference=None, orientation_axis: str = "curvebench") -> dict:
-    """Tuning numbers of every layer (see :func:`suites.analysis.tuning.layer_tuning`) plus provenance.
-
-    ``orientation_axis``: ``"curvebench"`` or ``"article"`` (see :mod:`suites.analysis.orientation_axis`);
-    every orientation in the report is on that axis.
-    """
-    from suites.analysis.family_channels import family_channels
-    from suites.analysis.orientation_axis import describe, with_orientation_axis
-
-    ds = with_orientation_axis(ds, orientation_axis)
-    if reference is not None:
-        reference = with_orientation_axis(reference, orientation_axis)
-    from suites.analysis.plots import provenance
-    from suites.analysis.tuning import PREFERRED_METHOD, layer_tuning
-
-    report = {
-        "model": str(ds.attrs.get("model", "")),
-        "weights_sha256": str(ds.attrs.get("weights_sha256", "")),
-        "provenance": provenance(ds),
-        "preferred_orientation_method": PREFERRED_METHOD,
-        "orientation_axis": orientation_axis,
-        "units": {
-            "orientation": describe(orientation_axis),
-            "curvature": "1/px",
-            "fwhm": "degrees (post-ReLU activation, baseline 0)",
-            "peak_sigma": "post-ReLU sigma",
-            "echo_index": "response within 30 deg of preferred+180 / peak response",
-        },
-        "layers": {},
-    }
-    for layer in layers or _layers(ds, None):
-        fam = family_channels(ds, layer)
-        result = layer_tuning(ds, layer, stats, families={f"{layer} curve family": fam} if fam else None, reference=reference)
-        report["statistics"] = result["statistics"]
-        report["layers"][layer] = result
-    return report
-
-
 def cmd_tuning(args: argparse.Namespace) -> int:
+    from suites.analysis.tuning_report import jsonable, tuning_report
     from suites.atomic import check_output
 
     if args.json:
@@ -235,7 +186,7 @@ def cmd_tuning(args: argparse.Namespace) -> int:
         from suites.atomic import output_file
 
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable(report), indent=1))
+            tmp.write_text(json.dumps(jsonable(report), indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -253,6 +204,7 @@ def _fraction(name: str, value: float) -> float:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from suites.analysis.plots import provenance
+    from suites.analysis.tuning_report import jsonable
     from suites.analysis.reference_curves import reference_family
     from suites.analysis.validate import validate_layer
 
@@ -290,7 +242,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise ValueError(f"validate: no layer of the results has a curve family with reference tuning for model {model!r}")
     if args.json:
         with output_file(args.json, "--json") as tmp:
-            tmp.write_text(json.dumps(_jsonable([r.to_dict() for r in checked]), indent=1))
+            tmp.write_text(json.dumps(jsonable([r.to_dict() for r in checked]), indent=1))
         print(f"wrote {args.json}")
     failed = [r.layer for r in checked if not r.passed]
     print("validation " + ("FAILED for " + ", ".join(failed) if failed else "passed"))
@@ -336,11 +288,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to the ``curvebench`` parser."""
-    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
-                                          DEFAULT_TIE_DEG)
-
+def _add_stats(commands: argparse._SubParsersAction) -> None:
+    """``curvebench stats``: its options."""
     p = commands.add_parser(
         "stats", help="per-channel activation statistics over natural images (for sigma units)",
         description="Mean/std of pre- and post-ReLU activations per channel over the spatial positions of "
@@ -370,6 +319,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_stats)
 
+
+def _add_plot(commands: argparse._SubParsersAction) -> None:
+    """``curvebench plot``: its options."""
     p = commands.add_parser(
         "plot", help="article-style figures of results files (heatmaps, series, radial, layers)",
         description="Orientation x curvature heatmaps in sigma (0..25 on black) with a stimulus strip, series "
@@ -389,6 +341,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_plot)
 
+
+def _add_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench tuning``: its options."""
     p = commands.add_parser(
         "tuning", help="preferred orientation, peak sigma, FWHM by curvature, echo index, invariance, family coverage",
         description="Per layer and channel: preferred orientation (fitted peak at the best curvature), peak sigma, "
@@ -406,6 +361,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     _orientation_axis_option(p)
     p.set_defaults(func=cmd_tuning)
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    """``curvebench validate``: its options."""
+    from suites.analysis.validate import (DEFAULT_MAX_RMS, DEFAULT_MIN_CORR, DEFAULT_MIN_MEASURED, DEFAULT_MIN_ORDER,
+                                          DEFAULT_TIE_DEG)
 
     p = commands.add_parser(
         "validate", help="compare measured family tuning curves with the article's (exit 1 past tolerance)",
@@ -439,6 +400,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     add_overwrite(p)
     p.set_defaults(func=cmd_validate)
 
+
+def _add_rotate_tuning(commands: argparse._SubParsersAction) -> None:
+    """``curvebench rotate-tuning``: its options."""
     p = commands.add_parser(
         "rotate-tuning", help="family responses to rotated top natural-image crops, aligned and averaged",
         description="For each family channel: the top-k receptive-field-sized crops of the images, rotated in --step "
@@ -463,3 +427,12 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     add_overwrite(p)
     p.set_defaults(func=cmd_rotate)
+
+
+def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to the ``curvebench`` parser."""
+    _add_stats(commands)
+    _add_plot(commands)
+    _add_tuning(commands)
+    _add_validate(commands)
+    _add_rotate_tuning(commands)

@@ -168,7 +168,9 @@ def _print_result(result, out: Path | None) -> None:
 def _cmd_discover(args: argparse.Namespace) -> int:
     from suites.discovery.pipeline import discover, output_paths
 
-    if args.control and args.weights == "random":
+    from probes.weights_spec import WeightsSpec
+
+    if args.control and WeightsSpec.parse(args.weights).is_random:
         raise ValueError("discover: --weights random already is the random-weights control; drop --control")
     out = Path(args.out) if args.out else Path("results") / f"discover-{args.model}-{_stamp()}"
     _check_outputs(output_paths(out, args.layers, control=args.control, figures=not args.no_figures), json=args.json)

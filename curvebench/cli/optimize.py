@@ -13,6 +13,7 @@ from typing import Any
 
 from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int
 from curvebench.cli.outputs import add_overwrite
+from probes.weights_spec import RANDOM_TEXT
 
 __all__ = ["register"]
 
@@ -129,8 +130,8 @@ def _cmd_bench_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``optimize`` and ``bench optimize`` to the ``curvebench`` parser."""
+def _add_optimize(commands: Any) -> None:
+    """``curvebench optimize``: its options."""
     p = commands.add_parser(
         "optimize", help="each channel's preferred stimulus by gradient ascent through the renderer",
         description="Finds, for every channel of a layer at once (channel x restart as one batch), the "
@@ -189,6 +190,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     add_overwrite(p)
     p.set_defaults(func=_cmd_optimize)
 
+
+def _add_bench_optimize(bench_commands: Any) -> None:
+    """``curvebench bench optimize``: its options."""
     p = bench_commands.add_parser(
         "optimize", help="gradient ascent vs the dense sweep needed to reach the same activations",
         description="Optimises every channel of a layer (--free sweep: orientation, curvature, length, width; "
@@ -200,7 +204,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="also write the report to this JSON file")
     p.add_argument("--model", default="inceptionv1", help="model id (default inceptionv1)")
-    p.add_argument("--weights", default="random", metavar="PATH", help="weights (default: random, seed 0)")
+    p.add_argument("--weights", default=RANDOM_TEXT, metavar="PATH", help="weights (default: random, seed 0)")
     p.add_argument("--layer", default="mixed3b", help="layer (default mixed3b, 480 channels)")
     p.add_argument("--channels", type=channel_list, default="all", metavar="IDS", help="channels (default all)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="N", help="starts per channel (default 1)")
@@ -222,3 +226,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_overwrite(p)
     p.set_defaults(func=_cmd_bench_optimize)
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``optimize`` and ``bench optimize`` to the ``curvebench`` parser."""
+    _add_optimize(commands)
+    _add_bench_optimize(bench_commands)

@@ -133,102 +133,59 @@ def _cmd_render(args: argparse.Namespace) -> int:
         return _render(args, stack)
 
 
-def _render(args: argparse.Namespace, stack: Any) -> int:
-    import numpy as np
-    import torch
-
-    import stimuli
-    from stimuli.sheet import contact_sheet, crop_around, default_cell
-    from suites.atomic import check_output, output_file
-    from suites.limits import available_memory, check_disk, check_memory
+def _sheet_request(args: argparse.Namespace) -> tuple[Any, Any, int | tuple[int, int]]:
+    """The sheet's grid and stimuli from the options (values, at most two swept; outputs named), and the size."""
+    from suites.specs.sheet_grid import SheetColours, sheet_grid, sheet_stimuli
 
     values = _sweep_values(args)
     if "orientation" in values and args.orientation_axis != "curvebench":
         from suites.analysis.orientation_axis import from_axis
 
         values["orientation"] = [float(o) for o in from_axis(values["orientation"], args.orientation_axis)]
-    swept = [k for k, v in values.items() if len(v) > 1]
-    if len(swept) > 2:
-        raise ValueError(f"render: at most two options can be swept (a contact sheet), got {len(swept)}: "
-                         + ", ".join("--" + k.replace("_", "-") for k in swept))
+    grid = sheet_grid(values)
     if args.out is None and args.npy is None:
         raise ValueError("render: give --out PNG and/or --npy PATH")
     if args.out is not None and Path(args.out).suffix.lower() != ".png":
         raise ValueError(f"--out = {args.out!r}: the contact sheet is a PNG; give a path ending in .png")
     size = parse_size(args.size)
-    H, W = (size, size) if isinstance(size, int) else size
+    hw = (size, size) if isinstance(size, int) else size
+    check_at_most("stimuli to render", grid.n, MAX_RENDER_IMAGES, hint="sweep fewer values")
+    colours = SheetColours(parse_colour("fg", args.fg), parse_colour("bg", args.bg), args.bg_hue_offset)
+    stim = sheet_stimuli(grid, {c.name: getattr(args, c.name) for c in _decl.CHOICES}, hw, colours)
+    return grid, stim, size
 
-    # Sheet axes: orientation along x when swept (like the article), else the first swept option.
-    col_key = "orientation" if "orientation" in swept else (swept[0] if swept else None)
-    row_key = next((k for k in swept if k != col_key), None)
-    cols = len(values[col_key]) if col_key else 1
-    rows = len(values[row_key]) if row_key else 1
-    n = rows * cols
-    check_at_most("stimuli to render", n, MAX_RENDER_IMAGES, hint="sweep fewer values")
 
-    def column(key: str) -> torch.Tensor | float | None:
-        if key not in values:
-            return None
-        v = torch.tensor(values[key], dtype=torch.float64)
-        if key == col_key:
-            return v.repeat(rows)
-        if key == row_key:
-            return v.repeat_interleave(cols)
-        return float(v[0])
-
-    params: dict[str, Any] = {}
-    for decl in _decl.PARAMS:
-        val = column(decl.name)
-        if val is None:
-            continue
-        if decl.integer:
-            bad = [v for v in values[decl.name] if v != round(v)]
-            if bad:
-                raise ValueError(f"--{decl.name.replace('_', '-')} = {bad[0]:g} is not a whole number: allowed "
-                                 f"{decl.allowed()} (for a sweep, choose start:stop:count so every step is whole)")
-            val = val.round().long() if isinstance(val, torch.Tensor) else int(round(val))
-        params[decl.name] = val
-    for c in _decl.CHOICES:
-        params[c.name] = getattr(args, c.name)
-    fg = parse_colour("fg", args.fg)
-    bg = parse_colour("bg", args.bg)
-    fg_t: Any = fg
-    bg_t: Any = bg
-    hue = column("fg_hue")
-    if hue is not None:
-        fg_t = stimuli.hue_to_rgb(hue)
-        if args.bg_hue_offset is not None:
-            bg_t = stimuli.hue_to_rgb(torch.as_tensor(hue) + args.bg_hue_offset)
-    elif args.bg_hue_offset is not None:
-        raise ValueError("--bg-hue-offset needs --fg-hue")
-    xs, ys = column("x"), column("y")
-    pos = None
-    if xs is not None or ys is not None:
-        xs = W / 2 if xs is None else xs
-        ys = H / 2 if ys is None else ys
-        for key, v, top in (("x", xs, W), ("y", ys, H)):
-            v = torch.as_tensor(v, dtype=torch.float64)
-            if ((v < 0) | (v > top)).any():
-                bad = float(v[(v < 0) | (v > top)].reshape(-1)[0])
-                raise ValueError(f"--{key} = {bad:g} px puts the stimulus outside the image: allowed 0 <= {key} <= "
-                                 f"{top} px (the image {'width' if key == 'x' else 'height'})")
-        pos = torch.stack(torch.broadcast_tensors(torch.as_tensor(xs, dtype=torch.float64),
-                                                  torch.as_tensor(ys, dtype=torch.float64)), dim=-1)
-
-    # Bounds before any work: image bytes per chunk, the .npy on disk, the sheet in memory.
-    image_bytes = 3 * H * W * 4
-    check_memory("one rendered image", 8 * image_bytes, hint="choose a smaller --size")
-    chunk = int(max(1, min(256, 0.05 * available_memory() // (8 * image_bytes))))
+def _cell_size(args: argparse.Namespace, values: dict, H: int, W: int) -> int:
+    """Side (px) of a contact-sheet cell: ``--cell``, else one that holds the largest stimulus."""
+    from stimuli.sheet import default_cell
 
     def largest(name: str) -> float:
         return max(values.get(name, [_decl.param(name).default_for(args.kind)]))
 
-    length_max, width_max = largest("length"), largest("width")
     tick_reach = largest("tick_length") if largest("ticks") > 0 else 0.0
     if args.cell is not None:
         check_at_most("--cell", args.cell, MAX_IMAGE_SIDE, "px")
-    cell = args.cell or min(max(H, W), default_cell(min(length_max, 4 * max(H, W)), min(width_max, max(H, W)),
-                                                    min(tick_reach, max(H, W))))
+    return args.cell or min(max(H, W), default_cell(min(largest("length"), 4 * max(H, W)),
+                                                    min(largest("width"), max(H, W)), min(tick_reach, max(H, W))))
+
+
+def _render(args: argparse.Namespace, stack: Any) -> int:
+    import numpy as np
+    import torch
+
+    from stimuli.sheet import contact_sheet, crop_around
+    from suites.atomic import check_output, output_file
+    from suites.limits import available_memory, check_disk, check_memory
+    from suites.specs.sheet_grid import render_chunks
+
+    grid, stim, size = _sheet_request(args)
+    H, W = (size, size) if isinstance(size, int) else size
+    n = grid.n
+    # Bounds before any work: image bytes per chunk, the .npy on disk, the sheet in memory.
+    image_bytes = 3 * H * W * 4
+    check_memory("one rendered image", 8 * image_bytes, hint="choose a smaller --size")
+    chunk = int(max(1, min(256, 0.05 * available_memory() // (8 * image_bytes))))
+    cell = _cell_size(args, dict(grid.values), H, W)
     if args.out is not None:
         side = 1 if n == 1 and not args.crop else cell
         check_memory("the contact sheet", n * 3 * side * side * 4 * 2 if side > 1 else n * image_bytes * 2,
@@ -243,15 +200,7 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
         npy_tmp = stack.enter_context(output_file(args.npy, "--npy"))
         npy = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.float32, shape=(n, 3, H, W))
     cells = []
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-
-        def part(v: Any) -> Any:
-            return v[start:stop] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n else v
-
-        kw = {k: part(v) for k, v in params.items()}
-        p = part(pos) if pos is not None else None
-        images = stimuli.render(args.kind, position=p, fg=part(fg_t), bg=part(bg_t), size=size, **kw)
+    for start, stop, images, p in render_chunks(args.kind, stim, size, chunk):
         if npy is not None:
             npy[start:stop] = images.numpy()
         if args.out is not None:
@@ -267,12 +216,12 @@ def _render(args: argparse.Namespace, stack: Any) -> int:
     if args.out is not None:
         from PIL import Image
 
-        sheet = contact_sheet(torch.cat(cells), rows, cols, gap=args.gap)
+        sheet = contact_sheet(torch.cat(cells), grid.rows, grid.cols, gap=args.gap)
         with output_file(args.out, "--out") as tmp:
             Image.fromarray(sheet).save(tmp, format="PNG")
-        axes = [f"columns: {col_key}"] * bool(col_key) + [f"rows: {row_key}"] * bool(row_key)
-        layout = f"{rows} x {cols}" + (f" ({', '.join(axes)})" if axes else "")
-        print(f"wrote {args.out}: {layout}, cells {sheet.shape[1] // max(cols, 1)} px")
+        axes = [f"columns: {grid.col_key}"] * bool(grid.col_key) + [f"rows: {grid.row_key}"] * bool(grid.row_key)
+        layout = f"{grid.rows} x {grid.cols}" + (f" ({', '.join(axes)})" if axes else "")
+        print(f"wrote {args.out}: {layout}, cells {sheet.shape[1] // max(grid.cols, 1)} px")
     return 0
 
 

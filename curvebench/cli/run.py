@@ -93,18 +93,17 @@ def _cmd_suites(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from suites.limits import MAX_BATCH, MAX_IMAGE_SIDE, check_at_most, check_memory
-    from suites.running.probe_images import probe_images
+    from suites.running.probe_images import ProbeImagesOptions, probe_images
 
     check_at_most("--size", args.size, MAX_IMAGE_SIDE, "px")
     check_at_most("--batch-size", args.batch_size, MAX_BATCH)
     check_memory("a batch of images", 40 * args.batch_size * 3 * args.size**2 * 4,
                  hint="choose a smaller --size or --batch-size")
 
-    res = probe_images(
-        args.model, args.layers, args.images, args.out, weights=args.weights, device=args.device,
-        full_map=args.full_map, size=args.size, batch_size=args.batch_size,
-        progress=False if args.no_progress else None, input_transform=args.input_transform,
-    )
+    options = ProbeImagesOptions(weights=args.weights, device=args.device, full_map=args.full_map, size=args.size,
+                                 batch_size=args.batch_size, input_transform=args.input_transform)
+    res = probe_images(args.model, args.layers, args.images, args.out, options,
+                       progress=False if args.no_progress else None)
     print(res)
     return 0
 
@@ -135,8 +134,8 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``run``, ``suites``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
+def _add_run(commands: Any) -> None:
+    """``curvebench run``: its options."""
     p = commands.add_parser(
         "run", help="run a sweep suite into an xarray-readable HDF5 results file",
         description="Render, probe and write a suite's stimuli (streaming, resumable). "
@@ -164,12 +163,18 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_suites(commands: Any) -> None:
+    """``curvebench suites``: its options."""
     p = commands.add_parser("suites", help="list the built-in suites", description="List the built-in sweep suites.")
     p.add_argument("--json", action="store_true",
                    help="print the list as JSON: per suite name, kind, axes {param: {min, max, count}}, fixed "
                    "(every other render parameter, incl. length; null = unlimited) and more")
     p.set_defaults(func=_cmd_suites)
 
+
+def _add_probe(commands: Any) -> None:
+    """``curvebench probe``: its options."""
     p = commands.add_parser(
         "probe", help="activations of arbitrary images (folder or .npy) into an HDF5 file",
         description="Probe images at the unit nearest the image centre (or full maps) and write "
@@ -190,6 +195,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_probe)
 
+
+def _add_bench_run(bench_commands: Any) -> None:
+    """``curvebench bench run``: its options."""
     p = bench_commands.add_parser(
         "run", help="end-to-end sweep throughput vs probe-only; optional flat-memory sweep",
         description="Measures stimuli/s of a full sweep (render + probe + write) against probe-only "
@@ -218,3 +226,11 @@ def register(commands: Any, bench_commands: Any) -> None:
                    help="also run the sweep in 1 process and under torchrun with N processes and report "
                         "stimuli/s of each and scaling_efficiency = rate(N) / (N * rate(1)) (default: off)")
     p.set_defaults(func=_cmd_bench_run)
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``run``, ``suites``, ``probe`` and ``bench run`` to the ``curvebench`` parser."""
+    _add_run(commands)
+    _add_suites(commands)
+    _add_probe(commands)
+    _add_bench_run(bench_commands)

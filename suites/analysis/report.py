@@ -50,6 +50,7 @@ from suites.results.attributes import file_kind, stimulus_kind
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
 from .tuning import PREFERRED_METHOD, layer_tuning
+from .tuning_report import jsonable
 
 __all__ = ["ReportOptions", "KINDS", "register_kind", "report_kind", "report_data", "report_html", "write_report"]
 
@@ -124,24 +125,6 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return obj if obj is None or isinstance(obj, str) else str(obj)
-
-
 def provenance_rows(ds: xr.Dataset, statistics: str) -> list[list[str]]:
     """``[key, value]`` rows: every scalar attribute of the file (as text) plus the sigma source."""
     rows = [["sigma source", statistics]]
@@ -180,7 +163,7 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
         "kind": kind if kind in ("curve", "angle", "line") else "curve",
-        "fixed": _jsonable(fixed),
+        "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
     }
@@ -236,7 +219,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     for c in ids:
         u = tuned["channels"][c]
         channels.append({"channel": c, **{k: _num(v) for k, v in u.items() if not isinstance(v, dict)}})
-    fam_summary = [{"name": n, **_jsonable(f)} for n, f in tuned["families"].items()]
+    fam_summary = [{"name": n, **jsonable(f)} for n, f in tuned["families"].items()]
     return {
         "name": layer,
         "channel_dim": cdim,
@@ -397,6 +380,55 @@ def _discover_sigma(ds: xr.Dataset, layer: str, first: str) -> tuple:
     return cur, post, sig, blank, std
 
 
+def _family_verdict(ds: xr.Dataset, layer: str, ids: Sequence[int]) -> tuple[dict[int, dict], list[int] | None]:
+    """The joined family file's columns per channel of ``layer``, and its detectors (None without a family file)."""
+    verdict: dict[int, dict] = {}
+    if "family_detector" not in ds.data_vars:
+        return verdict, None
+    rows = np.flatnonzero(np.asarray(ds["family_layer"].values).astype(str) == layer)
+    for r in rows:
+        c = int(ds["family_channel"].values[r])
+        verdict[c] = {key: (str(ds[f"family_{key}"].values[r]) if text else _num(ds[f"family_{key}"].values[r]))
+                      for key, _, _, text in _FAMILY_COLUMNS if f"family_{key}" in ds.data_vars}
+    return verdict, [c for c in ids if verdict.get(c, {}).get("detector")]
+
+
+def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statistics: str) -> dict:
+    """One layer's part of :func:`discover_page`: heatmaps per polarity, tuning table, the family's coverage."""
+    from .tuning import best_curvature_index, family_coverage, unit_tuning
+
+    o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
+    k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
+    polarities = [str(p) for p in ds.coords["polarity"].values]
+    cdim = f"{layer}_channel"
+    cur, post, sig, blank, std = _discover_sigma(ds, layer, polarities[0])
+    ids = [int(c) for c in cur.coords[cdim].values]
+    tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
+    verdict, fam = _family_verdict(ds, layer, ids)
+    shown = _pick_channels({c: tuned[c]["peak_sigma"] for c in ids}, ids, fam, options)
+    order = sorted(shown, key=lambda c: tuned[c]["preferred_orientation"] if math.isfinite(tuned[c]["preferred_orientation"]) else 1e9)
+    take = [ids.index(c) for c in order]
+    grids = {"": _b64_float32(np.asarray(cur.values, dtype=np.float64)[:, take].mean(axis=0))}
+    for p in polarities:
+        grids[f"polarity={p}"] = _b64_float32(np.asarray(cur.sel(polarity=p).values)[take])
+    table = [{"channel": c, **{key: _num(v) for key, v in tuned[c].items() if not isinstance(v, dict)}, **verdict.get(c, {})}
+             for c in ids]
+    families = []
+    if fam:
+        curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
+        summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
+        families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **jsonable(summary),
+                         "channels": fam})
+    return {
+        "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
+        "mean": [_num(blank[i].mean()) for i in take], "std": [_num(std[i]) for i in take],
+        "mean_by_series": {f"polarity={p}": [_num(blank[i, j]) for i in take] for j, p in enumerate(polarities)},
+        "grids": grids, "tuning": table, "families": families, "statistics": statistics,
+        "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
+                          for key, label, digits, text in _FAMILY_COLUMNS if verdict],
+    }
+
+
 def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     """Page data of discover responses: the curve sweep in both polarities, family detectors shown.
 
@@ -405,8 +437,6 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     :func:`suites.analysis.tuning.unit_tuning` on the black-on-white sweep, with the family
     file's verdict (detector, curve/line ratio, polarity difference, flags) when present.
     """
-    from .tuning import best_curvature_index, family_coverage, unit_tuning
-
     ds = ds.load()
     have = [l for l in str(ds.attrs.get("layers", "")).split() if f"{l}_curve" in ds.data_vars]
     layers = list(options.layers) if options.layers else have
@@ -416,51 +446,10 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    first = polarities[0]
     statistics = ("the blank image's response and the post-ReLU std of "
                   + str(ds.attrs.get("statistics", "the run's dataset statistics"))
                   + " (discover's sigma above blank: (response - blank) / std)")
-    pages = []
-    for layer in layers:
-        cdim = f"{layer}_channel"
-        cur, post, sig, blank, std = _discover_sigma(ds, layer, first)
-        ids = [int(c) for c in cur.coords[cdim].values]
-        tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
-        verdict: dict[int, dict] = {}
-        fam = None
-        if "family_detector" in ds.data_vars:
-            rows = np.flatnonzero(np.asarray(ds["family_layer"].values).astype(str) == layer)
-            for r in rows:
-                c = int(ds["family_channel"].values[r])
-                verdict[c] = {key: (str(ds[f"family_{key}"].values[r]) if text else _num(ds[f"family_{key}"].values[r]))
-                              for key, _, _, text in _FAMILY_COLUMNS if f"family_{key}" in ds.data_vars}
-            fam = [c for c in ids if verdict.get(c, {}).get("detector")]
-        peak = {c: tuned[c]["peak_sigma"] for c in ids}
-        shown = _pick_channels(peak, ids, fam, options)
-        order = sorted(shown, key=lambda c: tuned[c]["preferred_orientation"] if math.isfinite(tuned[c]["preferred_orientation"]) else 1e9)
-        take = [ids.index(c) for c in order]
-        grids = {"": _b64_float32(np.asarray(cur.values, dtype=np.float64)[:, take].mean(axis=0))}
-        for p in polarities:
-            grids[f"polarity={p}"] = _b64_float32(np.asarray(cur.sel(polarity=p).values)[take])
-        table = []
-        for c in ids:
-            row = {"channel": c, **{key: _num(v) for key, v in tuned[c].items() if not isinstance(v, dict)}}
-            row.update(verdict.get(c, {}))
-            table.append(row)
-        families = []
-        if fam:
-            curves = np.stack([post[ids.index(c)][best_curvature_index(k, post[ids.index(c)])] for c in fam])
-            summary = family_coverage(o, curves, [tuned[c]["preferred_orientation"] for c in fam])
-            families.append({"name": f"{layer} curve detectors ({len(fam)} of {len(ids)} channels)", **_jsonable(summary),
-                             "channels": fam})
-        pages.append({
-            "name": layer, "channel_dim": cdim, "shown": order, "family": fam,
-            "mean": [_num(blank[i].mean()) for i in take], "std": [_num(std[i]) for i in take],
-            "mean_by_series": {f"polarity={p}": [_num(blank[i, j]) for i in take] for j, p in enumerate(polarities)},
-            "grids": grids, "tuning": table, "families": families, "statistics": statistics,
-            "extra_columns": [{"key": key, "label": label, "digits": digits, "text": text}
-                              for key, label, digits, text in _FAMILY_COLUMNS if verdict],
-        })
+    pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
     return {
@@ -477,7 +466,7 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         "curvature": [float(x) for x in k],
         "series": {"polarity": polarities},
         "series_params": {f"polarity={p}": dict(zip(("fg", "bg"), _POLARITY_COLOURS[p])) for p in polarities if p in _POLARITY_COLOURS},
-        "default_series": f"polarity={first}",
+        "default_series": f"polarity={polarities[0]}",
         "averaged": {},
         "stimulus": {"kind": "curve", "fixed": fixed, "size": size, "position": position},
         "layers": pages,
@@ -519,7 +508,7 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
 
 def script_json(data: Any) -> str:
     """``json.dumps`` safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``."""
-    text = json.dumps(_jsonable(data), separators=(",", ":"), allow_nan=False)
+    text = json.dumps(jsonable(data), separators=(",", ":"), allow_nan=False)
     for ch in ("<", ">", "&", "\u2028", "\u2029"):
         text = text.replace(ch, f"\\u{ord(ch):04x}")
     return text

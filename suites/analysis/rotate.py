@@ -135,6 +135,7 @@ def rotation_tuning(
 
 def plot_rotation_tuning(result: xr.Dataset, out_path: str | Path) -> Path:
     """The article's figure: one row per neuron, thin lines = single examples, thick = mean; peak ticks below."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     from .plots import short_layer

@@ -19,6 +19,8 @@ Convention:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -100,19 +102,27 @@ def synthetic_results(
 
 
 # -- simulated measurements of a published curve family (validate's calibration) ----------
+@dataclass(frozen=True)
+class SimulatedErrors:
+    """The errors :func:`simulate_family_curves` puts into a published family's curves (see there)."""
+
+    rotation_sd: float = 12.0
+    echo_gain: tuple[float, float] = (0.8, 1.25)
+    amplitude_noise: float = 0.05
+    shift: float | None = None
+    reflect: bool | None = None
+    random_orientations: bool = False
+    permute: bool = False
+    keep: float = 1.0
+
+
 def simulate_family_curves(
     reference,
     orientations: np.ndarray,
+    errors: SimulatedErrors | None = None,
     *,
-    rotation_sd: float = 12.0,
-    echo_gain: tuple[float, float] = (0.8, 1.25),
-    amplitude_noise: float = 0.05,
-    shift: float | None = None,
-    reflect: bool | None = None,
-    random_orientations: bool = False,
-    permute: bool = False,
-    keep: float = 1.0,
     seed: int | np.random.Generator = 0,
+    **overrides: Any,
 ) -> tuple[dict[int, np.ndarray], dict]:
     """Measured radial tuning curves built from a reference family's curves, with known errors.
 
@@ -132,21 +142,24 @@ def simulate_family_curves(
 
     ``permute`` hands the curves to the channels in a random non-identity order;
     ``keep`` < 1 keeps only that fraction of the channels (rounded down, at least one).
+    The errors are :class:`SimulatedErrors` (``errors``, or its fields by name as ``overrides``).
 
     Returns:
         ``({channel: (N,) curve}, truth)`` with ``truth`` holding ``shift``, ``reflected``,
         ``errors`` (per channel, degrees) and ``order`` (which reference curve each channel got).
     """
+    e = replace(errors or SimulatedErrors(), **overrides)
+    rotation_sd, echo_gain, amplitude_noise, keep = e.rotation_sd, e.echo_gain, e.amplitude_noise, e.keep
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     o = np.asarray(orientations, dtype=np.float64)
     n = len(reference.channels)
     grid = reference.orientations
-    shift = float(rng.uniform(0.0, 360.0)) if shift is None else float(shift)
-    reflect = bool(rng.integers(2)) if reflect is None else bool(reflect)
+    shift = float(rng.uniform(0.0, 360.0)) if e.shift is None else float(e.shift)
+    reflect = bool(rng.integers(2)) if e.reflect is None else bool(e.reflect)
     sign = -1.0 if reflect else 1.0
-    errors = rng.uniform(-180.0, 180.0, n) if random_orientations else rng.normal(0.0, rotation_sd, n)
+    eps = rng.uniform(-180.0, 180.0, n) if e.random_orientations else rng.normal(0.0, rotation_sd, n)
     order = np.arange(n)
-    if permute:
+    if e.permute:
         while np.array_equal(order, np.arange(n)):
             order = rng.permutation(n)
     lo, hi = np.log(echo_gain[0]), np.log(echo_gain[1])
@@ -158,7 +171,7 @@ def simulate_family_curves(
     shaped = src * (1.0 + (gains[:, None] - 1.0) * window)
     # the unit's lobe sits errors[i] further on: its response at the article's angle phi is the
     # reference's at phi - eps (linear interpolation on the 0.5-degree grid)
-    phi = sign * o[None, :] + shift - errors[:, None]
+    phi = sign * o[None, :] + shift - eps[:, None]
     pos = (phi % 360.0) / (grid[1] - grid[0])
     i0 = np.floor(pos).astype(np.int64) % grid.size
     frac = pos - np.floor(pos)
@@ -167,7 +180,7 @@ def simulate_family_curves(
     values = values * rng.uniform(0.5, 2.0, (n, 1))
     values = np.maximum(values + rng.normal(0.0, 1.0, values.shape) * amplitude_noise * values.max(axis=1, keepdims=True), 0.0)
     curves = {int(c): values[i] for i, c in enumerate(reference.channels)}
-    truth_errors = {int(c): float(errors[i]) for i, c in enumerate(reference.channels)}
+    truth_errors = {int(c): float(eps[i]) for i, c in enumerate(reference.channels)}
     kept = list(curves)
     if keep < 1.0:
         m = max(1, int(np.floor(keep * n)))

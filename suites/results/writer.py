@@ -36,14 +36,10 @@ import numpy as np
 
 from suites.errors import ResultsExistsError, ResultsLockedError, ResultsWriteError
 from suites.file_kinds import RESULTS_KIND
+from suites.results.provenance import utc_now
 
 __all__ = ["Layout", "Variable", "ResultsWriter", "ResultsExistsError", "ResultsLockedError", "ResultsWriteError",
            "utc_now"]
-
-
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with seconds, e.g. ``2026-11-26T06:30:00Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ import torch.distributed as dist
 
 from suites.errors import RankFailedError, ResultsExistsError
 from suites.specs.options import RunOptions
-from suites.running.runner import (RunResult, RunSetup, _check_resumed_writer, finish_file, prepare_suite,
-                           read_results_attrs, resolve_device, results_attrs, results_layout, resume_checks,
-                           setup_run, stream_rows)
+from probes.device import resolve_device
+from suites.running.runner import (RunResult, RunSetup, check_resumed_writer, finish_file, prepare_suite,
+                                   read_results_attrs, results_attrs, results_layout, resume_checks, setup_run,
+                                   stream_rows)
 from suites.results.shards import create_combined, finish_combined, shard_bounds, shard_names
 from suites.specs.suite import Suite
 from suites.results.summary import RunningSummary
@@ -311,7 +312,7 @@ def _open_shard(ranks: _Ranks, setup: RunSetup, path: Path, names: list[str], bo
         writer = ResultsWriter.open_resume(shard)
         writer.resume_hint = _resume_hint(path)
         try:
-            _check_resumed_writer(writer, setup.suite, setup.weights_sha)
+            check_resumed_writer(writer, setup.suite, setup.weights_sha)
         except BaseException:
             writer.close()
             raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from suites.limits import MAX_IMAGE_SIDE
 from probes.weights_spec import WeightsLike, WeightsSpec
 from suites.results.writer import Layout, ResultsWriter, Variable, utc_now
 
-__all__ = ["probe_images", "load_npy_images", "MIN_IMAGE_SIDE"]
+__all__ = ["probe_images", "ProbeImagesOptions", "load_npy_images", "MIN_IMAGE_SIDE"]
 
 #: Smallest image side (px) worth probing (as ``probes.images.iter_batches``): smaller ones read as zeros.
 MIN_IMAGE_SIDE = 8
@@ -81,62 +82,45 @@ def _npy_batches(a: np.ndarray, name: str, batch_size: int) -> Iterator[tuple[li
         yield [f"{name}[{i}]" for i in range(s, s + t.shape[0])], t.contiguous()
 
 
-def probe_images(
-    model: str,
-    layers: Sequence[str],
-    images: str | Path,
-    out: str | Path,
-    *,
-    weights: WeightsLike = None,
-    device: str = "auto",
-    full_map: bool = False,
-    size: int = 224,
-    batch_size: int = 16,
-    progress: bool | None = None,
-    input_transform: str | None = None,
-) -> str:
-    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line.
+@dataclass(frozen=True)
+class ProbeImagesOptions:
+    """How :func:`probe_images` loads the model and reads the images.
 
-    ``model`` is a registry id or ``"module.path:factory"`` (then ``input_transform`` may
-    name its input transform, see ``probes.parse_input_transform``).
+    Attributes:
+        weights: weights file, ``"random"`` or None (the model's default).
+        device: torch device text (``"auto"``, ``"cpu"``, ``"cuda:1"``).
+        full_map: store each layer's whole activation map instead of the unit nearest the centre.
+        size: side (px) images of a folder or ``"builtin"`` are resized to (``.npy`` images keep theirs).
+        batch_size: images per forward pass.
+        input_transform: the input transform of a ``"module.path:factory"`` model
+            (``probes.parse_input_transform``).
     """
-    import probes
-    from tqdm.auto import tqdm
 
-    from probes.device import resolve_device
-    from suites.running.runner import versions
+    weights: WeightsLike = None
+    device: str = "auto"
+    full_map: bool = False
+    size: int = 224
+    batch_size: int = 16
+    input_transform: str | None = None
 
-    if not layers:
-        raise ValueError("layers: give at least one layer name (comma-separated)")
-    out = Path(out)
-    if out.exists():  # checked again, race-free, when the writer creates it
-        raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
-    dev = resolve_device(device)
-    weights = WeightsSpec.parse(weights)
-    weights.check_exists()
-    net = probes.load_model(model, weights=weights, device=dev, input_transform=input_transform, layers=layers)
-    for layer in layers:
-        if layer not in net.layers:
-            raise ValueError(f"layers: unknown layer {layer!r} for model {model!r}; allowed: {', '.join(net.layers)}")
 
+def _image_batches(images: str | Path, size: int, batch_size: int) -> tuple[int, tuple[int, int], Iterator, str]:
+    """``(count, (H, W), batches of (names, images), label)`` of a ``.npy`` file, a folder or ``"builtin"``."""
     src = str(images)
     if src.endswith(".npy"):
         if not Path(src).is_file():
             raise FileNotFoundError(f"images: file not found: {src}")
         arr = load_npy_images(src)
-        count = arr.shape[0]
         hw = (arr.shape[1], arr.shape[2]) if arr.shape[-1] == 3 and arr.shape[1] != 3 else (arr.shape[2], arr.shape[3])
-        batches = _npy_batches(arr, Path(src).name, batch_size)
-        source_label = f"npy {src}"
-    else:
-        from probes.images import image_source, iter_batches
+        return arr.shape[0], hw, _npy_batches(arr, Path(src).name, batch_size), f"npy {src}"
+    from probes.images import image_source, iter_batches
 
-        source = image_source(src)
-        count = len(source)
-        hw = (size, size)
-        batches = iter_batches(source, size=size, batch_size=batch_size)
-        source_label = source.label
+    source = image_source(src)
+    return len(source), (size, size), iter_batches(source, size=size, batch_size=batch_size), source.label
 
+
+def _layout(net: Any, layers: Sequence[str], hw: tuple[int, int], o: ProbeImagesOptions) -> tuple[Layout, dict]:
+    """The probe file's layout (one channel dim per layer, maps' grids with ``full_map``) and the probed units."""
     dims: dict[str, np.ndarray] = {}
     variables = []
     units = {}
@@ -146,7 +130,7 @@ def probe_images(
         vdims: tuple[str, ...] = ("image", cdim)
         if net.geometry is not None and layer not in net.geometry.layers:
             pass  # a global tap (logits after the pool): one value per channel, no unit to pick
-        elif full_map:
+        elif o.full_map:
             grid = _map_coords(net, layer, hw)
             dims[f"{layer}_y"], dims[f"{layer}_x"] = grid
             vdims = ("image", cdim, f"{layer}_y", f"{layer}_x")
@@ -157,14 +141,44 @@ def probe_images(
             variables.append(Variable(name, vdims, "float32", {
                 "layer": layer, "readout": "pre_relu" if pre else "post_relu",
                 "long_name": f"{layer} {'pre-ReLU' if pre else 'post-ReLU'} "
-                             f"{'activation maps' if full_map else 'activation at the unit nearest the image centre'}",
+                             f"{'activation maps' if o.full_map else 'activation at the unit nearest the image centre'}",
             }))
-    layout = Layout("image", dims, {"source": "str"}, tuple(variables), chunk_rows=batch_size)
+    return Layout("image", dims, {"source": "str"}, tuple(variables), chunk_rows=o.batch_size), units
+
+
+def probe_images(model: str, layers: Sequence[str], images: str | Path, out: str | Path,
+                 options: ProbeImagesOptions | None = None, *, progress: bool | None = None) -> str:
+    """Probe a folder / ``.npy`` file / ``"builtin"`` of images and write ``out``; returns a summary line.
+
+    ``model`` is a registry id or ``"module.path:factory"`` (then ``options.input_transform``
+    may name its input transform, see ``probes.parse_input_transform``).
+    """
+    import probes
+    from tqdm.auto import tqdm
+
+    from probes.device import resolve_device
+    from suites.results.provenance import versions
+
+    o = options or ProbeImagesOptions()
+    if not layers:
+        raise ValueError("layers: give at least one layer name (comma-separated)")
+    out = Path(out)
+    if out.exists():  # checked again, race-free, when the writer creates it
+        raise ValueError(f"out: {out} already exists; probe files are never overwritten: choose another path")
+    dev = resolve_device(o.device)
+    weights = WeightsSpec.parse(o.weights)
+    weights.check_exists()
+    net = probes.load_model(model, weights=weights, device=dev, input_transform=o.input_transform, layers=layers)
+    for layer in layers:
+        if layer not in net.layers:
+            raise ValueError(f"layers: unknown layer {layer!r} for model {model!r}; allowed: {', '.join(net.layers)}")
+    count, hw, batches, source_label = _image_batches(images, o.size, o.batch_size)
+    layout, units = _layout(net, layers, hw, o)
     attrs = {
         "title": f"curvebench probe of {source_label} on {model}",
         "images": source_label, "model": model, "weights": weights.text() or "",
         "weights_sha256": (net.meta or {}).get("weights_sha256") or weights.file_sha256(),
-        "layers": " ".join(layers), "full_map": int(full_map), "image_size_hw": np.asarray(hw, dtype=np.int64),
+        "layers": " ".join(layers), "full_map": int(o.full_map), "image_size_hw": np.asarray(hw, dtype=np.int64),
         "probed_units": json.dumps(units), "device": str(dev), "dtype": "float32",
         "created": utc_now(), "rows_total": count, **versions(),
     }
@@ -175,7 +189,7 @@ def probe_images(
     try:
         with torch.inference_mode():
             for names, x in batches:
-                acts = net.probe(x.to(dev), list(layers), plan=None, full_map=full_map)
+                acts = net.probe(x.to(dev), list(layers), plan=None, full_map=o.full_map)
                 data = {k: v.float().cpu().numpy() for k, v in acts.items()}
                 writer.append({"source": np.asarray(list(names), dtype=object)}, data)
                 bar.update(len(names))

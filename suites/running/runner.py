@@ -45,11 +45,15 @@ from suites.limits import safe_file_name
 from suites.results.verify import check_resumable
 from suites.specs.suite import FAMILY_KINDS, Suite, SuiteError, layer_scale, load_suite, scale_render_kwargs
 from suites.results.summary import RunningSummary, summary_names
-from suites.results.writer import Layout, ResultsWriter, Variable, utc_now
+from probes.device import resolve_device
+from suites.results.attributes import check_same_model
+from suites.results.provenance import utc_now, versions
+from suites.results.writer import Layout, ResultsWriter, Variable
+from suites.running.suite_model import load_probe_model, weights_sha
 
 __all__ = ["run_suite", "RunOptions", "resolve_readout", "Readout", "BatchReadout", "RunResult", "prepare_suite",
            "default_out_path", "resume_checks", "setup_run", "RunSetup", "results_layout", "results_attrs",
-           "stream_rows", "finish_file", "resolve_device", "versions", "suite_from_file"]
+           "stream_rows", "finish_file", "check_resumed_writer", "suite_from_file"]
 
 
 #: Axes longer than this are not copied into attributes; readers rebuild them from the suite text.
@@ -196,56 +200,6 @@ def default_out_path(suite: Suite, root: str | Path = "results") -> Path:
     """``results/<suite>-<model>-<UTC time>.h5``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Path(root) / f"{safe_file_name(suite.name)}-{safe_file_name(suite.model)}-{stamp}.h5"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda if available else cpu; checks that a CUDA device exists."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device: {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but CUDA is not available here; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device: {name!r} does not exist; this machine has {torch.cuda.device_count()} "
-                         f"CUDA device(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    return dev
-
-
-def versions() -> dict[str, str]:
-    """Versions of curvebench, torch, numpy, h5py, HDF5 and Python (results-file provenance)."""
-    import h5py
-
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        cb = version("curvebench")
-    except PackageNotFoundError:  # pragma: no cover
-        cb = "unknown"
-    return {
-        "curvebench_version": cb,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "h5py_version": h5py.__version__,
-        "hdf5_version": h5py.version.hdf5_version,
-        "python_version": platform.python_version(),
-    }
-
-
-def load_probe_model(suite: Suite, device: torch.device) -> Any:
-    """Seed torch with the suite's seed (random weights are then reproducible) and load the model."""
-    import probes
-
-    suite.weights.check_exists()
-    torch.manual_seed(suite.seed)
-    return probes.load_model(suite.model, weights=suite.weights, device=device)
-
-
-def _weights_sha(model: Any, suite: Suite) -> str:
-    sha = (getattr(model, "meta", {}) or {}).get("weights_sha256")
-    return str(sha) if sha else suite.weights.file_sha256()
 
 
 # ----------------------------------------------------------------------------- readout and copy-out
@@ -469,13 +423,10 @@ def resume_checks(path: str | Path, suite: Suite | str | Path | None, options: R
     return s, stored.replace(device=s.device)
 
 
-def _check_resumed_writer(writer: ResultsWriter, s: Suite, weights_sha: str) -> None:
+def check_resumed_writer(writer: ResultsWriter, s: Suite, weights_sha256: str) -> None:
     """After loading the model: the file's model and weights digest must be what the suite now resolves to."""
-    wa = writer.attrs
-    if str(wa.get("model")) != s.model or str(wa.get("weights_sha256", "")) != weights_sha:
-        raise ValueError(f"cannot resume {writer.path}: model/weights now resolve to {s.model!r} "
-                         f"(sha256 {weights_sha[:12] or 'none'}), the file has {wa.get('model')!r} "
-                         f"(sha256 {str(wa.get('weights_sha256', ''))[:12] or 'none'})")
+    check_same_model(writer.attrs, {"model": s.model, "weights_sha256": weights_sha256},
+                     what=f"cannot resume {writer.path}: it was written", other="the suite's model", error=ValueError)
 
 
 @dataclass
@@ -531,7 +482,7 @@ def setup_run(s: Suite, options: RunOptions, probe_model: Any = None, device: to
     position = plan.position if plan is not None else (s.size / 2, s.size / 2)
     grid = Grid(s.axes)
     stop = grid.size if options.limit is None else min(options.limit, grid.size)
-    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, _weights_sha(net, s),
+    return RunSetup(s, options, dev, net, readout, plan, size, position, grid, stop, weights_sha(net, s),
                     layer_scales(s, net, readout.layers))
 
 
@@ -823,7 +774,7 @@ def run_suite(
     if resume is not None:
         writer = ResultsWriter.open_resume(path)
         try:
-            _check_resumed_writer(writer, s, setup.weights_sha)
+            check_resumed_writer(writer, s, setup.weights_sha)
         except BaseException:
             writer.close()
             raise

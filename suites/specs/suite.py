@@ -63,6 +63,7 @@ from stimuli import kinds as _decl
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -266,6 +267,114 @@ def load_suite(name_or_path: str | Path) -> Suite:
     return parse_suite(text, path=str(p))
 
 
+def _parse_axes(doc: dict, path: str) -> list[tuple[str, np.ndarray]]:
+    """The ``[sweep]`` table: ``(parameter, values)`` per swept parameter, in the file's order."""
+    sweep = _table(doc, "sweep", path, required=True)
+    if not sweep:
+        raise SuiteError(f"{path}: [sweep] must name at least one parameter; allowed: {', '.join(SWEEPABLE)}")
+    axes = []
+    for key, spec in sweep.items():
+        if key not in SWEEPABLE:
+            raise SuiteError(f"{path}: unknown key [sweep].{key}; allowed: {', '.join(SWEEPABLE)}")
+        values = _axis_values(spec, path, f"[sweep].{key}")
+        _check_param_values(key, values, path, f"[sweep].{key}")
+        _check_distinct(key, values, path, f"[sweep].{key}")
+        axes.append((key, values))
+    return axes
+
+
+def _parse_fixed(doc: dict, swept: Sequence[str], path: str) -> dict[str, Any]:
+    """The ``[fixed]`` table: colours, choices and numbers held constant (none of them swept)."""
+    fixed: dict[str, Any] = {}
+    for key, value in _table(doc, "fixed", path).items():
+        where = f"[fixed].{key}"
+        if key in swept:
+            raise SuiteError(f"{path}: {where} is also swept in [sweep]; give it in one place only")
+        if key in ("fg", "bg"):
+            fixed[key] = _colour(value, path, where, allow_complement=key == "bg")
+        elif key in _CHOICES:
+            _check_choice(value, f"{path}", where, _CHOICES[key].choices)
+            fixed[key] = value
+        elif key in SWEEPABLE:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SuiteError(f"{path}: {where} must be a number, got {value!r}")
+            _check_param_values(key, np.array([float(value)]), path, where)
+            fixed[key] = int(value) if key in _PARAMS and _PARAMS[key].integer else float(value)
+        else:
+            raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(SWEEPABLE + FIXED_ONLY)}")
+    return fixed
+
+
+def _parse_model(doc: dict, swept: Sequence[str], path: str) -> dict[str, Any]:
+    """The ``[model]`` table as :class:`Suite` fields (model, weights, layers, family, channels, readout, ...)."""
+    model = _table(doc, "model", path)
+    _check_keys(model, _MODEL_KEYS, path, "model")
+    model_name = model.get("name", "groundtruth")
+    if not isinstance(model_name, str) or not model_name:
+        raise SuiteError(f"{path}: [model].name must be a non-empty string, got {model_name!r}")
+    weights = model.get("weights", "")
+    if not isinstance(weights, str):
+        raise SuiteError(f"{path}: [model].weights must be a path string or 'random', got {weights!r}")
+    layers = model.get("layers", [])
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
+        raise SuiteError(f"{path}: [model].layers must be a list of layer names, got {layers!r}")
+    family = model.get("family", "") or None
+    per_rf = model.get("length_per_receptive_field")
+    if per_rf is not None:
+        per_rf = _number(per_rf, path, "[model].length_per_receptive_field")
+        if not 0 < per_rf <= 4:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field must be a fraction > 0 (at most 4), got {per_rf:g}")
+        if "length" in swept:
+            raise SuiteError(f"{path}: [model].length_per_receptive_field sizes the stimulus per layer; it needs a "
+                             "fixed length, not [sweep].length")
+    if family is not None and family not in FAMILY_KINDS:
+        raise SuiteError(f"{path}: [model].family: family {family!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
+    if not layers and family is None:
+        raise SuiteError(f"{path}: [model].layers is required (a list of layer names) unless [model].family is given")
+    channels = model.get("channels")
+    if channels is not None:
+        channels = _channels(channels, path, "[model].channels")
+    readout = model.get("readout", "both")
+    _check_choice(readout, path, "[model].readout", _READOUTS)
+    return {"model": model_name, "weights": WeightsSpec.parse(weights), "layers": tuple(layers), "channels": channels,
+            "family": family, "length_per_receptive_field": per_rf, "readout": readout}
+
+
+def _parse_run(doc: dict, path: str) -> dict[str, Any]:
+    """The ``[run]`` table as :class:`Suite` fields (batch size, device, dtypes, seed, input size)."""
+    run = _table(doc, "run", path)
+    _check_keys(run, _RUN_KEYS, path, "run")
+    batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
+    if batch_size > MAX_BATCH:
+        raise SuiteError(f"{path}: [run].batch_size = {batch_size} is too large: at most {MAX_BATCH}")
+    device = run.get("device", "auto")
+    if not isinstance(device, str) or not device:
+        raise SuiteError(f"{path}: [run].device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    dtype = run.get("dtype", "float32")
+    _check_choice(dtype, path, "[run].dtype", _DTYPES)
+    storage = run.get("storage", "float32")
+    _check_choice(storage, path, "[run].storage", _STORAGE)
+    return {"batch_size": batch_size, "device": device, "dtype": dtype, "storage": storage,
+            "seed": _check_int(run.get("seed", 0), path, "[run].seed", minimum=0),
+            "size": _check_int(run.get("size", 224), path, "[run].size", minimum=8)}
+
+
+def _parse_summary(doc: dict, path: str) -> Summary:
+    """The ``[summary]`` table."""
+    summ = _table(doc, "summary", path)
+    _check_keys(summ, _SUMMARY_KEYS, path, "summary")
+    summary = Summary(
+        enabled=_check_bool(summ.get("enabled", False), path, "[summary].enabled"),
+        top_k=_check_int(summ.get("top_k", 16), path, "[summary].top_k", minimum=1),
+        keep_rows=_check_bool(summ.get("keep_rows", True), path, "[summary].keep_rows"),
+    )
+    if not summary.keep_rows and not summary.enabled:
+        raise SuiteError(f"{path}: [summary].keep_rows = false needs [summary].enabled = true (nothing would be stored)")
+    return summary
+
+
 def parse_suite(text: str, path: str = "<string>") -> Suite:
     """Parse and validate TOML text into a :class:`Suite` (see the module docstring)."""
     try:
@@ -282,104 +391,14 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SuiteError(f"{path}: key 'description' must be a string, got {description!r}")
-
-    sweep = _table(doc, "sweep", path, required=True)
-    if not sweep:
-        raise SuiteError(f"{path}: [sweep] must name at least one parameter; allowed: {', '.join(SWEEPABLE)}")
-    axes = []
-    for key, spec in sweep.items():
-        if key not in SWEEPABLE:
-            raise SuiteError(f"{path}: unknown key [sweep].{key}; allowed: {', '.join(SWEEPABLE)}")
-        values = _axis_values(spec, path, f"[sweep].{key}")
-        _check_param_values(key, values, path, f"[sweep].{key}")
-        _check_distinct(key, values, path, f"[sweep].{key}")
-        axes.append((key, values))
-
-    fixed = {}
-    for key, value in _table(doc, "fixed", path).items():
-        where = f"[fixed].{key}"
-        if key in sweep:
-            raise SuiteError(f"{path}: {where} is also swept in [sweep]; give it in one place only")
-        if key in ("fg", "bg"):
-            fixed[key] = _colour(value, path, where, allow_complement=key == "bg")
-        elif key in _CHOICES:
-            _check_choice(value, f"{path}", where, _CHOICES[key].choices)
-            fixed[key] = value
-        elif key in SWEEPABLE:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SuiteError(f"{path}: {where} must be a number, got {value!r}")
-            _check_param_values(key, np.array([float(value)]), path, where)
-            fixed[key] = int(value) if key in _PARAMS and _PARAMS[key].integer else float(value)
-        else:
-            raise SuiteError(f"{path}: unknown key {where}; allowed: {', '.join(SWEEPABLE + FIXED_ONLY)}")
-    _check_colour_modes({**fixed, **{k: None for k in sweep}}, path)
+    axes = _parse_axes(doc, path)
+    swept = [k for k, _ in axes]
+    fixed = _parse_fixed(doc, swept, path)
+    _check_colour_modes({**fixed, **{k: None for k in swept}}, path)
     _check_geometry(kind, dict(axes), fixed, path)
-
-    model = _table(doc, "model", path)
-    _check_keys(model, _MODEL_KEYS, path, "model")
-    model_name = model.get("name", "groundtruth")
-    if not isinstance(model_name, str) or not model_name:
-        raise SuiteError(f"{path}: [model].name must be a non-empty string, got {model_name!r}")
-    weights = model.get("weights", "")
-    if not isinstance(weights, str):
-        raise SuiteError(f"{path}: [model].weights must be a path string or 'random', got {weights!r}")
-    weights = WeightsSpec.parse(weights)
-    layers = model.get("layers", [])
-    if isinstance(layers, str):
-        layers = [layers]
-    if not isinstance(layers, list) or not all(isinstance(x, str) and x for x in layers):
-        raise SuiteError(f"{path}: [model].layers must be a list of layer names, got {layers!r}")
-    family = model.get("family", "") or None
-    per_rf = model.get("length_per_receptive_field")
-    if per_rf is not None:
-        per_rf = _number(per_rf, path, "[model].length_per_receptive_field")
-        if not 0 < per_rf <= 4:
-            raise SuiteError(f"{path}: [model].length_per_receptive_field must be a fraction > 0 (at most 4), got {per_rf:g}")
-        if "length" in sweep:
-            raise SuiteError(f"{path}: [model].length_per_receptive_field sizes the stimulus per layer; it needs a "
-                             "fixed length, not [sweep].length")
-    if family is not None and family not in FAMILY_KINDS:
-        raise SuiteError(f"{path}: [model].family: family {family!r} does not exist; allowed: {', '.join(FAMILY_KINDS)}")
-    if not layers and family is None:
-        raise SuiteError(f"{path}: [model].layers is required (a list of layer names) unless [model].family is given")
-    channels = model.get("channels")
-    if channels is not None:
-        channels = _channels(channels, path, "[model].channels")
-    readout = model.get("readout", "both")
-    _check_choice(readout, path, "[model].readout", _READOUTS)
-
-    run = _table(doc, "run", path)
-    _check_keys(run, _RUN_KEYS, path, "run")
-    batch_size = _check_int(run.get("batch_size", 256), path, "[run].batch_size", minimum=1)
-    if batch_size > MAX_BATCH:
-        raise SuiteError(f"{path}: [run].batch_size = {batch_size} is too large: at most {MAX_BATCH}")
-    device = run.get("device", "auto")
-    if not isinstance(device, str) or not device:
-        raise SuiteError(f"{path}: [run].device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
-    dtype = run.get("dtype", "float32")
-    _check_choice(dtype, path, "[run].dtype", _DTYPES)
-    storage = run.get("storage", "float32")
-    _check_choice(storage, path, "[run].storage", _STORAGE)
-    seed = _check_int(run.get("seed", 0), path, "[run].seed", minimum=0)
-    size = _check_int(run.get("size", 224), path, "[run].size", minimum=8)
-
-    summ = _table(doc, "summary", path)
-    _check_keys(summ, _SUMMARY_KEYS, path, "summary")
-    summary = Summary(
-        enabled=_check_bool(summ.get("enabled", False), path, "[summary].enabled"),
-        top_k=_check_int(summ.get("top_k", 16), path, "[summary].top_k", minimum=1),
-        keep_rows=_check_bool(summ.get("keep_rows", True), path, "[summary].keep_rows"),
-    )
-    if not summary.keep_rows and not summary.enabled:
-        raise SuiteError(f"{path}: [summary].keep_rows = false needs [summary].enabled = true (nothing would be stored)")
-
-    suite = Suite(
-        name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
-        model=model_name, weights=weights, layers=tuple(layers), channels=channels, family=family,
-        length_per_receptive_field=per_rf,
-        readout=readout, batch_size=batch_size, device=device, dtype=dtype, storage=storage, seed=seed,
-        size=size, summary=summary, source=text, path=path,
-    )
+    suite = Suite(name=name.strip(), kind=kind, axes=tuple(axes), description=description.strip(), fixed=fixed,
+                  **_parse_model(doc, swept, path), **_parse_run(doc, path), summary=_parse_summary(doc, path),
+                  source=text, path=path)
     if suite.num_stimuli > 10**12:
         raise SuiteError(f"{path}: the grid has {suite.num_stimuli} stimuli; at most 10**12 are allowed")
     return suite
