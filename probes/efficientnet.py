@@ -77,7 +77,9 @@ class LiteVariant:
         module, model_file: its import name and the class whose ``get_model_file_path()`` finds the file.
         filename, size, sha256: the packaged file's name, bytes and pinned checksum.
         parameters, state_keys: learnable parameters and tensors of the file (strict checks).
-        best_layer: the tap with the largest measured curve family (``docs/atlas.md``).
+        best_layer: the tap ``curvebench bench probe`` crops to (Lite0: the demo's layer, its largest family in
+            the shared notes; the atlas's measured best layers, whose intervals overlap across stages 3-4,
+            are in ``docs/atlas.md``).
         bench_layers: the taps ``curvebench bench probe`` times by default.
     """
 

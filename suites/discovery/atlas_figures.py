@@ -28,29 +28,36 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def depth_figure(atlas: dict, path: str | Path) -> Path:
-    """Curve detectors (with their 95% interval) against relative depth: one colour per model,
-    trained solid, random-weights control dashed."""
-    fig = Figure(figsize=(9.0, 5.0), dpi=100, facecolor="white")
+    """Curve detectors (with their 95% interval) against relative depth: one colour per model, trained solid,
+    random-weights control dashed. The line joins the depthwise activations (``...depthwise`` taps, filled
+    markers); the other taps (block outputs, linear) are hollow markers on their own."""
+    fig = Figure(figsize=(9.5, 5.2), dpi=100, facecolor="white")
     ax = fig.add_subplot(1, 1, 1)
-    parts = [(atlas["models"], "-", "o", "trained")]
+    parts = [(atlas["models"], "-", "trained")]
     if "control" in atlas:
-        parts.append((atlas["control"]["models"], "--", "x", "random weights"))
+        parts.append((atlas["control"]["models"], "--", "random weights"))
     for i, model in enumerate(atlas["models"]):
         colour = _COLOURS[i % len(_COLOURS)]
-        for models, style, marker, what in parts:
-            layers = sorted(models[model]["layers"].values(), key=lambda s: s["depth"])
-            x = np.array([s["depth"] for s in layers])
-            y = np.array([s["detectors"] for s in layers])
-            lo = np.array([s["detectors_ci"][0] for s in layers])
-            hi = np.array([s["detectors_ci"][1] for s in layers])
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], color=colour, ls=style, marker=marker, ms=4, capsize=2, lw=1.4,
-                        label=f"{model} ({what})", alpha=0.9 if style == "-" else 0.7)
+        for models, style, what in parts:
+            layers = sorted(models[model]["layers"].items(), key=lambda kv: kv[1]["depth"])
+            for depthwise in (True, False):
+                rows = [s for name, s in layers if name.endswith(".depthwise") == depthwise]
+                if not rows:
+                    continue
+                x = np.array([s["depth"] for s in rows])
+                y = np.array([s["detectors"] for s in rows])
+                err = [y - np.array([s["detectors_ci"][0] for s in rows]), np.array([s["detectors_ci"][1] for s in rows]) - y]
+                ax.errorbar(x, y, yerr=np.clip(err, 0, None), color=colour, ls=style if depthwise else "none",
+                            marker="o", ms=4.5, mfc=colour if depthwise else "white", capsize=2, lw=1.4,
+                            alpha=0.9 if style == "-" else 0.7,
+                            label=f"{model} ({what})" if depthwise or len(rows) == len(layers) else None)
     ax.set_xlabel("relative depth (position among the spatial taps: stem 0, head 1)")
-    ax.set_ylabel("curve detectors (95% interval)")
+    ax.set_ylabel("curve detectors (95% interval over stimulus positions)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
-    ax.set_title("curve families across depth and models", fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.set_title("curve families across depth and models (line, filled: depthwise activations; hollow: block "
+                 "outputs)", fontsize=10)
     return _save(fig, Path(path))
 
 
@@ -76,7 +83,7 @@ def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Pat
     folder = Path(folder)
     models = list(atlas["models"].items())
     fig = Figure(figsize=(4.6 * len(models), 5.0), dpi=100, facecolor="white")
-    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.05, top=0.76, wspace=0.35)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.05, top=0.72, wspace=0.35)
     cmap = matplotlib.colormaps["hsv"]
     for i, (model, m) in enumerate(models):
         ax = fig.add_subplot(1, len(models), i + 1, projection="polar")
@@ -95,5 +102,5 @@ def best_radial_figure(atlas: dict, folder: str | Path, path: str | Path) -> Pat
         ax.set_title(f"{model}\n{layer}\n{s['detectors']} detectors (95% {s['detectors_ci'][0]}-{s['detectors_ci'][1]}), "
                      f"largest gap {s['largest_gap_deg']:.0f} deg", fontsize=8.5, pad=14)
     fig.suptitle("best layer per model: each detector's orientation tuning at its best curvature\n(normalised to its "
-                 "peak, coloured by preferred orientation; black on white)", fontsize=10)
+                 "peak, coloured by preferred orientation; black on white)", fontsize=10, y=0.995)
     return _save(fig, Path(path))
