@@ -33,7 +33,8 @@ import numpy as np
 
 
 def _page(files: list[str], out: Path, stats_path: str | None) -> Path:
-    from suites.analysis.report import ReportOptions, write_report
+    from suites.analysis.report import ReportOptions
+    from suites.report_stimuli import write_report
 
     options = None
     if stats_path:

@@ -11,7 +11,7 @@ the library functions the command line calls, one per step of the work::
     model = curvebench.load_model("groundtruth")                 # or "inceptionv1", "efficientnet-lite0"
     run = curvebench.run_suite("demo", out="demo.h5")            # a sweep -> a results file
     ds = curvebench.open_results("demo.h5")                      # any file curvebench writes, by its file_kind
-    found = curvebench.discover("groundtruth", ["curves"])       # the curve family of a layer
+    found = curvebench.discover("groundtruth", ["curves"])       # the curve family of a layer (DiscoverOptions)
     best = curvebench.optimize(model, "curves", [0, 1])          # each channel's preferred stimulus
     curvebench.report([("demo", ds)], "report.html")             # one interactive HTML page
 
@@ -24,7 +24,7 @@ name             is                                              returns
 ``open_results`` :func:`suites.results.files.open_file`          ``xarray.Dataset``
 ``discover``     :func:`suites.discovery.pipeline.discover`      :class:`~suites.discovery.pipeline.DiscoverResult`
 ``optimize``     :func:`suites.optimization.ascent.optimize`     ``xarray.Dataset``
-``report``       :func:`suites.analysis.report.write_report`     path of the HTML page
+``report``       :func:`suites.report_stimuli.write_report`      path of the HTML page
 ===============  ==============================================  =============================
 
 The names are loaded on first use (PEP 562): ``import curvebench`` imports neither torch
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from probes.registry import load_model
     from stimuli.draw import render
-    from suites.analysis.report import write_report as report
+    from suites.report_stimuli import write_report as report
     from suites.discovery.pipeline import discover
     from suites.optimization.ascent import optimize
     from suites.results.files import open_file as open_results
@@ -54,7 +54,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "open_results": ("suites.results.files", "open_file"),
     "discover": ("suites.discovery.pipeline", "discover"),
     "optimize": ("suites.optimization.ascent", "optimize"),
-    "report": ("suites.analysis.report", "write_report"),
+    "report": ("suites.report_stimuli", "write_report"),
 }
 __all__ = list(_EXPORTS)
 

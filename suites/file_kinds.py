@@ -20,6 +20,8 @@ CURVE_FAMILY_KIND = "curvebench-curve-family"
 DISCOVER_RESPONSES_KIND = "curvebench-discover-responses"
 #: Tuning curves of natural-image patches rotated in place (``curvebench rotate-tuning``).
 ROTATION_TUNING_KIND = "curvebench-rotation-tuning"
+#: A discovered family's responses to the article's other stimuli (``curvebench characterize``).
+CHARACTERIZE_KIND = "curvebench-characterize"
 
 #: file kind -> what it is, in words (error messages name it)
 FILE_KINDS: dict[str, str] = {
@@ -29,4 +31,5 @@ FILE_KINDS: dict[str, str] = {
     CURVE_FAMILY_KIND: "a family file of curvebench discover (family.nc: the curve detectors it found)",
     DISCOVER_RESPONSES_KIND: "a responses file of curvebench discover (responses.nc)",
     ROTATION_TUNING_KIND: "a rotation-tuning file (curvebench rotate-tuning)",
+    CHARACTERIZE_KIND: "a characterize file (curvebench characterize)",
 }

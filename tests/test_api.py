@@ -75,6 +75,7 @@ def test_sweep_coordinates_carry_units_and_long_names(sweep_file) -> None:
 
 
 def test_optimize_and_discover_write_files_that_name_their_kind(tmp_path) -> None:
+    from suites.discovery.pipeline import DiscoverOptions
     from suites.discovery.responses import Sweep
     from suites.optimization.ascent import save
 
@@ -84,11 +85,9 @@ def test_optimize_and_discover_write_files_that_name_their_kind(tmp_path) -> Non
     assert list(best.channel.values) == [0, 3] and np.isfinite(best["activation"].values).all()
     back = curvebench.open_results(save(best, tmp_path / "o.nc"))
     assert back.attrs["file_kind"] == OPTIMIZE_KIND and "kind" not in back.attrs
-    from suites.discovery.pipeline import DiscoverOptions
-
     tiny = Sweep(orientations=8, curvatures=2, length=32.0, width=2.0, positions=1)
-    found = curvebench.discover("groundtruth", ["curves"], DiscoverOptions(sweep=tiny, cache_dir=tmp_path / "cache",
-                                                                          out_dir=tmp_path / "d", figures=False))
+    found = curvebench.discover("groundtruth", ["curves"], DiscoverOptions(
+        sweep=tiny, cache_dir=tmp_path / "cache", out_dir=tmp_path / "d", figures=False))
     assert found.family.attrs["file_kind"] == CURVE_FAMILY_KIND
     assert file_kind(open_file(tmp_path / "d" / "family.nc").attrs) == CURVE_FAMILY_KIND
     assert file_kind(open_file(tmp_path / "d" / "responses.nc").attrs) == DISCOVER_RESPONSES_KIND

@@ -66,3 +66,35 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     run = curvebench("run", "demo", "--model", "groundtruth", "--limit", "32", "--out", "small.h5", "--no-progress")
     assert run.returncode == 0, run.stderr[-2000:]
     assert (elsewhere / "small.h5").stat().st_size > 0
+    # the Python API from the installed wheel: every name resolves, and the report page (its script
+    # and the stimuli computed for it) comes from the package data
+    quick = curvebench("run", "demo", "--quick", "--out", "quick.h5", "--no-progress")  # 12 x 12: a heatmap
+    assert quick.returncode == 0, quick.stderr[-2000:]
+    api = subprocess.run([sys.executable, "-c",
+                          "import curvebench; curvebench.render; "
+                          "print(curvebench.render.__module__, curvebench.open_results('small.h5').attrs['file_kind']); "
+                          "print(curvebench.report([('quick', curvebench.open_results('quick.h5'))], 'small.html'))"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert api.returncode == 0, api.stderr[-2000:]
+    assert api.stdout.split()[:2] == ["stimuli.draw", "curvebench-results"], api.stdout
+    page = (elsewhere / "small.html").read_text(encoding="utf-8")
+    assert '"shapes":{"' in page and "drawStimulus" in page
+
+
+def test_library_modules_do_not_pick_a_matplotlib_backend() -> None:
+    """``matplotlib.use()`` at import would switch a notebook's backend: only the application may choose one."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "suites").rglob("*.py")) + sorted((ROOT / "stimuli").rglob("*.py")) + sorted(
+            (ROOT / "probes").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "use"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "matplotlib"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"matplotlib.use() in library modules: {offenders}"
+
+
+def test_suites_top_level_keeps_at_most_eight_modules() -> None:
+    top = sorted(p.stem for p in (ROOT / "suites").glob("*.py") if p.stem != "__init__")
+    assert len(top) <= 8, top

@@ -111,14 +111,21 @@ def test_controls_flag_units_that_prefer_angles(gt_responses):
     assert summ["layers"]["curves"]["flagged"]["corner"] == 12
 
 
-def test_sigma_is_above_the_blank_in_dataset_std(gt_responses):
-    r = gt_responses
+def test_sigma_is_the_one_definition_stated_in_the_outputs(gt_responses):
+    """Default: above the dataset mean, std over padding-free positions; --sigma-baseline blank: above the blank."""
     from suites.analysis.curve_family import sigma_responses
 
-    s = sigma_responses(r, "curves")
+    r = gt_responses
+    assert r.attrs["sigma_baseline"] == "mean" and r.attrs["sigma_positions"] == "valid"
+    assert "dataset mean" in r.attrs["sigma"] and "padding-free" in r.attrs["sigma"]
     raw = r["curves_curve"].sel(polarity="white_on_black").isel(curvature=3, orientation=0, position=2).values
+    s = sigma_responses(r, "curves")
+    np.testing.assert_allclose(s["curve_positions"][:, 2, 1, 3, 0], (raw - r["curves_mean"].values) / r["curves_std"].values,
+                               rtol=1e-6)
+    blank = r.copy()
+    blank.attrs["sigma_baseline"] = "blank"
     expect = (raw - r["curves_blank"].sel(polarity="white_on_black").values) / r["curves_std"].values
-    np.testing.assert_allclose(s["curve_positions"][:, 2, 1, 3, 0], expect, rtol=1e-6)
+    np.testing.assert_allclose(sigma_responses(blank, "curves")["curve_positions"][:, 2, 1, 3, 0], expect, rtol=1e-6)
     # the reported heatmap is the mean over positions
     np.testing.assert_allclose(s["curve"], s["curve_positions"].mean(axis=1), rtol=1e-12)
     assert "builtin" in r.attrs["statistics"] and "not ImageNet" in r.attrs["statistics"]
@@ -246,3 +253,61 @@ def test_demo_quick_on_efficientnet(tmp_path, capsys):
     summ = json.loads((out / "summary.json").read_text())
     assert summ["model"] == "efficientnet-lite0" and summ["layers"]["blocks.3.2.depthwise"]["channels_tested"] == 480
     assert (tmp_path / "fig.png").stat().st_size > 50_000
+
+
+def test_characterize_the_ground_truth_family(gt_cli_run, tmp_path, capsys):
+    """`curvebench characterize` on the ground truth's discover output: built polarity-free, curve > angle."""
+    out = tmp_path / "char"
+    capsys.readouterr()
+    assert cli_main(["characterize", str(gt_cli_run[2]), "--layer", "curves", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("12 curve detectors of curves (groundtruth)")
+    summ = json.loads((out / "characterize.json").read_text())
+    claims = summ["claims"]
+    assert set(claims) == {"fill", "colour", "polarity", "rounding", "combing"}
+    assert all("article" in c for c in claims.values())
+    # the ground truth's units read an achromatic, polarity-free edge map
+    assert claims["polarity"]["polarity_ratio"]["median"] == pytest.approx(1.0, abs=1e-3)
+    assert claims["rounding"]["rounding_rises"]["count"] == 12
+    lo, hi = claims["fill"]["fill_ratio"]["ci95"]
+    assert lo <= claims["fill"]["fill_ratio"]["median"] <= hi
+    import xarray as xr
+
+    with xr.open_dataset(out / "characterize.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["unit"] == 12 and ds.rounding_sigma.shape == (12, 5)
+    assert (out / "characterize.png").stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("which, needle", [("nofolder", "is not a folder"), ("empty", "is not a discover output"),
+                                           ("layer", "layer 'nope' is not in")])
+def test_characterize_bad_input_is_one_line(gt_cli_run, tmp_path, capsys, which, needle):
+    (tmp_path / "empty").mkdir()
+    argv = {"nofolder": [str(tmp_path / "missing")], "empty": [str(tmp_path / "empty")],
+            "layer": [str(gt_cli_run[2]), "--layer", "nope"]}[which]
+    capsys.readouterr()
+    assert cli_main(["characterize", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("curvebench: error:") and err.count("\n") == 1 and needle in err
+
+
+def test_layer_families_measures_several_layers_in_one_pass(cache):
+    """The library call for many layers (curvebench atlas): per-layer summaries with stability and detectors_ci."""
+    from suites.discovery.pipeline import layer_families
+
+    small = Sweep(orientations=36, curvatures=8, length=32.0, width=2.0, positions=1)
+    fams = layer_families(probes.load_model("groundtruth"), ["curves", "edges"], small, Criteria(min_line_ratio=1.3),
+                          cache_dir=cache)
+    assert set(fams) == {"curves", "edges"}
+    assert fams["curves"]["detectors"] == 12 and fams["curves"]["detectors_ci"] == [12, 12]
+    assert fams["edges"]["detectors"] == 0 and fams["curves"]["positions"] == 1
+    assert all(m["stability"] == 1.0 and m["tuning_width_deg"] > 0 for m in fams["curves"]["family"])
+
+
+def test_positions_must_be_a_square_grid(tmp_path, capsys, cache):
+    rc = cli_main(["discover", "--model", "groundtruth", "--layers", "curves", "--positions", "3",
+                   "--out", str(tmp_path / "o"), "--cache", str(cache), "--no-progress", *TINY_ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "positions must be a square number" in err and "got 3" in err
+    assert Sweep(positions=9).position_offsets(16).tolist()[0] == pytest.approx([-16 / 3, -16 / 3])
+    off = Sweep(positions=4, offset=(4.0, -8.0)).position_offsets(16)
+    assert off.tolist() == [[0, -12], [8, -12], [0, -4], [8, -4]]

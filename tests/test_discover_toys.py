@@ -91,3 +91,26 @@ def test_detectors_ci_contains_the_count(families):
             lo, hi = s["detectors_ci"]
             assert lo <= s["detectors"] <= hi
             assert all(0.75 <= m["stability"] <= 1 for m in s["family"])
+
+
+def test_classify_arrays_on_plain_sigma_arrays():
+    """The test without a model or a responses file (a sweep results file's own data): von Mises tuned units."""
+    from suites.analysis.curve_family import classify_arrays
+
+    o = np.arange(36) * 10.0
+    k = np.linspace(0, 0.05, 6)
+    tuning = np.exp(3 * (np.cos(np.deg2rad(o - 90)) - 1))           # one lobe at 90 deg, FWHM ~ 55 deg
+    curve = np.zeros((3, 2, k.size, o.size))
+    curve[0] = 8 * tuning[None, None] * (k[:, None] / k.max())        # a curve unit (line response 0)
+    curve[1] = 8 * tuning[None, None]                                 # answers lines as much as curves
+    curve[2] = curve[0]
+    angle = np.zeros((3, 1, 3, o.size))
+    angle[2] = 12.0                                                   # prefers the angle: flagged
+    fam = classify_arrays(o, k, curve, controls={"angle": angle}, channels=[5, 6, 7], layer="toy")
+    assert list(fam.detector.values) == [True, False, False]
+    assert abs(float(fam.preferred_orientation.values[0]) - 90) < 1 and fam.channel.values.tolist() == [5, 6, 7]
+    assert float(fam.preferred_curvature.values[0]) == pytest.approx(0.05)
+    assert bool(fam.flag_corner.values[2]) and fam.flags.values[2] == "corner"
+    assert float(fam.curve_line_ratio.values[1]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="expected .channel, .position,. 2 polarities"):
+        classify_arrays(o, k, curve[:, :1])

@@ -26,9 +26,11 @@ def _drawn(path, min_colours: int = 40) -> np.ndarray:
 @pytest.fixture
 def family() -> xr.Dataset:
     prefs = [243, 268.5, 290, 358, 22.5, 66.5]
-    return synthetic_results([dict(preferred=p, peak=40.0) for p in prefs], channel_ids=[379, 406, 385, 343, 342, 388],
-                             orientations=np.arange(0, 360, 4.0), curvatures=np.linspace(0, 0.1, 8),
-                             extra={"rounding": [0.0, 0.5, 1.0]}, modulate={"rounding": [0.4, 0.7, 1.0]})
+    ds = synthetic_results([dict(preferred=p, peak=40.0) for p in prefs], channel_ids=[379, 406, 385, 343, 342, 388],
+                           orientations=np.arange(0, 360, 4.0), curvatures=np.linspace(0, 0.1, 8),
+                           extra={"rounding": [0.0, 0.5, 1.0]}, modulate={"rounding": [0.4, 0.7, 1.0]})
+    ds.attrs["model"] = "inceptionv1"  # six channels of the article's mixed3b family: chosen by `auto`
+    return ds
 
 
 def test_heatmaps_and_series(family, tmp_path) -> None:

@@ -19,12 +19,13 @@ import xarray as xr
 
 from curvebench.cli import main
 from suites.analysis.arrays import grid
-from suites.analysis.report import ReportOptions, report_data, report_html, script_json, write_report
+from suites.analysis.report import ReportOptions, report_data, report_html, script_json
 from suites.analysis.sigma import to_sigma
 from suites.analysis.synthetic import synthetic_results
 from suites.analysis.tuning import layer_tuning
 from suites.results.reading import open_results
 from suites.running.runner import run_suite
+from suites.report_stimuli import page_shapes, shape_outline, write_report
 from suites.specs.suite import parse_suite
 
 HOSTILE = "</script><script>alert(1)</script>"
@@ -113,14 +114,20 @@ def test_series_values_get_their_own_grids(runs) -> None:
     assert not np.allclose(sharp, _decode(layer["grids"]["rounding=1"], shape))
 
 
-def test_many_channels_show_the_strongest_and_table_lists_all() -> None:
-    units = [{"preferred": 17.0 * i, "concentration": 2.0 + 3 * (i % 7)} for i in range(20)]
+def test_many_channels_show_the_test_passers_spread_and_table_lists_all() -> None:
+    from suites.analysis import grid, to_sigma
+    from suites.analysis.channel_choice import sweep_detectors
+
+    # offset: lines answer far less than curves, so the units pass the curve-detector test (curve, not line)
+    units = [{"preferred": 17.0 * i, "concentration": 2.0 + 3 * (i % 7), "offset": 4.5} for i in range(20)]
     ds = synthetic_results(units, layer="mixed4b", orientations=np.arange(0, 360, 10.0), curvatures=np.linspace(0, 0.1, 3))
     layer = report_data([("s", ds)], ReportOptions(max_channels=5))["runs"][0]["layers"][0]
-    peak = {c: u["peak_sigma"] for c, u in layer_tuning(ds, "mixed4b")["channels"].items()}
-    strongest = sorted(sorted(peak, key=lambda c: -peak[c])[:5])
-    assert min(peak[c] for c in strongest) > max(peak[c] for c in peak if c not in strongest)  # a clear top 5
-    assert sorted(layer["shown"]) == strongest
+    passed, _ = sweep_detectors(grid(ds, to_sigma(ds, "mixed4b", None)))
+    assert len(passed) > 5
+    assert len(layer["shown"]) == 5 and set(layer["shown"]) <= set(passed)
+    assert "5 of them evenly spaced in preferred orientation" in layer["chosen"]
+    prefs = np.sort([17.0 * c for c in layer["shown"]])
+    assert np.max(np.diff(np.append(prefs, prefs[0] + 360))) < 2 * 360 / 5  # spread around the circle
     assert len(layer["tuning"]) == 20
     with pytest.raises(ValueError, match="not in the results"):
         report_data([("s", ds)], ReportOptions(channels=[99]))
@@ -354,16 +361,19 @@ STIMULUS_CASES = [
 
 
 def test_browser_stimulus_drawing_matches_the_renderer(page) -> None:
-    """The page draws stimuli from parameters; each kind of parameter must give the renderer's picture."""
+    """The page draws the shapes Python computed (suites.report_stimuli); each kind of parameter must give the
+    renderer's picture."""
     import stimuli
     from suites.specs.render_args import render_kwargs
 
     driver = page[0]
     for kind, params in STIMULUS_CASES:
+        shape = shape_outline(kind, {k: v for k, v in params.items() if k != "orientation"}, 48)
         rgba = driver.execute_script(
             "const c = document.createElement('canvas');"
-            "window.__report.drawStimulus(c, {kind: arguments[0], fixed: {}, size: 48, position: [23.5, 25]}, arguments[1]);"
-            "return Array.from(c.getContext('2d').getImageData(0, 0, 48, 48).data);", kind, params)
+            "window.__report.drawStimulus(c, {size: 48, position: [23.5, 25], shapes: {s: arguments[0]}},"
+            " {shape: 's', orientation: arguments[1]});"
+            "return Array.from(c.getContext('2d').getImageData(0, 0, 48, 48).data);", shape, params["orientation"])
         drawn = np.asarray(rgba, dtype=np.float64).reshape(48, 48, 4)[..., :3] / 255.0
         swept = {k: np.array([v]) for k, v in params.items() if not isinstance(v, str) and k not in ("fg", "bg", "tick_side")}
         fixed = {k: v for k, v in params.items() if isinstance(v, str)}
@@ -506,3 +516,33 @@ def test_browser_discover_page_draws_each_polarity(discover_dir, tmp_path, brows
         corners.append(browser.execute_script(
             "const c = document.querySelector('#stim-row canvas'); return Array.from(c.getContext('2d').getImageData(0, 0, 1, 1).data)"))
     assert corners[0][:3] == [255, 255, 255] and corners[1][:3] == [0, 0, 0]  # background of each polarity
+
+
+# -- stimulus geometry once ----------------------------------------------------------------
+def test_page_embeds_shapes_computed_by_stimuli_and_ports_no_geometry(runs) -> None:
+    """The page's script has no copy of stimuli's geometry, colour rules or defaults: the shapes come from Python."""
+    from importlib import resources
+
+    js = resources.files("suites.analysis").joinpath("report_assets", "report.js").read_text(encoding="utf-8")
+    for ported in ("pathPoint", "sinc", "hsv(", "complement", "tick_length", "fill_mode", "_hue"):
+        assert ported not in js, f"report.js spells {ported!r}: stimulus geometry belongs to stimuli"
+    report_py = resources.files("suites.analysis").joinpath("report.py").read_text(encoding="utf-8")
+    assert '"angle", "line"' not in report_py and "'angle', 'line'" not in report_py  # no kind list of its own
+    rounding = open_results(runs["rounding"]).load()
+    page = report_data([("rounding", rounding)], ReportOptions(shapes=page_shapes))["runs"][0]
+    shapes = page["stimulus"]["shapes"]
+    K, series = len(page["curvature"]), page["series"]
+    assert len(shapes) == K * (1 + sum(len(v) - 1 for v in series.values()))
+    # a shape is the renderer's path: the sampled points lie on the stimulus drawn by stimuli.render
+    import stimuli
+
+    ik, name = K - 1, next(iter(series))
+    last = len(series[name]) - 1
+    shape = shapes[f"{ik}|{last}"]
+    path = np.asarray(shape["path"]).reshape(-1, 2)
+    img = stimuli.render("angle", orientation=90.0, curvature=page["curvature"][ik], position=(48.0, 48.0), size=96,
+                         length=32, width=2, **{name: series[name][last]})[0, 0].numpy()
+    cols, rows = 48.0 + path[:, 0], 48.0 - path[:, 1]  # orientation 90: u along +x, v up the screen
+    ink = img[np.clip(rows.astype(int), 0, 95), np.clip(cols.astype(int), 0, 95)] < 0.5
+    assert ink.mean() > 0.9, f"{ink.mean():.2f} of the page's path points lie on the rendered stroke"
+    assert shape["fg"] == [0.0, 0.0, 0.0] and shape["bg"] == [1.0, 1.0, 1.0] and shape["width"] == 2.0

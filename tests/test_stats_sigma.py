@@ -179,3 +179,32 @@ def test_stats_cli_positions(tmp_path, capsys) -> None:
     assert load_stats(out).attrs["positions"] == "valid"
     assert main(["stats", "--images", "builtin", "--size", "40", "--layers", "curves", "--positions", "valid"]) == 2
     assert "use a larger --size" in capsys.readouterr().err
+
+
+def test_stats_store_both_stds_and_sigma_uses_the_padding_free_one() -> None:
+    """One pass stores the all-positions and the padding-free moments; the one sigma picks the padding-free std."""
+    import probes
+    from suites.analysis.sigma import DEFAULT_SIGMA, SigmaDefinition, channel_stats, reference_moments
+
+    model = probes.load_model("groundtruth")
+    src = image_source("builtin", limit=2)
+    everywhere = compute_stats(model, src, ["curves"], size=64, batch_size=2, progress=False)
+    valid = compute_stats(model, src, ["curves"], size=64, batch_size=2, progress=False, positions="valid")
+    for name in ("curves", "curves_pre_relu"):
+        for key in ("mean", "std"):
+            np.testing.assert_allclose(everywhere[f"{name}_{key}_all"], everywhere[f"{name}_{key}"], rtol=1e-12)
+            np.testing.assert_allclose(everywhere[f"{name}_{key}_valid"], valid[f"{name}_{key}"], rtol=1e-9)
+            np.testing.assert_allclose(valid[f"{name}_{key}_all"], everywhere[f"{name}_{key}"], rtol=1e-9)
+    assert (DEFAULT_SIGMA.baseline, DEFAULT_SIGMA.positions) == ("mean", "valid")
+    mean, std, used = reference_moments(everywhere, "curves")
+    assert used == "valid" and np.allclose(std, valid["curves_std"])
+    assert reference_moments(everywhere, "curves", "all")[2] == "all"
+    old = everywhere.drop_vars([v for v in everywhere.data_vars if str(v).endswith(("_all", "_valid"))])
+    assert reference_moments(old, "curves")[2] == "all"  # an older file: the std it has, and it says so
+    ds = synthetic_results([dict(preferred=0.0)] * 12, layer="curves", attrs={"model": "groundtruth"})
+    label = channel_stats(ds, "curves", everywhere).label
+    assert "padding-free positions only" in label and "dataset mean" in label
+    assert "all positions" in channel_stats(ds, "curves", old).label
+    assert "asked for padding-free" in SigmaDefinition().describe("all")
+    with pytest.raises(ValueError, match="sigma baseline: 'median' is not one of mean, blank"):
+        SigmaDefinition(baseline="median")

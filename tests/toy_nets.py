@@ -83,3 +83,45 @@ def broken() -> nn.Module:
 
 
 NOT_CALLABLE = 3
+
+
+class SpikeAndCurves(nn.Module):
+    """The ground-truth model's 12 designed curve units plus one *spike* unit (channel 12), tap ``units``.
+
+    The spike unit answers one stimulus only: the normalised cross-correlation of the image
+    with a rendered curve (orientation :data:`SPIKE_ORIENTATION` degrees, curvature
+    :data:`SPIKE_CURVATURE` /px, 64 px long, 3 px wide, black on white, midpoint at
+    :data:`SPIKE_POSITION` of a 224 px image: the centre of ``curves`` unit (27, 27))
+    above 0.99, scaled so that its one response is far stronger than any curve unit's.
+    """
+
+    SPIKE_ORIENTATION = 100.0
+    SPIKE_CURVATURE = 0.03
+    SPIKE_POSITION = (111.0, 111.0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        import stimuli
+        from probes.groundtruth import GroundTruthNet
+
+        self.gt = GroundTruthNet()
+        t = stimuli.render("curve", orientation=self.SPIKE_ORIENTATION, curvature=self.SPIKE_CURVATURE, length=64.0,
+                           width=3.0, size=224, position=self.SPIKE_POSITION)[0]
+        t = t - t.mean()
+        self.register_buffer("template", t / t.norm())
+        self.units = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        curves = self.gt(x)
+        if x.shape[-2:] != self.template.shape[-2:]:  # a receptive-field crop: no spike (it needs the full image)
+            spike = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        else:
+            v = x - x.mean(dim=(1, 2, 3), keepdim=True)
+            ncc = (v * self.template).sum(dim=(1, 2, 3)) / v.flatten(1).norm(dim=1).clamp_min(1e-9)
+            spike = 5000.0 * torch.relu(ncc - 0.99)
+        spike_map = spike[:, None, None, None].expand(-1, 1, *curves.shape[-2:])
+        return self.units(torch.cat([curves, spike_map], dim=1))
+
+
+def spike_and_curves() -> nn.Module:
+    return SpikeAndCurves()

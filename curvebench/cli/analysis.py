@@ -11,7 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from curvebench.cli.argtypes import add_model_options, int_list, name_list, positive_int
+from curvebench.cli.argtypes import CHANNELS_HELP, add_model_options, channel_selection, int_list, name_list, positive_int
+
 from curvebench.cli.outputs import add_overwrite
 
 
@@ -120,9 +121,36 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 # -- plot ------------------------------------------------------------------------------
+def family_folders(paths) -> list[Path]:
+    """Where ``--channels auto`` looks for a discovered family: beside the files, and ./results."""
+    return list(dict.fromkeys([Path(p).resolve().parent for p in paths] + [Path("results").resolve()]))
+
+
+def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Namespace, channels) -> list[Path]:
+    """Heatmaps (and series) and the radial figure of one layer; none, with a note, when auto finds no channel."""
+    from suites.analysis.arrays import grid
+    from suites.analysis.channel_choice import NoChannels
+    from suites.analysis.plots import choose, plot_heatmaps, plot_radial
+    from suites.analysis.sigma import to_sigma
+
+    try:
+        chosen = choose(ds, layer, grid(ds, to_sigma(ds, layer, stats)), channels, None)
+    except NoChannels as exc:
+        print(f"note: {name} {layer}: {exc}; no figures of it")
+        return []
+    print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
+    if chosen.source == "sweep test":
+        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+              f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
+    written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
+                            strip=_strip(args), name=name)
+    return written + plot_radial(ds, out, stats, layers=[layer], channels=channels, name=name)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from suites.analysis.arrays import layer_names
-    from suites.analysis.plots import COMPARISON_LAYERS, plot_heatmaps, plot_layer_comparison, plot_radial, plot_side_by_side
+    from suites.analysis.plots import COMPARISON_LAYERS, plot_layer_comparison, plot_side_by_side
+    from suites.results.family_file import with_family_files
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -137,18 +165,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     stats = _stats(args.stats)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
-    channels = args.channels if args.channels else None
     written = []
+    channels = with_family_files(args.channels, family_folders(args.files))
     for (name, ds), layers in zip(datasets, layer_lists):
-        written += plot_heatmaps(ds, out, stats, layers=layers, channels=channels, vmax=args.vmax, strip=_strip(args), name=name)
-        written += plot_radial(ds, out, stats, layers=layers, channels=channels, name=name)
+        for layer in layers:
+            written += _plot_layer(name, ds, layer, out, stats, args, channels)
         present = [l for l in COMPARISON_LAYERS if l in layer_names(ds)]
         if len(present) >= 2:
             written.append(plot_layer_comparison(ds, out / f"{name}-layer-comparison.png", stats))
     if len(datasets) > 1:
         common = [l for l in layer_names(datasets[0][1]) if all(l in layer_names(d) for _, d in datasets)]
         for layer in args.layers if args.layers else common:
-            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels, vmax=args.vmax, strip=_strip(args)))
+            written.append(plot_side_by_side(datasets, layer, out / f"side-by-side-{layer}.png", stats, channels=channels,
+                                             vmax=args.vmax, strip=_strip(args)))
     for p in written:
         print(f"wrote {p}")
     return 0
@@ -332,8 +361,8 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
-    p.add_argument("--channels", type=int_list, metavar="A,B",
-                   help="comma-separated channel ids (default: the layer's family)")
+    p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
+                   help=CHANNELS_HELP)
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",
                    help="top of the colour scale in sigma (default 25, the article's)")
     p.add_argument("--no-strip", action="store_true", help="do not render the stimulus strip")

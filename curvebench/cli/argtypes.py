@@ -11,12 +11,21 @@ import argparse
 from probes.weights_spec import WeightsSpec
 
 __all__ = ["positive_int", "nonnegative_int", "name_list", "int_list", "weights_spec", "input_transform",
-           "INPUT_TRANSFORM_HELP", "add_model_options"]
+           "INPUT_TRANSFORM_HELP", "add_model_options", "channel_selection", "CHANNELS_HELP"]
 
 INPUT_TRANSFORM_HELP = (
     "for 'module.path:factory' models: map from images in [0, 1] to the network's input: identity, imagenet "
     "(torchvision mean/std), pm1 ((x-0.5)/0.5), caffe (x*255-117), or affine:SCALE:SHIFT (each one number or "
     "three comma-separated, per RGB); default the module's `input_transform` attribute, else identity")
+
+
+#: ``--channels`` of plot and report (sweep files).
+CHANNELS_HELP = (
+    "channels to show: auto (default) = the layer's known curve family (the article's for InceptionV1), else the "
+    "curve detectors of a `curvebench discover` family.nc of the same model and weights found beside the file or "
+    "in ./results, else the channels that pass discover's curve-detector test on the sweep itself (one polarity), "
+    "at most 16, evenly spaced in preferred orientation; all; family (the known family); ids like 3,17,42; or a "
+    "FAMILY.nc of `curvebench discover`. Each figure says how its channels were chosen")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -53,6 +62,23 @@ def int_list(text: str) -> list[int]:
         return [int(s) for s in name_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def channel_selection(*allowed: str):
+    """The ``--channels`` type of a command that accepts the selection modes ``allowed``
+    (see :mod:`suites.specs.channel_selection`; all of them when none is named)."""
+    from suites.specs.channel_selection import MODES, parse_channels
+
+    modes = tuple(allowed) or MODES
+
+    def parse(text: str):
+        try:
+            return parse_channels(text, modes)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "channels"  # argparse names the type in some messages
+    return parse
 
 
 def weights_spec(text: str) -> WeightsSpec:

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from curvebench.cli.argtypes import name_list, positive_int
@@ -158,7 +159,7 @@ def _print_result(result, out: Path | None) -> None:
         if s.get("saturated"):
             print(f"  {s['saturated']} members clip (ReLU6): their tuning is measured before the clip")
     print(f"test: {result.summary['test']}")
-    print(f"sigma from {result.summary['statistics']}")
+    print(f"{result.summary.get('sigma') or 'sigma'}; {result.summary['statistics']}")
     for name, path in (result.files or {}).items():
         print(f"{name}: {path}")
 
@@ -179,12 +180,14 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         from suites.results.files import load_stats
 
         stats = load_stats(args.stats, "--stats")
+    from suites.analysis.sigma import SigmaDefinition
     from suites.discovery.pipeline import DiscoverOptions
 
     opts = DiscoverOptions(weights=args.weights, control=args.control, seed=args.seed, sweep=_sweep(args),
                            criteria=_criteria(args), images=args.images, stats=stats,
                            cache_dir=None if args.no_cache else args.cache, out_dir=out, figures=not args.no_figures,
-                           device=args.device, progress=not args.no_progress)
+                           device=args.device, progress=not args.no_progress,
+                           sigma=SigmaDefinition(args.sigma_baseline, args.sigma_positions))
     result = discover(args.model, args.layers, opts)
     if args.json:
         with output_file(args.json, "--json") as tmp:
@@ -306,7 +309,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         tmp.write_text(line + "\n", encoding="utf-8")
     print(line)
     print(f"test: {result.summary['test']}")
-    print(f"sigma from {result.summary['statistics']}")
+    print(f"{result.summary.get('sigma') or 'sigma'}; {result.summary['statistics']}")
     for name, path in (result.files or {}).items():
         print(f"{name}: {path}")
     print(f"summary line: {out / 'summary.txt'}")
@@ -325,13 +328,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: Any, bench_commands: Any) -> None:
-    """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
-    from types import SimpleNamespace
+# ----------------------------------------------------------------------------- characterize
 
-    # the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
-    sweep_defaults = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
-                                     angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
+def _cmd_characterize(args: argparse.Namespace) -> int:
+    from suites.discovery.characterize import characterize, load_discover_output
+    from suites.discovery.characterize_plot import characterize_figure
+
+    load_discover_output(args.folder, args.layer)  # one-line errors before any work
+    out = Path(args.out) if args.out else Path(args.folder) / "characterize"
+    paths = [out / "characterize.json", out / "characterize.nc", out / "characterize.png"]
+    _check_outputs(paths)
+    ds, summ = characterize(args.folder, args.layer, device=args.device)
+    with output_file(paths[0]) as tmp:
+        tmp.write_text(json.dumps(summ, indent=2) + "\n", encoding="utf-8")
+    with output_file(paths[1]) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    characterize_figure(ds, summ, paths[2])
+    print(f"{summ['members']} curve detectors of {summ['layer']} ({summ['model']}); {summ['sigma']}")
+    for claim, part in summ["claims"].items():
+        nums = "; ".join(f"{k} " + (f"{v['count']}/{v['of']}" if "count" in v else f"median {v['median']} "
+                                    f"(95% CI {v['ci95'][0]}-{v['ci95'][1]})")
+                         for k, v in part.items() if k != "article")
+        print(f"{claim}: {nums}  [article: {part['article']}]")
+    for p in paths:
+        print(f"{p.suffix[1:]}: {p}")
+    return 0
+
+
+#: the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
+_SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
+                                  angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
+
+
+def _add_discover(commands: Any) -> None:
+    """``curvebench discover``: its options."""
     p = commands.add_parser(
         "discover", help="find the curve family of any model's layers (with a random-weights control)",
         description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "
@@ -352,16 +382,25 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--cache", default="results/cache", metavar="DIR",
                    help="where computed statistics are cached (default results/cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    p.add_argument("--sigma-baseline", choices=["mean", "blank"], default="mean",
+                   help="sigma above the channel's dataset mean (default; the one sigma of plot, tuning, report) or "
+                        "above the blank image of the stimulus's background")
+    p.add_argument("--sigma-positions", choices=["valid", "all"], default="valid",
+                   help="std over the padding-free positions of natural images (default, like the probed centre "
+                        "unit) or over all positions")
     p.add_argument("--out", metavar="DIR", help="output folder (default results/discover-<model>-<UTC time>)")
     p.add_argument("--json", metavar="PATH", help="also write the JSON summary here")
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, sweep_defaults)
+    _add_sweep_args(p, _SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
     p.set_defaults(func=_cmd_discover)
 
+
+def _add_compare(commands: Any) -> None:
+    """``curvebench compare``: its options."""
     p = commands.add_parser(
         "compare", help="curve families side by side: size, orientation coverage, tuning width, curvature",
         description="Tabulate and draw discover results side by side (layers of one model, different models, "
@@ -375,6 +414,9 @@ def register(commands: Any, bench_commands: Any) -> None:
     add_overwrite(p)
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_demo(commands: Any) -> None:
+    """``curvebench demo``: its options."""
     p = commands.add_parser(
         "demo", help="the main job: the curve family of a real trained network (EfficientNet-Lite0), offline",
         description=f"Discovers the curve detectors of EfficientNet-Lite0 (weights shipped with the "
@@ -396,3 +438,30 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
+
+
+def _add_characterize(commands: Any) -> None:
+    """``curvebench characterize``: its options."""
+    p = commands.add_parser(
+        "characterize", help="the article's claims (fill, colour, polarity, rounding, combing) as numbers for a "
+                             "discovered family",
+        description="For each member of a `curvebench discover` family, at its preferred stimulus on the run's own "
+                    "positions and sigma: filled/plain ratio and heatmap correlation, colour (hue pairs), contrast "
+                    "polarity, rounding (angle -> curve) and combing (ticks); per-unit values and a family median "
+                    "with a 95% bootstrap interval, beside the article's statement (docs/discover.md). Writes "
+                    "characterize.json, characterize.nc and characterize.png.",
+    )
+    p.add_argument("folder", metavar="DIR", help="a curvebench discover (or demo) output folder")
+    p.add_argument("--layer", help="layer of the family (default: the folder's first)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default DIR/characterize)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_overwrite(p)
+    p.set_defaults(func=_cmd_characterize)
+
+
+def register(commands: Any, bench_commands: Any) -> None:
+    """Add ``discover``, ``compare`` and ``demo`` to the ``curvebench`` parser."""
+    _add_discover(commands)
+    _add_compare(commands)
+    _add_demo(commands)
+    _add_characterize(commands)

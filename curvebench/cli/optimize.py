@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curvebench.cli.argtypes import name_list, nonnegative_int, positive_int
+from curvebench.cli.argtypes import channel_selection, name_list, nonnegative_int, positive_int
 from curvebench.cli.outputs import add_overwrite
 from probes.weights_spec import RANDOM_TEXT
 
@@ -46,17 +46,8 @@ def bound(text: str) -> tuple[str, tuple[float, float]]:
         raise argparse.ArgumentTypeError(f"expected NAME=LO:HI, got {text!r}") from None
 
 
-def channel_list(text: str) -> list[int] | str | Path:
-    """``all``, ``family``, a discovered family file (``*.nc``) or comma-separated channel ids."""
-    if text in ("all", "family"):
-        return text
-    if text.endswith(".nc"):
-        return Path(text)
-    try:
-        return [int(s) for s in name_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all', 'family', a family.nc or channel ids separated by commas, "
-                                         f"got {text!r}") from None
+#: ``--channels`` of optimize: the shared vocabulary without ``auto`` (there is no sweep to choose from).
+channel_list = channel_selection("all", "family", "ids", "file")
 
 
 def _duplicates(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:

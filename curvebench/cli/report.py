@@ -10,7 +10,7 @@ import math
 import time
 from pathlib import Path
 
-from curvebench.cli.argtypes import int_list, name_list, positive_int
+from curvebench.cli.argtypes import CHANNELS_HELP, channel_selection, name_list, positive_int
 from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
@@ -33,7 +33,8 @@ def _inputs(files: list[str]):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suites.analysis.report import ReportOptions, report_kind, write_report
+    from suites.analysis.report import ReportOptions, report_kind
+    from suites.report_stimuli import write_report
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -60,7 +61,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         from suites.results.files import load_stats
 
         stats = load_stats(args.stats, "--stats")
-    options = ReportOptions(stats=stats, channels=args.channels, layers=args.layers, max_channels=args.max_channels,
+    from curvebench.cli.analysis import family_folders
+    from suites.results.family_file import with_family_files
+
+    channels = with_family_files(args.channels, family_folders(args.files))
+    options = ReportOptions(stats=stats, channels=channels, layers=args.layers, max_channels=args.max_channels,
                             vmax=args.vmax)
     t0 = time.perf_counter()
     path = write_report(runs, out, options, title=args.title)
@@ -87,9 +92,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
-    p.add_argument("--channels", type=int_list, metavar="A,B",
-                   help="channel ids whose heatmaps are shown (default: the layer's curve family, else all "
-                   "channels up to --max-channels, else the strongest)")
+    p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
+                   help=CHANNELS_HELP.replace("at most 16", "at most --max-channels") + " (sweep files; discover output: "
+                   "auto = its detectors; optimize results: auto = all)")
     p.add_argument("--max-channels", type=positive_int, default=16, metavar="N",
                    help="at most N heatmaps per layer by default (default 16); the tuning table lists every channel")
     p.add_argument("--vmax", type=float, default=25.0, metavar="SIGMA",

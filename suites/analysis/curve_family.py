@@ -6,9 +6,11 @@ file's own data).
 
 The test (every number a field of :class:`Criteria`, a ``curvebench discover`` flag):
 
-1. **Strength.** Responses are in sigma above the blank image:
-   ``(activation - activation(blank of that polarity)) / std``, ``std`` the channel's
-   standard deviation over natural images. The peak over curvatures
+1. **Strength.** Responses are in sigma (:mod:`suites.analysis.sigma`, stated in the
+   outputs): ``(activation - baseline) / std``, by default the baseline the channel's
+   dataset mean and ``std`` its standard deviation over the padding-free positions of
+   natural images (``--sigma-baseline blank``: above the blank image of that
+   polarity; ``--sigma-positions all``). The peak over curvatures
    ``>= min_curvature`` is ``>= min_sigma``.
 2. **Curve, not line.** That peak is ``>= min_line_ratio`` times the best straight-line
    (curvature 0) response, over all orientations (a line that does not excite the
@@ -101,7 +103,7 @@ class Criteria:
         c = self
         return (
             f"curve sweep in both contrast polarities at several stimulus positions over one stride cell around the "
-            f"receptive-field centre, responses in sigma above the blank image (std over natural images); at each "
+            f"receptive-field centre, responses in sigma (see 'sigma'); at each "
             f"position, in each polarity: peak at curvature >= {c.min_curvature:g}/px >= {c.min_sigma:g} sigma, "
             f">= {c.min_line_ratio:g}x the best straight-line response, unimodal orientation tuning at the peak "
             f"curvature (one lobe: {c.min_tuning_width:g} deg <= FWHM <= {c.max_tuning_width:g} deg, circular "
@@ -121,7 +123,11 @@ def _with_positions(da: xr.DataArray) -> xr.DataArray:
 
 
 def sigma_responses(resp: xr.Dataset, layer: str) -> dict[str, np.ndarray]:
-    """Sigma-above-blank arrays of one layer, channel first.
+    """Sigma arrays of one layer, channel first: ``(activation - baseline) / <L>_std``.
+
+    The baseline is the responses' ``sigma_baseline`` attribute: ``"mean"`` (the dataset
+    mean, :data:`suites.analysis.sigma.DEFAULT_SIGMA`) or ``"blank"`` (the blank image of
+    the stimulus's polarity; files without the attribute).
 
     Returns ``curve`` (channel, polarity, curvature, orientation) averaged over positions,
     ``curve_positions`` (channel, position, polarity, curvature, orientation), ``angle``
@@ -137,6 +143,8 @@ def sigma_responses(resp: xr.Dataset, layer: str) -> dict[str, np.ndarray]:
     std = np.asarray(resp[f"{layer}_std"].values, dtype=np.float64)
     std = np.where(std > 0, std, np.nan)
     blank = resp[f"{layer}_blank"].transpose(c, "polarity").values.astype(np.float64)  # (C, P)
+    if resp.attrs.get("sigma_baseline", "blank") == "mean" and f"{layer}_mean" in resp:
+        blank = np.repeat(np.asarray(resp[f"{layer}_mean"].values, dtype=np.float64)[:, None], blank.shape[1], axis=1)
     curve = _with_positions(resp[f"{layer}_curve"]).transpose(c, "position", "polarity", "curvature", "orientation")
     curve = (curve.values.astype(np.float64) - blank[:, None, :, None, None]) / std[:, None, None, None, None]
     out = {"curve_positions": curve, "curve": curve.mean(axis=1)}
@@ -522,3 +530,21 @@ def summary_line(summ: dict, layer: str) -> str:
     if "control" in summ and layer in summ["control"]["layers"]:
         text += f"; random-weights control: {summ['control']['layers'][layer]['detectors']}"
     return text
+
+
+def polarity_verdict(orientations: np.ndarray, curvatures: np.ndarray, heat: np.ndarray,
+                     criteria: Criteria | None = None) -> tuple[bool, dict[str, float]]:
+    """Steps 1-3 of the test on one polarity's ``(curvature, orientation)`` sigma grid.
+
+    For data with one contrast polarity and no controls, e.g. a sweep file (steps 4 and 5
+    need both polarities and the angle and ray responses). Returns whether it passes and
+    its numbers (``peak_sigma``, ``curvature`` (1/px), ``orientation`` (degrees, fitted
+    peak), ``line_ratio``, ``circular_variance``, ``second_peak``, ``fwhm`` (degrees)).
+
+    Raises:
+        ValueError: no swept curvature reaches ``criteria.min_curvature``.
+    """
+    crit = criteria or Criteria()
+    numbers = _polarity_numbers(np.asarray(orientations, dtype=np.float64), np.asarray(curvatures, dtype=np.float64),
+                                np.asarray(heat, dtype=np.float64), crit)
+    return _passes(numbers, crit), numbers

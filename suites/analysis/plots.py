@@ -24,21 +24,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from .arrays import grid, layer_names, select, series_values
+from .channel_choice import ChosenChannels
 from .sigma import to_sigma
 from .tuning import best_curvature_index, echo_index, fitted_peak
 from .strip_layout import StripRenderer
 from suites.atomic import check_folder, output_file
+from suites.specs.channel_selection import ChannelSelection
 
 COMPARISON_LAYERS: tuple[str, ...] = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
 DEFAULT_VMAX = 25.0
 MAX_CHANNELS = 16
+#: Most channel rows a heatmap figure draws (``--channels all`` on a wide layer is refused).
+MAX_FIGURE_ROWS = 64
 MAX_SERIES = 8
 
 
@@ -90,38 +96,156 @@ class Panel:
     strip: np.ndarray | None = None
 
 
-def order_channels(sigma: xr.DataArray, channels: Sequence[int]) -> list[int]:
-    """Channel ids sorted by preferred orientation (fitted peak at the best curvature of the sigma grid)."""
-    cdim = sigma.dims[0]
-    o = sigma.coords["orientation"].values
-    k = sigma.coords["curvature"].values
-    prefs = []
-    for c in channels:
-        h = np.nan_to_num(sigma.sel({cdim: c}).values, nan=-np.inf)
-        row = h[best_curvature_index(k, h)]
-        p = fitted_peak(o, np.clip(row, 0, None) if np.isfinite(row).any() else row)
-        prefs.append(p if math.isfinite(p) else 1e9)
-    return [c for _, c in sorted(zip(prefs, channels))]
+def choose(ds: xr.Dataset, layer: str, g: xr.DataArray, channels: ChannelSelection | Sequence[int] | None,
+           families: Mapping[str, Sequence[int]] | None) -> ChosenChannels:
+    """:func:`suites.analysis.channel_choice.choose_channels` with the layer's known family.
+
+    ``families``: layer -> channel ids (``None``: the model's known families from ``probes``).
+    """
+    from .channel_choice import choose_channels
+    from .family_channels import family_channels
+
+    known = families.get(layer) if families is not None else family_channels(ds, layer)
+    return choose_channels(ds, layer, g, channels, known=known, max_channels=MAX_CHANNELS)
 
 
-def pick_channels(sigma: xr.DataArray, channels: Sequence[int] | None, families: Sequence[int] | None) -> list[int]:
-    """Explicit channels, else the family's channels present, else all (at most the 16 strongest)."""
-    cdim = sigma.dims[0]
-    ids = [int(c) for c in sigma.coords[cdim].values]
-    if channels is not None:
-        bad = [c for c in channels if int(c) not in ids]
-        if bad:
-            raise ValueError(f"channels: {bad} not in the results (available: {ids[:20]}{'...' if len(ids) > 20 else ''})")
-        return [int(c) for c in channels]
-    if families:
-        present = [int(c) for c in families if int(c) in ids]
-        if present:
-            return present
-    if len(ids) <= MAX_CHANNELS:
-        return ids
-    peak = np.nanmax(sigma.values.reshape(len(ids), -1), axis=1)
-    best = np.argsort(-np.nan_to_num(peak, nan=-np.inf))[:MAX_CHANNELS]
-    return [ids[i] for i in sorted(best)]
+@dataclass(frozen=True)
+class _Layout:
+    """Sizes of a heatmap figure, inches."""
+
+    n_rows: int
+    n_cols: int
+    panel_w: float
+    row_h: float
+    strip_h: float
+    top: float
+    left: float = 1.45
+    right: float = 1.25
+    gap_w: float = 0.25
+    gap_h: float = 0.07
+    bottom: float = 0.7
+
+    @property
+    def width(self) -> float:
+        return self.left + self.n_cols * self.panel_w + (self.n_cols - 1) * self.gap_w + self.right
+
+    @property
+    def height(self) -> float:
+        return self.top + self.strip_h + (0.08 if self.strip_h else 0) + self.n_rows * (self.row_h + self.gap_h) + self.bottom
+
+
+def _layout(panels: Sequence[Panel], n_rows: int, title: str) -> _Layout:
+    n_cols = len(panels)
+    panel_w = 10.0 if n_cols == 1 else max(3.2, 14.0 / n_cols)
+    strip_h = max([panel_w * p.strip.shape[0] / p.strip.shape[1] for p in panels if p.strip is not None], default=0.0)
+    lines = title.count("\n") + 1
+    top = 0.3 + 0.19 * lines + (0.3 if n_cols > 1 else 0.0)
+    return _Layout(n_rows, n_cols, panel_w, 0.62 if n_cols == 1 else 0.5, strip_h, top)
+
+
+def fit_title(fig: Figure, text: Text, margin_px: float = 4.0) -> None:
+    """Re-wrap a left-aligned title until it lies inside the figure's width (long names, long paths)."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    raw = text.get_text().split("\n")
+    chars = max(len(line) for line in raw)
+    for _ in range(40):
+        box = text.get_window_extent(renderer)
+        if box.x1 <= width - margin_px and box.x0 >= 0:
+            return
+        chars = max(20, int(chars * 0.9))
+        text.set_text("\n".join(textwrap.fill(line, chars, break_long_words=True, break_on_hyphens=False)
+                                for line in raw))
+
+
+def _first_that_fits(fig: Figure, text: Text, candidates: Sequence[str]) -> None:
+    """Give ``text`` the first of ``candidates`` that lies inside the figure (the last one otherwise)."""
+    renderer = fig.canvas.get_renderer()
+    for c in candidates:
+        text.set_text(c)
+        box = text.get_window_extent(renderer)
+        if box.y0 >= 0 and box.y1 <= fig.bbox.height and box.x0 >= 0 and box.x1 <= fig.bbox.width:
+            return
+
+
+def build_heatmap_figure(panels: Sequence[Panel], channels: Sequence[int], layer: str, title: str, *,
+                         vmax: float = DEFAULT_VMAX, colorbar_label: str = "post-ReLU activation (sigma)") -> Figure:
+    """The figure of :func:`heatmap_figure`, not saved (every text inside the canvas)."""
+    n_rows, n_cols = len(channels), len(panels)
+    if not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 0):
+        raise ValueError(f"vmax: top of the colour scale must be a positive number of sigma, got {vmax!r}")
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("heatmap figure: nothing to draw (no channels or no panels)")
+    if n_rows > MAX_FIGURE_ROWS:
+        raise ValueError(f"--channels: {n_rows} channels of {layer} do not fit one figure (at most {MAX_FIGURE_ROWS}); "
+                         "give auto, channel ids or a family")
+    lay = _layout(panels, n_rows, title)
+    fig = Figure(figsize=(lay.width, lay.height), dpi=100, facecolor="white")
+    FigureCanvasAgg(fig)
+    norm = Normalize(vmin=0.0, vmax=vmax)
+    im = None
+    for j, p in enumerate(panels):
+        im = _draw_panel(fig, lay, j, p, channels, layer, norm)
+    w, h = lay.width, lay.height
+    y_mid = (h - lay.top - lay.strip_h - n_rows * (lay.row_h + lay.gap_h) / 2) / h
+    label = fig.text(0.08 / w, y_mid, "", rotation=90, ha="left", va="center", fontsize=8)
+    _first_that_fits(fig, label, ("curvature (1/px): straight line at top of each row, tightest at bottom",
+                                  "curvature (1/px): line at top, tightest at bottom", "curvature (1/px)"))
+    bar_h = min(4.0, n_rows * (lay.row_h + lay.gap_h))
+    cax = fig.add_axes([(w - lay.right + 0.25) / w, (h - lay.top - lay.strip_h - 0.08 - bar_h) / h, 0.16 / w, bar_h / h])
+    cb = fig.colorbar(im, cax=cax, extend="both")
+    cb.set_label(colorbar_label, fontsize=9)
+    cb.ax.tick_params(labelsize=8)
+    fit_title(fig, fig.suptitle(title, x=0.1 / w, y=1 - 0.1 / h, ha="left", va="top", fontsize=10))
+    return fig
+
+
+def _draw_panel(fig: Figure, lay: _Layout, j: int, p: Panel, channels: Sequence[int], layer: str, norm: Normalize):
+    """One column: the strip, the column title (several columns) and one heatmap per channel."""
+    w, h = lay.width, lay.height
+    x0 = lay.left + j * (lay.panel_w + lay.gap_w)
+    o = p.sigma.coords["orientation"].values
+    k = p.sigma.coords["curvature"].values
+    do = (o[-1] - o[0]) / max(o.size - 1, 1) if o.size > 1 else 1.0
+    xext = (o[0] - do / 2, o[-1] + do / 2)
+    y = h - lay.top
+    if p.strip is not None:
+        sh = lay.panel_w * p.strip.shape[0] / p.strip.shape[1]
+        ax = fig.add_axes([x0 / w, (y - sh) / h, lay.panel_w / w, sh / h])
+        ax.imshow(p.strip, extent=(xext[0], xext[1], 0, 1), aspect="auto", interpolation="antialiased")
+        ax.set_axis_off()
+    if lay.n_cols > 1:
+        fig.text((x0 + lay.panel_w / 2) / w, (y + 0.08) / h, p.title, ha="center", va="bottom", fontsize=11)
+    y -= lay.strip_h + (0.08 if lay.strip_h else 0)
+    cdim = p.sigma.dims[0]
+    short = short_layer(layer)
+    im = None
+    for i, c in enumerate(channels):
+        yy = y - (i + 1) * lay.row_h - i * lay.gap_h
+        ax = fig.add_axes([x0 / w, yy / h, lay.panel_w / w, lay.row_h / h])
+        im = ax.imshow(_display(p.sigma.sel({cdim: c}).values), cmap=article_cmap(), norm=norm, aspect="auto",
+                       interpolation="nearest", extent=(xext[0], xext[1], k.size - 0.5, -0.5))
+        ax.set_xlim(*xext)
+        ax.set_yticks([0, k.size - 1])
+        if j == 0:
+            ax.set_yticklabels([f"{k[0]:.3g}", f"{k[-1]:.3g}"], fontsize=7)
+            ax.annotate(c_label(short, c), xy=(0, 0.5), xycoords="axes fraction", xytext=(-30, 0),
+                        textcoords="offset points", ha="right", va="center", fontsize=10, fontweight="bold")
+        else:
+            ax.set_yticklabels([])
+        ticks = np.arange(0, 361, 45 if lay.n_cols == 1 else 90)
+        ax.set_xticks(ticks[(ticks >= xext[0]) & (ticks <= xext[1])])
+        if i == lay.n_rows - 1:
+            ax.set_xticklabels([f"{t:g}°" for t in ax.get_xticks()], fontsize=8)
+            ax.set_xlabel(_orientation_label(p.sigma), fontsize=9)
+        else:
+            ax.set_xticklabels([])
+        ax.tick_params(length=2)
+        for sp in ax.spines.values():
+            sp.set_visible(False)
+    return im
 
 
 def heatmap_figure(
@@ -134,84 +258,15 @@ def heatmap_figure(
     vmax: float = DEFAULT_VMAX,
     colorbar_label: str = "post-ReLU activation (sigma)",
 ) -> Path:
-    """Draw panels side by side (one column each), one row per channel, and save a PNG."""
-    n_rows, n_cols = len(channels), len(panels)
-    if not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 0):
-        raise ValueError(f"vmax: top of the colour scale must be a positive number of sigma, got {vmax!r}")
-    if n_rows == 0 or n_cols == 0:
-        raise ValueError("heatmap figure: nothing to draw (no channels or no panels)")
-    panel_w = 10.0 if n_cols == 1 else max(3.2, 14.0 / n_cols)
-    gap_w, left, right = 0.25, 1.45, 1.15
-    row_h, gap_h = (0.62 if n_cols == 1 else 0.5), 0.07
-    strip_h = 0.0
-    for p in panels:
-        if p.strip is not None:
-            strip_h = max(strip_h, panel_w * p.strip.shape[0] / p.strip.shape[1])
-    top = 0.95 + (0.25 if n_cols > 1 else 0.0)
-    bottom = 0.7
-    fig_w = left + n_cols * panel_w + (n_cols - 1) * gap_w + right
-    fig_h = top + strip_h + (0.08 if strip_h else 0) + n_rows * (row_h + gap_h) + bottom
-    fig = plt.figure(figsize=(fig_w, fig_h), dpi=100, facecolor="white")
-    cmap, norm = article_cmap(), Normalize(vmin=0.0, vmax=vmax)
-    im = None
-    cdim = panels[0].sigma.dims[0]
-    short = short_layer(layer)
-    for j, p in enumerate(panels):
-        x0 = left + j * (panel_w + gap_w)
-        o = p.sigma.coords["orientation"].values
-        k = p.sigma.coords["curvature"].values
-        do = (o[-1] - o[0]) / max(o.size - 1, 1) if o.size > 1 else 1.0
-        xext = (o[0] - do / 2, o[-1] + do / 2)
-        y = fig_h - top
-        if p.strip is not None:
-            h = panel_w * p.strip.shape[0] / p.strip.shape[1]
-            ax = fig.add_axes([x0 / fig_w, (y - h) / fig_h, panel_w / fig_w, h / fig_h])
-            ax.imshow(p.strip, extent=(xext[0], xext[1], 0, 1), aspect="auto", interpolation="antialiased")
-            ax.set_axis_off()
-        if n_cols > 1:
-            fig.text((x0 + panel_w / 2) / fig_w, (y + 0.12) / fig_h, p.title, ha="center", va="bottom", fontsize=11)
-        y -= strip_h + (0.08 if strip_h else 0)
-        for i, c in enumerate(channels):
-            yy = y - (i + 1) * row_h - i * gap_h
-            ax = fig.add_axes([x0 / fig_w, yy / fig_h, panel_w / fig_w, row_h / fig_h])
-            data = p.sigma.sel({cdim: c}).values
-            im = ax.imshow(
-                _display(data), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest",
-                extent=(xext[0], xext[1], k.size - 0.5, -0.5),
-            )
-            ax.set_xlim(*xext)
-            ax.set_yticks([0, k.size - 1])
-            if j == 0:
-                ax.set_yticklabels([f"{k[0]:.3g}", f"{k[-1]:.3g}"], fontsize=7)
-                ax.annotate(
-                    f"{short}:{c}", xy=(0, 0.5), xycoords="axes fraction", xytext=(-30, 0),
-                    textcoords="offset points", ha="right", va="center", fontsize=10, fontweight="bold",
-                )
-            else:
-                ax.set_yticklabels([])
-            ticks = np.arange(0, 361, 45 if n_cols == 1 else 90)
-            ax.set_xticks(ticks[(ticks >= xext[0]) & (ticks <= xext[1])])
-            if i == n_rows - 1:
-                ax.set_xticklabels([f"{t:g}°" for t in ax.get_xticks()], fontsize=8)
-                ax.set_xlabel(_orientation_label(p.sigma), fontsize=9)
-            else:
-                ax.set_xticklabels([])
-            ax.tick_params(length=2)
-            for s in ax.spines.values():
-                s.set_visible(False)
-    y_mid = (fig_h - top - strip_h - n_rows * (row_h + gap_h) / 2) / fig_h
-    fig.text(0.12 / fig_w, y_mid, "curvature (1/px): straight line at top of each row, tightest at bottom",
-             rotation=90, ha="left", va="center", fontsize=8)
-    bar_h = min(4.0, n_rows * (row_h + gap_h))
-    cax = fig.add_axes([(fig_w - right + 0.3) / fig_w, (fig_h - top - strip_h - 0.08 - bar_h) / fig_h, 0.16 / fig_w, bar_h / fig_h])
-    cb = fig.colorbar(im, cax=cax, extend="both")
-    cb.set_label(colorbar_label, fontsize=9)
-    cb.ax.tick_params(labelsize=8)
-    fig.suptitle(title, x=left / fig_w, y=1 - 0.12 / fig_h, ha="left", va="top", fontsize=10)
+    """Draw panels side by side (one column each), one row per channel, and save a PNG.
+
+    Rows are labelled with the channel (``3b:379`` for the article's short layer names,
+    else ``ch 379``: the title names the layer); grey cells are cells without a value.
+    """
+    fig = build_heatmap_figure(panels, channels, layer, title, vmax=vmax, colorbar_label=colorbar_label)
     out_path = Path(out_path)
     with output_file(out_path) as tmp:
         fig.savefig(tmp, dpi=100, facecolor="white")
-    plt.close(fig)
     return out_path
 
 
@@ -224,8 +279,10 @@ def completeness(ds: xr.Dataset) -> str:
     return ""
 
 
-def _title(ds: xr.Dataset, layer: str, what: str, statistics: str) -> str:
-    return f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
+def _title(ds: xr.Dataset, layer: str, what: str, statistics: str, how: str | None = None) -> str:
+    """Figure title: provenance, layer, what is drawn; the statistics; how the channels were chosen."""
+    text = f"{provenance(ds)} - {layer} - {what}{completeness(ds)}\nsigma from {statistics}"
+    return text + (f"\nchannels: {how}" if how else "")
 
 
 def _orientation_label(g: xr.DataArray | xr.Dataset) -> str:
@@ -248,7 +305,7 @@ def plot_heatmaps(
     stats: xr.Dataset | None = None,
     *,
     layers: Sequence[str] | None = None,
-    channels: Sequence[int] | None = None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Mapping[str, Sequence[int]] | None = None,
     vmax: float = DEFAULT_VMAX,
     strip: StripRenderer | None = None,
@@ -267,34 +324,37 @@ def plot_heatmaps(
         stats: dataset statistics (``curvebench stats``); ``None`` = the sweep's own,
             labelled as such in every title.
         layers: layers to draw (default: every layer in the file).
-        channels: channel ids to draw (default: the layer's curve family if known,
-            else all channels, at most the 16 strongest).
-        families: layer -> channel ids of its family (default: from ``probes`` if the
-            model is known there).
+        channels: a :class:`~suites.specs.channel_selection.ChannelSelection` or channel
+            ids (default ``auto``: :mod:`suites.analysis.channel_choice`); the title's last
+            line says how they were chosen.
+        families: layer -> channel ids of its known family (default: from ``probes`` if
+            the model is known there).
         vmax: top of the colour scale in sigma (the article uses 25).
         strip: draws the stimulus strip on top, e.g. :func:`suites.stimulus_strips.stimulus_strip`
             (renders the run's own stimuli); ``None`` = no strip.
 
     Returns:
         Paths of the PNGs written.
-    """
-    from .family_channels import family_channels
 
+    Raises:
+        suites.analysis.channel_choice.NoChannels: ``auto`` found no channel to show in a layer.
+    """
     out_dir = Path(out_dir)
     paths: list[Path] = []
     stem = name or _stem(ds)
     for layer in layers or layer_names(ds):
         sig = to_sigma(ds, layer, stats)
         label = sig.attrs["statistics"]
-        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
         full = grid(ds, sig)
-        chans = order_channels(full, pick_channels(full, channels, fam))
+        chosen = choose(ds, layer, full, channels, families)
+        chans = chosen.channels
         o, k = full.coords["orientation"].values, full.coords["curvature"].values
         extra = {n: v for n, v in series_values(ds).items() if 1 < v.size <= MAX_SERIES}
         averaged = sorted(series_values(ds))
         what = "orientation x curvature" + (f" (averaged over {', '.join(averaged)})" if averaged else "")
         panel = Panel(layer, full, _strip(strip, ds, o, k))
-        paths.append(heatmap_figure([panel], chans, layer, _title(ds, layer, what, label), out_dir / f"{stem}-{layer}-heatmaps.png", vmax=vmax))
+        paths.append(heatmap_figure([panel], chans, layer, _title(ds, layer, what, label, chosen.how),
+                                    out_dir / f"{stem}-{layer}-heatmaps.png", vmax=vmax))
         for param, values in extra.items():
             panels = []
             for v in values:
@@ -304,7 +364,8 @@ def plot_heatmaps(
             paths.append(
                 heatmap_figure(
                     panels, chans, layer,
-                    _title(ds, layer, f"series over {param}" + "".join(f" (averaged over {o_})" for o_ in averaged if o_ != param), label),
+                    _title(ds, layer, f"series over {param}" + "".join(f" (averaged over {o_})" for o_ in averaged if o_ != param),
+                           label, chosen.how),
                     out_dir / f"{stem}-{layer}-{param}-series.png", vmax=vmax,
                 )
             )
@@ -321,12 +382,16 @@ def plot_side_by_side(
     out_path: str | Path,
     stats: xr.Dataset | None = None,
     *,
-    channels: Sequence[int] | None = None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Sequence[int] | None = None,
     vmax: float = DEFAULT_VMAX,
     strip: StripRenderer | None = None,
 ) -> Path:
-    """Heatmaps of several runs (e.g. curves, fill, colour, angles) as columns of one figure."""
+    """Heatmaps of several runs (e.g. curves, fill, colour, angles) as columns of one figure.
+
+    ``channels``: as :func:`plot_heatmaps`, chosen on the first run; ``families``: the
+    layer's known family (default from ``probes``).
+    """
     if not runs:
         raise ValueError("side by side: no runs given")
     panels, labels = [], set()
@@ -337,43 +402,63 @@ def plot_side_by_side(
         strip_img = _strip(strip, ds, g.coords["orientation"].values, g.coords["curvature"].values, columns=18)
         averaged = sorted(series_values(ds))
         panels.append(Panel(title + (f" (averaged over {', '.join(averaged)})" if averaged else ""), g, strip_img))
-    if families is None:
-        from .family_channels import family_channels
-
-        families = family_channels(runs[0][1], layer)
-    chans = order_channels(panels[0].sigma, pick_channels(panels[0].sigma, channels, families))
-    title = _title(runs[0][1], layer, "runs side by side: " + ", ".join(t for t, _ in runs), "; ".join(sorted(labels)))
-    return heatmap_figure(panels, chans, layer, title, out_path, vmax=vmax)
+    chosen = choose(runs[0][1], layer, panels[0].sigma, channels, None if families is None else {layer: families})
+    title = _title(runs[0][1], layer, "runs side by side: " + ", ".join(t for t, _ in runs), "; ".join(sorted(labels)),
+                   chosen.how + f" (in {runs[0][0]})")
+    return heatmap_figure(panels, chosen.channels, layer, title, out_path, vmax=vmax)
 
 
 def tuning_curves(sig_grid: xr.DataArray, channels: Sequence[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Orientation axis and, per channel, the sigma tuning curve at its best curvature (clipped at 0)."""
+    """Orientation axis and, per channel, the sigma tuning curve at its best curvature (clipped at 0; NaN = not measured)."""
     cdim = sig_grid.dims[0]
     o = sig_grid.coords["orientation"].values
     k = sig_grid.coords["curvature"].values
     curves = {}
     for c in channels:
         h = sig_grid.sel({cdim: c}).values
-        curves[int(c)] = np.clip(np.nan_to_num(h[best_curvature_index(k, np.nan_to_num(h, nan=-np.inf))], nan=0.0), 0, None)
+        row = h[best_curvature_index(k, np.nan_to_num(h, nan=-np.inf))]
+        curves[int(c)] = np.where(np.isfinite(row), np.clip(row, 0, None), np.nan)
     return o, curves
 
 
 def _polar(ax: plt.Axes, o: np.ndarray, curves: Mapping[int, np.ndarray], short: str, normalise: bool) -> None:
+    """Closed curves on a polar axis, coloured by preferred orientation; NaN samples leave gaps."""
     ax.set_theta_zero_location("E")
     ax.set_theta_direction(1)
     theta = np.deg2rad(np.append(o, o[0] + 360.0))
-    prefs = {c: fitted_peak(o, v) for c, v in curves.items()}
+    prefs = {c: fitted_peak(o, np.nan_to_num(v)) for c, v in curves.items()}
     cmap = matplotlib.colormaps["hsv"]
     for c in sorted(curves, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9):
         v = curves[c]
-        if normalise and v.max() > 0:
-            v = v / v.max()
+        top = float(np.max(v, initial=0.0, where=np.isfinite(v)))
+        if normalise and top > 0:
+            v = v / top
         colour = tuple(0.85 * np.asarray(cmap((prefs[c] % 360) / 360.0)[:3])) if math.isfinite(prefs[c]) else "grey"
-        ax.plot(theta, np.append(v, v[0]), color=colour, lw=1.6, label=f"{short}:{c}")
-        ax.fill(theta, np.append(v, v[0]), color=colour, alpha=0.08)
+        closed = np.append(v, v[0])
+        ax.plot(theta, closed, color=colour, lw=1.6, label=c_label(short, c))
+        if np.isfinite(closed).all():
+            ax.fill(theta, closed, color=colour, alpha=0.08)
     ax.set_xticks(np.deg2rad(np.arange(0, 360, 45)))
     ax.set_xticklabels([f"{t}°" for t in range(0, 360, 45)], fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
+
+
+def build_radial_figure(ds: xr.Dataset, layer: str, g: xr.DataArray, channels: Sequence[int], title: str) -> Figure:
+    """The radial tuning figure of :func:`plot_radial` for one layer, not saved (every text inside the canvas)."""
+    o, curves = tuning_curves(g, channels)
+    fig = Figure(figsize=(8.5, 7.0), dpi=100, facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.06, 0.07, 0.6, 0.66], projection="polar")
+    _polar(ax, o, curves, short_layer(layer), normalise=False)
+    ax.set_title("post-ReLU sigma at each unit's best curvature (gaps: not measured)", fontsize=9, pad=18)
+    ax.legend(loc="center left", bbox_to_anchor=(1.1, 0.5), fontsize=8, title="channel", frameon=False,
+              ncol=1 if len(channels) <= 20 else 2)
+    head = fig.suptitle(title, fontsize=10, x=0.02, y=0.985, ha="left", va="top")
+    fit_title(fig, head)
+    below = head.get_window_extent(fig.canvas.get_renderer()).y0 / fig.bbox.height  # the title's bottom
+    top = min(0.73, below - 0.09)  # room for the axis title under it
+    ax.set_position([0.06, 0.07, 0.6, max(0.3, top - 0.07)])
+    return fig
 
 
 def plot_radial(
@@ -382,32 +467,26 @@ def plot_radial(
     stats: xr.Dataset | None = None,
     *,
     layers: Sequence[str] | None = None,
-    channels: Sequence[int] | None = None,
+    channels: ChannelSelection | Sequence[int] | None = None,
     families: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
 ) -> list[Path]:
-    """Radial tuning curves (sigma vs orientation on a circle) of each layer's family, one PNG per layer."""
-    from .family_channels import family_channels
+    """Radial tuning curves (sigma vs orientation on a circle) of each layer's chosen channels, one PNG per layer.
 
+    ``channels`` and ``families`` as in :func:`plot_heatmaps` (the same channels are chosen).
+    """
     out_dir = Path(out_dir)
     check_folder(out_dir)
     paths = []
     for layer in layers or layer_names(ds):
         sig = to_sigma(ds, layer, stats)
         g = grid(ds, sig)
-        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
-        chans = pick_channels(g, channels, fam)
-        o, curves = tuning_curves(g, chans)
-        fig = plt.figure(figsize=(8.5, 6.8), dpi=100)
-        ax = fig.add_axes([0.06, 0.08, 0.62, 0.74], projection="polar")
-        _polar(ax, o, curves, short_layer(layer), normalise=False)
-        ax.set_title("post-ReLU sigma at each unit's best curvature", fontsize=9, pad=18)
-        ax.legend(loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8, title="channel", frameon=False)
-        fig.suptitle(_title(ds, layer, "radial tuning curves", sig.attrs["statistics"]), fontsize=10, x=0.02, ha="left")
+        chosen = choose(ds, layer, g, channels, families)
+        fig = build_radial_figure(ds, layer, g, chosen.channels,
+                                  _title(ds, layer, "radial tuning curves", sig.attrs["statistics"], chosen.how))
         path = out_dir / f"{name or _stem(ds)}-{layer}-radial.png"
         with output_file(path) as tmp:
             fig.savefig(tmp, facecolor="white")
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -424,9 +503,8 @@ def plot_layer_comparison(
 
     Each unit's curve is normalised to its own peak so that shapes (width, echoes)
     compare across layers; the mean echo index of the layer's units is in the title.
+    Channels: each layer's known family, else ``auto`` (:mod:`suites.analysis.channel_choice`).
     """
-    from .family_channels import family_channels
-
     present = [layer for layer in layers if layer in layer_names(ds)]
     if not present:
         raise ValueError(f"layer comparison: none of the layers {list(layers)} is in the results (it has {layer_names(ds)})")
@@ -436,13 +514,14 @@ def plot_layer_comparison(
         sig = to_sigma(ds, layer, stats)
         label = sig.attrs["statistics"]
         g = grid(ds, sig)
-        fam = (families or {}).get(layer) if families is not None else family_channels(ds, layer)
-        chans = pick_channels(g, None, fam)
+        chans = choose(ds, layer, g, None, families).channels
         o, curves = tuning_curves(g, chans)
-        echoes = [echo_index(o, v, fitted_peak(o, v)) for v in curves.values()]
+        echoes = [echo_index(o, np.nan_to_num(v), fitted_peak(o, np.nan_to_num(v))) for v in curves.values()]
+        finite = [e for e in echoes if math.isfinite(e)]
         ax = fig.add_subplot(1, len(present), i + 1, projection="polar")
         _polar(ax, o, curves, short_layer(layer), normalise=True)
-        ax.set_title(f"{layer} ({len(chans)} units)\nmean echo index {np.nanmean(echoes):.2f}", fontsize=10, pad=14)
+        ax.set_title(f"{layer} ({len(chans)} units)\nmean echo index "
+                     f"{np.mean(finite) if finite else math.nan:.2f}", fontsize=10, pad=14)
         ax.set_yticklabels([])
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=7, frameon=False, handlelength=1.2)
     fig.suptitle(
@@ -467,6 +546,36 @@ def _family_members(family: xr.Dataset, layer: str) -> tuple[list[int], list[flo
     prefs = np.asarray(sub.preferred_orientation.values, dtype=np.float64)
     order = np.argsort(prefs)
     return [int(sub.channel.values[i]) for i in order], [float(prefs[i]) for i in order]
+
+
+def _family_cell(ax, label: str, preferred: float, last: bool) -> None:
+    """Axes dressing of one unit's heatmap: orientation ticks on the last row, preferred-orientation line, label."""
+    ax.set_yticks([])
+    ax.set_xticks([0, 90, 180, 270])
+    ax.set_xticklabels([f"{t}°" for t in (0, 90, 180, 270)] if last else [], fontsize=7)
+    ax.tick_params(length=2)
+    ax.axvline(preferred, color="white", lw=0.6, alpha=0.7)
+    ax.text(-0.02, 0.5, label, transform=ax.transAxes, ha="right", va="center", fontsize=7)
+    for sp in ax.spines.values():
+        sp.set_visible(False)
+
+
+def _family_titles(fig, resp: xr.Dataset, head: str, short: str, box: tuple[float, float, float]) -> None:
+    """Title (one line, shrunk to fit) and the subtitle (provenance, sigma, layout) of the family heatmap figure."""
+    import textwrap
+
+    left, fig_w, fig_h = box
+    kmax = float(resp.coords["curvature"].max()) * float(resp.attrs.get("length", 64.0))
+    bottom = "closed ring" if kmax > 6.0 else ("semicircle" if abs(kmax - np.pi) < 0.05 else f"turn {np.degrees(kmax):.0f} deg")
+    sub = (f"{provenance(resp)}; {resp.attrs.get('sigma', 'sigma')}; {resp.attrs.get('statistics', '?')}\n"
+           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, {bottom} "
+           f"at bottom), black on white, averaged over the stimulus positions; labels: "
+           f"{'channel' if len(short) > 6 else 'layer:channel'} and preferred orientation (white line), sorted by it")
+    head_size = min(12.0, (fig_w - left - 0.2) * 100 / (0.85 * max(1, len(head))))  # one line, within the figure
+    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=head_size, fontweight="bold")
+    width = max(60, int((fig_w - left - 0.2) * 100 / 6.4))
+    sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
+    fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
 
 
 def family_heatmap_figure(
@@ -532,32 +641,14 @@ def family_heatmap_figure(
             ax = fig.add_axes([x0 / fig_w, yy / fig_h, cell_w / fig_w, cell_h / fig_h])
             im = ax.imshow(_display(heats[i]), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest",
                            extent=(xext[0], xext[1], k.size - 0.5, -0.5))
-            ax.set_yticks([])
-            ax.set_xticks([0, 90, 180, 270])
-            last = r == nrow - 1 or i == n - 1
-            ax.set_xticklabels([f"{t}°" for t in (0, 90, 180, 270)] if last else [], fontsize=7)
-            ax.tick_params(length=2)
-            ax.axvline(prefs[i], color="white", lw=0.6, alpha=0.7)
-            ax.text(-0.02, 0.5, f"{c_label(short, chans[i])}\n{prefs[i]:.0f}°", transform=ax.transAxes,
-                    ha="right", va="center", fontsize=7)
-            for sp in ax.spines.values():
-                sp.set_visible(False)
+            _family_cell(ax, f"{c_label(short, chans[i])}\n{prefs[i]:.0f}°", prefs[i], r == nrow - 1 or i == n - 1)
     cax = fig.add_axes([(fig_w - right + 0.35) / fig_w, (fig_h - top - strip_h - 0.1 - min(4.0, nrow * (cell_h + gap_h))) / fig_h,
                         0.15 / fig_w, min(4.0, nrow * (cell_h + gap_h)) / fig_h])
     cb = fig.colorbar(im, cax=cax, extend="both")
-    cb.set_label("sigma above blank (post-ReLU)", fontsize=8)
+    baseline = "blank" if resp.attrs.get("sigma_baseline", "blank") == "blank" else "dataset mean"
+    cb.set_label(f"sigma above the {baseline}", fontsize=8)
     cb.ax.tick_params(labelsize=7)
-    head = title or f"{n} curve detectors in {layer}"
-    sub = (f"{provenance(resp)}; sigma from {resp.attrs.get('statistics', '?')}\n"
-           f"each row: orientation (x, 0-360°, counter-clockwise) x curvature (y, straight line at top, closed ring "
-           f"at bottom), black on white; labels: {'channel' if len(short) > 6 else 'layer:channel'} and preferred "
-           f"orientation (white line), sorted by it")
-    fig.text(left / fig_w, 1 - 0.15 / fig_h, head, ha="left", va="top", fontsize=12, fontweight="bold")
-    import textwrap
-
-    width = max(60, int((fig_w - left - 0.2) * 100 / 5.2))
-    sub = "\n".join(textwrap.fill(line, width) for line in sub.split("\n"))
-    fig.text(left / fig_w, 1 - 0.45 / fig_h, sub, ha="left", va="top", fontsize=8)
+    _family_titles(fig, resp, title or f"{n} curve detectors in {layer}", short, (left, fig_w, fig_h))
     out_path = Path(out_path)
     with output_file(out_path) as tmp:
         fig.savefig(tmp, dpi=100, facecolor="white")

@@ -2,8 +2,10 @@
 
 The page holds every shown channel's orientation x curvature heatmap in sigma (the
 article's layout and colour scale, channels sorted by preferred orientation), a
-stimulus inspector (hover a cell: the stimulus of that cell is drawn in the page from
-its stored parameters, with its activation), the radial tuning plot of the family
+stimulus inspector (hover a cell: the stimulus of that cell, with its activation; the
+page draws outlines computed by ``stimuli`` in Python and passed in as
+``ReportOptions.shapes``, :func:`suites.report_stimuli.page_shapes`, since the analysis
+renders nothing), the radial tuning plot of the family
 (hover a curve: that unit alone; click: its heatmap), the tuning table and the
 provenance (both sortable), and, for several files, the families side by side.
 
@@ -46,6 +48,7 @@ import xarray as xr
 from suites.errors import ResultsFileError
 from suites.file_kinds import DISCOVER_RESPONSES_KIND, OPTIMIZE_KIND
 from suites.results.attributes import file_kind, stimulus_kind
+from suites.specs.channel_selection import ChannelSelection
 
 from .arrays import STIMULUS_DIM, channel_dim, grid, layer_names, select, series_values, swept_parameters
 from .sigma import channel_stats
@@ -68,20 +71,24 @@ class ReportOptions:
     Attributes:
         stats: dataset statistics (``curvebench stats``) for sigma; ``None`` = each
             sweep's own statistics, labelled as such on the page.
-        channels: channel ids whose heatmaps are shown (default: the layer's curve
-            family if known, else all channels if at most ``max_channels``, else the
-            ``max_channels`` strongest). The tuning table always lists every channel.
+        channels: whose heatmaps are shown: a :class:`~suites.specs.channel_selection.ChannelSelection`
+            or channel ids; default ``auto`` (sweeps: :mod:`suites.analysis.channel_choice`,
+            the page says how they were chosen; discover output: its detectors; optimize
+            results: all). The tuning table always lists every channel.
         layers: layers to show (default: all in the file).
         max_channels: cap of the default channel choice.
         vmax: top of the colour scale in sigma (the article's 25).
+        shapes: ``shapes(page) -> {key: outline}``, the stimuli the page draws, computed outside
+            the analysis (:func:`suites.report_stimuli.page_shapes`); None: no stimulus drawings.
     """
 
     stats: xr.Dataset | None = None
-    channels: Sequence[int] | None = None
+    channels: ChannelSelection | Sequence[int] | None = None
     layers: Sequence[str] | None = None
     max_channels: int = DEFAULT_MAX_CHANNELS
     vmax: float = DEFAULT_VMAX
     families: Mapping[str, Sequence[int]] | None = field(default=None)
+    shapes: Callable[[Mapping[str, Any]], dict] | None = None
 
 
 # -- kinds -----------------------------------------------------------------------------
@@ -155,27 +162,40 @@ def _stimulus_spec(ds: xr.Dataset) -> dict:
         except tomllib.TOMLDecodeError:
             table = {}
         fixed = table if isinstance(table, dict) else {}
-    kind = stimulus_kind(ds.attrs) or "curve"
+    kind = stimulus_kind(ds.attrs) or "curve"  # the kinds are stimuli's (suites.report_stimuli draws them)
     size = _num(ds.attrs.get("input_size"))
     pos = np.asarray(ds.attrs.get("stimulus_position_xy", []), dtype=np.float64).reshape(-1)
     length = _num(fixed.get("length")) or 64.0
     if size is None:
         size = float(min(max(32, round(1.5 * length)), 256))
     return {
-        "kind": kind if kind in ("curve", "angle", "line") else "curve",
+        "kind": kind,
         "fixed": jsonable(fixed),
         "size": int(size),
         "position": [float(pos[0]), float(pos[1])] if pos.size == 2 else [size / 2.0, size / 2.0],
     }
 
 
+def _explicit_ids(channels: ChannelSelection | Sequence[int] | None, ids: Sequence[int]) -> list[int] | None:
+    """Channel ids a selection names for a page that is not a sweep (``all``: every one).
+
+    None for ``auto``, ``family`` and family files: they choose among a sweep's channels;
+    a discover page then shows its own detectors, an optimize page every channel.
+    """
+    if not isinstance(channels, ChannelSelection):
+        return None if channels is None else [int(c) for c in channels]
+    return list(channels.ids) if channels.mode == "ids" else list(ids) if channels.mode == "all" else None
+
+
 def _pick_channels(peak_sigma: Mapping[int, float], ids: Sequence[int], family: Sequence[int] | None,
                    options: ReportOptions) -> list[int]:
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    """Shown channels of a discover page: explicit ids (or all), else the detectors, else the strongest."""
+    sel = _explicit_ids(options.channels, ids)
+    if sel is not None:
+        bad = [c for c in sel if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the results (available: {list(ids)[:20]}{'...' if len(ids) > 20 else ''})")
-        return [int(c) for c in options.channels]
+        return [int(c) for c in sel]
     if family:
         present = [int(c) for c in family if int(c) in ids]
         if present:
@@ -190,14 +210,17 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     """One layer: tuning of every channel, grids of the shown channels (whole sweep and per series value)."""
     from .family_channels import family_channels
 
+    from .channel_choice import choose_channels
+    from .sigma import to_sigma
+
     fam = (options.families or {}).get(layer) if options.families is not None else family_channels(ds, layer)
     families = {f"{layer} curve family": fam} if fam else None
     tuned = layer_tuning(ds, layer, options.stats, families=families)
     ids = [int(c) for c in tuned["channels"]]
-    peak = {c: tuned["channels"][c].get("peak_sigma", math.nan) for c in ids}
-    shown = _pick_channels(peak, ids, fam, options)
-    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in shown}
-    order = sorted(shown, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
+    chosen = choose_channels(ds, layer, grid(ds, to_sigma(ds, layer, options.stats)), options.channels, known=fam,
+                             max_channels=options.max_channels)
+    prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in chosen.channels}
+    order = sorted(chosen.channels, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
     cdim = channel_dim(ds, layer)
     sub = ds[[layer] if layer in ds.data_vars else [f"{layer}_pre_relu"]].sel({cdim: order})
     cs = channel_stats(ds, layer, options.stats)
@@ -231,6 +254,7 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
         "tuning": channels,
         "families": fam_summary,
         "statistics": tuned["statistics"],
+        "chosen": chosen.how,
     }
 
 
@@ -297,8 +321,9 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     size = int(_num(ds.attrs.get("crop_size")) or _num(ds.attrs.get("input_size")) or 224)
     origin = np.asarray(ds.attrs.get("crop_origin_xy", [0, 0]), dtype=np.float64).reshape(-1)[:2]
     ids = [int(c) for c in ds.coords["channel"].values]
-    if options.channels is not None:
-        bad = [c for c in options.channels if int(c) not in ids]
+    explicit = _explicit_ids(options.channels, ids)
+    if explicit is not None:
+        bad = [c for c in explicit if int(c) not in ids]
         if bad:
             raise ValueError(f"--channels: {bad} not in the optimize result (it has {ids[:20]})")
     rows = []
@@ -313,7 +338,7 @@ def optimum_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
         if "x" in ds.data_vars and "y" in ds.data_vars:
             row["position"] = [float(ds["x"].values[i]) - float(origin[0]), float(ds["y"].values[i]) - float(origin[1])]
         rows.append(row)
-    shown = [int(c) for c in options.channels] if options.channels is not None else ids
+    shown = explicit if explicit is not None else ids
     statistics = str(ds.attrs.get("statistics", ""))
     return {
         "kind": "optimum",
@@ -359,27 +384,6 @@ def _discover_position(ds: xr.Dataset) -> tuple[int, list[float]]:
     return size, [size / 2.0, size / 2.0]
 
 
-def _discover_sigma(ds: xr.Dataset, layer: str, first: str) -> tuple:
-    """The curve sweep (polarity, channel, curvature, orientation; averaged over discover's positions), the
-    ``first`` polarity's activations (C, K, O), their sigma above that polarity's blank (discover's sigma),
-    the blanks (C, polarity) and the stds (C,)."""
-    cdim = f"{layer}_channel"
-    cur = ds[f"{layer}_curve"]
-    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
-        cur = cur.mean("position")
-    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
-    polarities = [str(p) for p in ds.coords["polarity"].values]
-    mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
-    std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
-    post = np.asarray(cur.sel(polarity=first).values, dtype=np.float64)  # (C, K, O)
-    # discover's sigma: above the blank image of the same polarity (suites.analysis.curve_family)
-    blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
-             if f"{layer}_blank" in ds.data_vars else np.repeat(mean[:, None], len(polarities), axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sig = (post - blank[:, polarities.index(first), None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
-    return cur, post, sig, blank, std
-
-
 def _family_verdict(ds: xr.Dataset, layer: str, ids: Sequence[int]) -> tuple[dict[int, dict], list[int] | None]:
     """The joined family file's columns per channel of ``layer``, and its detectors (None without a family file)."""
     verdict: dict[int, dict] = {}
@@ -401,8 +405,21 @@ def _discover_layer(ds: xr.Dataset, layer: str, options: ReportOptions, statisti
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
     cdim = f"{layer}_channel"
-    cur, post, sig, blank, std = _discover_sigma(ds, layer, polarities[0])
+    cur = ds[f"{layer}_curve"]
+    if "position" in cur.dims:  # discover's position grid: the position-averaged sweep, as the test reports it
+        cur = cur.mean("position")
+    cur = cur.transpose("polarity", cdim, "curvature", "orientation")
     ids = [int(c) for c in cur.coords[cdim].values]
+    mean = np.asarray(ds[f"{layer}_mean"].values, dtype=np.float64)
+    std = np.asarray(ds[f"{layer}_std"].values, dtype=np.float64)
+    post = np.asarray(cur.sel(polarity=polarities[0]).values, dtype=np.float64)  # (C, K, O)
+    # discover's sigma (suites.analysis.curve_family): above the dataset mean, or above the blank image of the
+    # same polarity for runs made with --sigma-baseline blank (and files from before the attribute)
+    by_blank = f"{layer}_blank" in ds.data_vars and ds.attrs.get("sigma_baseline", "blank") == "blank"
+    blank = (np.asarray(ds[f"{layer}_blank"].transpose(cdim, "polarity").values, dtype=np.float64)
+             if by_blank else np.repeat(mean[:, None], len(polarities), axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sig = (post - blank[:, 0, None, None]) / np.where(std > 0, std, np.nan)[:, None, None]
     tuned = {c: unit_tuning(o, k, post[i], sig[i]) for i, c in enumerate(ids)}
     verdict, fam = _family_verdict(ds, layer, ids)
     shown = _pick_channels({c: tuned[c]["peak_sigma"] for c in ids}, ids, fam, options)
@@ -446,9 +463,8 @@ def discover_page(name: str, ds: xr.Dataset, options: ReportOptions) -> dict:
     o = np.asarray(ds.coords["orientation"].values, dtype=np.float64)
     k = np.asarray(ds.coords["curvature"].values, dtype=np.float64)
     polarities = [str(p) for p in ds.coords["polarity"].values]
-    statistics = ("the blank image's response and the post-ReLU std of "
-                  + str(ds.attrs.get("statistics", "the run's dataset statistics"))
-                  + " (discover's sigma above blank: (response - blank) / std)")
+    statistics = (str(ds.attrs.get("sigma", "discover's sigma above blank: (response - blank) / std")) + "; "
+                  + str(ds.attrs.get("statistics", "the run's dataset statistics")))
     pages = [_discover_layer(ds, layer, options, statistics) for layer in layers]
     size, position = _discover_position(ds)
     fixed = {"length": _num(ds.attrs.get("length")) or 64.0, "width": _num(ds.attrs.get("width")) or 3.0}
@@ -497,7 +513,9 @@ def report_data(runs: Sequence[tuple[str, xr.Dataset]], options: ReportOptions |
     pages = []
     for name, ds in runs:
         kind = report_kind(ds)
-        pages.append(KINDS[kind][1](name, ds, options))
+        page = KINDS[kind][1](name, ds, options)
+        page["stimulus"]["shapes"] = options.shapes(page) if options.shapes is not None else {}
+        pages.append(page)
     return {
         "vmax": float(options.vmax),
         "colormap": _colormap(),

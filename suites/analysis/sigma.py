@@ -1,7 +1,19 @@
 """Sigma normalisation: activations in standard deviations of a reference distribution.
 
-``sigma = (activation - mean) / std`` per channel, where mean and std come from
-either
+**One definition** (:data:`DEFAULT_SIGMA`, used by ``discover``, ``plot``, ``tuning`` and
+``report`` and stated in their outputs): ``sigma = (activation - baseline) / std`` per
+channel with
+
+- ``baseline`` = the channel's **dataset mean** (``"mean"``, the default) or its
+  response to the **blank** image of the stimulus's background (``"blank"``; only where
+  the run measured blanks: ``discover``);
+- ``std`` over the **padding-free** positions of natural images (``"valid"``, the
+  default: the receptive field entirely inside the image, like the centre unit every
+  sweep probes) or over **all** positions (``"all"``, including units whose receptive
+  field hangs over the zero padding). ``curvebench stats`` stores both; a statistics
+  file without the requested set falls back to the one it has and the label says so.
+
+The mean and std come from either
 
 - a **dataset statistics file** written by ``curvebench stats`` (the article's unit:
   statistics over the spatial positions of natural images - all of them by default,
@@ -32,6 +44,49 @@ from suites.file_kinds import STATS_KIND
 from suites.results.attributes import POSITIONS_LABEL, check_same_model, model_id, stats_label, stats_positions
 
 SWEEP_LABEL = "sweep's own statistics (no dataset statistics given)"
+SIGMA_BASELINES = ("mean", "blank")
+SIGMA_POSITIONS = ("valid", "all")
+
+
+@dataclass(frozen=True)
+class SigmaDefinition:
+    """Which baseline and which std make a sigma (module docstring); ``describe()`` is stated in outputs."""
+
+    baseline: str = "mean"
+    positions: str = "valid"
+
+    def __post_init__(self) -> None:
+        if self.baseline not in SIGMA_BASELINES:
+            raise ValueError(f"sigma baseline: {self.baseline!r} is not one of {', '.join(SIGMA_BASELINES)}")
+        if self.positions not in SIGMA_POSITIONS:
+            raise ValueError(f"sigma positions: {self.positions!r} is not one of {', '.join(SIGMA_POSITIONS)}")
+
+    def describe(self, used_positions: str | None = None) -> str:
+        base = "the dataset mean" if self.baseline == "mean" else "the blank image of the same background"
+        pos = used_positions or self.positions
+        text = f"sigma = (activation - {base}) / std over {POSITIONS_LABEL[pos]} of natural images"
+        if used_positions and used_positions != self.positions:
+            text += f" (asked for {POSITIONS_LABEL[self.positions]}; the statistics file has only {POSITIONS_LABEL[pos]})"
+        return text
+
+
+#: the one sigma of every command (``--sigma-baseline``/``--sigma-positions`` select the other)
+DEFAULT_SIGMA = SigmaDefinition()
+
+
+def reference_moments(stats: xr.Dataset, name: str, positions: str = DEFAULT_SIGMA.positions
+                      ) -> tuple[xr.DataArray, xr.DataArray, str]:
+    """``(mean, std, positions used)`` of tap ``name`` (``<layer>`` or ``<layer>_pre_relu``) from a statistics file.
+
+    Prefers ``<name>_{mean,std}_<positions>`` (files of ``curvebench stats`` since both sets
+    are stored); otherwise ``<name>_{mean,std}``, whose positions the file's attribute names.
+    """
+    if f"{name}_std_{positions}" in stats and f"{name}_mean_{positions}" in stats:
+        return stats[f"{name}_mean_{positions}"], stats[f"{name}_std_{positions}"], positions
+    if f"{name}_mean" not in stats or f"{name}_std" not in stats:
+        have = sorted({str(v)[: -len("_mean")] for v in stats.data_vars if str(v).endswith("_mean")})
+        raise ValueError(f"stats: no statistics for {name!r}; the file has {have}")
+    return stats[f"{name}_mean"], stats[f"{name}_std"], stats_positions(stats)
 
 
 @dataclass(frozen=True)
@@ -49,23 +104,28 @@ def check_compatible(results: xr.Dataset, stats: xr.Dataset) -> None:
 
 
 def channel_stats(
-    results: xr.Dataset, layer: str, stats: xr.Dataset | None = None, *, pre_relu: bool = False
+    results: xr.Dataset, layer: str, stats: xr.Dataset | None = None, *, pre_relu: bool = False,
+    sigma: SigmaDefinition = DEFAULT_SIGMA,
 ) -> ChannelStats:
     """Per-channel mean/std for ``layer``, aligned to the channels present in ``results``.
 
-    Without ``stats`` the sweep's own statistics are used (labelled :data:`SWEEP_LABEL`).
+    The std is over the positions ``sigma.positions`` names (padding-free by default; see
+    :func:`reference_moments`). Without ``stats`` the sweep's own statistics are used
+    (labelled :data:`SWEEP_LABEL`).
     """
     values = layer_array(results, layer, pre_relu)
     cdim = channel_dim(results, layer)
     if stats is None:
         data = np.asarray(values.transpose(STIMULUS_DIM, cdim).values, dtype=np.float64)
-        return ChannelStats(np.nanmean(data, axis=0), np.nanstd(data, axis=0), SWEEP_LABEL)
+        seen = np.isfinite(data).any(axis=0)  # channels without a value (no rows yet): NaN, without numpy warnings
+        mean = np.full(data.shape[1], np.nan)
+        std = np.full(data.shape[1], np.nan)
+        mean[seen] = np.nanmean(data[:, seen], axis=0)
+        std[seen] = np.nanstd(data[:, seen], axis=0)
+        return ChannelStats(mean, std, SWEEP_LABEL)
     check_compatible(results, stats)
     name = f"{layer}_pre_relu" if pre_relu else layer
-    if f"{name}_mean" not in stats or f"{name}_std" not in stats:
-        have = sorted({str(v)[: -len("_mean")] for v in stats.data_vars if str(v).endswith("_mean")})
-        raise ValueError(f"stats: no statistics for {name!r}; the file has {have}")
-    mean, std = stats[f"{name}_mean"], stats[f"{name}_std"]
+    mean, std, used = reference_moments(stats, name, sigma.positions)
     sdim = mean.dims[0]
     wanted = values.coords[cdim].values if cdim in values.coords else np.arange(values.sizes[cdim])
     have = stats.coords[sdim].values if sdim in stats.coords else np.arange(mean.size)
@@ -74,9 +134,8 @@ def channel_stats(
     if missing:
         raise ValueError(f"stats: channels {missing[:8]} of layer {layer!r} are not in the statistics file")
     take = np.array([index[int(c)] for c in wanted])
-    return ChannelStats(
-        np.asarray(mean.values, dtype=np.float64)[take], np.asarray(std.values, dtype=np.float64)[take], stats_label(stats)
-    )
+    return ChannelStats(np.asarray(mean.values, dtype=np.float64)[take], np.asarray(std.values, dtype=np.float64)[take],
+                        f"{stats_label(stats, used)}; {sigma.describe(used)}")
 
 
 def to_sigma(

@@ -70,6 +70,8 @@ class DiscoverOptions:
         figures: draw the PNGs (with ``out_dir``).
         device: torch device.
         progress: progress bars.
+        sigma: the sigma definition (:class:`suites.analysis.sigma.SigmaDefinition`; None:
+            the one default, dataset mean and padding-free std).
     """
 
     weights: str | Path | None = None
@@ -84,6 +86,7 @@ class DiscoverOptions:
     figures: bool = True
     device: str = "cpu"
     progress: bool = False
+    sigma: Any = None
 
 
 @dataclass
@@ -108,7 +111,8 @@ class DiscoverResult:
 
 def layer_families(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, criteria=None, *,
                    images: str = "builtin", stats: xr.Dataset | None = None,
-                   cache_dir: str | Path | None = "results/cache", progress: bool = False) -> dict[str, dict]:
+                   cache_dir: str | Path | None = "results/cache", progress: bool = False,
+                   sigma=None) -> dict[str, dict]:
     """The position-robust family of several layers of a loaded ``probes`` model, from one pass per batch.
 
     Every stimulus is rendered once and all ``layers`` are read from the same forward
@@ -120,7 +124,10 @@ def layer_families(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, c
     """
     from suites.analysis.curve_family import Criteria, classify_all, layer_summary
 
-    resp = discover_responses(model, layers, sweep, images=images, stats=stats, cache_dir=cache_dir, progress=progress)
+    from suites.analysis.sigma import DEFAULT_SIGMA
+
+    resp = discover_responses(model, layers, sweep, images=images, stats=stats, cache_dir=cache_dir, progress=progress,
+                              sigma=sigma or DEFAULT_SIGMA)
     family = classify_all(resp, criteria or Criteria(), list(dict.fromkeys(layers)))
     return {l: layer_summary(family, l) for l in dict.fromkeys(layers)}
 
@@ -128,14 +135,16 @@ def layer_families(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, c
 def _run_one(net, layers: list[str], opts: DiscoverOptions, crit, *, stats, weights_label: str | None):
     from suites.analysis.curve_family import classify_all
 
+    from suites.analysis.sigma import DEFAULT_SIGMA
+
     resp = discover_responses(net, layers, opts.sweep, images=opts.images, stats=stats, cache_dir=opts.cache_dir,
-                              progress=opts.progress)
+                              progress=opts.progress, sigma=opts.sigma or DEFAULT_SIGMA)
     if weights_label:
         resp.attrs["weights"] = weights_label
     return resp, classify_all(resp, crit, layers)
 
 
-def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None) -> DiscoverResult:
+def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None = None, **fields: Any) -> DiscoverResult:
     """Find the curve family of ``layers`` of a model: measure, test, summarise, and optionally write files.
 
     Args:
@@ -143,6 +152,8 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
         layers: tap names.
         options: :class:`DiscoverOptions` (default: the model's weights, default sweep
             and test, no control, no files).
+        fields: :class:`DiscoverOptions` fields by name, replacing those of ``options``
+            (``discover("groundtruth", ["curves"], sweep=Sweep(positions=1), out_dir="d")``).
 
     Returns:
         :class:`DiscoverResult`; ``summary`` has the JSON shape of docs/discover.md.
@@ -151,7 +162,9 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
 
     from suites.analysis.curve_family import Criteria, summary
 
-    opts = options or DiscoverOptions()
+    from dataclasses import replace
+
+    opts = replace(options or DiscoverOptions(), **fields)
     t0 = time.perf_counter()
     crit = opts.criteria or Criteria()
     layers = list(dict.fromkeys(layers))

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from suites.analysis.sigma import DEFAULT_SIGMA, SigmaDefinition, reference_moments
 from suites.errors import SuitesError
 from suites.file_kinds import DISCOVER_RESPONSES_KIND
 from suites.results.attributes import stats_label
@@ -217,7 +218,7 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
         if path.exists():
             stats = _read_stats(path)
             if stats is not None and stats.attrs.get("fingerprint") == fp:
-                if all(f"{l}_std" in stats for l in wanted):
+                if all(f"{l}_std" in stats and (f"{l}_std_all" in stats or model.geometry is None) for l in wanted):
                     stats.attrs["cache_file"] = str(path)
                     return stats
                 wanted = list(dict.fromkeys([*str(stats.attrs.get("layers", "")).split(), *wanted]))
@@ -514,8 +515,9 @@ def discover_responses(
     stats: xr.Dataset | None = None,
     cache_dir: str | Path | None = "results/cache",
     progress: bool = False,
+    sigma: SigmaDefinition = DEFAULT_SIGMA,
 ) -> xr.Dataset:
-    """:func:`measure` plus per-channel dataset statistics (``<L>_mean``, ``<L>_std``).
+    """:func:`measure` plus per-channel dataset statistics (``<L>_mean``, ``<L>_std``) of ``sigma``'s positions.
 
     Args:
         model: a ``probes`` model (``probes.load_model(...)``).
@@ -524,6 +526,9 @@ def discover_responses(
         images: ``"builtin"`` or a folder, for the statistics (ignored if ``stats`` given).
         stats: precomputed statistics (``curvebench stats``) for the same network.
         cache_dir: where computed statistics are cached (None: no cache).
+        sigma: which baseline (dataset mean or blank) and which std (padding-free or all
+            positions) the test's sigma uses (:mod:`suites.analysis.sigma`); stored in the
+            attributes ``sigma``, ``sigma_baseline``, ``sigma_positions``.
 
     Example (a notebook)::
 
@@ -548,15 +553,23 @@ def discover_responses(
     if missing:
         raise DiscoverError(f"stats: no statistics for layer {missing[0]!r}")
     ds = measure(model, layers, sweep, progress=progress)
+    used = set()
     for l in dict.fromkeys(layers):
         c = f"{l}_channel"
         # a tap without a ReLU (a linear block output): the statistics of the value itself
         key = l if f"{l}_pre_relu" in model.taps else f"{l}_pre_relu"
-        ds[f"{l}_mean"] = ((c,), np.asarray(stats[f"{key}_mean"].values, dtype=np.float64))
-        ds[f"{l}_std"] = ((c,), np.asarray(stats[f"{key}_std"].values, dtype=np.float64))
-        ds[f"{l}_std"].attrs["statistics_of"] = ("post-ReLU activation" if key == l
+        mean, std, pos = reference_moments(stats, key, sigma.positions)
+        used.add(pos)
+        ds[f"{l}_mean"] = ((c,), np.asarray(mean.values, dtype=np.float64))
+        ds[f"{l}_std"] = ((c,), np.asarray(std.values, dtype=np.float64))
+        ds[f"{l}_std"].attrs["statistics_of"] = ("post-ReLU activation (max(pre, 0) for a clipping tap)" if key == l
                                                  else "the tap's own (linear) value: it has no ReLU")
-    ds.attrs["statistics"] = stats_label(stats)
+        ds[f"{l}_std"].attrs["positions"] = pos
+    pos = used.pop() if len(used) == 1 else sigma.positions
+    ds.attrs["sigma_baseline"] = sigma.baseline
+    ds.attrs["sigma_positions"] = pos
+    ds.attrs["sigma"] = sigma.describe(pos)
+    ds.attrs["statistics"] = stats_label(stats, pos)
     ds.attrs["statistics_proxy"] = int(stats.attrs.get("proxy", 0))
     ds.attrs["fingerprint"] = fp
     if "cache_file" in stats.attrs:

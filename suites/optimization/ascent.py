@@ -53,8 +53,9 @@ from torch import Tensor
 
 from probes.weights_spec import RANDOM
 from suites.errors import OptimizeError
-from suites.file_kinds import OPTIMIZE_KIND, STATS_KIND
+from suites.file_kinds import CURVE_FAMILY_KIND, OPTIMIZE_KIND, STATS_KIND
 from suites.results.attributes import check_same_model, stats_label
+from suites.specs.channel_selection import ChannelSelection
 from suites.optimization.space import COORDINATES, PARAMETERS, Space, build_space
 
 __all__ = ["optimize", "OptimizeOptions", "save", "Evaluator", "resolve_channels", "sensitivity"]
@@ -133,10 +134,11 @@ class Evaluator:
 
 
 
-def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Path | None) -> list[int]:
+def resolve_channels(model: Any, layer: str, channels: ChannelSelection | Sequence[int] | str | Path | None) -> list[int]:
     """Channel ids to optimise: all (None or ``"all"``), the article's family (``"family"``),
     a discovered family (the path of a ``curvebench discover`` ``family.nc``: its detectors
-    in ``layer``) or a list.
+    in ``layer``), a list, or a parsed ``--channels`` (:mod:`suites.specs.channel_selection`;
+    ``auto`` is refused: there is no sweep to choose from).
 
     Raises:
         OptimizeError: a layer the model lacks, a channel outside the layer, an empty or
@@ -146,6 +148,8 @@ def resolve_channels(model: Any, layer: str, channels: Sequence[int] | str | Pat
     if layer not in model.layers:
         raise OptimizeError(f"layer {layer!r} is not a layer of model {model.name!r}; allowed: {', '.join(model.layers)}")
     n = model.num_channels(layer)
+    if isinstance(channels, ChannelSelection):
+        channels = {"ids": list(channels.ids), "file": channels.path}.get(channels.mode, channels.mode)
     if channels is None or channels == "all":
         return list(range(n))
     if channels == "family":
@@ -179,8 +183,6 @@ def _model_attrs(model: Any) -> dict[str, Any]:
 
 def _discovered_family(model: Any, layer: str, path: Path) -> list[int]:
     """The detectors of ``layer`` in a ``curvebench discover`` family file, checked against ``model``."""
-    from suites.file_kinds import CURVE_FAMILY_KIND
-
     if not path.is_file():
         raise OptimizeError(f"channels: family file not found: {path}")
     fam = _open_of_kind(path, CURVE_FAMILY_KIND, "channels")

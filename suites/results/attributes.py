@@ -85,9 +85,13 @@ def stats_positions(stats: xr.Dataset) -> str:
     return "valid" if stats.attrs.get("positions") == "valid" else "all"
 
 
-def stats_label(stats: xr.Dataset) -> str:
-    """One line naming a statistics dataset: images, count, positions counted (and a proxy's warning)."""
+def stats_label(stats: xr.Dataset, positions: str | None = None) -> str:
+    """One line naming a statistics dataset: images, count, positions counted (and a proxy's warning).
+
+    ``positions`` (``"all"``/``"valid"``) names the position set whose std is used, for
+    files that store both (default: the file's own ``positions``).
+    """
     source = stats.attrs.get("source", "unknown images")
     n = stats.attrs.get("n_images", "?")
     proxy = " - small proxy, not ImageNet" if int(stats.attrs.get("proxy", 0)) and "proxy" not in str(source) else ""
-    return f"dataset statistics: {source}, {n} images, {POSITIONS_LABEL[stats_positions(stats)]}{proxy}"
+    return f"dataset statistics: {source}, {n} images, {POSITIONS_LABEL[positions or stats_positions(stats)]}{proxy}"

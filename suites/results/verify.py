@@ -209,8 +209,22 @@ def _stored_suite_axes(p: Path, attrs: Any) -> list[tuple[str, np.ndarray]]:
     except ValueError as exc:
         raise _bad(p, "run_options", f"is not valid JSON options ({exc})") from None
     if opts.get("quick"):
-        suite = suite.quick()
+        # files written before quick thinned periodic axes without the end point keep both ends
+        legacy = suite.quick(legacy=True)
+        suite = legacy if _stored_axes_match(attrs, legacy) and any(
+            f"grid_axis_{n}" in attrs for n, _ in legacy.axes) else suite.quick()
     return [(n, np.asarray(v)) for n, v in suite.axes]
+
+
+def _stored_axes_match(attrs: Any, suite: Any) -> bool:
+    """Whether every ``grid_axis_<name>`` attribute holds the suite's values of that axis."""
+    for name, values in suite.axes:
+        key = f"grid_axis_{name}"
+        if key in attrs:
+            stored = np.asarray(attrs[key], dtype=np.float64).reshape(-1)
+            if len(stored) != len(values) or not np.allclose(stored, values, rtol=1e-9, atol=1e-12):
+                return False
+    return True
 
 
 def check_resumable(path: str | os.PathLike) -> ResultsStatus:

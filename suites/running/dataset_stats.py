@@ -24,6 +24,11 @@ Convention:
       span on each side.
     - std is the population std (divide by N).
     - Attribute ``positions``: ``"all"`` or ``"valid"``; ``positions_description`` says it in words.
+    - **Both** position sets are always stored where the model has a receptive-field
+      geometry: ``L_mean_all``, ``L_std_all``, ``L_pre_relu_mean_all``,
+      ``L_pre_relu_std_all`` and the same with ``_valid`` (one pass over the images);
+      ``L_mean``/``L_std`` are those of ``positions``. :mod:`suites.analysis.sigma` picks
+      the set its definition names.
 """
 
 from __future__ import annotations
@@ -146,20 +151,16 @@ def compute_stats(
         raise ValueError(f"layers: {bad} not in model {model.name!r}; allowed: {', '.join(model.layers)}")
     if positions not in POSITIONS:
         raise ValueError(f"positions: {positions!r} is not one of {', '.join(POSITIONS)}")
-    keep = _valid_indices(model, layers, size) if positions == "valid" else {}
+    keep = _valid_indices(model, layers, size) if positions == "valid" else _maybe_valid(model, layers, size)
     running = {l: RunningChannelStats(model.num_channels(l), bins) for l in layers}
+    other = {l: RunningChannelStats(model.num_channels(l), 1) for l in keep}  # the other positions' moments
     n_images = 0
     bar = tqdm(total=len(source), desc=f"stats {model.name}", unit="img", disable=not progress)
     with torch.no_grad():
         for names, images in iter_batches(source, size, batch_size):
             out = model.probe(images.to(model.device), list(layers), full_map=True)
             for l in layers:
-                # a tap without a ReLU (e.g. a linear block output) is its own "pre-ReLU" value
-                pre = out.get(f"{l}_pre_relu", out[l])
-                if l in keep:
-                    idx = keep[l].to(pre.device)
-                    pre = pre.index_select(2, idx).index_select(3, idx)
-                running[l].update(pre)
+                _update(running[l], other.get(l), out.get(f"{l}_pre_relu", out[l]), keep.get(l), positions)
             n_images += len(names)
             bar.update(len(names))
     bar.close()
@@ -167,6 +168,7 @@ def compute_stats(
     coords: dict = {}
     for l in layers:
         data_vars.update(running[l].variables(l))
+        data_vars.update(_both_positions(l, positions, running[l], other.get(l)))
         coords[f"{l}_channel"] = np.arange(model.num_channels(l))
     meta = model.meta
     attrs = {
@@ -184,9 +186,50 @@ def compute_stats(
         "positions_description": POSITIONS[positions],
         "layers": " ".join(layers),
         "positions_per_layer": " ".join(f"{l}={running[l].n}" for l in layers),
+        "stds": "<L>_std_all and <L>_std_valid (and _mean_, _pre_relu_): both position sets, where the model has "
+                "a geometry; <L>_std is the one named by 'positions'",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _update(main: RunningChannelStats, other: RunningChannelStats | None, pre: torch.Tensor,
+            keep: torch.Tensor | None, positions: str) -> None:
+    """Add one batch's ``pre`` maps (a tap without a ReLU is its own "pre-ReLU" value) to both position sets."""
+    if keep is None:
+        main.update(pre)
+        return
+    idx = keep.to(pre.device)
+    valid = pre.index_select(2, idx).index_select(3, idx)
+    main.update(valid if positions == "valid" else pre)
+    if other is not None:
+        other.update(pre if positions == "valid" else valid)
+
+
+def _maybe_valid(model, layers: Sequence[str], size: int) -> dict[str, torch.Tensor]:
+    """The padding-free unit indices of the layers that have some (empty without a geometry)."""
+    try:
+        return _valid_indices(model, layers, size)
+    except ValueError:
+        return {}
+
+
+def _both_positions(layer: str, positions: str, main: RunningChannelStats,
+                    other: RunningChannelStats | None) -> dict[str, tuple]:
+    """``<layer>_{mean,std,pre_relu_mean,pre_relu_std}_{all,valid}`` for the position sets measured."""
+    sets = {positions: main}
+    if other is not None:
+        sets["all" if positions == "valid" else "valid"] = other
+    c = f"{layer}_channel"
+    out: dict[str, tuple] = {}
+    for name, r in sets.items():
+        if r.n == 0:
+            continue
+        out[f"{layer}_mean_{name}"] = ((c,), r.mean["post"])
+        out[f"{layer}_std_{name}"] = ((c,), np.sqrt(r.m2["post"] / r.n))
+        out[f"{layer}_pre_relu_mean_{name}"] = ((c,), r.mean["pre"])
+        out[f"{layer}_pre_relu_std_{name}"] = ((c,), np.sqrt(r.m2["pre"] / r.n))
+    return out
 
 
 def _valid_indices(model, layers: Sequence[str], size: int) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ def _family_channels(suite: Suite, model: Any, name: str, layer: str | None) -> 
         fam = probes.get_family(model.name, name)
     except ValueError as exc:
         raise _error(suite, f"[model].channels: family {name!r} does not exist for layer {layer!r} "
-                            f"({exc}); use 'all', 'curves' or a list of channel ids") from None
+                            f"({exc}); use 'all', 'family' (the layer's curve family, also 'curves') or a list of channel ids") from None
     if fam.layer != layer:
         raise _error(suite, f"[model].channels: family {name!r} belongs to layer {fam.layer!r}, not {layer!r}")
     return {layer: [int(c) for c in fam.channels]}

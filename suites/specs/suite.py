@@ -28,7 +28,7 @@ File format (every key optional unless marked)::
     name = "inceptionv1"                 # overridable with --model
     weights = ""                         # path; "" = registry default / random
     layers = ["mixed3b"]
-    channels = "all"                     # "all" | family name | [ids] | {layer = ...};
+    channels = "all"                     # "all" | "family" | family name | [ids] | {layer = ...};
                                          # default: the family's channels with `family`, else all
     family = ""                          # e.g. "curves": layers default to the family's layers
     readout = "both"                     # both | pre_relu | post_relu
@@ -173,12 +173,22 @@ class Suite:
     def axis_names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.axes)
 
-    def quick(self, max_values: int = 12) -> Suite:
-        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values."""
+    def quick(self, max_values: int = 12, *, legacy: bool = False) -> Suite:
+        """The same sweep with each axis thinned to at most ``max_values`` evenly spaced values.
+
+        A periodic axis that covers its period with even steps (orientation 0, 0.5, ...,
+        359.5) keeps ``max_values`` values evenly spaced around the circle without the end
+        point (0, 30, ..., 330), so no two thinned values are near-duplicates across the
+        wrap; other axes keep both ends. ``legacy``: the thinning of files written before
+        (both ends on every axis), for verifying them.
+        """
         axes = []
         for n, v in self.axes:
             if len(v) > max_values:
-                idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
+                if not legacy and _covers_period(n, v):
+                    idx = (np.arange(max_values) * len(v)) // max_values
+                else:
+                    idx = np.unique(np.round(np.linspace(0, len(v) - 1, max_values)).astype(int))
                 v = v[idx]
             axes.append((n, v))
         return replace(self, axes=tuple(axes))
@@ -538,9 +548,23 @@ def _check_param_values(key: str, values: np.ndarray, path: str, where: str) -> 
 _COLOUR_PERIODS = {"fg_hue": 360.0, "bg_hue": 360.0}
 
 
+def _period(key: str) -> float | None:
+    return _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+
+
+def _covers_period(key: str, values: np.ndarray) -> bool:
+    """Whether an axis is periodic and its values are evenly spaced steps around the whole period."""
+    period = _period(key)
+    if not period or len(values) < 2:
+        return False
+    v = np.sort(np.mod(np.asarray(values, dtype=np.float64), period))
+    steps = np.diff(np.append(v, v[0] + period))
+    return bool(np.allclose(steps, period / len(v), rtol=1e-6, atol=1e-9))
+
+
 def _check_distinct(key: str, values: np.ndarray, path: str, where: str) -> None:
     """No two values of an axis may draw the same stimuli: no repeats, none a period apart."""
-    period = _PARAMS[key].period if key in _PARAMS else _COLOUR_PERIODS.get(key)
+    period = _period(key)
     folded = np.mod(values, period) if period else values
     order = np.argsort(folded, kind="stable")
     gaps = np.diff(folded[order])
@@ -612,9 +636,14 @@ def _check_colour_modes(params: dict[str, Any], path: str) -> None:
 
 
 def _channels(value: Any, path: str, where: str) -> Any:
-    """'all' | family name | list of ids | {layer: one of those}."""
+    """'all' | 'family' | family name | list of ids | {layer: one of those}.
+
+    ``"family"`` (the word ``--channels`` of plot, report and optimize uses,
+    :mod:`suites.specs.channel_selection`) is the layer's curve family, the same as the
+    family kind ``"curves"``.
+    """
     if isinstance(value, str) and value:
-        return value
+        return "curves" if value.strip() == "family" else value
     if isinstance(value, list):
         if not value:
             raise SuiteError(f"{path}: {where} is an empty list; give channel ids, 'all' or a family name")

@@ -40,97 +40,41 @@
   function hueColour(deg) { return "hsl(" + ((deg % 360) + 360) % 360 + ",85%,40%)"; }
 
   // ---------------------------------------------------------------- stimulus drawing
-  // Port of stimuli.shapes.path_point: point (u, v) and tangent angle psi at signed arc
-  // length s from the midpoint; u along the tangent, v toward the centre of curvature.
-  function sinc(x) { return Math.abs(x) < 1e-9 ? 1 : Math.sin(x) / x; }
-  function pathPoint(k, L, rho, s) {
-    const half = 0.5 * L;
-    const sf = Math.max(Math.min(s, rho * half), -rho * half);
-    const rs = Math.max(rho, 1e-6);
-    const psi = k * Math.max(Math.min(s / rs, half), -half);
-    const pu = sf * sinc(psi), pv = sf * (0.5 * psi) * Math.pow(sinc(0.5 * psi), 2);
-    const extra = s - sf;
-    return [pu + extra * Math.cos(psi), pv + extra * Math.sin(psi), psi];
-  }
-  function hsv(h, s, v) {
-    h = ((h % 360) + 360) % 360 / 60;
-    return [5, 3, 1].map(n => { const k = (n + h) % 6; return v - v * s * Math.max(0, Math.min(k, 4 - k, 1)); });
-  }
-  // As suites.specs.render_args: *_hue (+ _saturation, _value), *_r/_g/_b, "complement".
-  function colour(side, p, fg) {
-    const get = (key, d) => (p[key] !== undefined ? Number(p[key]) : d);
-    if (p[side + "_hue"] !== undefined) return hsv(get(side + "_hue", 0), get(side + "_saturation", 1), get(side + "_value", 1));
-    let base = p[side] !== undefined ? p[side] : (side === "fg" ? [0, 0, 0] : [1, 1, 1]);
-    if (base === "complement") return fg.map(c => 1 - c);
-    base = Array.isArray(base) ? base.slice(0, 3).map(Number) : (side === "fg" ? [0, 0, 0] : [1, 1, 1]);
-    ["r", "g", "b"].forEach((c, i) => { if (p[side + "_" + c] !== undefined) base[i] = Number(p[side + "_" + c]); });
-    return base;
-  }
+  // The page knows no stimulus geometry: suites.report_stimuli computed each shape with
+  // stimuli in Python (path, ticks, fill region in the path's frame: u along the tangent at
+  // the midpoint, v toward the centre of curvature; colours; width; window) and embedded it
+  // in spec.shapes. Here a shape is only turned by the cell's orientation (degrees,
+  // counter-clockwise on screen) and its midpoint put on the stimulus position (x, y) px.
   function css(rgb) { return "rgb(" + rgb.map(c => Math.round(255 * Math.min(1, Math.max(0, c)))).join(",") + ")"; }
-
-  // Draw the stimulus of parameters `p` (fixed merged with the cell's swept values) at the
-  // model's input size, path midpoint at spec.position (x, y) px, as stimuli.render does.
   function drawStimulus(canvas, spec, cell) {
-    const p = Object.assign({}, spec.fixed, cell);
     const size = spec.size;
     canvas.width = size; canvas.height = size;
     const ctx = canvas.getContext("2d");
-    const fg = colour("fg", p, null), bg = colour("bg", p, fg);
-    ctx.fillStyle = css(bg); ctx.fillRect(0, 0, size, size);
-    const L = Number(p.length !== undefined ? p.length : 64), W = Number(p.width !== undefined ? p.width : 3);
-    const k = Number(p.curvature || 0), th = Number(p.orientation || 0) * Math.PI / 180;
-    const rho = p.rounding !== undefined ? Number(p.rounding) : (spec.kind === "angle" ? 0 : 1);
-    const [px, py] = spec.position;
+    const sh = (spec.shapes || {})[cell.shape];
+    if (!sh) { ctx.fillStyle = "#777"; ctx.fillRect(0, 0, size, size); return; }  // no stimuli computed
+    ctx.fillStyle = css(sh.bg); ctx.fillRect(0, 0, size, size);
+    const th = Number(cell.orientation || 0) * Math.PI / 180;
+    const [px, py] = cell.position || spec.position;
     const su = Math.sin(th), cu = Math.cos(th);
-    const toXY = (u, v) => [px + u * su + v * cu, py + u * cu - v * su];
-    const n = 240, pts = [];
-    for (let i = 0; i <= n; i++) {
-      const q = pathPoint(k, L, rho, L * (i / n - 0.5));
-      pts.push(toXY(q[0], q[1]));
-    }
-    ctx.save();
-    const win = p.window !== undefined ? Number(p.window) : Infinity;
-    if (isFinite(win)) {  // outside the stimulus window only background is drawn
-      ctx.beginPath(); ctx.rect(px - win / 2, py - win / 2, win, win); ctx.clip();
-    }
-    ctx.fillStyle = css(fg); ctx.strokeStyle = css(fg);
-    const fill = Number(p.fill || 0);
-    if (fill > 0) {
-      ctx.globalAlpha = Math.min(1, fill);
+    const trace = (flat) => {
       ctx.beginPath();
-      if ((p.fill_mode || "article") === "segment") {  // between the path and its chord
-        pts.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
-      } else if (rho >= 1 && k !== 0) {  // article: inside the curve's full circle
-        const c = toXY(0, 1 / k);
-        ctx.arc(c[0], c[1], 1 / Math.abs(k), 0, 2 * Math.PI);
-      } else {
-        // article, a line or an angle: the concave side, the path's ends extended along their
-        // tangents and closed far away on the inner side (exact for sharp angles and lines;
-        // rounded angles drawn as the fillet plus the arms' wedge)
-        const far = 4 * size + L, sg = k < 0 ? -1 : 1;
-        const a = pathPoint(k, L, rho, -L / 2), b = pathPoint(k, L, rho, L / 2);
-        const out = (q, dir) => [q[0] + dir * far * Math.cos(q[2]), q[1] + dir * far * Math.sin(q[2])];
-        const inward = q => [q[0] - sg * far * Math.sin(q[2]), q[1] + sg * far * Math.cos(q[2])];
-        const a0 = out(a, -1), b0 = out(b, 1);
-        const ring = [toXY(...inward([a0[0], a0[1], a[2]])), toXY(...a0), ...pts, toXY(...b0),
-                      toXY(...inward([b0[0], b0[1], b[2]]))];
-        ring.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
+      for (let i = 0; i < flat.length; i += 2) {
+        const x = px + flat[i] * su + flat[i + 1] * cu, y = py + flat[i] * cu - flat[i + 1] * su;
+        if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       }
-      ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
+    };
+    ctx.save();
+    if (sh.window !== null) {  // outside the stimulus window only background is drawn
+      ctx.beginPath(); ctx.rect(px - sh.window / 2, py - sh.window / 2, sh.window, sh.window); ctx.clip();
     }
-    if (W > 0) {
-      ctx.lineWidth = W; ctx.lineCap = "butt"; ctx.lineJoin = "round";
-      ctx.beginPath(); pts.forEach((q, i) => (i ? ctx.lineTo(q[0], q[1]) : ctx.moveTo(q[0], q[1])));
-      ctx.stroke();
-      const ticks = Math.round(Number(p.ticks || 0));
-      const tl = Number(p.tick_length !== undefined ? p.tick_length : 6), side = p.tick_side || "both";
-      const sign = k < 0 ? -1 : 1, lo = side === "in" ? 0 : -tl, hi = side === "out" ? 0 : tl;
-      for (let j = 0; j < ticks; j++) {
-        const q = pathPoint(k, L, rho, L * ((j + 0.5) / ticks - 0.5));
-        const nu = -Math.sin(q[2]) * sign, nv = Math.cos(q[2]) * sign;
-        const a = toXY(q[0] + lo * nu, q[1] + lo * nv), b = toXY(q[0] + hi * nu, q[1] + hi * nv);
-        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
-      }
+    ctx.fillStyle = css(sh.fg); ctx.strokeStyle = css(sh.fg);
+    if (sh.fill_region) {
+      ctx.globalAlpha = sh.fill; trace(sh.fill_region); ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
+    }
+    if (sh.width > 0) {
+      ctx.lineWidth = sh.width; ctx.lineCap = "butt"; ctx.lineJoin = "round";
+      trace(sh.path); ctx.stroke();
+      sh.ticks.forEach(t => { trace(t); ctx.stroke(); });
     }
     ctx.restore();
   }
@@ -318,29 +262,19 @@
   }
 
   function cellParams(run, key, io, ik) {
-    // parameter sets the cell stands for: one per value of the series it averages over
-    const base = { orientation: run.orientation[io], curvature: run.curvature[ik] };
-    for (const p in run.averaged) base[p] = run.averaged[p][0];
+    // the stimuli a cell stands for: one per value of the series it averages over; each is a
+    // shape of run.stimulus.shapes ("<curvature index>|<series value indices>") at the cell's orientation
     const names = Object.keys(run.series);
-    // a series value is a parameter value, or (series_params) a set of parameters, e.g. a polarity's fg/bg
-    const setValue = (q, p, v) => {
-      const sp = (run.series_params || {})[p + "=" + gnum(v)];
-      if (sp) Object.assign(q, sp); else q[p] = v;
-    };
+    const shape = idx => ({ orientation: run.orientation[io], shape: ik + "|" + idx.join(",") });
     if (key) {
       const i = key.indexOf("="), p = key.slice(0, i);
-      const v = run.series[p].find(x => String(gnum(x)) === key.slice(i + 1));
-      names.forEach(n => { if (n !== p) setValue(base, n, run.series[n][0]); });
-      setValue(base, p, v);
-      return [{ params: base, label: "" }];
+      const vi = run.series[p].findIndex(x => String(gnum(x)) === key.slice(i + 1));
+      return [{ params: shape(names.map(n => (n === p ? vi : 0))), label: "" }];
     }
-    if (!names.length) return [{ params: base, label: "" }];
-    const first = names[0];
-    return run.series[first].map(v => {
-      const q = Object.assign({}, base); setValue(q, first, v);
-      names.slice(1).forEach(n => { setValue(q, n, run.series[n][0]); });
-      return { params: q, label: first + " = " + gnum(v) };
-    });
+    if (!names.length) return [{ params: shape([]), label: "" }];
+    return run.series[names[0]].map((v, vi) => ({
+      params: shape(names.map((n, j) => (j === 0 ? vi : 0))), label: names[0] + " = " + gnum(v),
+    }));
   }
 
   function buildRun(run, ri, container) {
@@ -461,6 +395,7 @@
 
     body.appendChild(el("h3", {}, "tuning: " + layer.name + " (" + layer.tuning.length + " channels; bold = shown above)"));
     body.appendChild(el("p", { class: "note" }, "preferred orientation: " + DATA.preferred_method + ". sigma from " + layer.statistics + "."));
+    if (layer.chosen) body.appendChild(el("p", { class: "note chosen" }, "channels shown: " + layer.chosen + "."));
     layer.families.forEach(f => body.appendChild(el("p", { class: "note family-summary" },
       f.name + ": coverage " + fmt(100 * f.coverage, 0) + "% of orientations, largest gap between preferred orientations " +
       fmt(f.largest_gap_deg, 1) + " deg, longest uncovered run " + fmt(f.largest_uncovered_deg, 1) + " deg")));
@@ -501,9 +436,7 @@
     { key: "converged", label: "converged", digits: 0 },
   ];
   function optimumCell(c) {
-    const p = { orientation: c.orientation, curvature: c.curvature, length: c.length, width: c.width };
-    ["rounding", "fill", "fg", "bg"].forEach(k => { if (c[k] !== undefined && c[k] !== null) p[k] = c[k]; });
-    return p;
+    return { orientation: c.orientation, shape: "c" + c.channel, position: c.position };
   }
   function buildOptimum(run, ri, container) {
     const sec = el("section", { class: "run optimum", id: "run-" + ri, "data-run": ri });
@@ -518,7 +451,7 @@
     const shown = run.shown.map(ch => byId[ch]).filter(Boolean);
     shown.sort((a, b) => (a.orientation === null ? 1e9 : a.orientation) - (b.orientation === null ? 1e9 : b.orientation));
     shown.forEach(c => {
-      const spec = { kind: run.stimulus.kind, fixed: {}, size: run.stimulus.size, position: c.position || run.stimulus.position };
+      const spec = run.stimulus;
       const card = el("div", { class: "optimum-card", "data-channel": c.channel });
       const cv = el("canvas", { class: "stim" });
       drawStimulus(cv, spec, optimumCell(c));
