@@ -32,6 +32,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "curvebench.cli.run",
     "curvebench.cli.analysis",
     "curvebench.cli.discover",
+    "curvebench.cli.atlas",
     "curvebench.cli.report",
     "curvebench.cli.optimize",
 )

@@ -230,6 +230,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     for f in args.files:
         path = Path(f)
+        if path.is_dir() and (path / "atlas.json").is_file():
+            from suites.discovery.atlas import atlas_rows, read_atlas
+
+            rows += atlas_rows(read_atlas(path))
+            continue
         if path.is_dir():
             path = path / "summary.json"
         if not path.exists():
@@ -417,7 +422,8 @@ def _add_compare(commands: Any) -> None:
                     "trained vs random-weights control). FILES: summary.json files, discover output folders or "
                     "family.nc files.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc")
+    p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc, "
+                   "or an atlas folder (every model and layer of it)")
     p.add_argument("--out", default="results/compare.png", metavar="PNG", help="figure (default results/compare.png)")
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     add_overwrite(p)

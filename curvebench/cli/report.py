@@ -16,10 +16,25 @@ from curvebench.cli.outputs import add_overwrite
 __all__ = ["register"]
 
 
+def _inputs(files: list[str]):
+    """``(name, dataset)`` per file; an atlas folder gives one per model: its best layer's responses and family."""
+    from suites.file_kinds import CURVE_FAMILY_KIND, DISCOVER_RESPONSES_KIND
+    from suites.results.files import open_file, open_for_report, with_family
+
+    for f in files:
+        if Path(f).is_dir() and (Path(f) / "atlas.json").is_file():
+            from suites.discovery.atlas import best_layer_files
+
+            for model, responses, family in best_layer_files(f):
+                yield str(Path(f) / model), with_family(open_file(responses, DISCOVER_RESPONSES_KIND, option="report"),
+                                                        open_file(family, CURVE_FAMILY_KIND, option="report"))
+            continue
+        yield f, open_for_report(f)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from suites.analysis.report import ReportOptions, report_kind
     from suites.report_stimuli import write_report
-    from suites.results.files import open_for_report
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -31,8 +46,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_output(out, "--out")  # before reading anything: an existing page needs --overwrite
     runs = []
     names: set[str] = set()
-    for f in args.files:
-        ds = open_for_report(f)
+    for f, ds in _inputs(args.files):
         _say_what_is_missing(f, ds)
         try:
             report_kind(ds)
