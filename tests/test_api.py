@@ -128,3 +128,15 @@ def test_open_file_refuses_what_it_cannot_read_in_one_line(tmp_path) -> None:
     xr.Dataset(attrs={"title": "someone else's"}).to_netcdf(unknown, engine="h5netcdf")
     with pytest.raises(ResultsFileError, match="file_kind=None"):
         open_file(unknown)
+
+
+def test_discover_takes_options_or_their_fields_by_name(tmp_path) -> None:
+    from suites.discovery.pipeline import DiscoverOptions
+    from suites.discovery.responses import Sweep
+
+    tiny = Sweep(orientations=8, curvatures=2, length=32.0, width=2.0, positions=1)
+    by_name = curvebench.discover("groundtruth", ["curves"], sweep=tiny, cache_dir=tmp_path)
+    by_options = curvebench.discover("groundtruth", ["curves"], DiscoverOptions(sweep=tiny, cache_dir=tmp_path))
+    assert by_name.summary["layers"] == by_options.summary["layers"]
+    with pytest.raises(TypeError, match="nope"):
+        curvebench.discover("groundtruth", ["curves"], nope=1)

@@ -267,3 +267,14 @@ def test_suite_channels_take_the_same_family_word() -> None:
     assert s.channels == "curves"  # the family kind: the model's curve family of each layer
     s = parse_suite(curve_suite_text("fam", model_extra='channels = { curves = "family" }'), path="fam.toml")
     assert s.channels == {"curves": "curves"}
+
+
+def test_report_layer_without_detectors_lists_tuning_and_says_why() -> None:
+    from suites.analysis.report import ReportOptions, report_data
+
+    # curvatures below the test's 0.02/px: the test cannot be applied, no heatmap, the page says why
+    ds = synthetic_results([dict(preferred=p) for p in (0, 90, 180)], layer="mixed4b",
+                           orientations=np.arange(0, 360, 10.0), curvatures=np.linspace(0, 0.01, 3))
+    layer = report_data([("s", ds)], ReportOptions())["runs"][0]["layers"][0]
+    assert layer["shown"] == [] and layer["chosen"].startswith("none (the sweep's curvatures reach 0.01/px")
+    assert len(layer["tuning"]) == 3

@@ -286,3 +286,20 @@ def test_a_restarted_group_continues_only_its_own_file(tmp_path: Path, monkeypat
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-2")  # another job's file is never continued unasked
     assert _stored_attrs(ref, resuming=False) is None
     assert "not found" in _stored_attrs(tmp_path / "nope.h5", resuming=True)
+
+
+@pytest.mark.slow
+def test_a_pre_existing_shard_is_refused_before_any_rank_writes(tmp_path: Path) -> None:
+    """Issue 21: a shard left by an earlier run is refused in one line, kept byte-identical, and no rank
+    leaves a new shard (or the combined file) behind."""
+    suite_file = _suite_file(tmp_path, 6)
+    out = tmp_path / "job" / "combined.h5"
+    old = out.parent / shard_names(out, 2)[1]
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an earlier run's shard")
+    proc = _run(_torchrun(["--standalone", "--nproc-per-node=2"], [str(suite_file), "--out", str(out)]))
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "curvebench: error:" in line]
+    assert errors and "rank-00001-of-00002.h5 already exists" in errors[0], proc.stderr[-3000:]
+    assert old.read_bytes() == b"an earlier run's shard"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["dist.toml", old.name]

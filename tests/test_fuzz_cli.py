@@ -262,3 +262,77 @@ def test_fuzz_images(world, argv):
 @given(argv=newer_argv())
 def test_fuzz_report_optimize_compare(world, argv):
     _check(world, argv)
+
+
+# ------------------------------------------------------------------ issue 21: folders, special files, middles
+
+#: files of the world read through folder arguments, special files, results files tampered in their middle rows
+FOLDER_PATHS = ["disc", "disc/summary.json", "disc/family.nc", "imgs-good", "imgs-good/a.png", "fifo", "fifo-dir",
+                "/dev/zero", "nan-middle.h5", "scaled-middle.h5", "nan-act.h5", "no-channel.h5", "missing-shard.h5",
+                "limited.h5", "results.h5", "x/../results.h5", "folder/../disc/summary.json"]
+
+
+@pytest.fixture(scope="module")
+def world2(world) -> Path:
+    """:func:`world` plus a discover folder, FIFOs (alone and inside a folder) and results tampered in the middle."""
+    root = world
+    if (root / "disc").exists():
+        return root
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "8",
+                     "--curvatures", "3", "--length", "32", "--width", "2", "--positions", "1", "--no-figures",
+                     "--no-progress", "--out", str(root / "disc"), "--cache", str(root / "cache")]) == 0
+        assert main(["run", str(root / "tiny.toml"), "--limit", "5", "--no-progress",
+                     "--out", str(root / "limited.h5")]) == 0
+    os.mkfifo(root / "fifo")
+    (root / "fifo-dir").mkdir()
+    os.mkfifo(root / "fifo-dir" / "summary.json")
+
+    def tamper(name: str, fn) -> None:
+        shutil.copy(root / "results.h5", root / name)
+        with h5py.File(root / name, "r+") as f:
+            fn(f)
+    tamper("nan-middle.h5", lambda f: f["orientation"].__setitem__(slice(3, 6), np.nan))
+    tamper("scaled-middle.h5", lambda f: f["curvature"].__setitem__(slice(None), f["curvature"][:] * -1e6))
+    tamper("nan-act.h5", lambda f: f["curves"].__setitem__(slice(4, 8), np.inf))
+    tamper("no-channel.h5", lambda f: f.__delitem__("curves_channel"))
+    tamper("missing-shard.h5", lambda f: (f.attrs.__setitem__("shards", "missing-shard.shards/r0.h5"),
+                                          f.attrs.__setitem__("shard_rows", np.asarray([[0, 30]]))))
+    for lock in root.glob("*.lock"):
+        lock.unlink()
+    return root
+
+
+@st.composite
+def folders_argv(draw) -> list[str]:
+    """Outputs inside folder inputs or equal to inputs through ``..``; special files; tampered middle rows."""
+    path = st.sampled_from(FOLDER_PATHS)
+    outs2 = st.sampled_from([*FOLDER_PATHS, "new.json", "new.png", "x/../new.json", "fifo"])
+    overwrite = draw(st.sampled_from([[], ["--overwrite"]]))
+    cmd = draw(st.sampled_from(["compare", "stats", "tuning", "plot", "report", "discover"]))
+    if cmd == "compare":
+        return ["compare", draw(path), "--out", draw(outs2), "--json", draw(outs2), *overwrite]
+    if cmd == "stats":
+        return ["stats", "--images", draw(st.sampled_from(["imgs-good", "fifo-dir", "fifo", "/dev/zero"])),
+                "--limit", "1", "--size", "16", "--out", draw(outs2), *overwrite]
+    if cmd == "discover":
+        return ["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "8", "--curvatures", "3",
+                "--length", "32", "--width", "2", "--positions", "1", "--no-figures", "--no-progress",
+                "--cache", draw(st.sampled_from(["cache", "fifo", "/dev/zero", "disc/summary.json"])),
+                "--stats", draw(path), "--out", draw(st.sampled_from(["new-disc", "disc", "fifo-dir"])),
+                "--json", draw(outs2), *overwrite]
+    extra = {"tuning": ["--json", draw(outs2)], "plot": ["--out", draw(st.sampled_from(["figs", "disc"]))],
+             "report": ["--out", draw(st.sampled_from(["new.html", "fifo", "x/../new.html"]))]}[cmd]
+    stats = ["--stats", draw(path)] if draw(st.booleans()) else []
+    partial = ["--allow-partial"] if cmd == "tuning" and draw(st.booleans()) else []
+    return [cmd, draw(path), *extra, *stats, *partial, *overwrite]
+
+
+@settings(FUZZ, max_examples=int(30 * SCALE))
+@given(argv=folders_argv())
+def test_fuzz_folders_special_files_and_middles(world2, argv):
+    import stat
+
+    _check(world2, argv)
+    for fifo in (world2 / "fifo", world2 / "fifo-dir" / "summary.json"):
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode), (argv, "replaced a FIFO")

@@ -206,5 +206,13 @@ def test_stats_store_both_stds_and_sigma_uses_the_padding_free_one() -> None:
     assert "padding-free positions only" in label and "dataset mean" in label
     assert "all positions" in channel_stats(ds, "curves", old).label
     assert "asked for padding-free" in SigmaDefinition().describe("all")
+    # --sigma-positions all (plot, tuning, report, rotate-tuning): the statistics carry the choice
+    from suites.analysis.sigma import choose_positions
+
+    chosen = channel_stats(ds, "curves", choose_positions(everywhere, "all"))
+    assert "all positions" in chosen.label and np.allclose(chosen.std, everywhere["curves_std_all"])
+    assert np.allclose(channel_stats(ds, "curves", everywhere).std, everywhere["curves_std_valid"])
+    with pytest.raises(ValueError, match="sigma positions: 'centre' is not one of valid, all"):
+        choose_positions(everywhere, "centre")
     with pytest.raises(ValueError, match="sigma baseline: 'median' is not one of mean, blank"):
         SigmaDefinition(baseline="median")

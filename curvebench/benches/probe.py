@@ -36,13 +36,16 @@ from probes.registry import load_model
 from probes.taps import run_until
 from probes.weights_spec import RANDOM, WeightsLike, WeightsSpec
 
-DEFAULT_LAYERS = ("conv2d2", "mixed3a", "mixed3b", "mixed4a")
-# per model: truncated-forward layers and the layer of the receptive-field crop comparison
-MODEL_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
-    "inceptionv1": (DEFAULT_LAYERS, "mixed3b"),
-    "efficientnet-lite0": (("blocks.1", "blocks.2", "blocks.3.2.depthwise", "blocks.4"), "blocks.3.2.depthwise"),
-    "groundtruth": (("edges", "curves"), "curves"),
-}
+
+
+def _model_defaults(model: str, spatial: list[str]) -> tuple[tuple[str, ...], str]:
+    """A registered model's truncated-forward layers and crop layer (its entry's ``bench_layers``, ``best_layer``)."""
+    from probes.registry import get_entry, is_factory_spec
+
+    if is_factory_spec(model):
+        return (), spatial[-1]
+    entry = get_entry(model)
+    return entry.bench_layers, entry.best_layer or spatial[-1]
 
 
 def _sync(device: torch.device) -> None:
@@ -149,8 +152,8 @@ def bench_probe(model: str = "inceptionv1", settings: ProbeBenchSettings | None 
         options: extra variants among ``"channels_last"``, ``"bf16"``, ``"compile"``;
             None = all three on CUDA, none on CPU.
         full_network: also time the whole network (the reference of ``speedup_vs_full``).
-        layers, crop_layer: None = the model's defaults (:data:`MODEL_LAYERS`; else its
-            ``meta["best_layer"]`` or last spatial layer). ``rf_crop_speedup`` is measured
+        layers, crop_layer: None = the model's defaults (its registry entry's ``bench_layers``
+            and ``best_layer``; else the last spatial layer). ``rf_crop_speedup`` is measured
             at ``crop_layer`` (also reported as ``rf_crop_speedup_<crop_layer>``).
     """
     from probes.device import resolve_device
@@ -167,7 +170,7 @@ def bench_probe(model: str = "inceptionv1", settings: ProbeBenchSettings | None 
         spec = RANDOM  # a speed benchmark: random weights need no download
     m = load_model(model, weights=spec, device=dev)
     spatial = [layer for layer in m.layers if m.geometry is None or layer in m.geometry.layers]
-    default_layers, default_crop = MODEL_LAYERS.get(m.name, ((), m.meta.get("best_layer") or spatial[-1]))
+    default_layers, default_crop = _model_defaults(model, spatial)
     layers = tuple(layer for layer in (o.layers or default_layers) if layer in m.layers) or (spatial[-1],)
     crop_layer = o.crop_layer or default_crop
     if crop_layer not in spatial:

@@ -16,10 +16,13 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 # Modules that contribute subcommands, in the order they appear in --help.
@@ -29,6 +32,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "curvebench.cli.run",
     "curvebench.cli.analysis",
     "curvebench.cli.discover",
+    "curvebench.cli.atlas",
     "curvebench.cli.report",
     "curvebench.cli.optimize",
 )
@@ -36,6 +40,27 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 class CommandError(Exception):
     """An error of the command line itself (bad combination of options) meant for the user."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: raised in the main thread so the command cleans up exactly as after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the block (main thread only; the old handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -106,12 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from curvebench.cli.outputs import inputs_of
+    from curvebench.cli.outputs import check_path_args, inputs_of
     from suites.atomic import staging
+    from suites.limits import check_option_limits
 
     try:
-        with staging(overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs_of(args)):
-            status = args.func(args)
+        with _sigterm_as_interrupt():
+            check_path_args(args)
+            check_option_limits(vars(args))  # every size-like option, before any work
+            with staging(overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs_of(args)):
+                status = args.func(args)
+    except Terminated:
+        print("curvebench: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("curvebench: interrupted", file=sys.stderr)
         return 130

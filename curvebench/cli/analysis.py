@@ -22,26 +22,29 @@ def _open(path: str, allow_partial: bool | None = None):
     ``allow_partial=False`` refuses a partial file (tuning, validate without ``--allow-partial``);
     None only says so.
     """
-    from suites.errors import ResultsFileError
     from suites.results.reading import open_results
-    from suites.results.verify import check_results_file
+    from suites.results.verify import check_for_analysis
 
-    status = check_results_file(path)
-    if status.partial or status.being_written:
-        if allow_partial is False:
-            raise ResultsFileError(f"{path} is {status.describe()}; its numbers would describe only the rows "
-                                   "run so far: finish it, or pass --allow-partial")
-        print(f"note: {path} is {status.describe()}" + ("; numbers describe only the rows so far"
-                                                         if status.partial else ""))
+    _, notes = check_for_analysis(path, allow_partial)
+    for note in notes:
+        print(note)
     return open_results(path)
 
 
-def _stats(path: str | None):
+def _stats(path: str | None, positions: str = "valid"):
     if not path:
         return None
+    from suites.analysis.sigma import choose_positions
     from suites.results.files import load_stats
 
-    return load_stats(path, "--stats")
+    return choose_positions(load_stats(path, "--stats"), positions)
+
+
+def add_sigma_positions(p: argparse.ArgumentParser) -> None:
+    """``--sigma-positions valid|all``: which std of a statistics file the sigma uses (docs/analysis.md)."""
+    p.add_argument("--sigma-positions", choices=["valid", "all"], default="valid",
+                   help="with --stats: the std over the padding-free positions of natural images (default, the one "
+                        "sigma of every command) or over all positions")
 
 
 def _say_statistics(stats) -> None:
@@ -140,7 +143,7 @@ def _plot_layer(name: str, ds, layer: str, out: Path, stats, args: argparse.Name
         return []
     print(f"{name} {layer}: channels {', '.join(map(str, chosen.channels))}: {chosen.how}")
     if chosen.source == "sweep test":
-        print(f"note: for discover's full test (both polarities, corner and end-stop controls) run `curvebench discover "
+        print(f"note: for discover's full test (both polarities, several positions, controls) run `curvebench discover "
               f"--model {ds.attrs.get('model', 'MODEL')} --layers {layer}`; plot then shows its detectors")
     written = plot_heatmaps(ds, out, stats, layers=[layer], channels=channels, vmax=args.vmax,
                             strip=_strip(args), name=name)
@@ -162,7 +165,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     datasets = [(Path(f).stem, with_orientation_axis(_open(f), args.orientation_axis)) for f in args.files]
     requested = args.layers if args.layers else None
     layer_lists = [_layers(ds, requested) for _, ds in datasets]  # bad input fails before any output
-    stats = _stats(args.stats)
+    stats = _stats(args.stats, args.sigma_positions)
     _say_statistics(stats)
     out = Path(args.out) if args.out else Path(args.files[0]).with_suffix("").parent / (Path(args.files[0]).stem + "-figures")
     written = []
@@ -193,12 +196,16 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     ds = _open(args.file, allow_partial=args.allow_partial)
     reference = _open(args.reference) if args.reference else None
     layers = _layers(ds, args.layers)  # bad input fails before any output
-    stats = _stats(args.stats)
+    from suites.results.verify import check_results_file
+
+    subset = check_results_file(args.file).describe_subset()
+    stats = _stats(args.stats, args.sigma_positions)
     _say_statistics(stats)
     report = tuning_report(ds, stats, layers, reference, orientation_axis=args.orientation_axis)
     if args.orientation_axis != "curvebench":
         print(f"orientations on the {args.orientation_axis}'s axis: {report['units']['orientation']}")
     report["file"] = str(args.file)
+    report["grid_subset"] = subset  # empty: the whole grid; else e.g. "300 of 72,000 grid cells; ..."
     for layer, res in report["layers"].items():
         print(f"{layer}:")
         print(f"  {'channel':>8} {'pref(deg)':>9} {'best k':>8} {'peak sig':>8} {'FWHM':>6} {'echo':>5}" + ("  invar" if reference is not None else ""))
@@ -209,7 +216,9 @@ def cmd_tuning(args: argparse.Namespace) -> int:
                 line += f"  {u['invariance_score']:>5.2f}"
             print(line)
         for name, f in res["families"].items():
-            print(f"  {name}: coverage {100 * f['coverage']:.0f}% of orientations, largest gap between preferred "
+            lo, hi = f["orientation_range_deg"]
+            print(f"  {name}: coverage {100 * f['coverage']:.0f}% of the {f['orientations_swept']} orientations swept "
+                  f"({lo:g} to {hi:g} deg), largest gap between preferred "
                   f"orientations {f['largest_gap_deg']:.1f} deg, longest uncovered run {f['largest_uncovered_deg']:.1f} deg")
     if args.json:
         from suites.atomic import output_file
@@ -301,7 +310,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     channels = args.channels if args.channels else list(article_families(model.name).get(layer, {}))
     if not channels:
         raise ValueError(f"--channels: layer {layer!r} of {model.name!r} has no known curve family; give channel ids")
-    stats = _stats(args.stats)
+    stats = _stats(args.stats, args.sigma_positions)
     source = image_source(args.images, limit=args.limit)
     measured = measure_rotation_responses(model, source, layer, channels, k=args.k, step=args.step, size=args.size,
                                           progress=sys.stderr.isatty())
@@ -360,6 +369,7 @@ def _add_plot(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default <first file>-figures/)")
+    add_sigma_positions(p)
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
                    help=CHANNELS_HELP)
@@ -381,6 +391,7 @@ def _add_tuning(commands: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="results file of an orientation x curvature sweep")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: the sweep's own, labelled)")
+    add_sigma_positions(p)
     p.add_argument("--reference", default=None, metavar="FILE",
                    help="plain-curve results file: adds invariance scores (fill, colour runs)")
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
@@ -452,6 +463,7 @@ def _add_rotate_tuning(commands: argparse._SubParsersAction) -> None:
                    help="use only the first N images (default: all)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file: responses in sigma (default: raw post-ReLU)")
+    add_sigma_positions(p)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     add_overwrite(p)

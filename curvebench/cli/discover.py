@@ -135,10 +135,11 @@ def _check_outputs(paths: list[Path], **options: str | None) -> None:
 
     ``paths``: files under --out; ``options``: other output options by name (``json="x.json"``).
     """
-    from suites.atomic import check_folder, check_output
+    from suites.atomic import check_folder, check_output, declare_output_folder
 
     if paths:
         check_folder(paths[0].parent)
+        declare_output_folder(paths[0].parent)  # e.g. characterize's DIR/characterize: its own, though inside DIR
     for p in paths:
         check_output(p, "--out")
     for name, value in options.items():
@@ -201,8 +202,11 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- compare
 
 def _rows_from(path: Path) -> list[dict]:
+    from suites.data_files import check_data_file
     from suites.discovery.pipeline import compare_rows
 
+    if path.suffix in (".json", ".nc"):
+        check_data_file(path, "compare input")
     if path.suffix == ".json":
         try:
             summ = json.loads(path.read_text(encoding="utf-8"))
@@ -226,6 +230,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     for f in args.files:
         path = Path(f)
+        if path.is_dir() and (path / "atlas.json").is_file():
+            from suites.discovery.atlas import atlas_rows, read_atlas
+
+            rows += atlas_rows(read_atlas(path))
+            continue
         if path.is_dir():
             path = path / "summary.json"
         if not path.exists():
@@ -249,6 +258,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- demo
 
+def _heatmaps_folder(results: Path) -> Path:
+    """Where the ground-truth demo puts its heatmaps: ``demo.h5`` -> ``demo/``, ``q1`` -> ``q1-figures/``."""
+    return results.with_suffix("") if results.suffix else results.with_name(results.name + "-figures")
+
+
 def _demo_groundtruth(args: argparse.Namespace) -> int:
     from curvebench.cli.run import run_options
     from suites.analysis.plots import plot_heatmaps
@@ -260,17 +274,23 @@ def _demo_groundtruth(args: argparse.Namespace) -> int:
         from suites.atomic import check_folder
 
         _check_outputs([Path(args.out)])
-        check_folder(Path(args.out).with_suffix(""), "the heatmaps folder (--out without .h5)")
+        check_folder(_heatmaps_folder(Path(args.out)), "the heatmaps folder (--out without .h5)")
     if args.figure:
         _check_outputs([], figure=args.figure)
     res = run_suite("demo", run_options(args), out=args.out, progress=False if args.no_progress else None)
-    with open_results(res.path) as ds:
-        figures = plot_heatmaps(ds, res.path.with_suffix(""), strip=stimulus_strip)
+    try:  # the demo's results file is made for its figures: a failure after the run removes it
+        with open_results(res.path) as ds:
+            figures = plot_heatmaps(ds, _heatmaps_folder(res.path), strip=stimulus_strip)
+        if args.figure:
+            with output_file(args.figure, "--figure") as tmp:
+                shutil.copyfile(readable_path(figures[0]), tmp)
+    except BaseException:
+        for debris in (res.path, Path(str(res.path) + ".lock")):
+            debris.unlink(missing_ok=True)
+        raise
     for p in figures:
         print(f"figure: {p}")
     if args.figure:
-        with output_file(args.figure, "--figure") as tmp:
-            shutil.copyfile(readable_path(figures[0]), tmp)
         print(f"figure copied to {args.figure}")
     print("next:")
     print(f"  python -c \"import suites; print(suites.open_results('{res.path}'))\"")
@@ -402,7 +422,8 @@ def _add_compare(commands: Any) -> None:
                     "trained vs random-weights control). FILES: summary.json files, discover output folders or "
                     "family.nc files.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc")
+    p.add_argument("files", nargs="+", metavar="FILE", help="discover summary.json, output folder or family.nc, "
+                   "or an atlas folder (every model and layer of it)")
     p.add_argument("--out", default="results/compare.png", metavar="PNG", help="figure (default results/compare.png)")
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     add_overwrite(p)

@@ -73,7 +73,15 @@ def parse_values(name: str, text: str) -> list[float]:
     bad = [v for v in values if not math.isfinite(v)]
     if bad:
         raise ValueError(f"--{name.replace('_', '-')} = {text!r}: {bad[0]} is not finite; allowed finite numbers")
+    huge = [v for v in values if abs(v) > FLOAT32_MAX]  # would become inf in the renderer's float32
+    if huge:
+        raise LimitError(f"--{name.replace('_', '-')} = {text!r}: {huge[0]:g} is too large: at most "
+                         f"{FLOAT32_MAX:.3g} in magnitude (the renderer computes in float32)")
     return values
+
+
+#: Largest float32 value: a number beyond it would reach the renderer as inf.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def parse_size(text: str) -> int | tuple[int, int]:

@@ -16,10 +16,25 @@ from curvebench.cli.outputs import add_overwrite
 __all__ = ["register"]
 
 
+def _inputs(files: list[str]):
+    """``(name, dataset)`` per file; an atlas folder gives one per model: its best layer's responses and family."""
+    from suites.file_kinds import CURVE_FAMILY_KIND, DISCOVER_RESPONSES_KIND
+    from suites.results.files import open_file, open_for_report, with_family
+
+    for f in files:
+        if Path(f).is_dir() and (Path(f) / "atlas.json").is_file():
+            from suites.discovery.atlas import best_layer_files
+
+            for model, responses, family in best_layer_files(f):
+                yield str(Path(f) / model), with_family(open_file(responses, DISCOVER_RESPONSES_KIND, option="report"),
+                                                        open_file(family, CURVE_FAMILY_KIND, option="report"))
+            continue
+        yield f, open_for_report(f)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from suites.analysis.report import ReportOptions, report_kind
     from suites.report_stimuli import write_report
-    from suites.results.files import open_for_report
 
     if not (math.isfinite(args.vmax) and args.vmax > 0):
         raise ValueError(f"--vmax = {args.vmax:g}: allowed a number of sigma > 0")
@@ -31,8 +46,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_output(out, "--out")  # before reading anything: an existing page needs --overwrite
     runs = []
     names: set[str] = set()
-    for f in args.files:
-        ds = open_for_report(f)
+    for f, ds in _inputs(args.files):
+        _say_what_is_missing(f, ds)
         try:
             report_kind(ds)
         except ValueError as exc:
@@ -44,9 +59,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         runs.append((name, ds))
     stats = None
     if args.stats:
+        from suites.analysis.sigma import choose_positions
         from suites.results.files import load_stats
 
-        stats = load_stats(args.stats, "--stats")
+        stats = choose_positions(load_stats(args.stats, "--stats"), args.sigma_positions)
     from curvebench.cli.analysis import family_folders
     from suites.results.family_file import with_family_files
 
@@ -60,6 +76,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     size = readable_path(path).stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _say_what_is_missing(path: str, ds) -> None:
+    """A sweep that is partial, a subset of its grid, or holds NaN/inf activations: one note each (the page shows what is there)."""
+    from suites.file_kinds import RESULTS_KIND
+    from suites.results.attributes import file_kind
+    from suites.results.verify import check_for_analysis
+
+    if file_kind(ds.attrs) == RESULTS_KIND and Path(path).is_file():
+        for note in check_for_analysis(path)[1]:
+            print(note)
 
 
 def register(commands: argparse._SubParsersAction, bench_commands: argparse._SubParsersAction) -> None:
@@ -77,6 +104,9 @@ def register(commands: argparse._SubParsersAction, bench_commands: argparse._Sub
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file (an existing one needs --overwrite)")
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="statistics file from `curvebench stats` (default: each sweep's own, labelled)")
+    from curvebench.cli.analysis import add_sigma_positions
+
+    add_sigma_positions(p)
     p.add_argument("--layers", type=name_list, metavar="A,B", help="comma-separated layers (default all)")
     p.add_argument("--channels", type=channel_selection(), default="auto", metavar="auto|all|family|IDS|FAMILY.nc",
                    help=CHANNELS_HELP.replace("at most 16", "at most --max-channels") + " (sweep files; discover output: "

@@ -10,12 +10,11 @@
    finds ``FOLDER/family.nc`` and ``FOLDER/discover-*/family.nc`` beside the results and
    in ``./results``; this module opens no file);
 3. the channels that pass the curve-detector test of ``curvebench discover``
-   (:func:`suites.analysis.curve_family.polarity_verdict`) applied to the sweep itself, as
+   (:func:`suites.analysis.curve_family.classify_arrays`) applied to the sweep itself, as
    far as one polarity allows: strength, curve not line, one orientation lobe (steps 1-3;
-   no second polarity, no corner or end-stop control). The lobe must be at least
-   :data:`MIN_LOBE_SAMPLES` orientation samples wide at half height (the test's
-   ``min_tuning_width`` raised to 1.5 orientation steps), so that a unit answering one
-   cell of a coarse grid is never chosen.
+   no second polarity, one position, no corner, end-stop or spot control), with the
+   test's ``min_tuning_width`` raised to :data:`MIN_LOBE_STEPS` orientation steps, so
+   that a unit answering one cell of a coarse grid is never chosen.
 
 Never a ranking by one cell's value. When more channels qualify than a figure holds
 (``max_channels``), the ones shown are spread evenly over preferred orientation, and the
@@ -35,14 +34,16 @@ import xarray as xr
 
 from suites.specs.channel_selection import ChannelSelection
 
-from .curve_family import Criteria, polarity_verdict
+from .curve_family import Criteria, classify_arrays
 from .tuning import best_curvature_index, fitted_peak
 
 __all__ = ["ChosenChannels", "NoChannels", "choose_channels", "sweep_detectors", "spread", "family_detectors",
-           "MIN_LOBE_SAMPLES"]
+           "MIN_LOBE_STEPS"]
 
-#: A lobe must cover this many orientation samples at half height (1.5 steps of FWHM).
-MIN_LOBE_SAMPLES = 2
+#: Narrowest orientation lobe (FWHM) chosen, in orientation steps of the sweep. With linear
+#: interpolation to the half-height crossings, a response in one cell only (0 at both
+#: neighbours) is 1 step wide, a lobe with two samples at half height or more at least 1.5.
+MIN_LOBE_STEPS = 1.5
 
 
 class NoChannels(ValueError):
@@ -104,8 +105,8 @@ def _orientation_step(o: np.ndarray) -> float:
 def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[list[int], Criteria]:
     """Channels of a sigma grid ``(channel, curvature, orientation)`` that pass steps 1-3 of the curve-detector test.
 
-    Returns the channels and the criteria applied (``min_tuning_width`` raised to 1.5
-    orientation steps, see the module docstring).
+    Returns the channels and the criteria applied (``min_tuning_width`` raised to
+    :data:`MIN_LOBE_STEPS` orientation steps, see the module docstring).
 
     Raises:
         NoChannels: no swept curvature reaches the test's ``min_curvature``.
@@ -115,18 +116,21 @@ def sweep_detectors(g: xr.DataArray, criteria: Criteria | None = None) -> tuple[
     k = np.asarray(g.coords["curvature"].values, dtype=np.float64)
     if o.size == 0 or k.size == 0 or not np.isfinite(g.values).any():
         raise NoChannels("the sweep holds no measured values yet")
-    crit = replace(base, min_tuning_width=max(base.min_tuning_width, 1.5 * _orientation_step(o)))
+    crit = replace(base, min_tuning_width=max(base.min_tuning_width, MIN_LOBE_STEPS * _orientation_step(o)))
     if not (k >= crit.min_curvature - 1e-12).any():
         raise NoChannels(f"the sweep's curvatures reach {k.max():g}/px, below the curve-detector test's "
                          f"{crit.min_curvature:g}/px")
     ids = [int(c) for c in g.coords[g.dims[0]].values]
-    values = g.values
-    passed = []
+    values = np.asarray(g.values, dtype=np.float64)
+    measured = np.isfinite(values).reshape(len(ids), -1).any(axis=1)
+    if not measured.any():
+        return [], crit
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        for i, c in enumerate(ids):
-            if np.isfinite(values[i]).any() and polarity_verdict(o, k, values[i], crit)[0]:
-                passed.append(c)
+        # one polarity: the same grid as both (steps 4 and 6 then add nothing; no controls, one position)
+        two = np.repeat(values[measured][:, None], 2, axis=1)
+        family = classify_arrays(o, k, two, criteria=crit, channels=np.asarray(ids)[measured])
+    passed = [int(c) for c, d in zip(family.channel.values, family.detector.values) if bool(d)]
     return passed, crit
 
 
@@ -176,9 +180,13 @@ def _given_family(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> list[int
 
 def _discovered(ds: xr.Dataset, layer: str, sel: ChannelSelection) -> tuple[Path, list[int]] | None:
     """The newest candidate family of the results' network with detectors in ``layer``, or None."""
-    from suites.results.attributes import check_same_model
+    from suites.results.attributes import check_same_model, model_id
 
+    if model_id(ds.attrs)[0] is None:  # results that do not name their model match no family
+        return None
     for path, fam in sel.families:
+        if model_id(fam.attrs)[0] is None:
+            continue
         try:
             check_same_model(fam.attrs, ds.attrs, what="family", other="results", error=ValueError)
             return Path(path), family_detectors(fam, layer)

@@ -531,20 +531,3 @@ def summary_line(summ: dict, layer: str) -> str:
         text += f"; random-weights control: {summ['control']['layers'][layer]['detectors']}"
     return text
 
-
-def polarity_verdict(orientations: np.ndarray, curvatures: np.ndarray, heat: np.ndarray,
-                     criteria: Criteria | None = None) -> tuple[bool, dict[str, float]]:
-    """Steps 1-3 of the test on one polarity's ``(curvature, orientation)`` sigma grid.
-
-    For data with one contrast polarity and no controls, e.g. a sweep file (steps 4 and 5
-    need both polarities and the angle and ray responses). Returns whether it passes and
-    its numbers (``peak_sigma``, ``curvature`` (1/px), ``orientation`` (degrees, fitted
-    peak), ``line_ratio``, ``circular_variance``, ``second_peak``, ``fwhm`` (degrees)).
-
-    Raises:
-        ValueError: no swept curvature reaches ``criteria.min_curvature``.
-    """
-    crit = criteria or Criteria()
-    numbers = _polarity_numbers(np.asarray(orientations, dtype=np.float64), np.asarray(curvatures, dtype=np.float64),
-                                np.asarray(heat, dtype=np.float64), crit)
-    return _passes(numbers, crit), numbers

@@ -210,15 +210,18 @@ def _layer_page(ds: xr.Dataset, layer: str, options: ReportOptions) -> dict:
     """One layer: tuning of every channel, grids of the shown channels (whole sweep and per series value)."""
     from .family_channels import family_channels
 
-    from .channel_choice import choose_channels
+    from .channel_choice import ChosenChannels, NoChannels, choose_channels
     from .sigma import to_sigma
 
     fam = (options.families or {}).get(layer) if options.families is not None else family_channels(ds, layer)
     families = {f"{layer} curve family": fam} if fam else None
     tuned = layer_tuning(ds, layer, options.stats, families=families)
     ids = [int(c) for c in tuned["channels"]]
-    chosen = choose_channels(ds, layer, grid(ds, to_sigma(ds, layer, options.stats)), options.channels, known=fam,
-                             max_channels=options.max_channels)
+    try:
+        chosen = choose_channels(ds, layer, grid(ds, to_sigma(ds, layer, options.stats)), options.channels, known=fam,
+                                 max_channels=options.max_channels)
+    except NoChannels as exc:  # the page still lists every channel's tuning, and says why no heatmap is shown
+        chosen = ChosenChannels([], f"none ({exc})", "none")
     prefs = {c: tuned["channels"][c]["preferred_orientation"] for c in chosen.channels}
     order = sorted(chosen.channels, key=lambda c: prefs[c] if math.isfinite(prefs[c]) else 1e9)
     cdim = channel_dim(ds, layer)

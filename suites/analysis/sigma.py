@@ -103,13 +103,22 @@ def check_compatible(results: xr.Dataset, stats: xr.Dataset) -> None:
     check_same_model(stats.attrs, results.attrs, what="stats: computed", other="the results file")
 
 
+def choose_positions(stats: xr.Dataset, positions: str) -> xr.Dataset:
+    """``stats`` (a copy of its attributes) whose sigma uses the std over ``positions`` (``--sigma-positions``)."""
+    SigmaDefinition(positions=positions)  # validates
+    out = stats.copy()
+    out.attrs["sigma_positions"] = positions
+    return out
+
+
 def channel_stats(
     results: xr.Dataset, layer: str, stats: xr.Dataset | None = None, *, pre_relu: bool = False,
-    sigma: SigmaDefinition = DEFAULT_SIGMA,
+    sigma: SigmaDefinition | None = None,
 ) -> ChannelStats:
     """Per-channel mean/std for ``layer``, aligned to the channels present in ``results``.
 
-    The std is over the positions ``sigma.positions`` names (padding-free by default; see
+    The std is over the positions ``sigma.positions`` names (default: the statistics'
+    ``sigma_positions`` attribute set by :func:`choose_positions`, else padding-free; see
     :func:`reference_moments`). Without ``stats`` the sweep's own statistics are used
     (labelled :data:`SWEEP_LABEL`).
     """
@@ -124,6 +133,8 @@ def channel_stats(
         std[seen] = np.nanstd(data[:, seen], axis=0)
         return ChannelStats(mean, std, SWEEP_LABEL)
     check_compatible(results, stats)
+    if sigma is None:
+        sigma = SigmaDefinition(positions=str(stats.attrs.get("sigma_positions", DEFAULT_SIGMA.positions)))
     name = f"{layer}_pre_relu" if pre_relu else layer
     mean, std, used = reference_moments(stats, name, sigma.positions)
     sdim = mean.dims[0]

@@ -187,7 +187,8 @@ def family_coverage(orientations: np.ndarray, curves: np.ndarray, preferred: Seq
 
     Returns:
         ``coverage``: fraction of the swept orientations at which at least one unit is
-        at >= half its own peak; ``largest_gap_deg``: the largest circular gap between
+        at >= half its own peak (``orientations_swept`` of them, spanning ``orientation_range_deg``:
+        a sweep of part of the circle gives the coverage of that part only); ``largest_gap_deg``: the largest circular gap between
         consecutive preferred orientations; ``largest_uncovered_deg``: the longest run
         of uncovered orientations (degrees).
     """
@@ -214,6 +215,8 @@ def family_coverage(orientations: np.ndarray, curves: np.ndarray, preferred: Seq
     longest = min(longest, o.size)
     return {
         "coverage": float(covered.mean()),
+        "orientations_swept": int(o.size),
+        "orientation_range_deg": [float(np.min(o)), float(np.max(o))] if o.size else [math.nan, math.nan],
         "largest_gap_deg": gap,
         "largest_uncovered_deg": float(longest * step),
     }

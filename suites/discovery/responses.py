@@ -228,7 +228,7 @@ def cached_stats(model, layers: Sequence[str], *, images: str = "builtin", size:
         from suites.atomic import unstaged
 
         with unstaged():  # a cache, not an output of the command: replaced atomically, kept on later failure
-            save_stats(stats, path)
+            save_stats(stats, path, what="--cache")
         stats.attrs["cache_file"] = str(path)
     return stats
 

@@ -38,14 +38,18 @@ def read_attrs(path: str | os.PathLike, option: str = "file") -> dict[str, Any]:
     """The top-level attributes of an HDF5/netCDF file, without reading its data.
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: no such file, or not a regular file
+            (:class:`suites.data_files.DataFileError`, names ``option``).
         ResultsFileError: HDF5 cannot read it (names ``option``).
     """
     import h5py
 
+    from suites.data_files import check_data_file
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise FileNotFoundError(f"{option}: file not found: {p}")
+    check_data_file(p, option)  # a regular file (a FIFO is never opened), recorded as an input
     try:
         with h5py.File(p, "r", locking=False) as f:
             return {k: _text(v) for k, v in f.attrs.items()}

@@ -40,9 +40,7 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
             or with the data (:func:`suites.results.verify.check_results_file`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    check_results_file(path)  # attributes against each other and the data (ResultsFileError)
+    check_results_file(path)  # a regular file; attributes against each other and the data (ResultsFileError)
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", driver_kwds={"locking": False})
     except OSError as exc:

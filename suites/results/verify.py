@@ -31,7 +31,11 @@ import numpy as np
 
 from suites.errors import ResultsFileError, SuiteError
 
-__all__ = ["ResultsStatus", "check_results_file", "check_resumable", "being_written"]
+__all__ = ["ResultsStatus", "AxisCoverage", "check_results_file", "check_resumable", "being_written",
+           "count_nonfinite", "check_for_analysis", "ROWS_PER_CHUNK"]
+
+#: Rows read at a time when a check covers every row (coordinates, activations).
+ROWS_PER_CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,18 @@ class ResultsStatus:
     rows_total: int | None
     state: str
     being_written: bool
+    grid_cells: int | None = None
+    axes_coverage: tuple[AxisCoverage, ...] = ()
 
     @property
     def partial(self) -> bool:
         """Fewer rows than the run will write (interrupted, ``--limit`` excluded: that is its total)."""
         return self.rows_total is not None and self.rows_completed < self.rows_total
+
+    @property
+    def subset(self) -> bool:
+        """The rows present cover only part of the grid (a ``--limit`` run, or a partial one)."""
+        return self.grid_cells is not None and self.rows_completed < self.grid_cells
 
     def describe(self) -> str:
         """One line: ``"partial: 16 of 60 rows (interrupted; continue with ...)"`` or ``"complete: 60 rows"``."""
@@ -64,6 +75,28 @@ class ResultsStatus:
         how = ("still being written by another process" if self.being_written else
                f"interrupted; continue with `curvebench run --resume {self.path}`")
         return f"partial: {self.rows_completed:,} of {self.rows_total:,} rows ({how})"
+
+    def describe_subset(self) -> str:
+        """One line on what part of the grid the rows cover, e.g. ``"300 of 72,000 grid cells; complete axes:
+        curvature; orientation: 2 of 360 values (0 to 1.5)"`` (empty when the whole grid is there)."""
+        if not self.subset:
+            return ""
+        full = [a.name for a in self.axes_coverage if a.present == a.size]
+        part = [f"{a.name}: {a.present:,} of {a.size:,} values ({a.low:g} to {a.high:g})"
+                for a in self.axes_coverage if a.present < a.size]
+        return "; ".join([f"{self.rows_completed:,} of {self.grid_cells:,} grid cells",
+                          f"complete axes: {', '.join(full) if full else 'none'}", *part])
+
+
+@dataclass(frozen=True)
+class AxisCoverage:
+    """How much of one grid axis the rows present reach: ``present`` of ``size`` values, from ``low`` to ``high``."""
+
+    name: str
+    present: int
+    size: int
+    low: float
+    high: float
 
 
 def being_written(path: str | os.PathLike) -> bool:
@@ -114,9 +147,9 @@ def check_results_file(path: str | os.PathLike) -> ResultsStatus:
     """
     import h5py
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"results file not found: {p}")
+    from suites.data_files import check_data_file
+
+    p = check_data_file(path, "results file")
     try:
         f = h5py.File(p, "r", locking=False)
     except OSError as exc:
@@ -142,12 +175,56 @@ def check_results_file(path: str | os.PathLike) -> ResultsStatus:
             raise _bad(p, "state", f"= {state!r} is neither 'running' nor 'complete'")
         if state == "complete" and total is not None and done != total:
             raise _bad(p, "state", f"= 'complete' but only {done:,} of rows_total = {total:,} rows are there")
-        if "grid_axes" in attrs:
-            _check_grid(p, f, attrs, done, total)
-    return ResultsStatus(p, done, total, state, being_written(p))
+        _check_dimensions(p, f, names)
+        if "shards" in attrs:
+            _check_shards(p, attrs, done)
+        cells, coverage = (_check_grid(p, f, attrs, done, total) if "grid_axes" in attrs else (None, ()))
+    return ResultsStatus(p, done, total, state, being_written(p), cells, coverage)
 
 
-def _check_grid(p: Path, f: Any, attrs: Any, done: int, total: int | None) -> None:
+def _check_dimensions(p: Path, f: Any, names: list[str]) -> None:
+    """Every axis of every row dataset has its coordinate dataset (``<layer>_channel``, ...)."""
+    for name in names:
+        ds = f[name]
+        for axis in range(1, ds.ndim):
+            try:
+                scales = [sc.name for sc in ds.dims[axis].values()]
+            except (KeyError, ValueError, RuntimeError, OSError):
+                scales = [None]
+            if not scales or any(sc is None or sc.lstrip("/") not in f for sc in scales):
+                raise ResultsFileError(f"{p}: dataset {name!r} has lost the coordinate dataset of its axis {axis} "
+                                       f"(e.g. '{name.removesuffix('_pre_relu')}_channel' was deleted); the file is "
+                                       "incomplete and is not used")
+
+
+def _check_shards(p: Path, attrs: Any, done: int) -> None:
+    """A combined (torchrun) file: every shard that holds finished rows is there, a regular file with those rows."""
+    import h5py
+
+    from suites.data_files import DataFileError, check_data_file
+
+    shards = str(attrs["shards"]).split()
+    bounds = np.asarray(attrs.get("shard_rows", np.zeros((0, 2))), dtype=np.int64).reshape(-1, 2)
+    if len(bounds) != len(shards):
+        raise _bad(p, "shards", f"names {len(shards)} shards but shard_rows gives {len(bounds)} row ranges")
+    for rel, (a, b) in zip(shards, bounds):
+        need = max(0, min(b, done) - a)
+        if need == 0:
+            continue
+        try:
+            shard = check_data_file(p.parent / rel, "shard")
+            with h5py.File(shard, "r", locking=False) as h5:
+                have = int(np.asarray(h5.attrs.get("rows_completed", -1)).reshape(()))
+        except (DataFileError, OSError, ValueError, TypeError) as exc:
+            raise ResultsFileError(f"{p}: shard {rel} (rows {a:,}-{b - 1:,}) is missing or unreadable "
+                                   f"({' '.join(str(exc).split())[:200]}); its rows would read as NaN, so the file "
+                                   "is not used") from None
+        if have < need:
+            raise ResultsFileError(f"{p}: shard {rel} holds {max(have, 0):,} finished rows but the file counts "
+                                   f"{need:,} of its rows ({a:,}-{a + need - 1:,}) as done; the file is not used")
+
+
+def _check_grid(p: Path, f: Any, attrs: Any, done: int, total: int | None) -> tuple[int, tuple[AxisCoverage, ...]]:
     names = str(attrs["grid_axes"]).split()
     if "grid_shape" not in attrs:
         raise _bad(p, "grid_shape", "is missing (the file has grid_axes)")
@@ -183,17 +260,67 @@ def _check_grid(p: Path, f: Any, attrs: Any, done: int, total: int | None) -> No
     offset = int(np.asarray(attrs["shard_rows"]).reshape(-1)[0]) if "shard_rows" in attrs else 0
     if offset < 0 or offset + done > size:
         raise _bad(p, "shard_rows", f"starts at row {offset:,}, outside the grid's {size:,} points")
-    if done and len(axes) == len(names):  # the first and last finished rows sit where the grid says
-        for row in sorted({0, done - 1}):
-            idx = np.unravel_index(offset + row, shape_t)
-            for name, i in zip(names, idx):
-                values = axes[name]
-                if name in f and f[name].shape and f[name].shape[0] > row:
-                    got = float(f[name][row])
-                    if not (math.isclose(got, float(values[i]), rel_tol=1e-6, abs_tol=1e-9)
-                            or (math.isnan(got) and math.isnan(float(values[i])))):
-                        raise _bad(p, f"grid_axis_{name}", f"puts {values[i]:g} at row {row} but the row holds "
-                                                           f"{name} = {got:g}")
+    if done and len(axes) == len(names):  # every finished row sits where the grid says
+        _check_rows_on_grid(p, f, names, axes, shape_t, offset, done)
+    return size, _coverage(names, axes, shape_t, offset, done)
+
+
+def _check_rows_on_grid(p: Path, f: Any, names: list[str], axes: dict[str, np.ndarray], shape: tuple[int, ...],
+                        offset: int, done: int) -> None:
+    """Each finished row's coordinates are finite and the grid's, in chunks of :data:`ROWS_PER_CHUNK` rows."""
+    stored = [n for n in names if n in f and f[n].shape and f[n].shape[0] >= done]
+    for start in range(0, done, ROWS_PER_CHUNK):
+        stop = min(done, start + ROWS_PER_CHUNK)
+        index = np.unravel_index(np.arange(offset + start, offset + stop), shape)
+        for name in stored:
+            got = np.asarray(f[name][start:stop], dtype=np.float64)
+            want = axes[name][index[names.index(name)]]
+            ok = np.isclose(got, want, rtol=1e-6, atol=1e-9) | (np.isnan(got) & np.isnan(want))
+            if not ok.all():
+                row = start + int(np.argmin(ok))
+                what = "is not finite" if not np.isfinite(got[row - start]) else "is off the grid"
+                bad = int((~ok).sum())
+                raise _bad(p, f"grid_axis_{name}", f"puts {want[row - start]:g} at row {row:,} but the row holds "
+                                                   f"{name} = {got[row - start]:g}, which {what} ({bad:,} such rows "
+                                                   f"in rows {start:,}-{stop - 1:,})")
+
+
+def _coverage(names: list[str], axes: dict[str, np.ndarray], shape: tuple[int, ...], offset: int,
+              done: int) -> tuple[AxisCoverage, ...]:
+    """Which values of each axis rows ``offset .. offset + done - 1`` (grid order, first axis slowest) reach."""
+    out = []
+    for k, (name, n) in enumerate(zip(names, shape)):
+        stride = math.prod(shape[k + 1:])
+        first, last = offset // stride, (offset + max(done, 1) - 1) // stride
+        present = n if last - first + 1 >= n else (last - first + 1 if done else 0)
+        idx = np.arange(first, first + max(present, 1)) % n
+        values = axes.get(name, np.arange(n, dtype=np.float64))[idx]
+        out.append(AxisCoverage(name, present, n, float(np.min(values)), float(np.max(values))))
+    return tuple(out)
+
+
+def count_nonfinite(path: str | os.PathLike, variables: list[str] | None = None) -> dict[str, int]:
+    """NaN and infinite values in the finished rows of each float row variable (chunked); only non-zero counts.
+
+    ``variables``: the datasets to count (default: every float row variable that is not a grid coordinate).
+    """
+    import h5py
+
+    counts: dict[str, int] = {}
+    with h5py.File(path, "r", locking=False) as f:
+        done = int(np.asarray(f.attrs["rows_completed"]).reshape(-1)[0])
+        coords = set(str(f.attrs.get("grid_axes", "")).split())
+        names = variables if variables is not None else [
+            n for n in str(f.attrs.get("row_variables", "")).split() if n not in coords]
+        for name in names:
+            ds = f[name]
+            if ds.dtype.kind != "f":
+                continue
+            per_chunk = max(1, ROWS_PER_CHUNK * 8 // max(1, math.prod(ds.shape[1:])))
+            bad = sum(int((~np.isfinite(ds[a:min(done, a + per_chunk)])).sum()) for a in range(0, done, per_chunk))
+            if bad:
+                counts[name] = bad
+    return counts
 
 
 def _stored_suite_axes(p: Path, attrs: Any) -> list[tuple[str, np.ndarray]]:
@@ -214,6 +341,38 @@ def _stored_suite_axes(p: Path, attrs: Any) -> list[tuple[str, np.ndarray]]:
         suite = legacy if _stored_axes_match(attrs, legacy) and any(
             f"grid_axis_{n}" in attrs for n, _ in legacy.axes) else suite.quick()
     return [(n, np.asarray(v)) for n, v in suite.axes]
+
+
+def check_for_analysis(path: str | os.PathLike, allow_partial: bool | None = None) -> tuple[ResultsStatus, list[str]]:
+    """Verify a results file for an analysis: refuse (``allow_partial=False``) or state what is missing.
+
+    Missing means: rows not run yet (partial, or still being written), grid cells outside the
+    rows (a ``--limit`` run: which axes are complete, how many cells of how many), and NaN or
+    infinite activations (counted per variable, every row read in chunks).
+
+    Returns:
+        the status and the notes to print (``"note: X is ..."``), empty for a whole, finite grid.
+
+    Raises:
+        ResultsFileError: an inconsistent file; or, with ``allow_partial=False``, a file with
+            anything missing (the message says what, and to pass ``--allow-partial``).
+    """
+    status = check_results_file(path)
+    missing: list[str] = []
+    if status.partial or status.being_written:
+        missing.append(status.describe())
+    if status.subset and not status.partial:
+        missing.append(f"a subset of its grid: {status.describe_subset()}")
+    elif status.subset:
+        missing.append(status.describe_subset())
+    bad = count_nonfinite(path)
+    if bad:
+        missing.append("non-finite activations (" + ", ".join(f"{n:,} NaN/inf values in {v!r}" for v, n in bad.items()) + ")")
+    if missing and allow_partial is False:
+        raise ResultsFileError(f"{path}: " + "; ".join(missing) + "; its numbers would describe only what is "
+                               "there: finish or rerun it, or pass --allow-partial")
+    notes = [f"note: {path}: " + "; ".join(missing) + ("; numbers describe only what is there" if missing else "")]
+    return status, notes if missing else []
 
 
 def _stored_axes_match(attrs: Any, suite: Any) -> bool:

@@ -259,9 +259,9 @@ def default_stats_path(stats: xr.Dataset, folder: str | Path = "results") -> Pat
     return Path(folder) / f"stats-{stats.attrs['model']}-{sha}-{src}-{stats.attrs['image_size']}px{suffix}.nc"
 
 
-def save_stats(stats: xr.Dataset, path: str | Path) -> Path:
-    """Write a statistics dataset (netCDF4/HDF5 via h5netcdf)."""
+def save_stats(stats: xr.Dataset, path: str | Path, what: str = "--out") -> Path:
+    """Write a statistics dataset (netCDF4/HDF5 via h5netcdf); ``what`` names ``path`` in errors (``--cache``)."""
     path = Path(path)
-    with output_file(path, "--out") as tmp:
+    with output_file(path, what) as tmp:
         stats.to_netcdf(tmp, engine="h5netcdf")
     return path

@@ -222,6 +222,11 @@ def _run(ranks: _Ranks, suite: Any, options: RunOptions, out: Any, resume: Any, 
         if resume is None:
             if ranks.rank == 0 and path.exists():
                 raise ResultsExistsError(f"{path} already exists; continue it with --resume {path} or choose another --out")
+            # every rank checks before any rank creates its shard: a refusal leaves no new shard behind
+            shard = path.parent / shard_names(path, ranks.world)[ranks.rank]
+            if shard.exists() or shard.is_symlink():
+                raise ResultsExistsError(f"shard {shard} already exists (left by an earlier run of {path}?); "
+                                         f"remove it, or choose another --out")
             return prepare_suite(suite, options), options, None
         return (*resume_checks(path, suite, options, attrs=attrs, world_size=ranks.world), attrs)
 

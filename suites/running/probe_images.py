@@ -128,7 +128,9 @@ def _layout(net: Any, layers: Sequence[str], hw: tuple[int, int], o: ProbeImages
         cdim = f"{layer}_channel"
         dims[cdim] = np.arange(net.num_channels(layer), dtype=np.int64)
         vdims: tuple[str, ...] = ("image", cdim)
-        if o.full_map:
+        if net.geometry is not None and layer not in net.geometry.layers:
+            pass  # a global tap (logits after the pool): one value per channel, no unit to pick
+        elif o.full_map:
             grid = _map_coords(net, layer, hw)
             dims[f"{layer}_y"], dims[f"{layer}_x"] = grid
             vdims = ("image", cdim, f"{layer}_y", f"{layer}_x")

@@ -265,8 +265,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
                 f"no suite named {str(name_or_path)!r}: not a built-in suite "
                 f"({', '.join(builtin_names())}) and no such file"
             )
-    if not p.is_file():
-        raise FileNotFoundError(f"suite file not found: {p}")
+    if p.is_dir():
+        raise SuiteError(f"{p}: is a folder; give a TOML suite file or a built-in name")
+    from suites.data_files import check_data_file
+
+    check_data_file(p, "suite file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -387,10 +390,7 @@ def _parse_summary(doc: dict, path: str) -> Summary:
 
 def parse_suite(text: str, path: str = "<string>") -> Suite:
     """Parse and validate TOML text into a :class:`Suite` (see the module docstring)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    doc = _load_toml(text, path)
     _check_keys(doc, _TOP_KEYS, path, "")
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -451,6 +451,36 @@ def _table(doc: dict, key: str, path: str, required: bool = False) -> dict:
     if not isinstance(value, dict):
         raise SuiteError(f"{path}: [{key}] must be a table, got {type(value).__name__} {value!r}")
     return value
+
+
+#: Deepest nesting of arrays and tables a suite may have (real suites nest 3 deep).
+MAX_TOML_DEPTH = 32
+
+
+def _load_toml(text: str, path: str) -> dict:
+    """``tomllib.loads(text)``, refusing in one line invalid TOML, deep nesting and NUL bytes (naming the key)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: nested too deeply to be a suite (at most {MAX_TOML_DEPTH} levels of "
+                         "arrays and tables)") from None
+    stack: list[tuple[str, Any, int]] = [("", doc, 0)]
+    while stack:  # iterative: no recursion, whatever the depth
+        where, value, depth = stack.pop()
+        if depth > MAX_TOML_DEPTH:
+            raise SuiteError(f"{path}: {where or 'the suite'} is nested {depth} levels deep; at most "
+                             f"{MAX_TOML_DEPTH} levels of arrays and tables")
+        if isinstance(value, str) and "\0" in value:
+            raise SuiteError(f"{path}: key {where!r} contains a NUL byte (\\u0000), which no suite value may hold")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for k, v in items:
+            if isinstance(k, str) and "\0" in k:
+                raise SuiteError(f"{path}: key {k!r} in {where or 'the top level'} contains a NUL byte (\\u0000)")
+            sub = f"{where}.{k}" if isinstance(k, str) and where else k if isinstance(k, str) else f"{where}[{k}]"
+            stack.append((sub, v, depth + 1))
+    return doc
 
 
 def _check_keys(table: dict, allowed: tuple[str, ...], path: str, section: str) -> None:

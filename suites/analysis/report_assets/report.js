@@ -397,7 +397,7 @@
     body.appendChild(el("p", { class: "note" }, "preferred orientation: " + DATA.preferred_method + ". sigma from " + layer.statistics + "."));
     if (layer.chosen) body.appendChild(el("p", { class: "note chosen" }, "channels shown: " + layer.chosen + "."));
     layer.families.forEach(f => body.appendChild(el("p", { class: "note family-summary" },
-      f.name + ": coverage " + fmt(100 * f.coverage, 0) + "% of orientations, largest gap between preferred orientations " +
+      f.name + ": coverage " + fmt(100 * f.coverage, 0) + "% of the " + f.orientations_swept + " orientations swept, largest gap between preferred orientations " +
       fmt(f.largest_gap_deg, 1) + " deg, longest uncovered run " + fmt(f.largest_uncovered_deg, 1) + " deg")));
     const shown = new Set(layer.shown);
     const columns = TUNING_COLUMNS.concat(layer.extra_columns || []);
