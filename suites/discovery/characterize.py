@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from probes.weights_spec import RANDOM_TEXT
 from suites.discovery.responses import DiscoverError
 from suites.file_kinds import CHARACTERIZE_KIND
 
@@ -233,7 +234,7 @@ def characterize(folder: str | Path, layer: str | None = None, *, device: str = 
     from suites.discovery.responses import load_network
 
     weights = out.responses.attrs.get("weights") or None
-    if weights and str(weights).startswith("random"):
+    if weights and str(weights).startswith(RANDOM_TEXT):
         raise DiscoverError("characterize: the folder holds a random-weights run; characterise a trained family")
     model = load_network(str(out.responses.attrs["model"]), weights if weights and Path(str(weights)).exists() else None,
                          device=device)

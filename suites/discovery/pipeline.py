@@ -26,6 +26,7 @@ from typing import Any
 
 import xarray as xr
 
+from probes.weights_spec import RANDOM_TEXT, WeightsSpec
 from suites.atomic import check_folder, output_file
 from suites.discovery.responses import DEFAULT_SWEEP, DiscoverError, Sweep, discover_responses, load_network, model_fingerprint
 
@@ -171,12 +172,12 @@ def discover(model: str, layers: Sequence[str], options: DiscoverOptions | None 
     net = load_network(model, opts.weights, seed=opts.seed, device=opts.device)
     rnd = None
     if opts.control:  # before any work: a model built from code has no random control
-        rnd = load_network(model, "random", seed=opts.seed, device=opts.device)
+        rnd = load_network(model, RANDOM_TEXT, seed=opts.seed, device=opts.device)
         if model_fingerprint(rnd) == model_fingerprint(net):
             raise DiscoverError(f"control: model {model!r} has no random initialisation (its weights are built from "
                                 f"code); drop --control")
     random_label = f"random (torch seed {opts.seed})"
-    is_random = isinstance(opts.weights, str) and opts.weights == "random"
+    is_random = WeightsSpec.parse(opts.weights).is_random
     resp, family = _run_one(net, layers, opts, crit, stats=opts.stats, weights_label=random_label if is_random else None)
     c_resp = c_family = None
     if rnd is not None:

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from probes.weights_spec import RANDOM_TEXT, WeightsSpec
 from suites.analysis.sigma import DEFAULT_SIGMA, SigmaDefinition, reference_moments
 from suites.errors import SuitesError
 from suites.file_kinds import DISCOVER_RESPONSES_KIND
@@ -462,7 +463,7 @@ def _measure_attrs(model, layers, sweep: Sweep, where, centre, offsets: np.ndarr
     return {
         "file_kind": RESPONSES_KIND,
         "model": str(meta.get("model", model.name)),
-        "weights": str(meta.get("weights") or ("random" if meta.get("random_weights") else "")),
+        "weights": str(meta.get("weights") or (RANDOM_TEXT if meta.get("random_weights") else "")),
         "weights_sha256": str(meta.get("weights_sha256") or ""),
         "random_weights": int(bool(meta.get("random_weights"))),
         "layers": " ".join(layers),
@@ -581,6 +582,6 @@ def load_network(model: str, weights: str | Path | None, *, seed: int = 0, devic
     """``probes.load_model`` with the random initialisation seeded (``weights="random"``): the control is reproducible."""
     import probes
 
-    if isinstance(weights, str) and weights == "random":
+    if WeightsSpec.parse(weights).is_random:
         torch.manual_seed(seed)
     return probes.load_model(model, weights=weights, device=device)
