@@ -172,6 +172,7 @@ def test_tampered_middle_rows_are_refused_by_every_reader(capsys, w, name, tampe
     refused(capsys, w, [command, "results.h5", *extra], pattern)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # stated in one line, no numpy warnings on the way
 def test_non_finite_activations_are_counted_and_refused_or_stated(capsys, w):
     def spoil(f):
         f["curves"][3:7] = np.nan

@@ -126,6 +126,7 @@ def channel_stats(
     cdim = channel_dim(results, layer)
     if stats is None:
         data = np.asarray(values.transpose(STIMULUS_DIM, cdim).values, dtype=np.float64)
+        data[~np.isfinite(data)] = np.nan  # inf activations (counted and stated by results.verify) are not statistics
         seen = np.isfinite(data).any(axis=0)  # channels without a value (no rows yet): NaN, without numpy warnings
         mean = np.full(data.shape[1], np.nan)
         std = np.full(data.shape[1], np.nan)

@@ -83,10 +83,11 @@ def fitted_peak(orientations: np.ndarray, curve: np.ndarray) -> float:
         return float(o[i] % 360.0)
     left, right = c[(i - 1) % n], c[(i + 1) % n]
     step = (o[1] - o[0]) if circ else (o[min(i + 1, n - 1)] - o[max(i - 1, 0)]) / 2
-    denom = left - 2 * c[i] + right
-    delta = 0.0
-    if np.isfinite(denom) and denom < 0:
-        delta = float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+    with np.errstate(over="ignore", invalid="ignore"):  # an inf activation: no parabola, the argmax stands
+        denom = left - 2 * c[i] + right
+        delta = 0.0
+        if np.isfinite(denom) and denom < 0:
+            delta = float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
     return float((o[i] + delta * step) % 360.0)
 
 
