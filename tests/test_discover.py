@@ -311,3 +311,15 @@ def test_positions_must_be_a_square_grid(tmp_path, capsys, cache):
     assert Sweep(positions=9).position_offsets(16).tolist()[0] == pytest.approx([-16 / 3, -16 / 3])
     off = Sweep(positions=4, offset=(4.0, -8.0)).position_offsets(16)
     assert off.tolist() == [[0, -12], [8, -12], [0, -4], [8, -4]]
+
+
+def test_command_line_sweep_defaults_are_the_library_defaults():
+    """discover and atlas show the defaults of ``Sweep`` in --help without importing torch: one copy, kept equal."""
+    import dataclasses
+
+    from curvebench.cli.discover import SWEEP_DEFAULTS
+    from suites.discovery.responses import Sweep
+
+    library = {f.name: f.default for f in dataclasses.fields(Sweep)}
+    for name, value in vars(SWEEP_DEFAULTS).items():
+        assert library[name] == value, f"--{name.replace('_', '-')}: command line {value!r}, Sweep {library[name]!r}"

@@ -47,9 +47,7 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
 
 def register(commands: Any, bench_commands: Any) -> None:
     """Add ``atlas`` to the ``curvebench`` parser."""
-    from types import SimpleNamespace
-
-    from curvebench.cli.discover import _add_criteria_args, _add_sweep_args
+    from curvebench.cli.discover import SWEEP_DEFAULTS, _add_criteria_args, _add_sweep_args
 
     p = commands.add_parser(
         "atlas", help="curve families across many layers of several models, with the random-weights control",
@@ -74,8 +72,7 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
-                                       angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8))
+    _add_sweep_args(p, SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
     p.set_defaults(func=_cmd_atlas)

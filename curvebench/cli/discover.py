@@ -371,7 +371,7 @@ def _cmd_characterize(args: argparse.Namespace) -> int:
 
 
 #: the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
-_SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
+SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
                                   angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
 
 
@@ -408,7 +408,7 @@ def _add_discover(commands: Any) -> None:
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, _SWEEP_DEFAULTS)
+    _add_sweep_args(p, SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
     p.set_defaults(func=_cmd_discover)
