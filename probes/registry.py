@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from probes.base import _TOO_SMALL, InputTransform, ProbeModel, parse_input_transform, wrap_module
+from probes.allocator import reuse_freed_memory
 from probes.errors import ModelError, WeightsError
 from probes.device import resolve_device
 from probes.receptive import Geometry
@@ -284,6 +285,8 @@ def load_model(
             always use their weights' transform.
         layers: factory models only: the taps (dotted ``named_modules()`` names); default all.
     """
+    if resolve_device(device).type == "cpu":
+        reuse_freed_memory()  # about 1.8x faster CPU forward passes (probes/allocator.py)
     if is_factory_spec(name):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")

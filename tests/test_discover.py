@@ -160,9 +160,10 @@ def test_cli_json_shape_and_files(gt_cli_run):
     cur = summ["layers"]["curves"]
     assert cur["channels_tested"] == 12 and cur["detectors"] == 12 and isinstance(cur["largest_gap_deg"], float)
     lo, hi = cur["detectors_ci"]
-    assert lo <= cur["detectors"] <= hi and cur["positions"] == 4
+    assert lo <= cur["detectors"] <= hi and cur["positions"] == 16
     assert all(0.75 <= m["stability"] <= 1.0 for m in cur["family"])
-    assert "4 positions" in summ["positions"]
+    assert "16 positions" in summ["positions"] and "nearest unit" in summ["positions"]
+    assert summ["read_unit"].startswith("nearest")
     first = cur["family"][0]
     for key, kind in (("channel", int), ("preferred_orientation", float), ("preferred_curvature", float),
                       ("peak_sigma", float)):

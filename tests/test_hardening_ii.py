@@ -243,7 +243,7 @@ def test_family_coverage_says_how_many_orientations_it_covers():
     (["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "100000000", "--out", "dd"],
      r"--orientations = 100,000,000 is too large: at most 10,000"),
     (["discover", "--model", "groundtruth", "--layers", "curves", "--orientations", "5000", "--curvatures", "5000",
-      "--out", "dd"], r"--orientations x --curvatures x --positions = 100,000,000 stimuli is too large: at most 1,000,000"),
+      "--positions", "4", "--out", "dd"], r"--orientations x --curvatures x --positions = 100,000,000 stimuli is too large: at most 1,000,000"),
     (["discover", "--model", "groundtruth", "--layers", "curves", "--length", "1e308", "--out", "dd"],
      r"--length = 1e\+308 px is too large: at most 131,072 px"),
     (["render", "--length", "1e308", "--out", "l.png"], r"--length = '1e308': 1e\+308 is too large"),

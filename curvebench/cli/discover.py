@@ -102,10 +102,13 @@ def _add_sweep_args(p: argparse.ArgumentParser, defaults: Any) -> None:
                         + ",".join(f"{t:g}" for t in defaults.angle_turns) + ": the article's angles)")
     g.add_argument("--positions", type=positive_int, default=defaults.positions, metavar="N",
                    help=f"stimulus positions, an n x n grid over one stride cell around the receptive-field centre; "
-                        f"a square number (default {defaults.positions})")
+                        f"a square number (default {defaults.positions}: 4 x 4, a quarter stride apart)")
     g.add_argument("--offset", type=_float_pair, default=(0.0, 0.0), metavar="DX,DY",
                    help="move every position by DX,DY px (image axes, y down) from the receptive-field centre: a "
                         "one-flag robustness check (default 0,0)")
+    g.add_argument("--read-unit", choices=["nearest", "centre"], default=defaults.read_unit,
+                   help="which unit reads a stimulus: the channel's unit nearest it (default; a stimulus moved by "
+                        "whole strides is read by the neighbouring unit) or always the centre unit")
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
                    help=f"stimuli per forward pass (default {defaults.batch_size})")
 
@@ -121,7 +124,8 @@ def _sweep(args: argparse.Namespace):
 
     return Sweep(orientations=args.orientations, curvatures=args.curvatures, length=args.length, width=args.width,
                  size=args.size, max_curvature=args.max_curvature, angle_turns=tuple(args.angle_turns),
-                 positions=args.positions, offset=tuple(args.offset), batch_size=args.batch_size)
+                 positions=args.positions, offset=tuple(args.offset), read_unit=args.read_unit,
+                 batch_size=args.batch_size)
 
 
 def _criteria(args: argparse.Namespace):
@@ -372,7 +376,8 @@ def _cmd_characterize(args: argparse.Namespace) -> int:
 
 #: the defaults of suites.discovery.responses.Sweep, repeated here so that --help does not import torch
 SWEEP_DEFAULTS = SimpleNamespace(orientations=36, curvatures=10, length=64.0, width=3.0, size=224,
-                                  angle_turns=(45.0, 90.0, 135.0), positions=4, batch_size=8)
+                                  angle_turns=(45.0, 90.0, 135.0), positions=16, read_unit="nearest",
+                                  batch_size=8)
 
 
 def _add_discover(commands: Any) -> None:

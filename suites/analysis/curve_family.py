@@ -102,8 +102,8 @@ class Criteria:
         """The test in one paragraph (stored in every output)."""
         c = self
         return (
-            f"curve sweep in both contrast polarities at several stimulus positions over one stride cell around the "
-            f"receptive-field centre, responses in sigma (see 'sigma'); at each "
+            f"curve sweep in both contrast polarities at several stimulus positions over one stride cell (which unit "
+            f"reads each: see 'read_unit'), responses in sigma (see 'sigma'); at each "
             f"position, in each polarity: peak at curvature >= {c.min_curvature:g}/px >= {c.min_sigma:g} sigma, "
             f">= {c.min_line_ratio:g}x the best straight-line response, unimodal orientation tuning at the peak "
             f"curvature (one lobe: {c.min_tuning_width:g} deg <= FWHM <= {c.max_tuning_width:g} deg, circular "
@@ -347,7 +347,8 @@ def classify(resp: xr.Dataset, layer: str, criteria: Criteria | None = None) -> 
     ``stability`` and ``passes_at_position`` (unit, position), ``angle_ratio``,
     ``endpoint_ratio``, ``spot_ratio``, ``flag_corner``, ``flag_end_stop``, ``flag_spot``,
     ``flags`` (text), ``clipped_fraction``, ``saturated``, ``detector``; coords ``layer``,
-    ``channel``; the position offsets as ``position_dx``/``position_dy``.
+    ``channel``; the position offsets as ``position_dx``/``position_dy`` (and, from a run that
+    reads the nearest unit, ``phase_dx``/``phase_dy`` and ``unit_dx``/``unit_dy``).
     """
     s = sigma_responses(resp, layer)
     ctrl = {n: s[n] for n in ("angle", "ray", "spot") if n in s}
@@ -355,9 +356,9 @@ def classify(resp: xr.Dataset, layer: str, criteria: Criteria | None = None) -> 
     out = classify_arrays(resp.coords["orientation"].values, resp.coords["curvature"].values, s["curve_positions"],
                           controls=ctrl, criteria=criteria, channels=resp.coords[f"{layer}_channel"].values,
                           layer=layer, clipped_fraction=frac)
-    if "position_dx" in resp.coords:
-        out = out.assign_coords(position_dx=(("position",), resp.position_dx.values),
-                                position_dy=(("position",), resp.position_dy.values))
+    for name in ("position_dx", "position_dy", "phase_dx", "phase_dy", "unit_dx", "unit_dy"):
+        if name in resp.coords:
+            out = out.assign_coords({name: (("position",), resp[name].values)})
     test = out.attrs["test"]
     out.attrs.update(_provenance(resp))
     out.attrs["test"] = test
@@ -369,7 +370,7 @@ def classify(resp: xr.Dataset, layer: str, criteria: Criteria | None = None) -> 
 
 def _provenance(resp: xr.Dataset) -> dict:
     keys = ("model", "weights", "weights_sha256", "random_weights", "fingerprint", "statistics", "statistics_proxy",
-            "sigma", "sweep", "probe_input", "positions", "stride", "orientation_convention", "controls", "activation",
+            "sigma", "sweep", "probe_input", "positions", "read_unit", "stride", "orientation_convention", "controls", "activation",
             "activations")
     return {k: resp.attrs[k] for k in keys if k in resp.attrs}
 
@@ -505,6 +506,7 @@ def summary(family: xr.Dataset, control: xr.Dataset | None = None) -> dict:
             "sigma": ds.attrs.get("sigma"),
             "probe_input": ds.attrs.get("probe_input"),
             "positions": ds.attrs.get("positions"),
+            "read_unit": ds.attrs.get("read_unit"),
             "activations": ds.attrs.get("activations"),
             "sweep": ds.attrs.get("sweep"),
             "orientation_convention": ds.attrs.get("orientation_convention"),

@@ -118,8 +118,10 @@ class _Probe:
                            positions=1)
         self.where = _where(model, [out.layer], self.sweep)
         cx, cy = self.where[1]
-        dx = r.position_dx.values if "position_dx" in r.coords else np.zeros(1)
-        dy = r.position_dy.values if "position_dy" in r.coords else np.zeros(1)
+        # where the run drew each stimulus relative to the unit it read (files before read_unit: the offsets)
+        px, py = ("phase_dx", "phase_dy") if "phase_dx" in r.coords else ("position_dx", "position_dy")
+        dx = r[px].values if px in r.coords else np.zeros(1)
+        dy = r[py].values if py in r.coords else np.zeros(1)
         self.positions = [(cx + a, cy + b) for a, b in zip(dx, dy)]
         base = r[f"{out.layer}_mean"].values if r.attrs.get("sigma_baseline") == "mean" else \
             r[f"{out.layer}_blank"].sel(polarity="black_on_white").values

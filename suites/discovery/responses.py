@@ -31,9 +31,11 @@ Convention:
       the direction it leaves the centre in;
     * curvature in 1/px; lengths, widths and position offsets (dx, dy; image axes,
       y down) in px; images RGB in [0, 1];
-    * activations are read at the unit whose receptive-field centre is the grid's
-      centre (the exact receptive-field crop of a ``size`` input when the model has a
-      geometry): post-ReLU, except for a tap that clips (ReLU6), which is read before
+    * activations are read at the unit of the channel nearest each stimulus
+      (``Sweep.read_unit``; a position beyond the centre unit's stride cell is read by
+      the neighbouring unit, computed as the centre unit's response to the stimulus at
+      its phase: exact by translation by whole strides), on the exact
+      receptive-field crop of a ``size`` input when the model has a geometry: post-ReLU, except for a tap that clips (ReLU6), which is read before
       the clip, ``max(pre, 0)`` (the value whose std the statistics store), so that no
       tuning is a plateau edge; ``<L>_clipped_fraction`` says how much of the curve
       sweep the clip would have flattened.
@@ -69,10 +71,12 @@ from suites.file_kinds import DISCOVER_RESPONSES_KIND
 from suites.results.attributes import stats_label
 
 __all__ = ["Sweep", "DEMO_SWEEP", "DEFAULT_SWEEP", "measure", "model_fingerprint", "cached_stats", "discover_responses",
-           "check_layers", "load_network", "DiscoverError", "POLARITIES", "RESPONSES_KIND"]
+           "check_layers", "load_network", "DiscoverError", "POLARITIES", "READ_UNITS", "RESPONSES_KIND"]
 
 RESPONSES_KIND = DISCOVER_RESPONSES_KIND
 POLARITIES = ("black_on_white", "white_on_black")
+#: which unit reads a stimulus (:attr:`Sweep.read_unit`)
+READ_UNITS = ("nearest", "centre")
 _COLOURS = {"black_on_white": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), "white_on_black": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))}
 
 
@@ -98,9 +102,15 @@ class Sweep:
             the end tangents of the arc turning by that much (``kind="angle"``), as the
             ``angles`` suite draws them (45, 90, 135: the article's angles).
         positions: stimulus positions, an ``n`` x ``n`` grid over one stride cell of the
-            deepest layer around its receptive-field centre (1 = the centre only; 4 =
-            the quarter points).
+            deepest layer around its receptive-field centre (1 = the centre only; 16, the
+            default: a 4 x 4 grid, ``stride / 4`` apart, 4 px at stride 16).
         offset: ``(dx, dy)`` px added to every position (robustness checks).
+        read_unit: which unit reads a stimulus: ``"nearest"`` (default), the unit of the
+            channel whose receptive-field centre is nearest the stimulus, so a position
+            moved by whole strides is read by the neighbouring unit and the test depends
+            only on where the stimulus falls inside a stride cell; ``"centre"``, always the
+            unit at the receptive-field centre (positions far from it are off-centre
+            stimuli for that unit).
         spot_size: side (px) of the dot of the spot control.
         batch_size: stimuli per forward pass. 8 by default: on CPU, larger batches spend
             more time in the kernel (page faults of freshly mapped activation buffers)
@@ -117,8 +127,9 @@ class Sweep:
     size: int = 224
     max_curvature: float | None = None
     angle_turns: tuple[float, ...] = (45.0, 90.0, 135.0)
-    positions: int = 4
+    positions: int = 16
     offset: tuple[float, float] = (0.0, 0.0)
+    read_unit: str = "nearest"
     spot_size: float = 4.0
     batch_size: int = 8
     channels_last: bool = True
@@ -148,6 +159,8 @@ class Sweep:
                                 f"got {self.positions!r}")
         if not (len(self.offset) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.offset)):
             raise DiscoverError(f"sweep: offset must be two finite numbers (dx, dy) px, got {self.offset!r}")
+        if self.read_unit not in READ_UNITS:
+            raise DiscoverError(f"sweep: read_unit must be one of {', '.join(READ_UNITS)}, got {self.read_unit!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise DiscoverError(f"sweep: batch_size must be an int >= 1, got {self.batch_size!r}")
 
@@ -177,6 +190,33 @@ class Sweep:
         g = ((np.arange(n) + 0.5) / n - 0.5) * float(stride)
         dy, dx = np.meshgrid(g, g, indexing="ij")
         return np.stack([dx.ravel(), dy.ravel()], axis=1) + np.asarray(self.offset, dtype=np.float64)
+
+    def read_positions(self, stride: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where each position is read: ``(phases, units)``, both ``(positions, 2)`` in image axes (x, y down).
+
+        ``units`` is the unit that reads the stimulus, in strides from the centre unit
+        (integers), and ``phases`` the stimulus position in px from that unit's
+        receptive-field centre. With ``read_unit="nearest"`` the phase of every offset
+        ``d`` of :meth:`position_offsets` is ``d`` wrapped into ``[-stride/2, stride/2)``
+        (the unit nearest the stimulus; a tie goes to the unit on the +x / +y side); with
+        ``"centre"`` the unit is always the centre one and the phase is ``d``.
+        """
+        d = self.position_offsets(stride)
+        if self.read_unit == "centre" or stride <= 0:
+            return d, np.zeros_like(d)
+        units = np.floor(d / stride + 0.5)
+        phases = d - units * stride
+        return phases, units
+
+    def position_order(self, stride: float) -> np.ndarray:
+        """Indices that sort the positions by phase (``phase_dy``, then ``phase_dx``): the order of the ``position`` axis.
+
+        Grids whose phases are the same set (an offset by whole grid steps, read by the
+        nearest unit) then give the same arrays in the same order, and the same
+        bootstrap interval.
+        """
+        phases, _ = self.read_positions(stride)
+        return np.lexsort((np.round(phases[:, 0], 9), np.round(phases[:, 1], 9)))
 
 
 #: the sweep of ``curvebench demo`` (and the default of ``discover``): 72 x 10, 64 px arcs, 3 px stroke.
@@ -402,20 +442,32 @@ def measure(model, layers: Sequence[str], sweep: Sweep = DEFAULT_SWEEP, *, progr
     layers = check_layers(model, layers, sweep)
     where = _where(model, layers, sweep)
     size, centre, stride = where[0], where[1], where[5]
-    offsets = sweep.position_offsets(stride)
+    order = sweep.position_order(stride)
+    offsets = sweep.position_offsets(stride)[order]
+    phases, units = (a[order] for a in sweep.read_positions(stride))
     if sweep.channels_last:
         model.net.to(memory_format=torch.channels_last)
     per_pos = sweep.orientations * (2 * sweep.curvatures + len(sweep.angle_turns) + 1) + 2
     bar = tqdm(total=len(offsets) * per_pos + 2, desc=f"discover {model.name}", unit="stim", disable=not progress)
     pr = _Prober(model, layers, sweep, where, bar)
-    runs = [_measure_at(pr, (centre[0] + dx, centre[1] + dy)) for dx, dy in offsets]
+    # the unit `units` strides away reads the stimulus at `phases` from its centre; translation by whole
+    # strides is exact (see _nearest_exact), so the centre unit reads the same stimulus drawn at the phase
+    runs = [_measure_at(pr, (centre[0] + dx, centre[1] + dy)) for dx, dy in phases]
     blank_imgs = torch.stack([torch.tensor(_COLOURS[p][1], dtype=torch.float32).view(3, 1, 1).expand(3, size, size)
                               for p in POLARITIES]).to(model.device)
     blank = _probe_all(model, layers, [blank_imgs], where[2], where[3])
     bar.update(2)
     bar.close()
     ds = _responses_dataset(layers, sweep, runs, blank, offsets)
+    ds = ds.assign_coords(phase_dx=(("position",), phases[:, 0]), phase_dy=(("position",), phases[:, 1]),
+                          unit_dx=(("position",), units[:, 0].astype(np.int64)),
+                          unit_dy=(("position",), units[:, 1].astype(np.int64)))
+    for name, text in (("phase", "px from the receptive-field centre of the unit that reads the stimulus"),
+                       ("unit", "the unit that reads the stimulus, in strides from the centre unit")):
+        for axis in ("dx", "dy"):
+            ds[f"{name}_{axis}"].attrs["long_name"] = text
     ds.attrs.update(_measure_attrs(model, layers, sweep, where, centre, offsets))
+    ds.attrs["read_unit"] = _read_unit_text(model, layers, sweep, where, units)
     return ds
 
 
@@ -457,6 +509,43 @@ def _responses_dataset(layers, sweep: Sweep, runs: list[dict], blank: dict[str, 
     return ds
 
 
+def _nearest_exact(model, layers: Sequence[str], where, units: np.ndarray) -> bool | None:
+    """Are the units read (``units`` strides from the centre unit) padding-free on the full input, like the centre one?
+
+    Then a stimulus moved by whole strides and read by the neighbouring unit gives
+    exactly the centre unit's response to the unmoved stimulus (the convolutions see
+    the same pixels, translated). None when the model has no analytic geometry to check.
+    """
+    plan, stride = where[2], where[5]
+    geometry = getattr(model, "geometry", None)
+    if plan is None or geometry is None or not plan.exact:
+        return None
+    from probes.receptive import padding_free_units
+
+    for layer in layers:
+        rf = plan.receptive_fields.get(layer) or model.receptive_field(layer, plan.size)
+        free = set(padding_free_units(geometry, layer, plan.full_size))
+        row, col = plan.full_units[layer]
+        for ux, uy in units:
+            dr, dc = uy * stride / rf.stride, ux * stride / rf.stride
+            if not (float(dr).is_integer() and float(dc).is_integer()) or {int(row + dr), int(col + dc)} - free:
+                return False
+    return True
+
+
+def _read_unit_text(model, layers, sweep: Sweep, where, units: np.ndarray) -> str:
+    if sweep.read_unit == "centre":
+        return "centre: every stimulus is read at the unit centred on the receptive-field centre"
+    text = ("nearest: each stimulus is read by the channel's unit whose receptive-field centre is nearest it; "
+            "drawn at its phase (offset wrapped into the stride cell) and read at the centre unit")
+    if not np.any(units):
+        return text + " (every position lies in the centre unit's stride cell)"
+    exact = _nearest_exact(model, layers, where, units)
+    return text + {True: ", exact: every unit read is padding-free, so translation by whole strides is exact",
+                   False: ", approximate: some unit read touches the input's padding",
+                   None: ", exact for a translation-equivariant layer away from the border (no geometry to check)"}[exact]
+
+
 def _measure_attrs(model, layers, sweep: Sweep, where, centre, offsets: np.ndarray) -> dict:
     meta = model.meta
     size, stride = where[0], where[5]
@@ -472,10 +561,11 @@ def _measure_attrs(model, layers, sweep: Sweep, where, centre, offsets: np.ndarr
         "probe_input": where[4],
         "stimulus_position": f"receptive-field centre ({centre[0]:g}, {centre[1]:g}) px on the {size} px input",
         "positions": (f"{len(offsets)} positions, an n x n grid over the {stride:g} px stride cell of the deepest "
-                      f"layer, offset {sweep.offset[0]:g},{sweep.offset[1]:g} px; (dx, dy) px from the centre, image axes (y down): "
+                      f"layer, offset {sweep.offset[0]:g},{sweep.offset[1]:g} px, read by the {sweep.read_unit} unit; "
+                      f"(dx, dy) px from the centre, image axes (y down): "
                       + " ".join(f"({dx:g},{dy:g})" for dx, dy in offsets)),
         "stride": float(stride),
-        "activation": "at the unit centred on the receptive-field centre; post-ReLU, or before the clip "
+        "activation": "at the unit that reads each stimulus (see 'read_unit'); post-ReLU, or before the clip "
                       "(max(pre, 0)) where the tap clips (ReLU6): see 'activations'",
         "orientation_convention": "degrees counter-clockwise on screen toward the side the arc opens (0 = +x, 90 = up); "
                                   "rays: the direction the ray leaves the centre",
