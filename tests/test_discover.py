@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -83,7 +84,10 @@ def test_finds_exactly_the_twelve_curve_units_and_no_edge_unit(gt_responses):
     s = summary(family)
     assert s["layers"]["curves"]["detectors"] == 12
     assert s["layers"]["curves"]["largest_gap_deg"] == pytest.approx(30.0, abs=3.0)
-    assert summary_line(s, "curves").startswith("12 curve detectors (95% CI 12-12 over positions) in curves, orientations cover the circle")
+    lo, hi = s["layers"]["curves"]["detectors_ci"]
+    assert lo <= 12 <= hi and lo >= 10
+    assert summary_line(s, "curves").startswith(f"12 curve detectors (95% CI {lo}-{hi} over positions) in curves, "
+                                                "orientations cover the circle")
 
 
 def test_default_line_ratio_keeps_only_the_echo_free_units(gt_responses):
@@ -151,17 +155,17 @@ def test_fingerprint_tells_weights_apart():
 def test_cli_json_shape_and_files(gt_cli_run):
     rc, text, out, js = gt_cli_run
     assert rc == 0
-    assert "12 curve detectors (95% CI 12-12 over positions) in curves" in text and "0 curve detectors (95% CI 0-0 over positions) in edges" in text
+    assert re.search(r"^12 curve detectors \(95% CI 1[0-2]-12 over positions\) in curves", text, re.M) and "0 curve detectors (95% CI 0-0 over positions) in edges" in text
     summ = json.loads(js.read_text())
     assert summ == json.loads((out / "summary.json").read_text()) | {"seconds": summ["seconds"]}
     assert summ["model"] == "groundtruth" and "control" not in summ
     assert summ["criteria"]["min_line_ratio"] == 1.3 and "both contrast polarities" in summ["test"]
-    assert summ["criteria"]["min_stability"] == 0.75 and "stability" in summ["test"]
+    assert summ["criteria"]["min_stability"] == 0.8 and "stability" in summ["test"]
     cur = summ["layers"]["curves"]
     assert cur["channels_tested"] == 12 and cur["detectors"] == 12 and isinstance(cur["largest_gap_deg"], float)
     lo, hi = cur["detectors_ci"]
     assert lo <= cur["detectors"] <= hi and cur["positions"] == 16
-    assert all(0.75 <= m["stability"] <= 1.0 for m in cur["family"])
+    assert all(0.8 <= m["stability"] <= 1.0 for m in cur["family"])
     assert "16 positions" in summ["positions"] and "nearest unit" in summ["positions"]
     assert summ["read_unit"].startswith("nearest")
     first = cur["family"][0]

@@ -56,7 +56,7 @@ def test_aliasing_unit_passes_at_the_centre_only(families):
     centre = _unit(families[1][1], "sampled", 0)
     grid = _unit(families[4][1], "sampled", 0)
     assert bool(centre.detector) and float(centre.stability) == 1.0
-    assert not bool(grid.detector) and float(grid.stability) < 0.75
+    assert not bool(grid.detector) and float(grid.stability) < 0.8
     s = layer_summary(families[4][1], "sampled")
     assert s["detectors"] == 0 and s["positions"] == 4
     assert layer_summary(families[1][1], "sampled")["detectors"] == 1
@@ -90,7 +90,7 @@ def test_detectors_ci_contains_the_count(families):
             s = layer_summary(families[n][1], layer)
             lo, hi = s["detectors_ci"]
             assert lo <= s["detectors"] <= hi
-            assert all(0.75 <= m["stability"] <= 1 for m in s["family"])
+            assert all(0.8 <= m["stability"] <= 1 for m in s["family"])
 
 
 def test_classify_arrays_on_plain_sigma_arrays():

@@ -82,7 +82,7 @@ class Criteria:
     max_second_peak: float = 0.5
     second_peak_distance: float = 90.0
     max_polarity_diff: float = 30.0
-    min_stability: float = 0.75
+    min_stability: float = 0.8
     max_angle_ratio: float = 1.0
     max_endpoint_ratio: float = 1.0
     max_spot_ratio: float = 1.0
