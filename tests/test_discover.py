@@ -180,7 +180,7 @@ def test_cli_json_shape_and_files(gt_cli_run):
     with xr.open_dataset(out / "family.nc", engine="h5netcdf") as fam:
         assert fam.sizes["unit"] == 24 and int(fam.detector.sum()) == 12
         assert "both contrast polarities" in fam.attrs["test"]
-        assert fam.stability.dims == ("unit",) and fam.passes_at_position.shape == (24, 4)
+        assert fam.stability.dims == ("unit",) and fam.passes_at_position.shape == (24, 16)
     with xr.open_dataset(out / "responses.nc", engine="h5netcdf") as resp:
         # the article's range by default: a straight line to a semicircle (curvature * length = pi)
         assert float(resp.curvature.max()) * 32 == pytest.approx(math.pi)
