@@ -120,7 +120,7 @@ def analyse(folder: Path, stats_path: str) -> None:
         phases, _ = sweep.read_positions(STRIDE)
         return [tuple(p) for p in phases[sweep.position_order(STRIDE)]]
 
-    for n, ms in ((16, 0.5), (16, 0.75), (16, 1.0), (4, 0.75)):
+    for n, ms in ((16, 0.8), (16, 0.5), (16, 0.75), (16, 1.0), (4, 0.8)):
         crit = Criteria(min_stability=ms)
         dense, sd = family(sorted(phase), crit)
         base, sb = family(read(n, (0, 0)), crit)
