@@ -6,11 +6,11 @@ pass allocates and frees its activation maps once per batch, so every batch pays
 faults to zero the same buffers again. Raising the mmap threshold to its 32 MiB maximum
 and the trim threshold to 1 GiB keeps them in the heap.
 
-Measured (``benchmarks/README.md``: EfficientNet-Lite0 to ``blocks.3.2.depthwise`` on its
-154 px crop, 360 curves at batch 8, 2 threads, same process): 1.77 s wall (2.38 s user,
-1.14 s system) before, 0.96 s (1.88 s user, 0.03 s system) after; ``curvebench demo``
-went from 157 s to SEE-DOCS s wall. The cost: the process keeps up to 1 GiB of freed
-memory instead of returning it. Nothing changes on a C library without ``mallopt``
+Measured (``python benchmarks/allocator.py``, benchmarks/README.md: EfficientNet-Lite0 to
+``blocks.3.2.depthwise`` on its 154 px crop, 360 arcs at batch 8, 2 threads, fresh
+processes alternating): 2.2x less wall and 1.8x less CPU time, system time 1.05 s ->
+0.01 s; the 16-position ``curvebench demo`` went from 157 s to 108 s of wall. The cost:
+the process keeps up to 1 GiB of freed memory instead of returning it. Nothing changes on a C library without ``mallopt``
 (macOS, musl) or for CUDA tensors.
 """
 
