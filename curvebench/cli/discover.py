@@ -385,8 +385,9 @@ def _add_discover(commands: Any) -> None:
     p = commands.add_parser(
         "discover", help="find the curve family of any model's layers (with a random-weights control)",
         description="Rank every channel of the given layers by the curve-detector test (docs/discover.md): an "
-                    "orientation x curvature sweep in both contrast polarities at the centre unit, sigma from "
-                    "natural-image statistics, with sharp-angle and line-end controls. Writes family.nc, "
+                    "orientation x curvature sweep in both contrast polarities at 16 positions over one stride "
+                    "cell, each read by the nearest unit, sigma from natural-image statistics, with sharp-angle, "
+                    "line-end and spot controls. Writes family.nc, "
                     "responses.nc, summary.json and figures into --out.",
     )
     p.add_argument("--model", required=True, help="model id (see `curvebench models`)")
