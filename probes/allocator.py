@@ -10,8 +10,8 @@ Measured (``python benchmarks/allocator.py``, benchmarks/README.md: EfficientNet
 ``blocks.3.2.depthwise`` on its 154 px crop, 360 arcs at batch 8, 2 threads, fresh
 processes alternating): 2.2x less wall and 1.8x less CPU time, system time 1.05 s ->
 0.01 s; the 16-position ``curvebench demo`` went from 157 s to 108 s of wall. The cost:
-the process keeps up to 1 GiB of freed memory instead of returning it. Nothing changes on a C library without ``mallopt``
-(macOS, musl) or for CUDA tensors.
+the process keeps up to 1 GiB of freed memory instead of returning it. Nothing changes
+on a C library without ``mallopt`` (macOS, musl) or for CUDA tensors.
 """
 
 from __future__ import annotations

@@ -370,8 +370,8 @@ def classify(resp: xr.Dataset, layer: str, criteria: Criteria | None = None) -> 
 
 def _provenance(resp: xr.Dataset) -> dict:
     keys = ("model", "weights", "weights_sha256", "random_weights", "fingerprint", "statistics", "statistics_proxy",
-            "sigma", "sweep", "probe_input", "positions", "read_unit", "stride", "orientation_convention", "controls", "activation",
-            "activations")
+            "sigma", "sweep", "probe_input", "positions", "read_unit", "stride", "orientation_convention", "controls",
+            "activation", "activations")
     return {k: resp.attrs[k] for k in keys if k in resp.attrs}
 
 

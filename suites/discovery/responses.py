@@ -34,9 +34,9 @@ Convention:
     * activations are read at the unit of the channel nearest each stimulus
       (``Sweep.read_unit``; a position beyond the centre unit's stride cell is read by
       the neighbouring unit, computed as the centre unit's response to the stimulus at
-      its phase: exact by translation by whole strides), on the exact
-      receptive-field crop of a ``size`` input when the model has a geometry: post-ReLU, except for a tap that clips (ReLU6), which is read before
-      the clip, ``max(pre, 0)`` (the value whose std the statistics store), so that no
+      its phase: exact by translation by whole strides), on the exact receptive-field
+      crop of a ``size`` input when the model has a geometry: post-ReLU, except for a
+      tap that clips (ReLU6), which is read before the clip, ``max(pre, 0)`` (the value whose std the statistics store), so that no
       tuning is a plateau edge; ``<L>_clipped_fraction`` says how much of the curve
       sweep the clip would have flattened.
 
@@ -115,7 +115,9 @@ class Sweep:
         batch_size: stimuli per forward pass. 8 by default: on CPU, larger batches spend
             more time in the kernel (page faults of freshly mapped activation buffers)
             than they save (EfficientNet-Lite0 at the 154 px crop, one thread: 3.1 s of
-            CPU per 256 stimuli at batch 8, 8.0 s at batch 64).
+            CPU per 256 stimuli at batch 8, 8.0 s at batch 64); with the allocator of
+            ``probes/allocator.py`` batch 8 is still the fastest (360 arcs, 2 threads:
+            1.14 s at 8, 1.35 s at 16).
         channels_last: run the convolutions in channels-last memory format (same numbers
             to float32 rounding, about 2x faster on CPU).
     """
@@ -209,7 +211,7 @@ class Sweep:
         return phases, units
 
     def position_order(self, stride: float) -> np.ndarray:
-        """Indices that sort the positions by phase (``phase_dy``, then ``phase_dx``): the order of the ``position`` axis.
+        """Indices sorting the positions by phase (``phase_dy``, then ``phase_dx``): the ``position`` axis order.
 
         Grids whose phases are the same set (an offset by whole grid steps, read by the
         nearest unit) then give the same arrays in the same order, and the same
@@ -518,8 +520,10 @@ def _nearest_exact(model, layers: Sequence[str], where, units: np.ndarray) -> bo
     """
     plan, stride = where[2], where[5]
     geometry = getattr(model, "geometry", None)
-    if plan is None or geometry is None or not plan.exact:
+    if plan is None or geometry is None:
         return None
+    if not plan.exact:  # the centre unit itself reads padding: its neighbours read it differently
+        return False
     from probes.receptive import padding_free_units
 
     for layer in layers:
