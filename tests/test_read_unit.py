@@ -87,3 +87,7 @@ def test_the_nearest_unit_is_the_neighbouring_unit_of_the_full_input():
     torch.testing.assert_close(read(-4.0, -10.0, (row - 1, col)), centre, rtol=0, atol=1e-6)
     _, units = sweep.read_positions(where[5])
     assert _nearest_exact(model, [layer], where, units) is True
+    # stage 4's receptive fields exceed the 224 px input: the centre unit reads padding, its neighbours differently
+    deep = "blocks.4.1.depthwise"
+    deep_where = _where(model, [deep], sweep)
+    assert _nearest_exact(model, [deep], deep_where, sweep.read_positions(deep_where[5])[1]) is False
