@@ -77,6 +77,8 @@ def test_resume_continues_per_layer_and_refuses_other_settings(tmp_path, cache, 
         A.run_atlas(_gt_options(cache), out)
     assert (out / "groundtruth" / "trained" / "edges" / "layer.json").is_file()
     assert not (out / "groundtruth" / "trained" / "curves" / "layer.json").exists()
+    first = json.loads((out / "groundtruth" / "trained" / "seconds.json").read_text())["seconds"]
+    assert first > 0  # the interrupted run's measuring time is kept
     monkeypatch.setattr(A, "_test_layer", real)
     measured = []
     import suites.discovery.atlas as mod
@@ -84,6 +86,8 @@ def test_resume_continues_per_layer_and_refuses_other_settings(tmp_path, cache, 
     monkeypatch.setattr(mod, "discover_responses", lambda *a, **k: measured.append(a) or pytest.fail("re-measured"))
     atlas = A.run_atlas(_gt_options(cache), out)  # the saved responses are reused, only 'curves' is tested
     assert not measured and atlas["models"]["groundtruth"]["layers"]["curves"]["detectors"] == 12
+    part = atlas["seconds"]["groundtruth trained"]
+    assert part >= first and atlas["seconds"]["total"] == part and atlas["seconds"]["this_run"] > 0
     from dataclasses import replace
 
     with pytest.raises(A.AtlasError, match="other sweep.orientations"):

@@ -252,8 +252,10 @@ def _run_one(model: str, which: str, layers: list[str], out: Path, opts: AtlasOp
     done = {l: folder / _safe(l) / "layer.json" for l in layers}
     todo = [l for l, p in done.items() if not p.is_file()]
     if todo:
+        t = time.perf_counter()
         net = load_network(model, RANDOM.text() if which == "control" else None, seed=opts.seed, device=opts.device)
         resp = _responses(net, todo, folder, opts)
+        t = _record_seconds(folder, t)
         if which == "control":
             resp.attrs["weights"] = f"random (torch seed {opts.seed})"
         geometry = _layer_geometry(net, todo, opts.sweep.size)
@@ -262,8 +264,22 @@ def _run_one(model: str, which: str, layers: list[str], out: Path, opts: AtlasOp
             _write_nc(folder / _safe(l) / "family.nc", family)
             entry = {**geometry[l], **numbers, "family_file": str(Path(model, which, _safe(l), "family.nc"))}
             _write_json(done[l], entry)
+            t = _record_seconds(folder, t)
     results = {l: json.loads(done[l].read_text(encoding="utf-8")) for l in layers}
     return {"layers": results, "best_layer": _best(results)}
+
+
+def _spent_seconds(folder: Path) -> float:
+    """Wall seconds spent on one part (model, trained or control) over every run so far (``seconds.json``)."""
+    path = folder / "seconds.json"
+    return float(json.loads(path.read_text(encoding="utf-8"))["seconds"]) if path.is_file() else 0.0
+
+
+def _record_seconds(folder: Path, since: float) -> float:
+    """Add the wall time since ``since`` (``time.perf_counter``) to the part's ``seconds.json``; returns now."""
+    now = time.perf_counter()
+    _write_json(folder / "seconds.json", {"seconds": round(_spent_seconds(folder) + now - since, 1)})
+    return now
 
 
 def _safe(layer: str) -> str:
@@ -295,12 +311,13 @@ def run_atlas(opts: AtlasOptions, out_dir: str | Path) -> dict:
     seconds: dict[str, float] = {}
     for model, ls in layers.items():
         for which in WEIGHTS_KINDS if opts.control else WEIGHTS_KINDS[:1]:
-            t = time.perf_counter()
             part = _run_one(model, which, ls, out, opts)
-            seconds[f"{model} {which}"] = round(time.perf_counter() - t, 1)
+            seconds[f"{model} {which}"] = _spent_seconds(out / model / which)
             (atlas if which == "trained" else atlas["control"])["models"][model] = part
     atlas.update(_provenance(out, layers, opts))
-    atlas["seconds"] = {"total": round(time.perf_counter() - t0, 1), **seconds}
+    # per part: wall seconds measuring and testing it, summed over every run that worked on it (resumes included)
+    atlas["seconds"] = {"total": round(sum(seconds.values()), 1), "this_run": round(time.perf_counter() - t0, 1),
+                        **seconds}
     atlas = json.loads(json.dumps(atlas))  # as read back from atlas.json
     _write_json(out / "atlas.json", atlas)  # the folder's own files: a resumed atlas replaces them
     if opts.figures:
