@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from curvebench.cli.argtypes import name_list
-from curvebench.cli.outputs import add_overwrite
 
 __all__ = ["register"]
 
@@ -47,7 +46,7 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
 
 def register(commands: Any, bench_commands: Any) -> None:
     """Add ``atlas`` to the ``curvebench`` parser."""
-    from curvebench.cli.discover import SWEEP_DEFAULTS, _add_criteria_args, _add_sweep_args
+    from curvebench.cli.discover import add_run_options
 
     p = commands.add_parser(
         "atlas", help="curve families across many layers of several models, with the random-weights control",
@@ -66,13 +65,6 @@ def register(commands: Any, bench_commands: Any) -> None:
     p.add_argument("--images", default="builtin", help="'builtin' or an image folder, for the sigma statistics")
     p.add_argument("--cache", default="results/cache", metavar="DIR", help="statistics cache (default results/cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
-    p.add_argument("--out", metavar="DIR", help="output folder (default results/atlas-<UTC time>); an existing atlas "
-                   "folder is continued when the settings are the same, refused otherwise")
-    p.add_argument("--json", metavar="PATH", help="also write atlas.json here")
-    p.add_argument("--no-figures", action="store_true", help="no PNGs")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_sweep_args(p, SWEEP_DEFAULTS)
-    _add_criteria_args(p)
-    add_overwrite(p)
+    add_run_options(p, "output folder (default results/atlas-<UTC time>); an existing atlas folder is continued "
+                       "when the settings are the same, refused otherwise", "also write atlas.json here")
     p.set_defaults(func=_cmd_atlas)

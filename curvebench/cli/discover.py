@@ -409,15 +409,21 @@ def _add_discover(commands: Any) -> None:
     p.add_argument("--sigma-positions", choices=["valid", "all"], default="valid",
                    help="std over the padding-free positions of natural images (default, like the probed centre "
                         "unit) or over all positions")
-    p.add_argument("--out", metavar="DIR", help="output folder (default results/discover-<model>-<UTC time>)")
-    p.add_argument("--json", metavar="PATH", help="also write the JSON summary here")
+    add_run_options(p, "output folder (default results/discover-<model>-<UTC time>)",
+                    "also write the JSON summary here")
+    p.set_defaults(func=_cmd_discover)
+
+
+def add_run_options(p: argparse.ArgumentParser, out_help: str, json_help: str) -> None:
+    """The options ``discover`` and ``atlas`` share after their own: outputs, device, progress, sweep and test."""
+    p.add_argument("--out", metavar="DIR", help=out_help)
+    p.add_argument("--json", metavar="PATH", help=json_help)
     p.add_argument("--no-figures", action="store_true", help="no PNGs")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_sweep_args(p, SWEEP_DEFAULTS)
     _add_criteria_args(p)
     add_overwrite(p)
-    p.set_defaults(func=_cmd_discover)
 
 
 def _add_compare(commands: Any) -> None:
